@@ -1,0 +1,199 @@
+"""One validated configuration: the source of CLI flags, widget forms and checkpoint metadata.
+
+The configuration is three frozen dataclasses grouped in :class:`Config`. Each field carries its
+help text in ``metadata["help"]``; the CLI builds its flags from it and the napari Train widget its
+form, so a field is documented once. :meth:`Config.from_dict` rejects unknown keys and bad values
+with a one-line :class:`ConfigError`, which is how metadata read from a weight file is checked too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from napari_cryoden.errors import CryodenError
+
+__all__ = [
+    "NORMALIZATIONS",
+    "DEVICES",
+    "ConfigError",
+    "ModelConfig",
+    "DataConfig",
+    "TrainConfig",
+    "Config",
+    "field_help",
+]
+
+NORMALIZATIONS = ("none", "meanstd", "percentile")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+class ConfigError(CryodenError, ValueError):
+    """A configuration value is missing, unknown or out of range."""
+
+
+def _f(default: Any, help: str, **kw: Any) -> Any:  # noqa: A002 - mirrors argparse's name
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of the denoiser. The defaults are the seed's 3-layer net (2,625 parameters)."""
+
+    preset: str = _f("seed", "Architecture preset; 'seed' is Conv-ReLU-Conv-ReLU-Conv.")
+    channels: int = _f(16, "Feature channels of the hidden layers.", min=1)
+    depth: int = _f(3, "Number of convolution layers (>= 2).", min=2)
+    kernel_size: int = _f(3, "Convolution kernel size in pixels (odd).", min=1)
+
+    def validate(self) -> None:
+        if self.preset != "seed":
+            raise ConfigError(f"model.preset: unknown preset {self.preset!r} (known: 'seed')")
+        if self.kernel_size % 2 == 0:
+            raise ConfigError(f"model.kernel_size must be odd, got {self.kernel_size}")
+
+    @property
+    def receptive_radius(self) -> int:
+        """Pixels on each side of an output pixel that influence it."""
+        return self.depth * (self.kernel_size // 2)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """How micrographs become training patches."""
+
+    patch_size: int = _f(1024, "Micrographs are cut into square patches of this size (px).", min=8)
+    crop: int | None = _f(
+        None, "Random crop (px) taken from each patch while training; default: the whole patch.",
+        min=8,
+    )
+    normalization: str = _f(
+        "none",
+        "Per-micrograph intensity normalisation: none, meanstd (mean 0, std 1) or percentile "
+        "(0.5-99.5 % to 0-1). Outputs are mapped back, so brightness is preserved.",
+        choices=NORMALIZATIONS,
+    )
+    val_fraction: float = _f(
+        0.1, "Fraction of micrograph files held out for validation (split by file, seeded).",
+        min=0.0, max=0.9,
+    )
+    shuffle_buffer: int = _f(
+        16, "Patches held in the streaming shuffle buffer; bounds host memory.", min=1
+    )
+    reader_threads: int = _f(2, "Background threads reading patches from disk.", min=1)
+
+    def validate(self) -> None:
+        if self.normalization not in NORMALIZATIONS:
+            raise ConfigError(
+                f"data.normalization: {self.normalization!r} is not one of {', '.join(NORMALIZATIONS)}"
+            )
+        if self.crop is not None and self.crop > self.patch_size:
+            raise ConfigError(
+                f"data.crop ({self.crop}) is larger than data.patch_size ({self.patch_size})"
+            )
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings. MSE loss and Adam, as in the seed."""
+
+    epochs: int = _f(5, "Passes over the training patches.", min=1)
+    batch_size: int = _f(4, "Patches per optimisation step.", min=1)
+    lr: float = _f(1e-3, "Adam learning rate.", min=0.0)
+    seed: int = _f(0, "Random seed: file split, patch order, crops and initial weights.")
+    device: str = _f("auto", "Where to train: auto (cuda > mps > cpu), cpu, cuda or mps.",
+                     choices=DEVICES)
+    amp: bool = _f(False, "Mixed precision on CUDA (fp16 autocast with a gradient scaler).")
+
+    def validate(self) -> None:
+        if self.device not in DEVICES and not self.device.startswith("cuda:"):
+            raise ConfigError(f"train.device: {self.device!r} is not one of {', '.join(DEVICES)}")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a training run needs; stored in full in every checkpoint's metadata."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        for section in (self.model, self.data, self.train):
+            _check_ranges(section)
+            section.validate()
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Config:
+        """Build a config from nested dicts; missing keys take defaults, unknown keys are refused."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"config must be a mapping, got {type(data).__name__}")
+        unknown = set(data) - {"model", "data", "train"}
+        if unknown:
+            raise ConfigError(f"unknown config section(s): {', '.join(sorted(unknown))}")
+        sections = {
+            name: _section_from_dict(kind, data.get(name, {}), name)
+            for name, kind in (("model", ModelConfig), ("data", DataConfig),
+                               ("train", TrainConfig))
+        }
+        return cls(**sections)
+
+    def replace(self, **sections: dict[str, Any]) -> Config:
+        """A copy with fields of the named sections changed, e.g. ``replace(train={"epochs": 2})``."""
+        merged = self.to_dict()
+        for name, values in sections.items():
+            if name not in merged:
+                raise ConfigError(f"unknown config section {name!r}")
+            merged[name].update(values)
+        return Config.from_dict(merged)
+
+
+def field_help(section: type, name: str) -> str:
+    """The help text of one field, for CLI flags and widget tooltips."""
+    for f in fields(section):
+        if f.name == name:
+            return str(f.metadata.get("help", ""))
+    raise KeyError(name)
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,), "float": (int, float), "bool": (bool,), "str": (str,),
+    "int | None": (int, type(None)),
+}
+
+
+def _section_from_dict(kind: type, values: Any, name: str) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(f"config section {name!r} must be a mapping")
+    known = {f.name: f for f in fields(kind)}
+    unknown = set(values) - set(known)
+    if unknown:
+        raise ConfigError(f"unknown key(s) in {name}: {', '.join(sorted(unknown))}")
+    for key, value in values.items():
+        allowed = _TYPES[str(known[key].type)]
+        if isinstance(value, bool) and bool not in allowed:
+            raise ConfigError(f"{name}.{key} must be {known[key].type}, got {value!r}")
+        if not isinstance(value, allowed):
+            raise ConfigError(f"{name}.{key} must be {known[key].type}, got {value!r}")
+        if known[key].type == "float":
+            values = {**values, key: float(value)}
+    return kind(**values)
+
+
+def _check_ranges(section: Any) -> None:
+    for f in fields(section):
+        value = getattr(section, f.name)
+        if value is None or isinstance(value, (bool, str)):
+            continue  # choices are checked by the section's own validate()
+        name = f"{_SECTION_NAMES[type(section)]}.{f.name}"
+        low, high = f.metadata.get("min"), f.metadata.get("max")
+        if low is not None and value < low:
+            raise ConfigError(f"{name} must be >= {low}, got {value}")
+        if high is not None and value > high:
+            raise ConfigError(f"{name} must be <= {high}, got {value}")
+
+
+_SECTION_NAMES = {ModelConfig: "model", DataConfig: "data", TrainConfig: "train"}

@@ -1,0 +1,215 @@
+"""Weight files: safetensors with the config in JSON metadata. No pickle on any path.
+
+A weight file holds the tensors ``conv{k}.weight`` (shape out, in, kH, kW — PyTorch/cuDNN order)
+and ``conv{k}.bias``, plus one metadata entry ``"cryoden"``: a JSON object with the full config,
+the epoch, losses, the normalisation and the package version. Loading rebuilds the model from
+that config and checks every tensor's name, shape, dtype and values against it, so a permuted or
+transposed layout (the seed's bug) is refused with the tensor's name rather than silently loaded.
+Files are written atomically: a crash mid-write leaves the previous file intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from napari_cryoden import __version__
+from napari_cryoden.config import Config, ConfigError, ModelConfig
+from napari_cryoden.errors import WeightFileError
+from napari_cryoden.model import DenoiseCNN, expected_shapes
+
+__all__ = ["FORMAT", "Checkpoint", "save_checkpoint", "load_checkpoint", "atomic_write_bytes"]
+
+FORMAT = "napari-cryoden-weights"
+FORMAT_VERSION = 1
+_META_KEY = "cryoden"
+EXTRA_PREFIX = "optim."  # non-model tensors (optimizer state) live under this prefix
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """What a weight file says about its model besides the tensors."""
+
+    path: Path
+    config: Config
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def epoch(self) -> int | None:
+        return self.metadata.get("epoch")
+
+    @property
+    def normalization(self) -> str:
+        return str(self.metadata.get("normalization", self.config.data.normalization))
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], payload: bytes) -> None:
+    """Write ``payload`` to ``path`` via a temporary file, fsync and rename (never half-written)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    model: torch.nn.Module,
+    config: Config,
+    extra_tensors: dict[str, torch.Tensor] | None = None,
+    **metadata: Any,
+) -> Path:
+    """Save ``model`` and its ``config`` (plus JSON-able ``metadata``) atomically to ``path``.
+
+    Parameters
+    ----------
+    path
+        Destination ``.safetensors`` file; its folder must exist.
+    model
+        A :class:`~napari_cryoden.model.DenoiseCNN` (any module whose state dict uses the
+        ``conv{k}.weight``/``conv{k}.bias`` names).
+    config
+        The full run configuration, stored so the file alone rebuilds the model.
+    extra_tensors
+        Further tensors (e.g. optimizer state) stored under their own names; ignored by
+        :func:`load_checkpoint`'s model check.
+    **metadata
+        Epoch, losses, normalisation and the like; must be JSON-serialisable.
+    """
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous()
+               for k, v in model.state_dict().items()}
+    _check_tensors(tensors, config.model, Path(path))
+    for name, tensor in (extra_tensors or {}).items():
+        if not name.startswith(EXTRA_PREFIX):
+            raise ValueError(f"extra tensor names must start with {EXTRA_PREFIX!r}: {name}")
+        tensors[name] = tensor.detach().to("cpu").contiguous()
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "package_version": __version__,
+        "config": config.to_dict(),
+        "normalization": config.data.normalization,
+        **metadata,
+    }
+    payload = st_save(tensors, metadata={_META_KEY: json.dumps(meta)})
+    atomic_write_bytes(path, payload)
+    return Path(path)
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str], device: str | torch.device = "cpu"
+) -> tuple[DenoiseCNN, Checkpoint]:
+    """Load a weight file into a fresh model on ``device``, checking every tensor.
+
+    Raises
+    ------
+    WeightFileError
+        The file is missing, unreadable, not safetensors (a pickle renamed ``.safetensors`` is
+        refused without being unpickled), has no or corrupt metadata, or a tensor's name,
+        shape, dtype or values do not fit the model; the message names the file and tensor.
+    """
+    path = Path(path)
+    tensors, raw_meta = _read_safetensors(path)
+    config = _config_from_metadata(raw_meta, path)
+    extra = {k: v for k, v in tensors.items() if k.startswith(EXTRA_PREFIX)}
+    weights = {k: v for k, v in tensors.items() if k not in extra}
+    _check_tensors(weights, config.model, path)
+    model = DenoiseCNN(config.model)
+    model.load_state_dict({k: v.to(torch.float32) for k, v in weights.items()})
+    model.to(device)
+    metadata = {k: v for k, v in raw_meta.items() if k != "config"}
+    metadata["extra_tensors"] = sorted(extra)
+    return model, Checkpoint(path=path, config=config, metadata=metadata)
+
+
+def load_extra_tensors(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """The non-model tensors of a weight file (optimizer state), for resuming training."""
+    tensors, _ = _read_safetensors(Path(path))
+    return {k: v for k, v in tensors.items() if k.startswith(EXTRA_PREFIX)}
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    try:
+        payload = path.read_bytes()
+    except FileNotFoundError:
+        raise WeightFileError(f"{path}: no such weight file") from None
+    except OSError as exc:
+        raise WeightFileError(f"{path}: cannot read weight file ({exc.strerror})") from None
+    try:
+        tensors = st_load(payload)
+        header_len = int.from_bytes(payload[:8], "little")
+        header = json.loads(payload[8 : 8 + header_len])
+    except (SafetensorError, ValueError, UnicodeDecodeError, OverflowError) as exc:
+        hint = " (it looks like a pickle/torch .pt file)" if payload[:2] in (b"\x80\x02", b"PK") \
+            or payload[:1] == b"\x80" else ""
+        raise WeightFileError(f"{path}: not a safetensors weight file{hint}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    meta_text = (header.get("__metadata__") or {}).get(_META_KEY)
+    if meta_text is None:
+        raise WeightFileError(f"{path}: no napari-cryoden metadata (not written by cryoden?)")
+    try:
+        meta = json.loads(meta_text)
+    except json.JSONDecodeError as exc:
+        raise WeightFileError(f"{path}: corrupt metadata JSON ({exc.msg})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise WeightFileError(f"{path}: metadata is not of format {FORMAT!r}")
+    return tensors, meta
+
+
+def _config_from_metadata(meta: dict[str, Any], path: Path) -> Config:
+    try:
+        return Config.from_dict(meta.get("config", {}))
+    except ConfigError as exc:
+        raise WeightFileError(f"{path}: bad config in metadata: {exc}") from None
+
+
+def _check_tensors(tensors: dict[str, torch.Tensor], model: ModelConfig, path: Path) -> None:
+    expected = expected_shapes(model)
+    missing = [k for k in expected if k not in tensors]
+    unexpected = [k for k in tensors if k not in expected]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing)}")
+        if unexpected:
+            parts.append(f"unexpected {', '.join(sorted(unexpected))}")
+        raise WeightFileError(f"{path}: tensor names do not fit the model: {'; '.join(parts)}")
+    for name, shape in expected.items():
+        tensor = tensors[name]
+        if tuple(tensor.shape) != shape:
+            layout = " (out, in, kH, kW)" if name.endswith("weight") else ""
+            raise WeightFileError(f"{path}: {name} has shape {tuple(tensor.shape)}, "
+                                  f"expected {shape}{layout}")
+        if not tensor.dtype.is_floating_point:
+            raise WeightFileError(f"{path}: {name} has dtype {tensor.dtype}, expected a float type")
+        if not torch.isfinite(tensor).all():
+            raise WeightFileError(f"{path}: {name} contains NaN or Inf values")
