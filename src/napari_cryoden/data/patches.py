@@ -1,0 +1,118 @@
+"""The patch index of a dataset (from headers only) and its split into training/validation files.
+
+A micrograph of ``ny`` × ``nx`` pixels is cut into square patches on a grid 0, p, 2p, …; the last
+row and column of patches are moved to touch the far edges, so every pixel is covered (the last
+patches may overlap their neighbours). A 4096 × 4096 micrograph with p = 1024 gives 16 patches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from napari_cryoden.data.io import read_info
+from napari_cryoden.errors import InputError
+
+__all__ = ["PatchRef", "Pair", "index_patches", "patch_starts", "split_pairs"]
+
+Pair = tuple[Path, Path]
+"""A (noisy, clean) pair of files; also used for (even, odd) halves."""
+
+
+@dataclass(frozen=True)
+class PatchRef:
+    """Where one patch lies: pair index into the list of pairs, slice, top-left corner."""
+
+    pair: int
+    z: int
+    y: int
+    x: int
+
+
+def patch_starts(length: int, patch_size: int) -> list[int]:
+    """Patch start positions along one axis: 0, p, 2p, … and the last flush with the far edge."""
+    if length < patch_size:
+        raise ValueError(f"length {length} is smaller than the patch size {patch_size}")
+    starts = list(range(0, length - patch_size + 1, patch_size))
+    if starts[-1] + patch_size < length:
+        starts.append(length - patch_size)
+    return starts
+
+
+def index_patches(
+    pairs: Sequence[tuple[str | os.PathLike[str], str | os.PathLike[str]]], patch_size: int
+) -> list[PatchRef]:
+    """List every patch of every slice of every pair, reading file headers only.
+
+    Raises
+    ------
+    InputError
+        A file is unreadable, a noisy and a clean file differ in shape, or a micrograph is
+        smaller than ``patch_size``.
+    """
+    refs: list[PatchRef] = []
+    for index, (noisy, clean) in enumerate(pairs):
+        noisy_info, clean_info = read_info(noisy), read_info(clean)
+        if noisy_info.shape != clean_info.shape:
+            raise InputError(
+                f"{noisy_info.path} ({_shape_text(noisy_info.shape)}) and {clean_info.path} "
+                f"({_shape_text(clean_info.shape)}) differ in shape"
+            )
+        n_slices, ny, nx = noisy_info.shape
+        if ny < patch_size or nx < patch_size:
+            raise InputError(
+                f"{noisy_info.path}: {nx}x{ny} is smaller than the patch size {patch_size}; "
+                "use a smaller --patch-size"
+            )
+        refs.extend(
+            PatchRef(index, z, y, x)
+            for z in range(n_slices)
+            for y in patch_starts(ny, patch_size)
+            for x in patch_starts(nx, patch_size)
+        )
+    return refs
+
+
+def split_pairs(
+    pairs: Sequence[Pair], val_fraction: float, seed: int
+) -> tuple[list[Pair], list[Pair]]:
+    """Hold out whole files for validation, chosen by seed; returns ``(train, val)``.
+
+    ``round(val_fraction * n)`` files (at least 1, at most n - 1) go to validation. Which ones
+    depends only on the seed and the noisy file names, not on the order of ``pairs``; both lists
+    keep the input order. ``val_fraction == 0`` gives an empty validation list.
+
+    Raises
+    ------
+    InputError
+        ``val_fraction > 0`` but only one pair is given.
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    pairs = list(pairs)
+    if val_fraction == 0.0:
+        return pairs, []
+    if len(pairs) < 2:
+        raise InputError(
+            f"only {len(pairs)} micrograph pair: cannot hold out a validation file; "
+            "give more files or explicit --val-noisy/--val-clean folders"
+        )
+    n_val = min(max(round(val_fraction * len(pairs)), 1), len(pairs) - 1)
+    ranked = sorted(range(len(pairs)), key=lambda i: (_draw(seed, pairs[i][0]), i))
+    val_indices = set(ranked[:n_val])
+    train = [p for i, p in enumerate(pairs) if i not in val_indices]
+    val = [p for i, p in enumerate(pairs) if i in val_indices]
+    return train, val
+
+
+def _draw(seed: int, path: Path) -> bytes:
+    """A pseudo-random key of a file for a seed, stable across runs, platforms and folders."""
+    return hashlib.blake2b(f"{seed}\0{Path(path).name}".encode(), digest_size=8).digest()
+
+
+def _shape_text(shape: tuple[int, int, int]) -> str:
+    n_slices, ny, nx = shape
+    return f"{nx}x{ny}" if n_slices == 1 else f"{n_slices} slices of {nx}x{ny}"
