@@ -1,0 +1,104 @@
+"""napari hooks without napari: the MRC reader and the synthetic sample data."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mrcfile
+import numpy as np
+import pytest
+
+from napari_cryoden._reader import napari_get_reader
+from napari_cryoden._sample_data import make_synthetic_micrograph
+from napari_cryoden.errors import InputError
+
+
+def _write(path: Path, data: np.ndarray, voxel_size: object, stack: bool = False) -> Path:
+    with mrcfile.new(path) as mrc:
+        mrc.set_data(data)
+        if stack:
+            mrc.set_image_stack()
+        mrc.voxel_size = voxel_size
+    return path
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["notes.txt", "image.png", "folder", "weights.safetensors", ["a.mrc", "b.txt"], []],
+)
+def test_reader_declines_what_it_cannot_read(path: object) -> None:
+    assert napari_get_reader(path) is None
+
+
+def test_reader_reads_a_micrograph_with_its_pixel_size(tmp_path: Path) -> None:
+    data = np.random.default_rng(0).random((48, 64)).astype(np.float32)
+    path = _write(tmp_path / "mic_01.MRC", data, 1.34)
+    reader = napari_get_reader(str(path))
+    assert callable(reader)
+    [(image, kwargs, layer_type)] = reader(str(path))
+    assert layer_type == "image" and image.dtype == np.float32
+    np.testing.assert_array_equal(image, data)
+    assert kwargs["name"] == "mic_01"
+    assert kwargs["scale"] == pytest.approx((1.34, 1.34))
+    meta = kwargs["metadata"]
+    assert meta["pixel_size"] == pytest.approx(1.34) and meta["path"] == str(path)
+    assert {k: meta["mrc_header"][k] for k in ("nx", "ny", "nz", "mode")} == {
+        "nx": 64, "ny": 48, "nz": 1, "mode": 2
+    }
+
+
+def test_reader_reads_a_stack_with_unit_scale_on_the_stack_axis(tmp_path: Path) -> None:
+    data = (np.arange(3 * 20 * 30) % 251).reshape(3, 20, 30).astype(np.int16)
+    path = _write(tmp_path / "particles.mrcs", data, 2.1, stack=True)
+    [(image, kwargs, _)] = napari_get_reader(path)(path)
+    assert image.shape == (3, 20, 30) and image.dtype == np.float32
+    np.testing.assert_array_equal(image, data.astype(np.float32))
+    assert kwargs["scale"] == pytest.approx((1.0, 2.1, 2.1))
+    assert kwargs["metadata"]["mrc_header"]["image_stack"] is True
+
+
+def test_reader_reads_a_volume_and_a_list_of_files(tmp_path: Path) -> None:
+    volume = _write(tmp_path / "tomo.rec", np.zeros((4, 8, 8), np.float32), (3.0, 2.0, 5.0))
+    tilt = _write(tmp_path / "tilts.st", np.ones((5, 8, 8), np.float32), 2.0)  # no stack flag
+    layers = napari_get_reader([volume, tilt])([volume, tilt])
+    assert [kw["name"] for _, kw, _ in layers] == ["tomo", "tilts"]
+    assert layers[0][1]["scale"] == pytest.approx((5.0, 2.0, 3.0))  # (z, y, x)
+    assert layers[1][1]["scale"] == pytest.approx((1.0, 2.0, 2.0))  # .st is a stack by suffix
+
+
+def test_reader_names_a_broken_file(tmp_path: Path) -> None:
+    path = tmp_path / "broken.mrc"
+    path.write_bytes(b"not an mrc file at all")
+    with pytest.raises(InputError, match="broken.mrc"):
+        napari_get_reader(path)(path)
+
+
+def test_sample_data_is_a_seeded_noisy_clean_pair_made_quickly() -> None:
+    start = time.perf_counter()
+    layers = make_synthetic_micrograph()
+    elapsed = time.perf_counter() - start
+    assert elapsed < 3.0, f"sample data took {elapsed:.2f} s"
+    assert [kw["name"] for _, kw, _ in layers] == ["noisy (simulated)", "clean (simulated)"]
+    (noisy, noisy_kw, noisy_type), (clean, clean_kw, clean_type) = layers
+    assert noisy_type == clean_type == "image"
+    assert noisy.shape == clean.shape == (1024, 1024) and noisy.dtype == clean.dtype == np.float32
+    assert noisy_kw["scale"] == clean_kw["scale"] == (1.0, 1.0)
+    assert 0.0 <= clean.min() and clean.max() <= 1.0 and 0.6 < clean.mean() < 0.72
+    assert np.std(noisy - clean) > 5 * np.std(clean)  # grainy, as a real exposure
+    lo, hi = clean_kw["contrast_limits"]
+    assert clean.min() <= lo < hi <= clean.max()
+    np.testing.assert_array_equal(make_synthetic_micrograph()[1][0], clean)
+
+
+def test_hooks_import_neither_napari_nor_torch() -> None:
+    code = (
+        "import sys, napari_cryoden._reader, napari_cryoden._sample_data\n"
+        "print(sorted(m for m in ('napari', 'torch', 'qtpy') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]"
