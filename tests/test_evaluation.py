@@ -136,7 +136,7 @@ def test_evaluate_a_weight_file_uses_its_history(dataset: Path, tmp_path: Path) 
                               epoch=2, epochs=epochs)
     report = evaluate(weights, dataset / "noisy", dataset / "clean", patch_size=PATCH)
     assert report["model"]["path"] == str(weights) and report["model"]["epoch"] == 2
-    assert report["model"]["normalization"] == "none"
+    assert report["model"]["normalization"] == "meanstd"  # the default config
     assert report["model"]["parameters"] == 2625
     items = {item["id"]: item for item in report["checklist"]}
     assert items[1]["passed"] is True and items[2]["passed"] is True

@@ -68,9 +68,9 @@ class DataConfig:
         min=8,
     )
     normalization: str = _f(
-        "none",
-        "Per-micrograph intensity normalisation: none, meanstd (mean 0, std 1) or percentile "
-        "(0.5-99.5 % to 0-1). Outputs are mapped back, so brightness is preserved.",
+        "meanstd",
+        "Per-micrograph intensity normalisation: meanstd (mean 0, std 1), percentile "
+        "(0.5-99.5 % to 0-1) or none. Outputs are mapped back, so brightness is preserved.",
         choices=NORMALIZATIONS,
     )
     val_fraction: float = _f(
@@ -85,7 +85,8 @@ class DataConfig:
     def validate(self) -> None:
         if self.normalization not in NORMALIZATIONS:
             raise ConfigError(
-                f"data.normalization: {self.normalization!r} is not one of {', '.join(NORMALIZATIONS)}"
+                f"data.normalization: {self.normalization!r} is not one of "
+                f"{', '.join(NORMALIZATIONS)}"
             )
         if self.crop is not None and self.crop > self.patch_size:
             raise ConfigError(
@@ -128,7 +129,7 @@ class Config:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Config:
-        """Build a config from nested dicts; missing keys take defaults, unknown keys are refused."""
+        """A config from nested dicts; missing keys take defaults, unknown keys are refused."""
         if not isinstance(data, dict):
             raise ConfigError(f"config must be a mapping, got {type(data).__name__}")
         unknown = set(data) - {"model", "data", "train"}
@@ -142,7 +143,7 @@ class Config:
         return cls(**sections)
 
     def replace(self, **sections: dict[str, Any]) -> Config:
-        """A copy with fields of the named sections changed, e.g. ``replace(train={"epochs": 2})``."""
+        """A copy with some fields changed, e.g. ``replace(train={"epochs": 2})``."""
         merged = self.to_dict()
         for name, values in sections.items():
             if name not in merged:

@@ -26,7 +26,8 @@ class DenoiseCNN(nn.Module):
         self.config = config or ModelConfig()
         for k, (c_in, c_out) in enumerate(_layer_channels(self.config), start=1):
             pad = self.config.kernel_size // 2
-            self.add_module(f"conv{k}", nn.Conv2d(c_in, c_out, self.config.kernel_size, padding=pad))
+            conv = nn.Conv2d(c_in, c_out, self.config.kernel_size, padding=pad)
+            self.add_module(f"conv{k}", conv)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         convs = list(self.children())
@@ -37,7 +38,7 @@ class DenoiseCNN(nn.Module):
 
 def _layer_channels(config: ModelConfig) -> list[tuple[int, int]]:
     widths = [1] + [config.channels] * (config.depth - 1) + [1]
-    return list(zip(widths[:-1], widths[1:]))
+    return list(zip(widths[:-1], widths[1:], strict=True))
 
 
 def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:

@@ -169,10 +169,10 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, An
         header_len = int.from_bytes(payload[:8], "little")
         header = json.loads(payload[8 : 8 + header_len])
     except (SafetensorError, ValueError, UnicodeDecodeError, OverflowError) as exc:
-        hint = " (it looks like a pickle/torch .pt file)" if payload[:2] in (b"\x80\x02", b"PK") \
-            or payload[:1] == b"\x80" else ""
-        raise WeightFileError(f"{path}: not a safetensors weight file{hint}: "
-                              f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        looks_pickled = payload[:1] == b"\x80" or payload[:2] == b"PK"
+        hint = " (it looks like a pickle/torch .pt file)" if looks_pickled else ""
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise WeightFileError(f"{path}: not a safetensors weight file{hint}: {reason}") from None
     meta_text = (header.get("__metadata__") or {}).get(_META_KEY)
     if meta_text is None:
         raise WeightFileError(f"{path}: no napari-cryoden metadata (not written by cryoden?)")

@@ -1,0 +1,329 @@
+"""The ``cryoden`` command line: ``simulate``, ``train``, ``denoise``, ``evaluate``.
+
+Commands only parse arguments and delegate to the core. Errors caused by the input
+(:class:`~napari_cryoden.errors.CryodenError`, unreadable paths) print one line
+``cryoden: error: …`` and exit with status 2, never a traceback. ``main(argv)`` returns the exit
+status, so tests call it directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from napari_cryoden import __version__
+from napari_cryoden.config import Config, DataConfig, ModelConfig, TrainConfig
+from napari_cryoden.errors import CryodenError
+
+__all__ = ["main", "build_parser"]
+
+EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 2, 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or EXIT_OK)
+    except CryodenError as exc:
+        print(f"cryoden: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
+        print(f"cryoden: error: {exc.filename or ''}: {exc.strerror}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:  # e.g. disk full while writing results
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"cryoden: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except FloatingPointError as exc:
+        print(f"cryoden: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cryoden", description="Train and run a cryo-EM micrograph denoiser.")
+    parser.add_argument("--version", action="version", version=f"napari-cryoden {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, help_text, add, func in _COMMANDS:
+        cmd = sub.add_parser(name, help=help_text, description=help_text)
+        add(cmd)
+        cmd.set_defaults(func=func)
+    return parser
+
+
+# -- simulate ---------------------------------------------------------------------------------
+def _add_simulate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("out_dir", type=Path, metavar="OUT_DIR",
+                   help="writes OUT_DIR/noisy/*.mrc and OUT_DIR/clean/*.mrc")
+    p.add_argument("--n", type=int, default=8, help="number of micrographs (default 8)")
+    p.add_argument("--size", type=int, default=1024, help="micrograph size in px (default 1024)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--dose", type=float, default=None, help="electron dose in e/Å² (default 20)")
+    p.add_argument("--pixel-size", type=float, default=None, help="pixel size in Å (default 1.0)")
+    p.add_argument("--contrast-scale", type=float, default=None,
+                   help="multiply the particles' phase contrast (default 1.0 = physical; real "
+                        "single-frame SNR is ~0.01 per pixel, too weak for a 3x3 net to learn)")
+    p.add_argument("--clean-dose", type=float, default=None,
+                   help="make the 'clean' targets noisy micrographs at this dose (the seed's "
+                        "protocol); the noise-free images then go to OUT_DIR/truth/")
+
+
+def _run_simulate(args: argparse.Namespace) -> int:
+    from napari_cryoden.data.simulate import SimulationParams, simulate_dataset
+
+    overrides = {k: v for k, v in (("dose", args.dose), ("pixel_size", args.pixel_size),
+                                   ("clean_dose", args.clean_dose),
+                                   ("contrast_scale", args.contrast_scale)) if v is not None}
+    if args.n < 1 or args.size < 16:
+        raise CryodenError(f"--n must be >= 1 and --size >= 16 (got {args.n}, {args.size})")
+    params = SimulationParams(**overrides)
+    progress = _progress(args.n, "simulate", "micrograph")
+    simulate_dataset(args.out_dir, args.n, args.size, args.seed, params,
+                     progress=lambda done, total: progress.update(1))
+    progress.close()
+    target = ("noise-free ground truth" if params.clean_dose is None
+              else f"noisy targets at {params.clean_dose} e/Å² (ground truth in truth/)")
+    print(f"wrote {args.n} noisy/clean pairs of {args.size}x{args.size} px to {args.out_dir}: "
+          f"dose {params.dose} e/Å², pixel {params.pixel_size} Å, clean = {target}")
+    return EXIT_OK
+
+
+# -- train ------------------------------------------------------------------------------------
+_TRAIN_FLAGS: dict[type, tuple[str, ...]] = {
+    ModelConfig: ("channels", "depth", "kernel_size"),
+    DataConfig: ("patch_size", "crop", "normalization", "val_fraction", "shuffle_buffer",
+                 "reader_threads"),
+    TrainConfig: ("epochs", "batch_size", "lr", "seed", "device", "amp"),
+}
+_SECTION = {ModelConfig: "model", DataConfig: "data", TrainConfig: "train"}
+
+
+def _add_train(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--noisy", type=Path, required=True, help="folder of noisy micrographs")
+    p.add_argument("--clean", type=Path, required=True,
+                   help="folder of clean targets, paired with --noisy by file name")
+    p.add_argument("--val-noisy", type=Path, help="explicit validation folder (noisy)")
+    p.add_argument("--val-clean", type=Path, help="explicit validation folder (clean)")
+    p.add_argument("--out", type=Path, required=True, metavar="RUN_DIR",
+                   help="run folder: best.safetensors, last.safetensors, history.json")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in RUN_DIR from its last.safetensors")
+    for section, names in _TRAIN_FLAGS.items():
+        group = p.add_argument_group(f"{_SECTION[section]} options")
+        for f in fields(section):
+            if f.name in names:
+                _add_config_flag(group, f)
+
+
+def _add_config_flag(group: Any, f: Any) -> None:
+    flag = "--" + f.name.replace("_", "-")
+    default = f.default
+    help_text = f"{f.metadata['help']} (default: {default})".replace("%", "%%")
+    if f.type == "bool":
+        group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                           help=help_text)
+        return
+    kind = {"int": int, "float": float, "str": str, "int | None": int}[str(f.type)]
+    group.add_argument(flag, type=kind, default=None, choices=f.metadata.get("choices"),
+                       help=help_text)
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """The run config: defaults overridden by the flags the user gave."""
+    sections: dict[str, dict[str, Any]] = {}
+    for section, names in _TRAIN_FLAGS.items():
+        given = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+        sections[_SECTION[section]] = given
+    return Config().replace(**sections)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from napari_cryoden.data.io import find_pairs
+    from napari_cryoden.data.patches import split_pairs
+    from napari_cryoden.training import CheckpointSaved, EpochEnd, TrainEnd, TrainStart, TrainStep
+    from napari_cryoden.training import train as run_training
+
+    config = config_from_args(args)
+    pairs = find_pairs(args.noisy, args.clean)
+    if (args.val_noisy is None) != (args.val_clean is None):
+        raise CryodenError("give both --val-noisy and --val-clean, or neither")
+    if args.val_noisy is not None:
+        train_pairs, val_pairs = pairs, find_pairs(args.val_noisy, args.val_clean)
+    else:
+        train_pairs, val_pairs = split_pairs(pairs, config.data.val_fraction, config.train.seed)
+    stop = threading.Event()
+    events = run_training(config, train_pairs, val_pairs, args.out, stop=stop,
+                          resume=args.resume)
+    bar = None
+    try:
+        for event in events:
+            if isinstance(event, TrainStart):
+                print(f"training on {event.device}: {len(train_pairs)} train / {len(val_pairs)} "
+                      f"val micrographs, {event.n_train_patches} train / {event.n_val_patches} "
+                      f"val patches, {event.steps_per_epoch} steps per epoch")
+            elif isinstance(event, TrainStep):
+                if bar is None:
+                    bar = _progress(event.steps_per_epoch, f"epoch {event.epoch}", "step")
+                bar.update(1)
+                bar.set_postfix(loss=f"{event.loss:.5f}", refresh=False)
+            elif isinstance(event, EpochEnd):
+                if bar is not None:
+                    bar.close()
+                    bar = None
+                print(_epoch_line(event))
+            elif isinstance(event, CheckpointSaved) and event.kind == "best":
+                print(f"  ✓ Saved {event.path}")
+            elif isinstance(event, TrainEnd):
+                print(_end_line(event))
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+        events.close()  # saves history.json and last.safetensors; best.safetensors is kept
+        print(f"interrupted: history and last weights saved in {args.out}; "
+              f"resume with --resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+def _epoch_line(e: Any) -> str:
+    val = "n/a" if e.val_loss is None else f"{e.val_loss:.6f}"
+    best = "  New best!" if e.is_best else ""
+    return (f"Epoch {e.epoch}: Train Loss {e.train_loss:.6f}, Val Loss {val} "
+            f"({e.seconds:.1f} s){best}")
+
+
+def _end_line(e: Any) -> str:
+    state = "stopped" if e.stopped else "finished"
+    if e.best_epoch is None:
+        return f"{state} after {e.epochs_completed} epoch(s); no checkpoint yet"
+    return (f"{state} after {e.epochs_completed} epoch(s); best epoch {e.best_epoch} "
+            f"(loss {e.best_val_loss:.6f}) in {e.run_dir / 'best.safetensors'}")
+
+
+# -- denoise ----------------------------------------------------------------------------------
+def _add_denoise(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", type=Path, metavar="MODEL", help="a .safetensors weight file")
+    p.add_argument("inputs", type=Path, nargs="+", metavar="INPUT",
+                   help="micrographs (MRC/TIFF) or folders of them")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="output folder; files keep their names, written as float32 MRC")
+    _add_device_flags(p)
+
+
+def _add_device_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, mps")
+    p.add_argument("--tile-size", type=int, default=None,
+                   help="tile size in px (default: chosen from free memory)")
+    p.add_argument("--batch-size", type=int, default=None, help="tiles per batch (default: auto)")
+
+
+def _run_denoise(args: argparse.Namespace) -> int:
+    from napari_cryoden.data.io import list_images, read_image, write_mrc
+    from napari_cryoden.inference import denoise
+    from napari_cryoden.training import select_device
+    from napari_cryoden.weights import load_checkpoint
+
+    device = select_device(args.device)
+    model, ckpt = load_checkpoint(args.model, device=device)
+    files = [f for item in args.inputs
+             for f in (list_images(item) if item.is_dir() else [item])]
+    args.out.mkdir(parents=True, exist_ok=True)
+    bar = _progress(len(files), "denoise", "micrograph")
+    for path in files:
+        image, pixel_size = read_image(path)
+        result = denoise(model, image, normalization=ckpt.normalization, device=device,
+                         tile_size=args.tile_size, batch_size=args.batch_size)
+        suffix = ".mrcs" if path.suffix.lower() == ".mrcs" else ".mrc"
+        write_mrc(args.out / (path.stem + suffix), result, pixel_size)
+        bar.update(1)
+    bar.close()
+    print(f"denoised {len(files)} micrograph(s) with {args.model} on {device}; "
+          f"wrote float32 MRC to {args.out}")
+    return EXIT_OK
+
+
+# -- evaluate ---------------------------------------------------------------------------------
+def _add_evaluate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", type=Path, metavar="MODEL", help="a .safetensors weight file")
+    p.add_argument("--noisy", type=Path, required=True, help="folder of noisy micrographs")
+    p.add_argument("--clean", type=Path, required=True, help="folder of clean targets")
+    p.add_argument("--json", type=Path, required=True, metavar="FILE", help="report to write")
+    p.add_argument("--figures", type=Path, metavar="DIR", help="also save PNG figures here")
+    p.add_argument("--patch-size", type=int, default=None,
+                   help="patch size for per-patch metrics (default: the model's)")
+    p.add_argument("--data-range", type=float, default=1.0,
+                   help="data range for PSNR (default 1.0: data in [0, 1])")
+    p.add_argument("--target-kind", choices=("clean", "noisy"), default="clean",
+                   help="'clean': noise-free ground truth; 'noisy': the targets are themselves "
+                        "noisy micrographs (PSNR is then capped by their noise)")
+    p.add_argument("--history", type=Path, default=None,
+                   help="history.json of the run (default: next to MODEL if present)")
+    _add_device_flags(p)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from napari_cryoden.checklist import format_checklist
+    from napari_cryoden.evaluation import evaluate, write_report
+    from napari_cryoden.training import select_device
+    from napari_cryoden.weights import load_checkpoint
+
+    device = select_device(args.device)
+    model, ckpt = load_checkpoint(args.model, device=device)
+    history_path = args.history or args.model.parent / "history.json"
+    history = json.loads(history_path.read_text()) if history_path.exists() else None
+    report = evaluate(
+        model, args.noisy, args.clean,
+        patch_size=args.patch_size or ckpt.config.data.patch_size, data_range=args.data_range,
+        device=device, normalization=ckpt.normalization, target_kind=args.target_kind,
+        figures_dir=args.figures, history=history, checkpoint=ckpt,
+    )
+    write_report(report, args.json)
+    print(_summary(report))
+    print(format_checklist(report["checklist"]))
+    print(f"report: {args.json}" + (f", figures: {args.figures}" if args.figures else ""))
+    return EXIT_OK
+
+
+def _summary(report: dict[str, Any]) -> str:
+    lines = [f"{'':>16} {'MSE':>10} {'PSNR (dB)':>10} {'Pearson r':>10}"]
+    rows = [("model", report), ("noisy input", report["baselines"]["noisy"]),
+            (f"Gaussian σ={report['baselines']['gaussian']['sigma']:.2f}",
+             report["baselines"]["gaussian"])]
+    for name, r in rows:
+        lines.append(f"{name:>16} {r['mse']:>10.6f} {r['psnr']:>10.2f} {r['corr']:>10.4f}")
+    lines.append(f"target: {report['target_kind']} ({report['n_micrographs']} micrographs, "
+                 f"{report['n_patches']} patches, data range {report['data_range']})")
+    return "\n".join(lines)
+
+
+# -- shared -----------------------------------------------------------------------------------
+def _progress(total: int, desc: str, unit: str) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True,
+                disable=None, leave=False)
+
+
+_COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None],
+                      Callable[[argparse.Namespace], int]]] = [
+    ("simulate", "Simulate noisy/clean micrograph pairs with known ground truth.",
+     _add_simulate, _run_simulate),
+    ("train", "Train the denoiser on noisy/clean pairs (streams from disk).",
+     _add_train, _run_train),
+    ("denoise", "Denoise micrographs with a trained model (tiled; any size).",
+     _add_denoise, _run_denoise),
+    ("evaluate", "Score a model against clean targets: metrics, checklist, figures.",
+     _add_evaluate, _run_evaluate),
+]
+
+if __name__ == "__main__":  # pragma: no cover - `python -m napari_cryoden.cli`
+    sys.exit(main())

@@ -1,0 +1,356 @@
+"""Training as a generator of small progress events; the CLI and the napari worker iterate it.
+
+``train`` streams patches from disk (:class:`~napari_cryoden.data.stream.PatchStream`), steps
+Adam on the MSE loss, validates after each epoch, and writes into the run folder:
+
+- ``best.safetensors`` on a new best validation loss (the seed's "✓ Saved / New best!"),
+- ``last.safetensors`` after every epoch and on stop (with the optimizer state, for resuming),
+- ``history.json`` with every epoch's and every step's loss.
+
+Setting the ``stop`` event (or closing the generator) ends training at the next step; the
+history and the last weights are saved first, the best checkpoint is never touched by a stop.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from napari_cryoden.config import Config
+from napari_cryoden.data.stream import Batch, PatchStream
+from napari_cryoden.errors import InputError
+from napari_cryoden.model import build_model
+from napari_cryoden.weights import (
+    atomic_write_bytes,
+    load_checkpoint,
+    load_extra_tensors,
+    save_checkpoint,
+)
+
+__all__ = [
+    "TrainStart", "TrainStep", "EpochEnd", "CheckpointSaved", "TrainEnd", "Event",
+    "select_device", "train",
+]
+
+Pairs = Sequence[tuple[Path, Path]]
+
+
+@dataclass(frozen=True)
+class TrainStart:
+    """Sent once before the first step."""
+
+    device: str
+    epochs: int
+    first_epoch: int
+    steps_per_epoch: int
+    n_train_patches: int
+    n_val_patches: int
+    run_dir: Path
+
+
+@dataclass(frozen=True)
+class TrainStep:
+    """One optimisation step; ``loss`` is the batch's MSE in normalised units."""
+
+    epoch: int
+    step: int
+    steps_per_epoch: int
+    global_step: int
+    loss: float
+    patches_per_s: float
+
+
+@dataclass(frozen=True)
+class EpochEnd:
+    """An epoch finished. ``val_mse`` is in raw intensity units, comparable to evaluation MSE."""
+
+    epoch: int
+    train_loss: float
+    val_loss: float | None
+    val_mse: float | None
+    is_best: bool
+    seconds: float
+
+
+@dataclass(frozen=True)
+class CheckpointSaved:
+    """A weight file was written (``kind`` is ``"best"`` or ``"last"``)."""
+
+    epoch: int
+    kind: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class TrainEnd:
+    """Training ended, either after the last epoch or because it was asked to stop."""
+
+    epochs_completed: int
+    best_epoch: int | None
+    best_val_loss: float | None
+    stopped: bool
+    run_dir: Path
+
+
+Event = TrainStart | TrainStep | EpochEnd | CheckpointSaved | TrainEnd
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """``auto`` picks cuda, then mps, then cpu; an explicit device that is absent is an error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"device {name!r}: CUDA is not available on this machine")
+    if name == "mps" and not (getattr(torch.backends, "mps", None)
+                              and torch.backends.mps.is_available()):
+        raise InputError("device 'mps': Apple MPS is not available on this machine")
+    return torch.device(name)
+
+
+def train(
+    config: Config,
+    train_pairs: Pairs,
+    val_pairs: Pairs,
+    run_dir: str | Path,
+    *,
+    stop: threading.Event | None = None,
+    resume: bool = False,
+) -> Iterator[Event]:
+    """Train the model of ``config`` on noisy→clean pairs, yielding progress events.
+
+    Parameters
+    ----------
+    config
+        The run's configuration (model, data, train sections).
+    train_pairs, val_pairs
+        ``(noisy, clean)`` file pairs; ``val_pairs`` may be empty (then the best checkpoint is
+        chosen by training loss, and ``val_loss`` is ``None``).
+    run_dir
+        Folder for ``best.safetensors``, ``last.safetensors`` and ``history.json``.
+    stop
+        When set, training ends at the next step (after saving history and last weights).
+    resume
+        Continue from ``run_dir/last.safetensors``: weights, optimizer state, epoch count and
+        history. Its config's model must match ``config``'s.
+    """
+    run = _Run(config, train_pairs, val_pairs, Path(run_dir), stop or threading.Event())
+    if resume:
+        run.restore()
+    yield from run.events()
+
+
+class _Run:
+    """State of one training run; ``events()`` drives it."""
+
+    def __init__(self, config: Config, train_pairs: Pairs, val_pairs: Pairs, run_dir: Path,
+                 stop: threading.Event) -> None:
+        if not train_pairs:
+            raise InputError("no training micrographs: the noisy/clean folders gave no pairs")
+        self.config, self.stop, self.run_dir = config, stop, run_dir
+        run_dir.mkdir(parents=True, exist_ok=True)
+        tc, dc = config.train, config.data
+        self.device = select_device(tc.device)
+        self.amp = bool(tc.amp and self.device.type == "cuda")
+        self.model = build_model(config.model, seed=tc.seed).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=tc.lr)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        common = dict(patch_size=dc.patch_size, normalization=dc.normalization,
+                      batch_size=tc.batch_size, seed=tc.seed, shuffle_buffer=dc.shuffle_buffer,
+                      reader_threads=dc.reader_threads, device=self.device)
+        self.train_stream = PatchStream(list(train_pairs), crop=dc.crop, shuffle=True, **common)
+        self.val_stream = (PatchStream(list(val_pairs), shuffle=False, **common)
+                           if val_pairs else None)
+        self.first_epoch = 1
+        self.global_step = 0
+        self.history: dict[str, Any] = {"config": config.to_dict(), "epochs": [], "steps": []}
+        self.best_loss: float | None = None
+        self.best_epoch: int | None = None
+
+    # -- resume -----------------------------------------------------------------------------
+    def restore(self) -> None:
+        last = self.run_dir / "last.safetensors"
+        model, ckpt = load_checkpoint(last, device=self.device)
+        if ckpt.config.model != self.config.model:
+            raise InputError(f"{last}: its model ({ckpt.config.model}) differs from the "
+                             f"requested one ({self.config.model})")
+        self.model.load_state_dict(model.state_dict())
+        _load_optimizer_state(self.optimizer, load_extra_tensors(last), self.device)
+        history_path = self.run_dir / "history.json"
+        if history_path.exists():
+            self.history = json.loads(history_path.read_text())
+            self.history["config"] = self.config.to_dict()
+        done = int(ckpt.metadata.get("epoch") or 0)
+        self.history["epochs"] = [e for e in self.history["epochs"] if e["epoch"] <= done]
+        self.history["steps"] = [s for s in self.history["steps"] if s["epoch"] <= done]
+        self.first_epoch = done + 1
+        self.global_step = self.history["steps"][-1]["global_step"] if self.history["steps"] else 0
+        self.best_epoch = ckpt.metadata.get("best_epoch")
+        self.best_loss = ckpt.metadata.get("best_val_loss")
+
+    # -- the loop ---------------------------------------------------------------------------
+    def events(self) -> Iterator[Event]:
+        epochs = self.config.train.epochs
+        yield TrainStart(device=_device_name(self.device), epochs=epochs,
+                         first_epoch=self.first_epoch, steps_per_epoch=len(self.train_stream),
+                         n_train_patches=self.train_stream.n_patches,
+                         n_val_patches=self.val_stream.n_patches if self.val_stream else 0,
+                         run_dir=self.run_dir)
+        completed = self.first_epoch - 1
+        stopped = False
+        try:
+            for epoch in range(self.first_epoch, epochs + 1):
+                start = time.perf_counter()
+                train_loss = yield from self._train_epoch(epoch)
+                if train_loss is None:
+                    stopped = True
+                    break
+                val_loss, val_mse = self._validate()
+                completed = epoch
+                yield from self._end_epoch(epoch, train_loss, val_loss, val_mse,
+                                           time.perf_counter() - start)
+        except GeneratorExit:  # the consumer closed us (napari worker.quit(), Ctrl-C in the CLI)
+            self._save("last.safetensors", completed, with_optimizer=True, stopped=True)
+            raise
+        if stopped:
+            yield from self._save_last(completed, stopped=True)
+        yield TrainEnd(epochs_completed=completed, best_epoch=self.best_epoch,
+                       best_val_loss=self.best_loss, stopped=stopped, run_dir=self.run_dir)
+
+    def _train_epoch(self, epoch: int) -> Iterator[Event]:
+        """Yields steps; returns the epoch's mean loss, or None when stopped."""
+        self.model.train()
+        self.train_stream.set_epoch(epoch - 1)
+        total, count, tick = 0.0, 0, time.perf_counter()
+        with closing(iter(self.train_stream)) as batches:
+            for step, batch in enumerate(batches, start=1):
+                if self.stop.is_set():
+                    return None
+                loss = self._step(batch)
+                self.global_step += 1
+                total += loss * batch.noisy.shape[0]
+                count += batch.noisy.shape[0]
+                now = time.perf_counter()
+                rate = batch.noisy.shape[0] / max(now - tick, 1e-9)
+                tick = now
+                self.history["steps"].append({"epoch": epoch, "step": step,
+                                              "global_step": self.global_step, "loss": loss})
+                yield TrainStep(epoch=epoch, step=step, steps_per_epoch=len(self.train_stream),
+                                global_step=self.global_step, loss=loss, patches_per_s=rate)
+        if self.stop.is_set():
+            return None
+        return total / max(count, 1)
+
+    def _step(self, batch: Batch) -> float:
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
+            loss = torch.nn.functional.mse_loss(self.model(batch.noisy), batch.clean)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                "training loss became NaN/Inf: lower --lr or use --normalization meanstd")
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return float(loss.detach())
+
+    @torch.no_grad()
+    def _validate(self) -> tuple[float | None, float | None]:
+        if self.val_stream is None:
+            return None, None
+        self.model.eval()
+        loss_sum, mse_sum, pixels = 0.0, 0.0, 0
+        for batch in self.val_stream:
+            with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
+                pred = self.model(batch.noisy).float()
+            n = batch.noisy.numel()
+            loss_sum += float(torch.nn.functional.mse_loss(pred, batch.clean, reduction="sum"))
+            scale = batch.scale.view(-1, 1, 1, 1)
+            mse_sum += float((((pred - batch.clean) * scale) ** 2).sum())
+            pixels += n
+        return loss_sum / pixels, mse_sum / pixels
+
+    def _end_epoch(self, epoch: int, train_loss: float, val_loss: float | None,
+                   val_mse: float | None, seconds: float) -> Iterator[Event]:
+        score = val_loss if val_loss is not None else train_loss
+        is_best = self.best_loss is None or score < self.best_loss
+        if is_best:
+            self.best_loss, self.best_epoch = score, epoch
+        self.history["epochs"].append({"epoch": epoch, "train_loss": train_loss,
+                                       "val_loss": val_loss, "val_mse": val_mse,
+                                       "seconds": seconds, "best": is_best})
+        yield EpochEnd(epoch=epoch, train_loss=train_loss, val_loss=val_loss, val_mse=val_mse,
+                       is_best=is_best, seconds=seconds)
+        if is_best:
+            path = self._save("best.safetensors", epoch, with_optimizer=False)
+            yield CheckpointSaved(epoch=epoch, kind="best", path=path)
+        yield from self._save_last(epoch, stopped=False)
+
+    def _save_last(self, epoch: int, *, stopped: bool) -> Iterator[Event]:
+        path = self._save("last.safetensors", epoch, with_optimizer=True, stopped=stopped)
+        yield CheckpointSaved(epoch=epoch, kind="last", path=path)
+
+    def _save(self, name: str, epoch: int, *, with_optimizer: bool, stopped: bool = False) -> Path:
+        record = next((e for e in self.history["epochs"] if e["epoch"] == epoch), {})
+        extra = _optimizer_tensors(self.optimizer) if with_optimizer else None
+        path = save_checkpoint(
+            self.run_dir / name, self.model, self.config, extra_tensors=extra,
+            epoch=epoch, train_loss=record.get("train_loss"), val_loss=record.get("val_loss"),
+            val_mse=record.get("val_mse"), best_epoch=self.best_epoch,
+            best_val_loss=self.best_loss, stopped=stopped,
+            epochs=[{k: e[k] for k in ("epoch", "train_loss", "val_loss", "val_mse")}
+                    for e in self.history["epochs"]],
+        )
+        self._write_history(stopped)
+        return path
+
+    def _write_history(self, stopped: bool) -> None:
+        self.history.update(best_epoch=self.best_epoch, best_val_loss=self.best_loss,
+                            device=_device_name(self.device), stopped=stopped)
+        text = json.dumps(self.history, indent=1, allow_nan=False, default=_json_default)
+        atomic_write_bytes(self.run_dir / "history.json", text.encode())
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return device.type
+
+
+def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """Adam's per-parameter state as flat named tensors (safetensors holds no pickles)."""
+    out: dict[str, torch.Tensor] = {}
+    for index, state in optimizer.state_dict()["state"].items():
+        for key, value in state.items():
+            tensor = value if torch.is_tensor(value) else torch.tensor(float(value))
+            out[f"optim.{index}.{key}"] = tensor.float() if key == "step" else tensor
+    return out
+
+
+def _load_optimizer_state(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
+                          device: torch.device) -> None:
+    state_dict = optimizer.state_dict()
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, tensor in tensors.items():
+        prefix, index, key = name.split(".", 2)
+        if prefix == "optim":
+            state.setdefault(int(index), {})[key] = tensor if key == "step" else tensor.to(device)
+    state_dict["state"] = state
+    optimizer.load_state_dict(state_dict)

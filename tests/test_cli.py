@@ -1,0 +1,120 @@
+"""The CLI end to end (simulate → train → denoise → evaluate) and its one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import mrcfile
+import numpy as np
+import pytest
+
+from napari_cryoden.cli import main
+from napari_cryoden.weights import load_checkpoint
+
+
+@pytest.fixture(scope="module")
+def workflow(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("cli")
+    assert main(["simulate", str(root / "sim"), "--n", "5", "--size", "96", "--seed", "3",
+                 "--pixel-size", "1.7"]) == 0
+    assert main(["train", "--noisy", str(root / "sim/noisy"), "--clean", str(root / "sim/clean"),
+                 "--out", str(root / "run"), "--epochs", "2", "--patch-size", "48",
+                 "--batch-size", "4", "--device", "cpu", "--val-fraction", "0.2"]) == 0
+    return {"root": root, "sim": root / "sim", "run": root / "run"}
+
+
+def test_simulate_writes_pairs(workflow) -> None:
+    noisy = sorted((workflow["sim"] / "noisy").glob("*.mrc"))
+    assert len(noisy) == 5 and len(list((workflow["sim"] / "clean").glob("*.mrc"))) == 5
+    with mrcfile.open(noisy[0]) as mrc:
+        assert mrc.data.shape == (96, 96)
+        assert mrc.voxel_size.x == pytest.approx(1.7)
+
+
+def test_train_writes_run_folder(workflow) -> None:
+    run = workflow["run"]
+    names = {p.name for p in run.iterdir()}
+    assert {"best.safetensors", "last.safetensors", "history.json"} <= names
+    history = json.loads((run / "history.json").read_text())
+    assert [e["epoch"] for e in history["epochs"]] == [1, 2]
+    _, ckpt = load_checkpoint(run / "best.safetensors")
+    assert ckpt.config.data.patch_size == 48 and ckpt.config.train.epochs == 2
+
+
+def test_train_resume_continues(workflow, tmp_path: Path) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(workflow["run"], run)
+    sim = workflow["sim"]
+    assert main(["train", "--noisy", str(sim / "noisy"), "--clean", str(sim / "clean"),
+                 "--out", str(run), "--epochs", "3", "--patch-size", "48", "--batch-size", "4",
+                 "--device", "cpu", "--val-fraction", "0.2", "--resume"]) == 0
+    history = json.loads((run / "history.json").read_text())
+    assert [e["epoch"] for e in history["epochs"]] == [1, 2, 3]
+
+
+def test_denoise_keeps_shape_and_pixel_size(workflow, capsys) -> None:
+    out = workflow["root"] / "denoised"
+    assert main(["denoise", str(workflow["run"] / "best.safetensors"),
+                 str(workflow["sim"] / "noisy"), "--out", str(out), "--device", "cpu"]) == 0
+    files = sorted(out.glob("*.mrc"))
+    assert len(files) == 5
+    with mrcfile.open(files[0]) as mrc:
+        assert mrc.data.shape == (96, 96) and mrc.data.dtype == np.float32
+        assert mrc.voxel_size.x == pytest.approx(1.7)
+    assert "denoised 5 micrograph(s)" in capsys.readouterr().out
+
+
+def test_evaluate_writes_contract_json(workflow, capsys) -> None:
+    report_path = workflow["root"] / "report.json"
+    figures = workflow["root"] / "figures"
+    assert main(["evaluate", str(workflow["run"] / "best.safetensors"),
+                 "--noisy", str(workflow["sim"] / "noisy"),
+                 "--clean", str(workflow["sim"] / "clean"),
+                 "--json", str(report_path), "--figures", str(figures), "--device", "cpu"]) == 0
+    report = json.loads(report_path.read_text())
+    for key in ("mse", "rmse", "psnr", "corr", "patches", "checklist"):
+        assert key in report
+    assert len(report["patches"]) == 5 * 4  # 96 px micrographs in 48 px patches
+    assert len(report["checklist"]) == 10
+    assert report["target_kind"] == "clean"
+    assert {p.name for p in figures.glob("*.png")} >= {"scatter.png", "histograms.png",
+                                                       "panel.png", "loss.png"}
+    out = capsys.readouterr().out
+    assert "noisy input" in out and "Gaussian" in out and ("PASS" in out or "FAIL" in out)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--noisy", "{t}/missing", "--clean", "{t}/missing", "--out", "{t}/r"],
+         "missing"),
+        (["denoise", "{t}/nope.safetensors", "{t}", "--out", "{t}/o"],
+         "nope.safetensors: no such weight file"),
+        (["denoise", "{t}/fake.safetensors", "{t}", "--out", "{t}/o"],
+         "fake.safetensors: not a safetensors weight file"),
+        (["train", "--noisy", "{t}", "--clean", "{t}", "--out", "{t}/r", "--epochs", "0"],
+         "train.epochs must be >= 1"),
+        (["simulate", "{t}/s", "--n", "0"], "--n must be >= 1"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(tmp_path: Path, capsys, argv, message) -> None:
+    (tmp_path / "fake.safetensors").write_bytes(b"\x80\x04not a weight file")
+    code = main([a.replace("{t}", str(tmp_path)) for a in argv])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.startswith("cryoden: error:") and message in err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_console_script_help_and_version() -> None:
+    exe = Path(sys.executable).with_name("cryoden")
+    for argv in (["--help"], ["train", "--help"], ["evaluate", "--help"], ["--version"]):
+        result = subprocess.run([str(exe), *argv], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+    assert "--val-fraction" in subprocess.run([str(exe), "train", "--help"], capture_output=True,
+                                              text=True, timeout=60).stdout

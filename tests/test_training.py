@@ -1,0 +1,160 @@
+"""The training generator: events, checkpoints, history, stop, resume, reproducibility."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from napari_cryoden.config import Config
+from napari_cryoden.data.io import find_pairs
+from napari_cryoden.errors import InputError
+from napari_cryoden.training import (
+    CheckpointSaved,
+    EpochEnd,
+    TrainEnd,
+    TrainStart,
+    TrainStep,
+    select_device,
+    train,
+)
+from napari_cryoden.weights import load_checkpoint
+
+TINY = {"data": {"patch_size": 32, "shuffle_buffer": 4}, "train": {"batch_size": 4, "epochs": 3,
+                                                                   "device": "cpu"}}
+
+
+def tiny_config(**sections: dict) -> Config:
+    merged = {k: dict(v) for k, v in TINY.items()}
+    for key, values in sections.items():
+        merged.setdefault(key, {}).update(values)
+    return Config.from_dict(merged)
+
+
+@pytest.fixture
+def pairs(make_pairs):
+    noisy, clean = make_pairs(n=5, size=64)
+    all_pairs = find_pairs(noisy, clean)
+    return all_pairs[:4], all_pairs[4:]
+
+
+def run_all(config: Config, pairs, run_dir: Path, **kw) -> list:
+    return list(train(config, pairs[0], pairs[1], run_dir, **kw))
+
+
+def test_events_files_and_history(pairs, tmp_path: Path) -> None:
+    events = run_all(tiny_config(), pairs, tmp_path / "run")
+    start = events[0]
+    assert isinstance(start, TrainStart) and start.device == "cpu"
+    assert start.n_train_patches == 16 and start.n_val_patches == 4 and start.steps_per_epoch == 4
+    steps = [e for e in events if isinstance(e, TrainStep)]
+    epochs = [e for e in events if isinstance(e, EpochEnd)]
+    assert len(steps) == 12 and [e.epoch for e in epochs] == [1, 2, 3]
+    assert all(e.val_loss is not None and e.val_mse is not None for e in epochs)
+    assert epochs[0].is_best
+    assert isinstance(events[-1], TrainEnd) and not events[-1].stopped
+    saved = [e for e in events if isinstance(e, CheckpointSaved)]
+    assert [e.kind for e in saved if e.epoch == 1] == ["best", "last"]
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert [e["epoch"] for e in history["epochs"]] == [1, 2, 3]
+    assert len(history["steps"]) == 12 and history["steps"][-1]["global_step"] == 12
+    best_epoch = min(history["epochs"], key=lambda e: e["val_loss"])["epoch"]
+    assert history["best_epoch"] == best_epoch == events[-1].best_epoch
+    _, ckpt = load_checkpoint(tmp_path / "run" / "best.safetensors")
+    assert ckpt.epoch == best_epoch and ckpt.config == tiny_config()
+    _, last = load_checkpoint(tmp_path / "run" / "last.safetensors")
+    assert last.epoch == 3 and last.metadata["extra_tensors"]  # optimizer state for resume
+
+
+def test_loss_decreases_and_val_mse_is_raw(pairs, tmp_path: Path) -> None:
+    cfg = tiny_config(train={"epochs": 6, "lr": 3e-3}, data={"normalization": "meanstd"})
+    epochs = [e for e in run_all(cfg, pairs, tmp_path / "r") if isinstance(e, EpochEnd)]
+    assert epochs[-1].train_loss < epochs[0].train_loss
+    # normalised loss is in units of the noisy std (~0.15 here): raw MSE is much smaller
+    assert epochs[-1].val_mse < epochs[-1].val_loss
+
+
+def test_same_seed_same_losses(pairs, tmp_path: Path) -> None:
+    cfg = tiny_config(data={"crop": 24})
+    a = [e.loss for e in run_all(cfg, pairs, tmp_path / "a") if isinstance(e, TrainStep)]
+    b = [e.loss for e in run_all(cfg, pairs, tmp_path / "b") if isinstance(e, TrainStep)]
+    c = [e.loss for e in run_all(tiny_config(train={"seed": 1}, data={"crop": 24}), pairs,
+                                 tmp_path / "c") if isinstance(e, TrainStep)]
+    assert a == b
+    assert a != c
+
+
+def test_stop_mid_epoch_keeps_best_and_history(pairs, tmp_path: Path) -> None:
+    stop = threading.Event()
+    run_dir = tmp_path / "run"
+    events = []
+    for event in train(tiny_config(), pairs[0], pairs[1], run_dir, stop=stop):
+        events.append(event)
+        if isinstance(event, TrainStep) and event.epoch == 2 and event.step == 2:
+            best_before = (run_dir / "best.safetensors").read_bytes()
+            stop.set()
+    end = events[-1]
+    assert isinstance(end, TrainEnd) and end.stopped and end.epochs_completed == 1
+    assert not any(isinstance(e, TrainStep) and e.epoch == 2 and e.step > 2 for e in events)
+    assert (run_dir / "best.safetensors").read_bytes() == best_before
+    history = json.loads((run_dir / "history.json").read_text())
+    assert history["stopped"] and len(history["steps"]) == 6  # 4 + the 2 of epoch 2
+
+
+def test_closing_the_generator_saves_last(pairs, tmp_path: Path) -> None:
+    gen = train(tiny_config(), pairs[0], pairs[1], tmp_path / "run")
+    for event in gen:
+        if isinstance(event, TrainStep) and event.global_step == 6:
+            break
+    gen.close()
+    _, last = load_checkpoint(tmp_path / "run" / "last.safetensors")
+    assert last.metadata["stopped"] and last.epoch == 1
+    assert threading.active_count() < 4  # no reader thread left behind
+
+
+def test_resume_continues_epochs_and_history(pairs, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    run_all(tiny_config(train={"epochs": 2}), pairs, run_dir)
+    events = run_all(tiny_config(train={"epochs": 4}), pairs, run_dir, resume=True)
+    start = events[0]
+    assert start.first_epoch == 3
+    assert [e.epoch for e in events if isinstance(e, EpochEnd)] == [3, 4]
+    history = json.loads((run_dir / "history.json").read_text())
+    assert [e["epoch"] for e in history["epochs"]] == [1, 2, 3, 4]
+    assert [s["global_step"] for s in history["steps"]] == list(range(1, 17))
+    # resuming equals training straight through (same weights, same optimizer state)
+    run_all(tiny_config(train={"epochs": 4}), pairs, tmp_path / "straight")
+    resumed, _ = load_checkpoint(run_dir / "last.safetensors")
+    straight, _ = load_checkpoint(tmp_path / "straight" / "last.safetensors")
+    for (name, a), b in zip(resumed.state_dict().items(), straight.state_dict().values(),
+                                  strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
+
+
+def test_no_validation_set_uses_train_loss(pairs, tmp_path: Path) -> None:
+    events = list(train(tiny_config(train={"epochs": 2}), pairs[0], [], tmp_path / "run"))
+    epochs = [e for e in events if isinstance(e, EpochEnd)]
+    assert all(e.val_loss is None for e in epochs) and epochs[0].is_best
+    assert (tmp_path / "run" / "best.safetensors").exists()
+
+
+def test_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no training micrographs"):
+        list(train(tiny_config(), [], [], tmp_path / "run"))
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="CUDA is not available"):
+            select_device("cuda")
+    assert select_device("cpu").type == "cpu"
+
+
+def test_trained_output_is_reloadable(pairs, tmp_path: Path) -> None:
+    run_all(tiny_config(train={"epochs": 1}), pairs, tmp_path / "run")
+    a, _ = load_checkpoint(tmp_path / "run" / "best.safetensors")
+    b, _ = load_checkpoint(tmp_path / "run" / "best.safetensors")
+    x = torch.from_numpy(np.random.default_rng(0).random((1, 1, 40, 40), dtype=np.float32))
+    with torch.no_grad():
+        assert torch.equal(a(x), b(x))
