@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from napari_cryoden.artifacts import ArtifactAccumulator
 from napari_cryoden.checklist import run_checklist
 from napari_cryoden.data.io import find_pairs, read_image
 from napari_cryoden.errors import InputError
 from napari_cryoden.metrics import (
-    ArtifactAccumulator,
     PairAccumulator,
     best_gaussian,
     gaussian_baseline,
@@ -267,7 +267,7 @@ def _save_figures(folder: Path, score: _DatasetScore, history: Any) -> dict[str,
 
 def write_report(report: Mapping[str, Any], json_path: str | os.PathLike[str]) -> Path:
     """Write the report as JSON (NaN and infinities become ``null``); parent folders are made."""
-    from napari_cryoden.weights import atomic_write_bytes
+    from napari_cryoden._files import atomic_write_bytes
 
     path = Path(json_path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import numpy as np
 import tifffile
 from mrcfile import utils as mrc_utils
 
+from napari_cryoden._files import atomic_path
 from napari_cryoden.errors import InputError
 
 __all__ = [
@@ -107,22 +107,14 @@ def write_mrc(path: str | os.PathLike[str], data: np.ndarray, pixel_size: float)
     array = np.ascontiguousarray(data, dtype=np.float32)
     if array.ndim not in (2, 3):
         raise ValueError(f"{path}: can only write 2D or 3D data, got shape {array.shape}")
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with mrcfile.new(tmp) as mrc:
+        with atomic_path(path) as tmp, mrcfile.new(tmp, overwrite=True) as mrc:
             mrc.set_data(array)
             if array.ndim == 3 and path.suffix.lower() in _STACK_SUFFIXES:
                 mrc.set_image_stack()
             mrc.voxel_size = float(pixel_size)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
     except OSError as exc:
         raise InputError(f"{path}: cannot write ({exc.strerror or exc})") from exc
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-    _fsync_folder(path.parent)
 
 
 def list_images(folder: str | os.PathLike[str]) -> list[Path]:
@@ -380,13 +372,3 @@ def _by_stem(files: list[Path]) -> dict[str, Path]:
 def _first_few(files: list[Path], n: int = 3) -> str:
     names = ", ".join(f.name for f in files[:n])
     return names + (f" (+{len(files) - n} more)" if len(files) > n else "")
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make a rename durable (POSIX); a no-op where folders cannot be opened."""
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
