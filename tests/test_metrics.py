@@ -9,8 +9,8 @@ import pytest
 from scipy import ndimage
 
 from napari_cryoden import metrics
+from napari_cryoden.artifacts import ArtifactAccumulator
 from napari_cryoden.metrics import (
-    ArtifactAccumulator,
     PairAccumulator,
     best_gaussian,
     compare,
