@@ -9,6 +9,7 @@ status, so tests call it directly.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -115,6 +116,11 @@ def _add_train(p: argparse.ArgumentParser) -> None:
                    help="run folder: best.safetensors, last.safetensors, history.json")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in RUN_DIR from its last.safetensors")
+    p.add_argument("--ddp", action="store_true",
+                   help="data-parallel training in several processes of this host (launches "
+                        "torchrun; --batch-size is per process); see docs/distributed.md")
+    p.add_argument("--nproc", type=int, default=None, metavar="N",
+                   help="processes for --ddp (implies it; default: one per GPU, 2 on the CPU)")
     for section, names in _TRAIN_FLAGS.items():
         group = p.add_argument_group(f"{_SECTION[section]} options")
         for f in fields(section):
@@ -144,20 +150,46 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return Config().replace(**sections)
 
 
-def _run_train(args: argparse.Namespace) -> int:
+def _train_val_pairs(args: argparse.Namespace, config: Config) -> tuple[list, list]:
     from napari_cryoden.data.io import find_pairs
     from napari_cryoden.data.patches import split_pairs
-    from napari_cryoden.training import CheckpointSaved, EpochEnd, TrainEnd, TrainStart, TrainStep
-    from napari_cryoden.training import train as run_training
 
-    config = config_from_args(args)
     pairs = find_pairs(args.noisy, args.clean)
     if (args.val_noisy is None) != (args.val_clean is None):
         raise CryodenError("give both --val-noisy and --val-clean, or neither")
     if args.val_noisy is not None:
-        train_pairs, val_pairs = pairs, find_pairs(args.val_noisy, args.val_clean)
-    else:
-        train_pairs, val_pairs = split_pairs(pairs, config.data.val_fraction, config.train.seed)
+        return pairs, find_pairs(args.val_noisy, args.val_clean)
+    return split_pairs(pairs, config.data.val_fraction, config.train.seed)
+
+
+def _train_argv(args: argparse.Namespace) -> list[str]:
+    """The ``train`` arguments the user gave, without ``--ddp``/``--nproc`` (for each rank)."""
+    argv = ["train", "--noisy", str(args.noisy), "--clean", str(args.clean),
+            "--out", str(args.out)]
+    if args.val_noisy is not None:
+        argv += ["--val-noisy", str(args.val_noisy), "--val-clean", str(args.val_clean)]
+    if args.resume:
+        argv.append("--resume")
+    for names in _TRAIN_FLAGS.values():
+        for name in names:
+            value, flag = getattr(args, name, None), "--" + name.replace("_", "-")
+            if isinstance(value, bool):
+                argv.append(flag if value else "--no-" + flag[2:])
+            elif value is not None:
+                argv += [flag, str(value)]
+    return argv
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from napari_cryoden import distributed
+    from napari_cryoden.training import CheckpointSaved, EpochEnd, TrainEnd, TrainStart, TrainStep
+    from napari_cryoden.training import train as run_training
+
+    config = config_from_args(args)
+    train_pairs, val_pairs = _train_val_pairs(args, config)  # bad input fails here, once
+    if (args.ddp or args.nproc is not None) and not distributed.launched():
+        nproc = args.nproc or distributed.default_nproc(config.train.device)
+        return distributed.launch(_train_argv(args), nproc)
     stop = threading.Event()
     events = run_training(config, train_pairs, val_pairs, args.out, stop=stop,
                           resume=args.resume)
@@ -165,9 +197,7 @@ def _run_train(args: argparse.Namespace) -> int:
     try:
         for event in events:
             if isinstance(event, TrainStart):
-                print(f"training on {event.device}: {len(train_pairs)} train / {len(val_pairs)} "
-                      f"val micrographs, {event.n_train_patches} train / {event.n_val_patches} "
-                      f"val patches, {event.steps_per_epoch} steps per epoch")
+                print(_start_line(event, len(train_pairs), len(val_pairs)))
             elif isinstance(event, TrainStep):
                 if bar is None:
                     bar = _progress(event.steps_per_epoch, f"epoch {event.epoch}", "step")
@@ -180,16 +210,26 @@ def _run_train(args: argparse.Namespace) -> int:
                 print(_epoch_line(event))
             elif isinstance(event, CheckpointSaved) and event.kind == "best":
                 print(f"  ✓ Saved {event.path}")
-            elif isinstance(event, TrainEnd):
+            elif isinstance(event, TrainEnd) and event.rank == 0:
                 print(_end_line(event))
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
         events.close()  # saves history.json and last.safetensors; best.safetensors is kept
-        print(f"interrupted: history and last weights saved in {args.out}; "
-              f"resume with --resume", file=sys.stderr)
+        if int(os.environ.get("RANK", "0")) == 0:
+            print(f"interrupted: history and last weights saved in {args.out}; "
+                  f"resume with --resume", file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_OK
+
+
+def _start_line(e: Any, n_train: int, n_val: int) -> str:
+    where = e.device if e.world_size == 1 else f"{e.world_size} processes × {e.device}"
+    dropped = (f" ({e.n_dropped_patches} dropped per epoch so ranks step together)"
+               if e.n_dropped_patches else "")
+    return (f"training on {where}: {n_train} train / {n_val} val micrographs, "
+            f"{e.n_train_patches} train{dropped} / {e.n_val_patches} val patches, "
+            f"{e.steps_per_epoch} steps per epoch")
 
 
 def _epoch_line(e: Any) -> str:

@@ -9,6 +9,11 @@ Adam on the MSE loss, validates after each epoch, and writes into the run folder
 
 Setting the ``stop`` event (or closing the generator) ends training at the next step; the
 history and the last weights are saved first, the best checkpoint is never touched by a stop.
+
+Started by ``torchrun`` (``WORLD_SIZE > 1``), ``train`` runs data-parallel
+(:mod:`~napari_cryoden.distributed`): each rank streams its shard of every epoch, gradients and
+losses are averaged over ranks, and only rank 0 writes files and yields progress events; the
+other ranks yield only :class:`TrainEnd`. See docs/distributed.md.
 """
 
 from __future__ import annotations
@@ -25,8 +30,10 @@ from typing import Any
 
 import torch
 
+from napari_cryoden import distributed
 from napari_cryoden.config import Config
 from napari_cryoden.data.stream import Batch, PatchStream
+from napari_cryoden.distributed import World
 from napari_cryoden.errors import InputError
 from napari_cryoden.model import build_model
 from napari_cryoden.weights import (
@@ -46,7 +53,11 @@ Pairs = Sequence[tuple[Path, Path]]
 
 @dataclass(frozen=True)
 class TrainStart:
-    """Sent once before the first step."""
+    """Sent once before the first step.
+
+    With several processes ``n_train_patches`` counts all ranks' patches per epoch, and
+    ``n_dropped_patches`` the (< ``world_size``) patches left out so that ranks step together.
+    """
 
     device: str
     epochs: int
@@ -55,11 +66,17 @@ class TrainStart:
     n_train_patches: int
     n_val_patches: int
     run_dir: Path
+    world_size: int = 1
+    n_dropped_patches: int = 0
 
 
 @dataclass(frozen=True)
 class TrainStep:
-    """One optimisation step; ``loss`` is the batch's MSE in normalised units."""
+    """One optimisation step; ``loss`` is the batch's MSE in normalised units.
+
+    With several processes the batch is the union of the ranks' batches: ``loss`` is its mean
+    and ``patches_per_s`` counts every rank's patches.
+    """
 
     epoch: int
     step: int
@@ -92,13 +109,17 @@ class CheckpointSaved:
 
 @dataclass(frozen=True)
 class TrainEnd:
-    """Training ended, either after the last epoch or because it was asked to stop."""
+    """Training ended, either after the last epoch or because it was asked to stop.
+
+    The only event that ranks other than 0 yield; ``rank`` says whose it is.
+    """
 
     epochs_completed: int
     best_epoch: int | None
     best_val_loss: float | None
     stopped: bool
     run_dir: Path
+    rank: int = 0
 
 
 Event = TrainStart | TrainStep | EpochEnd | CheckpointSaved | TrainEnd
@@ -141,36 +162,54 @@ def train(
     run_dir
         Folder for ``best.safetensors``, ``last.safetensors`` and ``history.json``.
     stop
-        When set, training ends at the next step (after saving history and last weights).
+        When set, training ends at the next step (after saving history and last weights). With
+        several processes a stop set on any rank stops all of them at the same step.
     resume
         Continue from ``run_dir/last.safetensors``: weights, optimizer state, epoch count and
-        history. Its config's model must match ``config``'s.
+        history. Its config's model must match ``config``'s. Every rank loads it.
     """
-    run = _Run(config, train_pairs, val_pairs, Path(run_dir), stop or threading.Event())
-    if resume:
-        run.restore()
-    yield from run.events()
+    world = distributed.join(select_device(config.train.device))
+    run: _Run | None = None
+    try:
+        run = _Run(config, train_pairs, val_pairs, Path(run_dir), stop or threading.Event(),
+                   world)
+        if resume:
+            run.restore()
+        for event in run.events():
+            if world.is_main or isinstance(event, TrainEnd):
+                yield event
+    finally:
+        if run is not None:
+            run.net = run.model  # drop DDP, which holds the process group, before leaving
+        del run
+        distributed.leave(world)
 
 
 class _Run:
     """State of one training run; ``events()`` drives it."""
 
     def __init__(self, config: Config, train_pairs: Pairs, val_pairs: Pairs, run_dir: Path,
-                 stop: threading.Event) -> None:
+                 stop: threading.Event, world: World) -> None:
         if not train_pairs:
             raise InputError("no training micrographs: the noisy/clean folders gave no pairs")
-        self.config, self.stop, self.run_dir = config, stop, run_dir
-        run_dir.mkdir(parents=True, exist_ok=True)
+        self.config, self.stop, self.run_dir, self.world = config, stop, run_dir, world
+        if world.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
         tc, dc = config.train, config.data
-        self.device = select_device(tc.device)
+        self.device = world.device
         self.amp = bool(tc.amp and self.device.type == "cuda")
         self.model = build_model(config.model, seed=tc.seed).to(self.device)
+        self.net = distributed.wrap_model(self.model, world)  # DDP when several ranks
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=tc.lr)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         common = dict(patch_size=dc.patch_size, normalization=dc.normalization,
                       batch_size=tc.batch_size, seed=tc.seed, shuffle_buffer=dc.shuffle_buffer,
-                      reader_threads=dc.reader_threads, device=self.device)
+                      reader_threads=dc.reader_threads, device=self.device,
+                      rank=world.rank, world_size=world.world_size)
         self.train_stream = PatchStream(list(train_pairs), crop=dc.crop, shuffle=True, **common)
+        if self.train_stream.n_patches == 0:
+            raise InputError(f"too few training patches ({self.train_stream.n_dropped}) for "
+                             f"{world.world_size} processes: use fewer or a smaller --patch-size")
         self.val_stream = (PatchStream(list(val_pairs), shuffle=False, **common)
                            if val_pairs else None)
         self.first_epoch = 1
@@ -205,9 +244,11 @@ class _Run:
         epochs = self.config.train.epochs
         yield TrainStart(device=_device_name(self.device), epochs=epochs,
                          first_epoch=self.first_epoch, steps_per_epoch=len(self.train_stream),
-                         n_train_patches=self.train_stream.n_patches,
-                         n_val_patches=self.val_stream.n_patches if self.val_stream else 0,
-                         run_dir=self.run_dir)
+                         n_train_patches=self.train_stream.n_patches_all_ranks,
+                         n_val_patches=(self.val_stream.n_patches_all_ranks
+                                        if self.val_stream else 0),
+                         run_dir=self.run_dir, world_size=self.world.world_size,
+                         n_dropped_patches=self.train_stream.n_dropped)
         completed = self.first_epoch - 1
         stopped = False
         try:
@@ -221,13 +262,16 @@ class _Run:
                 completed = epoch
                 yield from self._end_epoch(epoch, train_loss, val_loss, val_mse,
                                            time.perf_counter() - start)
-        except GeneratorExit:  # the consumer closed us (napari worker.quit(), Ctrl-C in the CLI)
+        except (GeneratorExit, KeyboardInterrupt):  # closed by the consumer (napari worker.quit(),
+            # Ctrl-C in the CLI between steps) or Ctrl-C inside a step (every rank under torchrun)
             self._save("last.safetensors", completed, with_optimizer=True, stopped=True)
             raise
         if stopped:
             yield from self._save_last(completed, stopped=True)
+        distributed.save_rank_weights(self.model, self.world)
         yield TrainEnd(epochs_completed=completed, best_epoch=self.best_epoch,
-                       best_val_loss=self.best_loss, stopped=stopped, run_dir=self.run_dir)
+                       best_val_loss=self.best_loss, stopped=stopped, run_dir=self.run_dir,
+                       rank=self.world.rank)
 
     def _train_epoch(self, epoch: int) -> Iterator[Event]:
         """Yields steps; returns the epoch's mean loss, or None when stopped."""
@@ -236,34 +280,45 @@ class _Run:
         total, count, tick = 0.0, 0, time.perf_counter()
         with closing(iter(self.train_stream)) as batches:
             for step, batch in enumerate(batches, start=1):
-                if self.stop.is_set():
+                if self._stop_requested():
                     return None
-                loss = self._step(batch)
+                loss, n = self._step(batch)
                 self.global_step += 1
-                total += loss * batch.noisy.shape[0]
-                count += batch.noisy.shape[0]
+                total += loss * n
+                count += n
                 now = time.perf_counter()
-                rate = batch.noisy.shape[0] / max(now - tick, 1e-9)
+                rate = n / max(now - tick, 1e-9)
                 tick = now
                 self.history["steps"].append({"epoch": epoch, "step": step,
                                               "global_step": self.global_step, "loss": loss})
                 yield TrainStep(epoch=epoch, step=step, steps_per_epoch=len(self.train_stream),
                                 global_step=self.global_step, loss=loss, patches_per_s=rate)
-        if self.stop.is_set():
+        if self._stop_requested():
             return None
         return total / max(count, 1)
 
-    def _step(self, batch: Batch) -> float:
+    def _stop_requested(self) -> bool:
+        """The stop flag, agreed by all ranks (one tiny all-reduce per step when distributed)."""
+        return distributed.any_rank(self.stop.is_set(), self.world)
+
+    def _step(self, batch: Batch) -> tuple[float, int]:
+        """One update; returns the mean loss and the patch count of the (global) batch."""
         self.optimizer.zero_grad(set_to_none=True)
         with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
-            loss = torch.nn.functional.mse_loss(self.model(batch.noisy), batch.clean)
-        if not torch.isfinite(loss):
+            loss = torch.nn.functional.mse_loss(self.net(batch.noisy), batch.clean)
+        self.scaler.scale(loss).backward()  # DDP averages the gradients over ranks here
+        n = batch.noisy.shape[0]
+        if self.world.enabled:
+            loss_sum, count = distributed.all_sum([loss.detach().double() * n, n], self.world)
+            mean, n = loss_sum / count, int(count)
+        else:
+            mean = float(loss.detach())
+        if not math.isfinite(mean):  # before the update, on every rank alike
             raise FloatingPointError(
                 "training loss became NaN/Inf: lower --lr or use --normalization meanstd")
-        self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        return float(loss.detach())
+        return mean, n
 
     @torch.no_grad()
     def _validate(self) -> tuple[float | None, float | None]:
@@ -279,7 +334,8 @@ class _Run:
             scale = batch.scale.view(-1, 1, 1, 1)
             mse_sum += float((((pred - batch.clean) * scale) ** 2).sum())
             pixels += n
-        return loss_sum / pixels, mse_sum / pixels
+        loss_sum, mse_sum, total = distributed.all_sum([loss_sum, mse_sum, pixels], self.world)
+        return loss_sum / total, mse_sum / total
 
     def _end_epoch(self, epoch: int, train_loss: float, val_loss: float | None,
                    val_mse: float | None, seconds: float) -> Iterator[Event]:
@@ -302,6 +358,9 @@ class _Run:
         yield CheckpointSaved(epoch=epoch, kind="last", path=path)
 
     def _save(self, name: str, epoch: int, *, with_optimizer: bool, stopped: bool = False) -> Path:
+        """Write a checkpoint and the history (rank 0 only); returns the checkpoint's path."""
+        if not self.world.is_main:
+            return self.run_dir / name
         record = next((e for e in self.history["epochs"] if e["epoch"] == epoch), {})
         extra = _optimizer_tensors(self.optimizer) if with_optimizer else None
         path = save_checkpoint(
@@ -317,7 +376,9 @@ class _Run:
 
     def _write_history(self, stopped: bool) -> None:
         self.history.update(best_epoch=self.best_epoch, best_val_loss=self.best_loss,
-                            device=_device_name(self.device), stopped=stopped)
+                            device=_device_name(self.device), stopped=stopped,
+                            world_size=self.world.world_size,
+                            global_batch_size=self.world.world_size * self.config.train.batch_size)
         text = json.dumps(self.history, indent=1, allow_nan=False, default=_json_default)
         atomic_write_bytes(self.run_dir / "history.json", text.encode())
 

@@ -7,11 +7,19 @@ the GPU without blocking. Results are consumed in plan order, so an epoch is exa
 reproducible for a given ``(seed, epoch)`` whatever the number of reader threads. Host memory
 holds ``shuffle_buffer`` + ``2 * reader_threads`` samples, two batches and a few open file maps,
 never the dataset: the seed's loader streamed 117 GB in ~100 MB.
+
+For data-parallel training (``rank``/``world_size``) every process derives the same global plan
+and keeps every ``world_size``-th task of it, starting at its ``rank``: no patch is streamed twice
+in an epoch, and with ``shuffle_buffer=1`` the ranks' k-th batches together are exactly the k-th
+batch of one process with ``world_size`` times the batch size. Training streams (``shuffle``)
+drop the last ``n_patches % world_size`` tasks of each epoch's plan, so all ranks take the same
+number of steps; validation streams keep every patch (ranks may differ by one).
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import os
 import queue
@@ -92,6 +100,9 @@ class PatchStream:
         Drop the last, smaller batch.
     patches : sequence of PatchRef, optional
         A precomputed index; by default :func:`index_patches` of ``pairs``.
+    rank, world_size : int
+        This process's share of a data-parallel run: tasks ``rank, rank + world_size, …`` of
+        the epoch's global plan (see the module notes for the dropped remainder).
     """
 
     def __init__(
@@ -110,9 +121,14 @@ class PatchStream:
         device: str | torch.device = "cpu",
         drop_last: bool = False,
         patches: Sequence[PatchRef] | None = None,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         _check_arguments(patch_size, crop, normalization, batch_size, shuffle_buffer,
                          reader_threads)
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
+        self._rank, self._world_size = rank, world_size
         self._pairs = [(Path(noisy), Path(clean)) for noisy, clean in pairs]
         self._patches = list(patches) if patches is not None else index_patches(
             self._pairs, patch_size)
@@ -127,8 +143,18 @@ class PatchStream:
 
     @property
     def n_patches(self) -> int:
-        """Patches per epoch."""
-        return len(self._patches)
+        """Patches per epoch streamed by this rank (all of them without sharding)."""
+        return len(range(self._rank, self.n_patches_all_ranks, self._world_size))
+
+    @property
+    def n_patches_all_ranks(self) -> int:
+        """Patches per epoch streamed by all ranks together: the index less the dropped ones."""
+        return len(self._patches) - self.n_dropped
+
+    @property
+    def n_dropped(self) -> int:
+        """Patches of each epoch's plan that no rank streams (``< world_size``, training only)."""
+        return len(self._patches) % self._world_size if self._shuffle else 0
 
     @property
     def sample_size(self) -> int:
@@ -165,7 +191,14 @@ class PatchStream:
             cache.close()
 
     def _plan(self, epoch: int) -> Iterator[_Task]:
-        """The epoch's patches in reading order, with crop corners; generated lazily."""
+        """This rank's share of the epoch's plan: every ``world_size``-th task, lazily."""
+        tasks = self._global_plan(epoch)
+        if self._world_size == 1:
+            return tasks
+        return itertools.islice(tasks, self._rank, self.n_patches_all_ranks, self._world_size)
+
+    def _global_plan(self, epoch: int) -> Iterator[_Task]:
+        """The epoch's patches in reading order, with crop corners; the same on every rank."""
         if not self._shuffle:
             yield from (_Task(ref, ref.y, ref.x) for ref in self._patches)
             return
