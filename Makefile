@@ -7,8 +7,12 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo_out
+# Debian packages napari's Qt widgets need on a headless machine (virtual X server + xcb libs).
+QT_DEBS := xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0 libxcb-image0 \
+	libxcb-render-util0 libxcb-shape0 libxcb-cursor0 libxkbcommon-x11-0 libegl1 libgl1 libdbus-1-3
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install test lint demo clean
+.PHONY: install system-deps test lint demo clean
 
 install: $(STAMP)
 
@@ -19,11 +23,16 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[testing]"
 	touch $(STAMP)
 
+# Installs the Debian packages only when xvfb-run is missing (needs root or sudo).
+system-deps:
+	@command -v xvfb-run >/dev/null || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(QT_DEBS); }
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 
-test: $(STAMP) lint
-	$(PY) -m pytest -q
+test: $(STAMP) system-deps lint
+	xvfb-run -a $(PY) -m pytest -q
 
 demo: $(STAMP)
 	DEMO_DIR=$(DEMO_DIR) PY=$(PY) bash scripts/demo.sh

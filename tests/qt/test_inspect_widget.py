@@ -1,0 +1,203 @@
+"""The Inspect widget, driven as a user would: analyse, sort, click a patch, map, checklist.
+
+Run under Xvfb: ``xvfb-run -a python -m pytest tests/qt/test_inspect_widget.py -q``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter
+
+pytest.importorskip("napari")
+pytest.importorskip("pytestqt")
+
+from qtpy.QtCore import QPoint, Qt  # noqa: E402
+
+from napari_cryoden._qt import inspect_widget  # noqa: E402
+from napari_cryoden._qt._models import MODELS  # noqa: E402
+from napari_cryoden._qt.inspect_widget import OUTLINE_NAME, InspectWidget  # noqa: E402
+from napari_cryoden.metrics import patch_metrics  # noqa: E402
+
+SIZE, PATCH = 128, 32  # 4 x 4 = 16 patches
+SCALE, TRANSLATE = np.array([1.5, 2.0]), np.array([10.0, -20.0])
+USER = Qt.ItemDataRole.UserRole
+
+
+@pytest.fixture(autouse=True)
+def _isolated() -> None:
+    MODELS.clear()
+
+
+def trio(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Clean blobs in [0.3, 0.8], plus noise, and a Gaussian-filtered 'denoised' image."""
+    rng = np.random.default_rng(seed)
+    clean = gaussian_filter(rng.random((SIZE, SIZE)), 3.0)
+    clean = 0.3 + 0.5 * (clean - clean.min()) / np.ptp(clean)
+    noisy = clean + rng.normal(0, 0.1, clean.shape)
+    denoised = gaussian_filter(noisy, 1.5)
+    denoised[:, :40] += 0.05  # a brighter band: patches differ, so sorting means something
+    return tuple(a.astype(np.float32) for a in (noisy, denoised, clean))  # type: ignore[return-value]
+
+
+def make_widget(make_napari_viewer: Any, *, with_noisy: bool = True) -> tuple[Any, InspectWidget]:
+    viewer = make_napari_viewer()
+    noisy, denoised, clean = trio()
+    names = [("noisy", noisy)] if with_noisy else []
+    for name, data in [*names, ("noisy (denoised)", denoised), ("clean", clean)]:
+        viewer.add_image(data, name=name, scale=SCALE, translate=TRANSLATE)
+    widget = InspectWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Inspect")
+    widget.patch_size.value = PATCH
+    return viewer, widget
+
+
+def column(widget: InspectWidget, name: str) -> list[float]:
+    j = [c[0] for c in inspect_widget.COLUMNS].index(name)
+    return [widget.table.item(i, j).data(USER) for i in range(widget.table.rowCount())]
+
+
+def click_row(qtbot: Any, widget: InspectWidget, row: int) -> int:
+    """Click the table's ``row``; return the patch number shown in it."""
+    rect = widget.table.visualItemRect(widget.table.item(row, 1))
+    qtbot.mouseClick(widget.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    return int(widget.table.item(row, 0).data(USER))
+
+
+def test_layer_choices_are_guessed_from_names(make_napari_viewer: Any) -> None:
+    _, widget = make_widget(make_napari_viewer)
+    assert (widget.noisy.value.name, widget.denoised.value.name, widget.clean.value.name) == \
+        ("noisy", "noisy (denoised)", "clean")
+
+
+def test_table_has_one_row_per_patch_with_patch_metrics(make_napari_viewer: Any) -> None:
+    viewer, widget = make_widget(make_napari_viewer)
+    widget.analyse_button.native.click()
+    noisy, denoised, clean = trio()
+    expected = patch_metrics(denoised, clean, PATCH, 1.0)
+    assert widget.table.rowCount() == 16
+    order = [int(i) for i in column(widget, "patch #")]
+    for name, key in (("y", "y"), ("x", "x"), ("MSE", "mse"), ("RMSE", "rmse"),
+                      ("PSNR", "psnr"), ("r", "corr")):
+        assert column(widget, name) == pytest.approx([expected[i][key] for i in order]), name
+    noisy_rmse = [r["rmse"] for r in patch_metrics(noisy, clean, PATCH, 1.0)]
+    assert column(widget, "noisy RMSE") == pytest.approx([noisy_rmse[i] for i in order])
+    assert widget.table.item(0, 4).text() == f"{expected[order[0]]['rmse']:.4f}"
+
+
+def test_clicking_the_rmse_header_sorts_numerically(make_napari_viewer: Any, qtbot: Any) -> None:
+    _, widget = make_widget(make_napari_viewer)
+    widget.analyse_button.native.click()
+    header = widget.table.horizontalHeader()
+    x = header.sectionViewportPosition(4) + header.sectionSize(4) // 2
+    qtbot.mouseClick(header.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(x, 5))
+    rmse = column(widget, "RMSE")
+    assert rmse == sorted(rmse) or rmse == sorted(rmse, reverse=True)
+    assert rmse[0] != rmse[-1]
+    qtbot.mouseClick(header.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(x, 5))
+    assert column(widget, "RMSE") == rmse[::-1]
+
+
+def test_clicking_a_row_centres_the_camera_and_outlines_the_patch(
+        make_napari_viewer: Any, qtbot: Any) -> None:
+    viewer, widget = make_widget(make_napari_viewer)
+    widget.analyse_button.native.click()
+    for row in (5, 11):  # the second click must move the same outline, not add one
+        patch = click_row(qtbot, widget, row)
+        y, x = widget.analysis.rows[patch]["y"], widget.analysis.rows[patch]["x"]
+        lo = (np.array([y, x]) - 0.5) * SCALE + TRANSLATE  # pixel edges, in world coordinates
+        hi = lo + PATCH * SCALE
+        assert viewer.scene.camera.center[-2:] == pytest.approx((lo + hi) / 2)
+        outlines = [layer for layer in viewer.layers if layer.name == OUTLINE_NAME]
+        assert len(outlines) == 1 and outlines[0].nshapes == 1
+        corners = outlines[0].data[0] * outlines[0].scale + outlines[0].translate
+        assert corners.min(axis=0) == pytest.approx(lo)
+        assert corners.max(axis=0) == pytest.approx(hi)
+        assert outlines[0].shape_type == ["rectangle"]
+        assert outlines[0].face_color[0][3] == 0 and outlines[0].edge_color[0][3] == 1
+    width = np.min(np.asarray(viewer.canvas.size) / (PATCH * SCALE))
+    assert viewer.scene.camera.zoom == pytest.approx(0.9 * width)  # the patch fills the view
+    assert widget.canvas.figure.axes[0].get_xlabel() == "clean intensity"
+
+
+def test_metric_map_has_one_value_per_patch_and_overlays_them(make_napari_viewer: Any) -> None:
+    viewer, widget = make_widget(make_napari_viewer)
+    widget.analyse_button.native.click()
+    widget.show_map.value = True
+    layer = viewer.layers["RMSE map"]
+    assert layer.data.shape == (4, 4)
+    for row in widget.analysis.rows:
+        i, j = row["y"] // PATCH, row["x"] // PATCH
+        assert layer.data[i, j] == pytest.approx(row["rmse"])
+        centre = (np.array([row["y"], row["x"]]) + (PATCH - 1) / 2) * SCALE + TRANSLATE
+        assert np.asarray(layer.data_to_world((i, j)))[-2:] == pytest.approx(centre)
+    widget.map_metric.value = "PSNR"
+    assert [layer.name for layer in viewer.layers if "map" in layer.name] == ["PSNR map"]
+    assert viewer.layers["PSNR map"].data[0, 0] == pytest.approx(widget.analysis.rows[0]["psnr"])
+    widget.show_map.value = False
+    assert "PSNR map" not in viewer.layers
+
+
+def test_checklist_shows_ten_items(make_napari_viewer: Any) -> None:
+    _, widget = make_widget(make_napari_viewer)
+    widget.analyse_button.native.click()
+    items = widget.analysis.checklist
+    assert [i["id"] for i in items] == list(range(1, 11)) and widget.chips.count() == 10
+    assert [i["passed"] for i in items[:3]] == [None, None, None]  # no training history
+    assert items[6]["passed"] is not None  # the noisy image gives item 7's baselines
+    chip = widget.chips.itemAt(3).widget()
+    assert chip.text().startswith("4 ") and "Correlation" in chip.toolTip()
+    assert "3 not judged" in widget.summary.text()
+
+
+def test_without_noisy_item_7_is_not_judged(make_napari_viewer: Any) -> None:
+    _, widget = make_widget(make_napari_viewer, with_noisy=False)
+    assert widget.noisy.value is None
+    widget.analyse_button.native.click()
+    assert widget.table.rowCount() == 16
+    assert widget.table.isColumnHidden(len(inspect_widget.COLUMNS) - 1)
+    assert widget.analysis.checklist[6]["passed"] is None
+    assert "noisy image" in widget.summary.text()
+
+
+def test_model_history_lets_items_1_to_3_be_judged(make_napari_viewer: Any,
+                                                   tmp_path: Path) -> None:
+    from napari_cryoden.config import Config
+    from napari_cryoden.model import build_model
+    from napari_cryoden.weights import save_checkpoint
+
+    epochs = [{"epoch": 1, "train_loss": 0.004, "val_loss": 0.0038, "val_mse": 0.0038},
+              {"epoch": 2, "train_loss": 0.003, "val_loss": 0.0031, "val_mse": 0.0031}]
+    path = save_checkpoint(tmp_path / "best.safetensors", build_model(seed=0), Config(),
+                           epoch=2, epochs=epochs)
+    _, widget = make_widget(make_napari_viewer)
+    MODELS.register("run", path)
+    widget.model.value = "run"
+    widget.analyse_button.native.click()
+    first = widget.analysis.checklist[:3]
+    assert all(item["passed"] is not None for item in first)
+    assert first[0]["passed"] is True  # the loss went down smoothly
+
+
+def test_large_images_are_analysed_in_a_worker(make_napari_viewer: Any, qtbot: Any,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(inspect_widget, "WORKER_PIXELS", 0)
+    _, widget = make_widget(make_napari_viewer)
+    widget.analyse_button.native.click()
+    assert widget._worker is not None and not widget.analyse_button.enabled
+    qtbot.waitUntil(lambda: widget.analyse_button.enabled, timeout=30_000)
+    assert widget.table.rowCount() == 16
+
+
+def test_mismatched_shapes_are_reported_not_raised(make_napari_viewer: Any,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    errors: list[str] = []
+    monkeypatch.setattr("napari.utils.notifications.show_error", errors.append)
+    viewer, widget = make_widget(make_napari_viewer)
+    viewer.add_image(np.zeros((64, 64), np.float32), name="small")
+    widget.clean.value = viewer.layers["small"]
+    widget.analyse_button.native.click()
+    assert errors and "shape" in errors[0] and widget.table.rowCount() == 0

@@ -1,0 +1,30 @@
+"""Every widget opens from napari's Plugins menu, as a user would open it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from napari_cryoden._qt.denoise_widget import DenoiseWidget
+from napari_cryoden._qt.inspect_widget import InspectWidget
+from napari_cryoden._qt.train_widget import TrainWidget
+from napari_cryoden._qt.weights_widget import WeightsWidget
+
+
+@pytest.mark.parametrize(("name", "kind"), [("Train", TrainWidget), ("Denoise", DenoiseWidget),
+                                            ("Inspect", InspectWidget),
+                                            ("Weights", WeightsWidget)])
+def test_widget_opens_from_the_plugin_menu(make_napari_viewer: Any, name: str, kind: type) -> None:
+    viewer = make_napari_viewer()
+    dock, widget = viewer.window.add_plugin_dock_widget("napari-cryoden", name)
+    assert isinstance(widget, kind)
+    assert dock.widget() is not None
+
+
+def test_sample_data_opens_noisy_and_clean(make_napari_viewer: Any) -> None:
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-cryoden", "synthetic")
+    names = [layer.name for layer in viewer.layers]
+    assert names == ["noisy (simulated)", "clean (simulated)"]
+    assert viewer.layers[0].data.shape == (1024, 1024)
