@@ -87,7 +87,8 @@ def test_sample_data_is_a_seeded_noisy_clean_pair_made_quickly() -> None:
     assert noisy.shape == clean.shape == (1024, 1024) and noisy.dtype == clean.dtype == np.float32
     assert noisy_kw["scale"] == clean_kw["scale"] == (1.0, 1.0)
     assert 0.0 <= clean.min() and clean.max() <= 1.0 and 0.6 < clean.mean() < 0.72
-    assert np.std(noisy - clean) > 5 * np.std(clean)  # grainy, as a real exposure
+    # the demo's high-contrast specimen: visibly noisy, particles still visible
+    assert 0.2 * np.std(clean) < np.std(noisy - clean) < np.std(clean)
     lo, hi = clean_kw["contrast_limits"]
     assert clean.min() <= lo < hi <= clean.max()
     np.testing.assert_array_equal(make_synthetic_micrograph()[1][0], clean)

@@ -13,14 +13,13 @@ import pytest
 from napari_cryoden.cli import main
 from napari_cryoden.config import Config
 from napari_cryoden.data.io import find_pairs
-from napari_cryoden.data.simulate import SimulationParams, simulate_dataset
+from napari_cryoden.data.simulate import HIGH_CONTRAST, simulate_dataset
 from napari_cryoden.evaluation import evaluate
 from napari_cryoden.training import EpochEnd, train
 from napari_cryoden.weights import load_checkpoint
 
-# A high-contrast, high-dose specimen: local structure a 7-px receptive field can learn
-# (docs/simulator.md explains why physical single-frame contrast is too weak for the seed net).
-PARAMS = SimulationParams(contrast_scale=20, dose=100)
+# docs/simulator.md explains why physical single-frame contrast is too weak for the seed net.
+PARAMS = HIGH_CONTRAST
 
 
 @pytest.mark.slow
