@@ -24,7 +24,6 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import closing
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,14 @@ from napari_cryoden.config import Config
 from napari_cryoden.data.stream import Batch, PatchStream
 from napari_cryoden.distributed import World
 from napari_cryoden.errors import InputError
+from napari_cryoden.events import (
+    CheckpointSaved,
+    EpochEnd,
+    Event,
+    TrainEnd,
+    TrainStart,
+    TrainStep,
+)
 from napari_cryoden.model import build_model
 from napari_cryoden.weights import (
     atomic_write_bytes,
@@ -49,80 +56,6 @@ __all__ = [
 ]
 
 Pairs = Sequence[tuple[Path, Path]]
-
-
-@dataclass(frozen=True)
-class TrainStart:
-    """Sent once before the first step.
-
-    With several processes ``n_train_patches`` counts all ranks' patches per epoch, and
-    ``n_dropped_patches`` the (< ``world_size``) patches left out so that ranks step together.
-    """
-
-    device: str
-    epochs: int
-    first_epoch: int
-    steps_per_epoch: int
-    n_train_patches: int
-    n_val_patches: int
-    run_dir: Path
-    world_size: int = 1
-    n_dropped_patches: int = 0
-
-
-@dataclass(frozen=True)
-class TrainStep:
-    """One optimisation step; ``loss`` is the batch's MSE in normalised units.
-
-    With several processes the batch is the union of the ranks' batches: ``loss`` is its mean
-    and ``patches_per_s`` counts every rank's patches.
-    """
-
-    epoch: int
-    step: int
-    steps_per_epoch: int
-    global_step: int
-    loss: float
-    patches_per_s: float
-
-
-@dataclass(frozen=True)
-class EpochEnd:
-    """An epoch finished. ``val_mse`` is in raw intensity units, comparable to evaluation MSE."""
-
-    epoch: int
-    train_loss: float
-    val_loss: float | None
-    val_mse: float | None
-    is_best: bool
-    seconds: float
-
-
-@dataclass(frozen=True)
-class CheckpointSaved:
-    """A weight file was written (``kind`` is ``"best"`` or ``"last"``)."""
-
-    epoch: int
-    kind: str
-    path: Path
-
-
-@dataclass(frozen=True)
-class TrainEnd:
-    """Training ended, either after the last epoch or because it was asked to stop.
-
-    The only event that ranks other than 0 yield; ``rank`` says whose it is.
-    """
-
-    epochs_completed: int
-    best_epoch: int | None
-    best_val_loss: float | None
-    stopped: bool
-    run_dir: Path
-    rank: int = 0
-
-
-Event = TrainStart | TrainStep | EpochEnd | CheckpointSaved | TrainEnd
 
 
 def select_device(name: str = "auto") -> torch.device:

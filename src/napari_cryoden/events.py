@@ -1,0 +1,87 @@
+"""The progress events of training: small frozen dataclasses the CLI and the GUI consume.
+
+:func:`napari_cryoden.training.train` yields them in this order: one :class:`TrainStart`, then
+per epoch many :class:`TrainStep`, one :class:`EpochEnd` and one or two :class:`CheckpointSaved`,
+and finally one :class:`TrainEnd`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["TrainStart", "TrainStep", "EpochEnd", "CheckpointSaved", "TrainEnd", "Event"]
+
+
+@dataclass(frozen=True)
+class TrainStart:
+    """Sent once before the first step.
+
+    With several processes ``n_train_patches`` counts all ranks' patches per epoch, and
+    ``n_dropped_patches`` the (< ``world_size``) patches left out so that ranks step together.
+    """
+
+    device: str
+    epochs: int
+    first_epoch: int
+    steps_per_epoch: int
+    n_train_patches: int
+    n_val_patches: int
+    run_dir: Path
+    world_size: int = 1
+    n_dropped_patches: int = 0
+
+
+@dataclass(frozen=True)
+class TrainStep:
+    """One optimisation step; ``loss`` is the batch's MSE in normalised units.
+
+    With several processes the batch is the union of the ranks' batches: ``loss`` is its mean
+    and ``patches_per_s`` counts every rank's patches.
+    """
+
+    epoch: int
+    step: int
+    steps_per_epoch: int
+    global_step: int
+    loss: float
+    patches_per_s: float
+
+
+@dataclass(frozen=True)
+class EpochEnd:
+    """An epoch finished. ``val_mse`` is in raw intensity units, comparable to evaluation MSE."""
+
+    epoch: int
+    train_loss: float
+    val_loss: float | None
+    val_mse: float | None
+    is_best: bool
+    seconds: float
+
+
+@dataclass(frozen=True)
+class CheckpointSaved:
+    """A weight file was written (``kind`` is ``"best"`` or ``"last"``)."""
+
+    epoch: int
+    kind: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class TrainEnd:
+    """Training ended, either after the last epoch or because it was asked to stop.
+
+    The only event that ranks other than 0 yield; ``rank`` says whose it is.
+    """
+
+    epochs_completed: int
+    best_epoch: int | None
+    best_val_loss: float | None
+    stopped: bool
+    run_dir: Path
+    rank: int = 0
+
+
+Event = TrainStart | TrainStep | EpochEnd | CheckpointSaved | TrainEnd
