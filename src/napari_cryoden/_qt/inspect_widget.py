@@ -34,7 +34,6 @@ from napari_cryoden.inspection import MAP_METRICS, PatchAnalysis, analyse, metri
 
 if TYPE_CHECKING:
     import napari
-    from matplotlib.figure import Figure
 
 __all__ = ["InspectWidget", "PatchAnalysis", "analyse", "metric_map", "OUTLINE_NAME"]
 
@@ -301,7 +300,7 @@ class InspectWidget(QWidget):
         self._focus(lo * scale + translate, hi * scale + translate)
         title = (f"patch {index} (y {row['y']}, x {row['x']}): RMSE {row['rmse']:.4g}, "
                  f"PSNR {row['psnr']:.2f} dB, r {row['corr']:.3f}")
-        _show_fitted(self.canvas, patch_figure(*crops, title=title))
+        self.canvas.show_figure(patch_figure(*crops, title=title))
 
     def _transform(self) -> tuple[np.ndarray, np.ndarray]:
         layer = self._clean_layer
@@ -399,16 +398,3 @@ def _format_value(value: Any) -> str:
         return ", ".join(f"{k} {_format_value(v)}" for k, v in value.items() if v is not None)
     return "–" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
 
-
-def _show_fitted(view: FigureCanvasWidget, figure: Figure,
-                 default: tuple[float, float] = (4.8, 3.2)) -> None:
-    """Show ``figure`` at the canvas's size (``default`` inches while it is hidden): a new Figure
-    keeps its own size until the next resize, and the canvas's size hint follows it (a dock
-    would grow to the figure's natural 700 px)."""
-    canvas = view.canvas
-    if canvas.isVisible() and canvas.width() > 50 and canvas.height() > 50:
-        ratio = canvas.device_pixel_ratio / figure.dpi
-        figure.set_size_inches(canvas.width() * ratio, canvas.height() * ratio, forward=False)
-    else:
-        figure.set_size_inches(*default, forward=False)
-    view.show_figure(figure)

@@ -83,7 +83,7 @@ class WeightsWidget(QWidget):
         self.path = Path(path)
         self._title = _title(label or self.path.name, checkpoint)
         self.info.value = _describe(self.path, model, checkpoint)
-        _show_fitted(self.canvas, weights_figure(self.state, title=self._title))
+        self.canvas.show_figure(weights_figure(self.state, title=self._title))
         return True
 
     def _on_model_chosen(self, label: str | None) -> None:
@@ -150,16 +150,3 @@ def _describe(path: Path, model: Any, checkpoint: Any) -> str:
         parts.append(f"epoch {checkpoint.epoch}" + (f", val loss {val:.4g}" if val else ""))
     return " · ".join(parts)
 
-
-def _show_fitted(view: FigureCanvasWidget, figure: Figure,
-                 default: tuple[float, float] = (4.8, 7.5)) -> None:
-    """Show ``figure`` at the canvas's size (``default`` inches while it is hidden): a new Figure
-    keeps its own size until the next resize, and the canvas's size hint follows it (a dock
-    would grow to the figure's natural 700 px)."""
-    canvas = view.canvas
-    if canvas.isVisible() and canvas.width() > 50 and canvas.height() > 50:
-        ratio = canvas.device_pixel_ratio / figure.dpi
-        figure.set_size_inches(canvas.width() * ratio, canvas.height() * ratio, forward=False)
-    else:
-        figure.set_size_inches(*default, forward=False)
-    view.show_figure(figure)

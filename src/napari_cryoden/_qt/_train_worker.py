@@ -1,0 +1,178 @@
+"""The worker side of a Train widget run: its job, event forwarding and bounded shutdown.
+
+:func:`run_events` runs in a napari worker thread: it prepares the pairs, iterates the core's
+:func:`~napari_cryoden.training.train` generator and yields its events in small batches (at
+most every 50 ms, so a fast CPU run cannot flood the main thread). Nothing here touches a layer
+or a widget; :func:`shutdown_jobs` stops the jobs and waits (bounded) for their threads to end.
+Also the run's small Qt-free helpers: the default run folder, the epochs a run folder has done
+and the device a ``train.device`` choice means.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from napari_cryoden._qt._train_form import FolderPair, LayerPair, prepare_pairs
+from napari_cryoden.errors import InputError
+
+if TYPE_CHECKING:
+    from napari_cryoden.config import Config
+
+__all__ = ["Job", "PastCurves", "SHUTDOWN_S", "default_run_dir", "device_description",
+           "epochs_done", "new_job", "shutdown_jobs"]
+
+_BATCH_S = 0.05  # the worker yields at most this often while steps stream in
+SHUTDOWN_S = 10.0
+
+
+def default_run_dir() -> Path:
+    """A new, not yet created folder ``~/.napari-cryoden/runs/<timestamp>``."""
+    root = Path.home() / ".napari-cryoden" / "runs"
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    path, n = root / stamp, 1
+    while path.exists():
+        n += 1
+        path = root / f"{stamp}-{n}"
+    return path
+
+
+def device_description(choice: str) -> str:
+    """What ``train.device = choice`` will run on, e.g. ``"CPU (8 threads)"`` (imports torch)."""
+    import torch
+
+    from napari_cryoden.training import select_device
+
+    try:
+        device = select_device(choice)
+    except InputError:
+        return f"{choice}: not available on this machine"
+    if device.type == "cuda":
+        return f"GPU: {torch.cuda.get_device_name(device)}"
+    if device.type == "mps":
+        return "Apple MPS"
+    return f"CPU ({torch.get_num_threads()} threads)"
+
+
+def epochs_done(run_dir: Path) -> int:
+    """The last epoch recorded in ``run_dir/history.json`` (0 without a readable history)."""
+    try:
+        history = json.loads((run_dir / "history.json").read_text())
+        return max((int(e["epoch"]) for e in history.get("epochs", [])), default=0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
+@dataclass
+class Job:
+    """One training run's thread-shared state: the core's stop event and a done flag."""
+
+    stop: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+    worker: Any = None
+    events: Generator[list[Any], None, None] | None = None
+
+    def stopping(self) -> bool:
+        if self.worker is not None and self.worker.abort_requested:
+            self.stop.set()  # worker.quit() alone also stops the core cleanly
+        return self.stop.is_set()
+
+    def close_if_abandoned(self) -> None:
+        """After the thread ended: a quit() seen between two yields (likely: the worker waits
+        for the GIL right after emitting) leaves the events suspended; closing them lets the
+        core save its last weights and history (a few small files) on this thread."""
+        if not self.done.is_set() and self.events is not None and not (
+                self.worker is not None and self.worker.is_running):
+            self.events.close()
+            self.done.set()
+
+
+def run_events(job: Job, source: LayerPair | FolderPair, config: Config, run_dir: Path,
+                resume: bool) -> Generator[list[Any], None, None]:
+    """Worker body: prepare the pairs, then forward the core's events in time-sliced batches.
+
+    Once stopping, nothing is yielded until the core has saved its last weights and history,
+    so that ``worker.quit()`` (which acts at a yield) never cuts the core's shutdown short.
+    """
+    from contextlib import closing
+
+    from napari_cryoden.training import TrainStart, TrainStep, train
+
+    batch: list[Any] = []
+    try:
+        train_pairs, val_pairs = prepare_pairs(source, run_dir, config)
+        sent = time.monotonic()
+        events = cast(Generator[Any, None, None], train(
+            config, train_pairs, val_pairs, run_dir, stop=job.stop, resume=resume))
+        with closing(events):
+            for event in events:
+                batch.append(event)
+                if isinstance(event, TrainStart) and event.first_epoch > 1:  # resumed
+                    batch.append(PastCurves.read(event.run_dir, event.first_epoch,
+                                                  event.steps_per_epoch))
+                if job.stopping():
+                    continue
+                if (not isinstance(event, TrainStep) or event.step == 1
+                        or time.monotonic() - sent >= _BATCH_S):
+                    yield batch
+                    batch, sent = [], time.monotonic()
+    finally:
+        job.done.set()
+    if batch:
+        yield batch  # after done: a quit() here leaves nothing unsaved
+
+
+@dataclass(frozen=True)
+class PastCurves:
+    """The plot points of the epochs before a resumed run's first, read in the worker."""
+
+    steps: list[tuple[float, float]]  # (epoch - 1 + step / steps_per_epoch, loss)
+    epochs: list[tuple[int, float, float | None]]  # (epoch, train loss, val loss)
+
+    @classmethod
+    def read(cls, run_dir: Path, first_epoch: int, steps_per_epoch: int) -> PastCurves:
+        try:
+            history = json.loads((run_dir / "history.json").read_text())
+        except (OSError, ValueError):
+            return cls([], [])
+        return cls([(s["epoch"] - 1 + s["step"] / steps_per_epoch, s["loss"])
+                    for s in history.get("steps", []) if s["epoch"] < first_epoch],
+                   [(e["epoch"], e["train_loss"], e.get("val_loss"))
+                    for e in history.get("epochs", []) if e["epoch"] < first_epoch])
+
+
+def drive(events: Iterator[list[Any]]) -> Iterator[list[Any]]:
+    """The worker's generator function; the job keeps ``events`` to close it if abandoned."""
+    yield from events
+
+
+def new_job(source: LayerPair | FolderPair, config: Config, run_dir: Path, resume: bool) -> Job:
+    """A job whose napari worker (created, not started) runs :func:`run_events`."""
+    from napari.qt.threading import create_worker
+
+    job = Job()
+    job.events = run_events(job, source, config, run_dir, resume)
+    job.worker = create_worker(drive, job.events, _start_thread=False, _ignore_errors=True)
+    return job
+
+
+def shutdown_jobs(jobs: list[Job], plot_idle: threading.Event,
+                  timeout_s: float = SHUTDOWN_S) -> None:
+    """Stop every unfinished job and wait (at most ``timeout_s``) for the threads to end."""
+    deadline = time.monotonic() + timeout_s
+    for job in jobs:
+        if job.done.is_set() and not (job.worker and job.worker.is_running):
+            continue
+        job.stop.set()
+        if job.worker is not None:
+            job.worker.quit()  # first: a worker not yet running will not start the generator
+        while job.worker is not None and job.worker.is_running and time.monotonic() < deadline:
+            job.done.wait(0.005)  # the core saves last weights and history, then returns
+        job.close_if_abandoned()
+    plot_idle.wait(max(deadline - time.monotonic(), 0))  # a preview frame being drawn
