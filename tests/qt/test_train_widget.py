@@ -76,8 +76,8 @@ def test_widget_offers_the_image_layers_and_laptop_defaults(make_napari_viewer, 
     assert viewer.layers["third"] in widget.data.noisy_layer.choices  # tracks viewer.layers
     fresh = TrainWidget(viewer)
     viewer.window.add_dock_widget(fresh, name="fresh")
-    assert fresh.form.widget("data.patch_size").value == 256
-    assert fresh.form.widget("train.epochs").value == 10
+    assert fresh.form.widget("data.patch_size").value == 128
+    assert fresh.form.widget("train.epochs").value == 30
     assert fresh.form.widget("data.crop").value == 0
     assert "0 = whole patch" in fresh.form.widget("data.crop").label
     assert "validation" in fresh.form.widget("data.val_fraction").tooltip

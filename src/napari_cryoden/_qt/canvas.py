@@ -15,7 +15,7 @@ from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg, NavigationToolb
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 from qtpy.QtCore import QSize
-from qtpy.QtWidgets import QVBoxLayout, QWidget
+from qtpy.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
 
 if TYPE_CHECKING:
     import napari
@@ -99,6 +99,10 @@ class FigureCanvasWidget(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.toolbar)
         layout.addWidget(self.canvas)
+        # napari adds a stretch below dock widgets with no expanding child: expand to fill
+        expanding = QSizePolicy.Policy.Expanding
+        self.canvas.setSizePolicy(expanding, expanding)
+        self.setSizePolicy(expanding, expanding)
         if viewer is not None:
             viewer.events.theme.connect(self._on_theme)
 
