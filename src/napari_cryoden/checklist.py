@@ -4,6 +4,8 @@ The seed report ticked its checklist by eye. Here each item is a number computed
 evaluation report (:func:`napari_cryoden.evaluation.evaluate`) and the training history, compared
 with a stated threshold. An item that cannot be judged (e.g. no training history) has
 ``passed=None`` and a note saying why. docs/checklist.md gives the reason for every threshold.
+Items 4 and 7 carry the scramble guards' notes (r <= 0; worse than the noisy input), so every view
+of the checklist shows them.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import math
 import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from napari_cryoden.guards import output_warnings
 
 __all__ = ["SEED_CHECKLIST", "THRESHOLDS", "run_checklist", "format_checklist"]
 
@@ -154,9 +158,10 @@ def _test_val(summary: Mapping[str, Any], record: Mapping[str, Any] | None) -> d
 
 def _correlation(summary: Mapping[str, Any], noisy: bool) -> dict[str, Any]:
     corr = float(summary["pooled"]["corr"])
+    notes = output_warnings(corr, None) + ([_NOISY_TARGET] if noisy else [])
     return _item(4, "Pearson r of denoised vs target (all pixels)", corr,
                  f"> {_T['min_corr']}", _finite(corr) and corr > _T["min_corr"],
-                 _NOISY_TARGET if noisy else None)
+                 "; ".join(notes) or None)
 
 
 def _brightness(summary: Mapping[str, Any]) -> dict[str, Any]:
@@ -190,9 +195,13 @@ def _visual(summary: Mapping[str, Any], noisy: bool) -> dict[str, Any]:
     ok = gain > need and margin > _T["min_margin_gaussian_db"]
     value = {"gain_over_noisy_db": gain, "margin_over_gaussian_db": margin,
              "gaussian_sigma": gaussian.get("sigma")}
+    notes = ["noisy target: the gain cannot exceed 10·log10(2) ≈ 3 dB"] if noisy else []
+    if gain < 0:  # PSNR below the noisy input's: the model is worse than the identity
+        notes.insert(0, "the model is worse than the identity (the noisy input itself): "
+                        "scrambled weights or the wrong normalisation?")
     return _item(7, "PSNR gain over the noisy input; PSNR margin over the best Gaussian filter",
                  value, f"gain > {need} dB; margin > {_T['min_margin_gaussian_db']} dB", ok,
-                 "noisy target: the gain cannot exceed 10·log10(2) ≈ 3 dB" if noisy else None)
+                 "; ".join(notes) or None)
 
 
 def _consistency(patches: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The ``cryoden`` command line: ``simulate``, ``train``, ``denoise``, ``evaluate``.
+"""The ``cryoden`` command line: ``simulate``, ``train``, ``denoise``, ``evaluate``, and the weight
+interop commands ``export-raw``, ``import-raw``, ``check-weights``.
 
 Commands only parse arguments and delegate to the core. Errors caused by the input
 (:class:`~napari_cryoden.errors.CryodenError`, unreadable paths) print one line
@@ -182,7 +183,14 @@ def _train_argv(args: argparse.Namespace) -> list[str]:
 
 def _run_train(args: argparse.Namespace) -> int:
     from napari_cryoden import distributed
-    from napari_cryoden.training import CheckpointSaved, EpochEnd, TrainEnd, TrainStart, TrainStep
+    from napari_cryoden.training import (
+        CheckpointSaved,
+        EpochEnd,
+        TrainEnd,
+        TrainStart,
+        TrainStep,
+        TrainWarning,
+    )
     from napari_cryoden.training import train as run_training
 
     config = config_from_args(args)
@@ -208,6 +216,8 @@ def _run_train(args: argparse.Namespace) -> int:
                     bar.close()
                     bar = None
                 print(_epoch_line(event))
+            elif isinstance(event, TrainWarning):
+                print(f"warning: epoch {event.epoch}: {event.message}", file=sys.stderr)
             elif isinstance(event, CheckpointSaved) and event.kind == "best":
                 print(f"  ✓ Saved {event.path}")
             elif isinstance(event, TrainEnd) and event.rank == 0:
@@ -330,7 +340,15 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     print(_summary(report))
     print(format_checklist(report["checklist"]))
     print(f"report: {args.json}" + (f", figures: {args.figures}" if args.figures else ""))
+    _print_warnings(report["warnings"])
     return EXIT_OK
+
+
+def _print_warnings(warnings: Sequence[str]) -> None:
+    from napari_cryoden.guards import format_warnings
+
+    if warnings:
+        print(format_warnings(warnings), file=sys.stderr)
 
 
 def _summary(report: dict[str, Any]) -> str:
@@ -343,6 +361,110 @@ def _summary(report: dict[str, Any]) -> str:
     lines.append(f"target: {report['target_kind']} ({report['n_micrographs']} micrographs, "
                  f"{report['n_patches']} patches, data range {report['data_range']})")
     return "\n".join(lines)
+
+
+# -- export-raw / import-raw / check-weights ---------------------------------------------------
+_LAYOUT_HELP = ("oihw (PyTorch/cuDNN, the seed's Fortran writer), fortran (column-major "
+                "(out,in,kH,kW)), hwio (TensorFlow), seed-legacy (the seed's old loader, = hwio), "
+                "or any permutation of o,i,h,w in C order; see docs/weight-interop.md")
+
+
+def _add_name_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights-pattern", default=None, metavar="P",
+                   help="weight file names, {k} = layer number (default conv{k}_weights.bin)")
+    p.add_argument("--bias-pattern", default=None, metavar="P",
+                   help="bias file names (default conv{k}_bias.bin)")
+
+
+def _raw_names(args: argparse.Namespace) -> Any:
+    from napari_cryoden.interop import RawNames
+
+    if args.weights_pattern is None and args.bias_pattern is None:
+        return None
+    return RawNames(args.weights_pattern or RawNames.weights, args.bias_pattern or RawNames.bias)
+
+
+def _add_export_raw(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", type=Path, metavar="MODEL", help="a .safetensors weight file")
+    p.add_argument("out_dir", type=Path, metavar="DIR", help="folder for the raw files")
+    p.add_argument("--layout", default="oihw", help=_LAYOUT_HELP + " (default oihw)")
+    _add_name_flags(p)
+
+
+def _run_export_raw(args: argparse.Namespace) -> int:
+    from napari_cryoden.interop import SIDECAR, export_raw, resolve_layout
+
+    written = export_raw(args.model, args.out_dir, args.layout, _raw_names(args))
+    print(f"wrote {len(written)} little-endian float32 files in layout {args.layout} "
+          f"({resolve_layout(args.layout)}, C order) and {SIDECAR} to {args.out_dir}")
+    return EXIT_OK
+
+
+def _add_import_raw(p: argparse.ArgumentParser) -> None:
+    p.add_argument("raw_dir", type=Path, metavar="DIR", help="folder of raw weight/bias files")
+    p.add_argument("--out", type=Path, required=True, metavar="MODEL",
+                   help="the .safetensors weight file to write")
+    p.add_argument("--layout", default=None,
+                   help=_LAYOUT_HELP + ", or auto (ranks every axis order on the validation "
+                        "pair; default: DIR's cryoden_raw.json, else oihw)")
+    p.add_argument("--validate-noisy", type=Path, metavar="DIR", help="validation noisy folder")
+    p.add_argument("--validate-clean", type=Path, metavar="DIR", help="validation clean folder")
+    p.add_argument("--normalization", choices=("none", "meanstd", "percentile"), default=None,
+                   help="normalisation the weights were trained with (default: DIR's "
+                        "cryoden_raw.json, else none, as the Fortran trainer used raw values)")
+    for name, text in (("channels", "hidden channels"), ("depth", "conv layers"),
+                       ("kernel-size", "kernel size")):
+        p.add_argument(f"--{name}", type=int, default=None,
+                       help=f"model {text} (default: cryoden_raw.json, else the seed's)")
+    p.add_argument("--max-images", type=int, default=4,
+                   help="validation micrographs used (default 4)")
+    p.add_argument("--crop", type=int, default=512,
+                   help="central crop of each validation micrograph, px (default 512)")
+    _add_name_flags(p)
+
+
+def _run_import_raw(args: argparse.Namespace) -> int:
+    from napari_cryoden.interop_auto import LayoutAmbiguousError, import_raw
+
+    if (args.validate_noisy is None) != (args.validate_clean is None):
+        raise CryodenError("give both --validate-noisy and --validate-clean, or neither")
+    validation = (args.validate_noisy, args.validate_clean) if args.validate_noisy else None
+    try:
+        result = import_raw(args.raw_dir, args.out, layout=args.layout,
+                            model=_import_model(args), normalization=args.normalization,
+                            names=_raw_names(args), validation=validation,
+                            max_images=args.max_images, crop=args.crop)
+    except LayoutAmbiguousError as exc:
+        print(exc.ranking.table())
+        raise
+    if result.ranking is not None:
+        print(result.ranking.table())
+    print(f"imported {args.raw_dir} in layout {result.axes} → {result.path}")
+    if result.mse is not None:
+        print(f"validation: MSE {result.mse:.6g}, Pearson r {result.corr:.4f} "
+              f"(noisy input: MSE {result.noisy_mse:.6g}, r {result.noisy_corr:.4f})")
+    _print_warnings(result.warnings)
+    return EXIT_OK
+
+
+def _import_model(args: argparse.Namespace) -> Any:
+    given = {k: v for k, v in (("channels", args.channels), ("depth", args.depth),
+                               ("kernel_size", args.kernel_size)) if v is not None}
+    return Config.from_dict({"model": given}).model if given else None
+
+
+def _add_check_weights(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", type=Path, metavar="MODEL", help="a .safetensors weight file")
+
+
+def _run_check_weights(args: argparse.Namespace) -> int:
+    from napari_cryoden.interop import check_roundtrips, format_roundtrips
+    from napari_cryoden.weights import load_checkpoint
+
+    model, ckpt = load_checkpoint(args.model)
+    rows = check_roundtrips(model, ckpt.config)
+    print(format_roundtrips(rows))
+    return EXIT_OK if all(r.passed for r in rows if r.expect_equal) else EXIT_ERROR
 
 
 # -- shared -----------------------------------------------------------------------------------
@@ -363,6 +485,12 @@ _COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None],
      _add_denoise, _run_denoise),
     ("evaluate", "Score a model against clean targets: metrics, checklist, figures.",
      _add_evaluate, _run_evaluate),
+    ("export-raw", "Write a model as raw float32 files for the Fortran/cuDNN trainer.",
+     _add_export_raw, _run_export_raw),
+    ("import-raw", "Read raw float32 weight files (any layout, or auto) into a model.",
+     _add_import_raw, _run_import_raw),
+    ("check-weights", "Round-trip a model through every format and layout; pass/fail table.",
+     _add_check_weights, _run_check_weights),
 ]
 
 if __name__ == "__main__":  # pragma: no cover - `python -m napari_cryoden.cli`

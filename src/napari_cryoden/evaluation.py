@@ -4,6 +4,8 @@
 accumulators (:mod:`napari_cryoden.metrics`), so memory stays flat however large the dataset.
 Besides the model it scores two baselines on the same pixels: the noisy input itself, and the
 best Gaussian filter, whose width is searched on the first micrograph and then applied to all.
+Scramble guards (:mod:`napari_cryoden.guards`) add ``warnings`` when the model's correlation is
+<= 0 or it does worse than the noisy input, the seed's symptoms of scrambled weights.
 The returned report is the JSON written by ``cryoden evaluate`` (see docs/metrics.md).
 """
 
@@ -22,6 +24,7 @@ from napari_cryoden.artifacts import ArtifactAccumulator
 from napari_cryoden.checklist import run_checklist
 from napari_cryoden.data.io import find_pairs, read_image
 from napari_cryoden.errors import InputError
+from napari_cryoden.guards import report_warnings
 from napari_cryoden.metrics import (
     PairAccumulator,
     best_gaussian,
@@ -87,7 +90,9 @@ def evaluate(model: Any, noisy_dir: str | os.PathLike[str], clean_dir: str | os.
     dict
         The report; its top level holds the means over patches of ``mse``, ``rmse``, ``psnr``
         and ``corr`` (NaN correlations of flat patches are skipped), plus ``patches``,
-        ``pooled``, ``baselines``, ``artifacts``, ``checklist`` and the rest (docs/metrics.md).
+        ``pooled``, ``baselines``, ``artifacts``, ``checklist`` and the rest (docs/metrics.md),
+        and ``warnings``: scramble-guard messages (Pearson r <= 0, worse than the noisy input;
+        :func:`napari_cryoden.guards.report_warnings`), empty for a plausible denoiser.
     """
     if target_kind not in TARGET_NOTES:
         raise InputError(f"target_kind must be 'clean' or 'noisy', got {target_kind!r}")
@@ -118,6 +123,7 @@ def evaluate(model: Any, noisy_dir: str | os.PathLike[str], clean_dir: str | os.
     report = score.report(target_kind)
     report["model"] = _model_info(model, checkpoint, normalization)
     report["checklist"] = run_checklist(report, history, report["patches"])
+    report["warnings"] = report_warnings(report)
     if figures_dir is not None:
         report["figures"] = _save_figures(Path(figures_dir), score, history)
     return report

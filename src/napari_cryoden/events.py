@@ -2,7 +2,8 @@
 
 :func:`napari_cryoden.training.train` yields them in this order: one :class:`TrainStart`, then
 per epoch many :class:`TrainStep`, one :class:`EpochEnd` and one or two :class:`CheckpointSaved`,
-and finally one :class:`TrainEnd`.
+and finally one :class:`TrainEnd`. A :class:`TrainWarning` may come after an :class:`EpochEnd` or,
+when resuming, right after :class:`TrainStart`; consumers that do not know it may ignore it.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["TrainStart", "TrainStep", "EpochEnd", "CheckpointSaved", "TrainEnd", "Event"]
+__all__ = ["TrainStart", "TrainStep", "EpochEnd", "CheckpointSaved", "TrainWarning", "TrainEnd",
+           "Event"]
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,16 @@ class CheckpointSaved:
 
 
 @dataclass(frozen=True)
+class TrainWarning:
+    """Something looks wrong (see :mod:`napari_cryoden.guards`): the validation loss rose for
+    several epochs, or resumed weights score worse than recorded. ``epoch`` is the epoch it
+    concerns (the resumed one for the latter); ``message`` is one line for the user."""
+
+    epoch: int
+    message: str
+
+
+@dataclass(frozen=True)
 class TrainEnd:
     """Training ended, either after the last epoch or because it was asked to stop.
 
@@ -84,4 +96,4 @@ class TrainEnd:
     rank: int = 0
 
 
-Event = TrainStart | TrainStep | EpochEnd | CheckpointSaved | TrainEnd
+Event = TrainStart | TrainStep | EpochEnd | CheckpointSaved | TrainWarning | TrainEnd

@@ -5,7 +5,11 @@ Adam on the MSE loss, validates after each epoch, and writes into the run folder
 
 - ``best.safetensors`` on a new best validation loss (the seed's "✓ Saved / New best!"),
 - ``last.safetensors`` after every epoch and on stop (with the optimizer state, for resuming),
-- ``history.json`` with every epoch's and every step's loss.
+- ``history.json`` with every epoch's and every step's loss (and any ``warnings``).
+
+Scramble guards (:mod:`napari_cryoden.guards`) yield a :class:`TrainWarning` when the validation
+loss rose for 3 consecutive epochs, and, on resume, when the loaded weights score more than 20 %
+worse on the validation set than the loss recorded with them.
 
 Setting the ``stop`` event (or closing the generator) ends training at the next step; the
 history and the last weights are saved first, the best checkpoint is never touched by a stop.
@@ -41,7 +45,9 @@ from napari_cryoden.events import (
     TrainEnd,
     TrainStart,
     TrainStep,
+    TrainWarning,
 )
+from napari_cryoden.guards import resume_warning, val_rise_warning
 from napari_cryoden.model import build_model
 from napari_cryoden.weights import (
     atomic_write_bytes,
@@ -51,7 +57,7 @@ from napari_cryoden.weights import (
 )
 
 __all__ = [
-    "TrainStart", "TrainStep", "EpochEnd", "CheckpointSaved", "TrainEnd", "Event",
+    "TrainStart", "TrainStep", "EpochEnd", "CheckpointSaved", "TrainWarning", "TrainEnd", "Event",
     "select_device", "train",
 ]
 
@@ -147,9 +153,11 @@ class _Run:
                            if val_pairs else None)
         self.first_epoch = 1
         self.global_step = 0
-        self.history: dict[str, Any] = {"config": config.to_dict(), "epochs": [], "steps": []}
+        self.history: dict[str, Any] = {"config": config.to_dict(), "epochs": [], "steps": [],
+                                        "warnings": []}
         self.best_loss: float | None = None
         self.best_epoch: int | None = None
+        self.pending: list[TrainWarning] = []  # yielded right after TrainStart
 
     # -- resume -----------------------------------------------------------------------------
     def restore(self) -> None:
@@ -167,10 +175,26 @@ class _Run:
         done = int(ckpt.metadata.get("epoch") or 0)
         self.history["epochs"] = [e for e in self.history["epochs"] if e["epoch"] <= done]
         self.history["steps"] = [s for s in self.history["steps"] if s["epoch"] <= done]
+        self.history["warnings"] = [w for w in self.history.get("warnings", [])
+                                    if w["epoch"] <= done]
         self.first_epoch = done + 1
         self.global_step = self.history["steps"][-1]["global_step"] if self.history["steps"] else 0
         self.best_epoch = ckpt.metadata.get("best_epoch")
         self.best_loss = ckpt.metadata.get("best_val_loss")
+        self._check_resumed(done, ckpt.metadata.get("val_loss"))
+
+    def _check_resumed(self, epoch: int, recorded: float | None) -> None:
+        """Guard: the restored weights should score on the validation set as recorded."""
+        if self.val_stream is None or recorded is None:
+            return
+        measured, _ = self._validate()
+        message = resume_warning(recorded, measured)
+        if message is not None:
+            self.pending.append(self._warning(epoch, message))
+
+    def _warning(self, epoch: int, message: str) -> TrainWarning:
+        self.history["warnings"].append({"epoch": epoch, "message": message})
+        return TrainWarning(epoch=epoch, message=message)
 
     # -- the loop ---------------------------------------------------------------------------
     def events(self) -> Iterator[Event]:
@@ -182,6 +206,7 @@ class _Run:
                                         if self.val_stream else 0),
                          run_dir=self.run_dir, world_size=self.world.world_size,
                          n_dropped_patches=self.train_stream.n_dropped)
+        yield from self.pending
         completed = self.first_epoch - 1
         stopped = False
         try:
@@ -281,6 +306,9 @@ class _Run:
                                        "seconds": seconds, "best": is_best})
         yield EpochEnd(epoch=epoch, train_loss=train_loss, val_loss=val_loss, val_mse=val_mse,
                        is_best=is_best, seconds=seconds)
+        rise = val_rise_warning([e["val_loss"] for e in self.history["epochs"]])
+        if rise is not None:
+            yield self._warning(epoch, rise)
         if is_best:
             path = self._save("best.safetensors", epoch, with_optimizer=False)
             yield CheckpointSaved(epoch=epoch, kind="best", path=path)
