@@ -262,3 +262,16 @@ def test_gui_stays_responsive_while_training(make_napari_viewer, qtbot, tmp_path
     assert ticks[-1] - ticks[0] >= 2.0
     assert widget.loss_points() > 10
     assert gaps.max() < 0.25
+
+
+def test_training_warnings_are_shown_as_notifications(make_napari_viewer: Any, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from napari_cryoden.events import TrainWarning
+
+    shown: list[str] = []
+    monkeypatch.setattr("napari.utils.notifications.show_warning", shown.append)
+    _, widget = make_widget(make_napari_viewer, tmp_path)
+    widget._progress_state = {"done": 0, "total": 1, "last": None}
+    widget._on_events([TrainWarning(epoch=4, message="validation loss rose 3 epochs in a row")])
+    assert shown == ["Training, epoch 4: validation loss rose 3 epochs in a row"]
+    assert "rose 3 epochs" in widget.status.text()

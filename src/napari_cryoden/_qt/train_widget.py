@@ -232,6 +232,7 @@ class TrainWidget(QWidget):
             TrainEnd,
             TrainStart,
             TrainStep,
+            TrainWarning,
         )
 
         for event in events:
@@ -250,6 +251,11 @@ class TrainWidget(QWidget):
                 self.epoch_finished.emit(event)
             elif isinstance(event, CheckpointSaved) and event.kind == "best":
                 MODELS.register(f"{event.path.parent.name} (training)", event.path)
+            elif isinstance(event, TrainWarning):  # e.g. validation loss rising: say it loudly
+                from napari.utils.notifications import show_warning
+
+                show_warning(f"Training, epoch {event.epoch}: {event.message}")
+                self.status.setText(f"Warning: {event.message}")
             elif isinstance(event, TrainEnd):
                 self._outcome = "stopped" if event.stopped else "finished"
                 self.status.setText(_end_text(event))
