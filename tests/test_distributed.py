@@ -205,7 +205,7 @@ def test_cli_ddp_launches_torchrun_and_trains(data, tmp_path: Path, capfd) -> No
                    "32", "--batch-size", "2", "--val-fraction", "0.25", "--no-amp"])
     output, errors = capfd.readouterr()
     assert status == 0, errors
-    assert "2 processes × cpu" in output and output.count("finished after 2 epoch(s)") == 1
+    assert "2 processes × cpu" in output and output.count("Finished after 2 epoch(s)") == 1
     history = json.loads((run / "history.json").read_text())
     assert [e["epoch"] for e in history["epochs"]] == [1, 2] and history["world_size"] == 2
     assert history["config"]["train"] == {**history["config"]["train"], "batch_size": 2,

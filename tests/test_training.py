@@ -106,6 +106,7 @@ def test_stop_mid_epoch_keeps_best_and_history(pairs, tmp_path: Path) -> None:
 
 
 def test_closing_the_generator_saves_last(pairs, tmp_path: Path) -> None:
+    threads_before = threading.active_count()
     gen = train(tiny_config(), pairs[0], pairs[1], tmp_path / "run")
     for event in gen:
         if isinstance(event, TrainStep) and event.global_step == 6:
@@ -113,7 +114,7 @@ def test_closing_the_generator_saves_last(pairs, tmp_path: Path) -> None:
     gen.close()
     _, last = load_checkpoint(tmp_path / "run" / "last.safetensors")
     assert last.metadata["stopped"] and last.epoch == 1
-    assert threading.active_count() < 4  # no reader thread left behind
+    assert threading.active_count() <= threads_before  # no reader thread left behind
 
 
 def test_resume_continues_epochs_and_history(pairs, tmp_path: Path) -> None:

@@ -215,13 +215,13 @@ def _run_train(args: argparse.Namespace) -> int:
                 if bar is not None:
                     bar.close()
                     bar = None
-                print(_epoch_line(event))
+                print(event.describe())
             elif isinstance(event, TrainWarning):
                 print(f"warning: epoch {event.epoch}: {event.message}", file=sys.stderr)
             elif isinstance(event, CheckpointSaved) and event.kind == "best":
                 print(f"  ✓ Saved {event.path}")
             elif isinstance(event, TrainEnd) and event.rank == 0:
-                print(_end_line(event))
+                print(event.describe())
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
@@ -242,19 +242,6 @@ def _start_line(e: Any, n_train: int, n_val: int) -> str:
             f"{e.steps_per_epoch} steps per epoch")
 
 
-def _epoch_line(e: Any) -> str:
-    val = "n/a" if e.val_loss is None else f"{e.val_loss:.6f}"
-    best = "  New best!" if e.is_best else ""
-    return (f"Epoch {e.epoch}: Train Loss {e.train_loss:.6f}, Val Loss {val} "
-            f"({e.seconds:.1f} s){best}")
-
-
-def _end_line(e: Any) -> str:
-    state = "stopped" if e.stopped else "finished"
-    if e.best_epoch is None:
-        return f"{state} after {e.epochs_completed} epoch(s); no checkpoint yet"
-    return (f"{state} after {e.epochs_completed} epoch(s); best epoch {e.best_epoch} "
-            f"(loss {e.best_val_loss:.6f}) in {e.run_dir / 'best.safetensors'}")
 
 
 # -- denoise ----------------------------------------------------------------------------------

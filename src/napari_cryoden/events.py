@@ -61,6 +61,13 @@ class EpochEnd:
     is_best: bool
     seconds: float
 
+    def describe(self) -> str:
+        """One line in the seed's words, e.g. ``Epoch 3: Train Loss 0.007008, Val Loss …``."""
+        val = "n/a" if self.val_loss is None else f"{self.val_loss:.6f}"
+        best = "  New best!" if self.is_best else ""
+        return (f"Epoch {self.epoch}: Train Loss {self.train_loss:.6f}, Val Loss {val} "
+                f"({self.seconds:.1f} s){best}")
+
 
 @dataclass(frozen=True)
 class CheckpointSaved:
@@ -94,6 +101,14 @@ class TrainEnd:
     stopped: bool
     run_dir: Path
     rank: int = 0
+
+    def describe(self) -> str:
+        """One line: how training ended and where the best checkpoint is."""
+        state = "Stopped" if self.stopped else "Finished"
+        if self.best_epoch is None:
+            return f"{state} after {self.epochs_completed} epoch(s); no checkpoint yet"
+        return (f"{state} after {self.epochs_completed} epoch(s); best epoch {self.best_epoch} "
+                f"(loss {self.best_val_loss:.6f}) in {self.run_dir / 'best.safetensors'}")
 
 
 Event = TrainStart | TrainStep | EpochEnd | CheckpointSaved | TrainWarning | TrainEnd

@@ -247,7 +247,7 @@ class TrainWidget(QWidget):
                 self.plot.add_past(event)
             elif isinstance(event, EpochEnd):
                 self.plot.add_epoch(event.epoch, event.train_loss, event.val_loss)
-                self.status.setText(_epoch_text(event))
+                self.status.setText(event.describe())
                 self.epoch_finished.emit(event)
             elif isinstance(event, CheckpointSaved) and event.kind == "best":
                 MODELS.register(f"{event.path.parent.name} (training)", event.path)
@@ -258,7 +258,7 @@ class TrainWidget(QWidget):
                 self.status.setText(f"Warning: {event.message}")
             elif isinstance(event, TrainEnd):
                 self._outcome = "stopped" if event.stopped else "finished"
-                self.status.setText(_end_text(event))
+                self.status.setText(event.describe())
         self._update_progress()
         self.plot.request_redraw()
 
@@ -340,18 +340,3 @@ def _clock(seconds: float) -> str:
     minutes, secs = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-def _epoch_text(event: Any) -> str:
-    val = "" if event.val_loss is None else f", validation {event.val_loss:.5f}"
-    best = " New best: saved best.safetensors." if event.is_best else ""
-    return (f"Epoch {event.epoch}: training loss {event.train_loss:.5f}{val} "
-            f"({event.seconds:.1f} s).{best}")
-
-
-def _end_text(event: Any) -> str:
-    state = "Stopped" if event.stopped else "Finished"
-    if event.best_epoch is None:
-        return f"{state} after {event.epochs_completed} epoch(s); no best checkpoint yet."
-    return (f"{state} after {event.epochs_completed} epoch(s); best epoch {event.best_epoch} "
-            f"(loss {event.best_val_loss:.5f}) in {event.run_dir / 'best.safetensors'}.")
