@@ -289,3 +289,117 @@ def test_the_manifest_opens_the_widget_with_napari_s_viewer_proxy(make_napari_vi
     np.testing.assert_allclose(layer.data, reference(weights, micrograph), atol=1e-6)
     widget.compare_button.native.click()
     assert viewer.canvas.grid.enabled and len(viewer.layers) == 2
+
+
+# ---- raw weight folders and the scramble guards -------------------------------------------------
+def smoothing_model():
+    """A seed net that really denoises: a 3×3 box filter passed through channel 0."""
+    import torch
+
+    model = build_model(Config().model, seed=0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        model.conv1.weight[0, 0] = 1.0 / 9.0
+        model.conv2.weight[0, 0, 1, 1] = 1.0
+        model.conv3.weight[0, 0, 1, 1] = 1.0
+    return model
+
+
+@pytest.fixture
+def smooth_pair() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[:128, :128] / 128.0
+    clean = (0.5 + 0.2 * np.sin(6 * yy) * np.cos(4 * xx)).astype(np.float32)
+    return (clean + rng.normal(0, 0.2, clean.shape)).astype(np.float32), clean
+
+
+def load_raw(qtbot, widget: DenoiseWidget, folder: Path, layout: str | None) -> str:
+    with qtbot.waitSignal(widget.raw_loaded, timeout=WAIT_MS) as blocker:
+        widget.add_raw_folder(folder, layout)
+    qtbot.waitUntil(lambda: widget.raw_worker is None, timeout=WAIT_MS)
+    return blocker.args[0]
+
+
+@pytest.fixture
+def warned(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    seen: list[str] = []
+    monkeypatch.setattr("napari.utils.notifications.show_warning", seen.append)
+    return seen
+
+
+def test_a_fortran_raw_folder_denoises_like_the_original_model(make_napari_viewer, qtbot,
+                                                               tmp_path, micrograph, warned):
+    from napari_cryoden.interop import write_raw
+
+    model = build_model(Config().model, seed=3)
+    write_raw(model, tmp_path / "fortran_run", layout="fortran")
+    viewer, widget = setup(make_napari_viewer, micrograph)
+    label = load_raw(qtbot, widget, tmp_path / "fortran_run", "fortran")
+    assert label == "fortran_run (raw, fortran)" and widget.model.value == label
+    assert MODELS.get(label).suffix == ".safetensors"
+    layer = click_denoise(qtbot, widget)
+    np.testing.assert_allclose(layer.data, denoise(model, micrograph, normalization="none"),
+                               atol=1e-5)
+    assert not warned  # no clean layer: nothing to judge, nothing said
+
+
+def test_seed_legacy_on_an_oihw_folder_warns_when_clean_is_set(make_napari_viewer, qtbot,
+                                                                tmp_path, smooth_pair, warned):
+    from napari_cryoden.interop import write_raw
+
+    noisy, clean = smooth_pair
+    write_raw(smoothing_model(), tmp_path / "run", layout="oihw")
+    viewer, widget = setup(make_napari_viewer, noisy)
+    viewer.add_image(clean, name="reference")
+    widget.clean.value = viewer.layers["reference"]
+    # the right layout: a real denoiser, no warning
+    assert load_raw(qtbot, widget, tmp_path / "run", "oihw") == "run (raw, oihw)"
+    click_denoise(qtbot, widget)
+    assert warned == []
+    # the seed's bug: the same files read as hwio are scrambled, and the user is told
+    with qtbot.waitSignal(widget.raw_loaded, timeout=WAIT_MS):
+        widget.raw_layout.value = "seed-legacy"  # changing the layout re-reads the folder
+    qtbot.waitUntil(lambda: widget.raw_worker is None, timeout=WAIT_MS)
+    assert widget.model.value == "run (raw, seed-legacy)"
+    click_denoise(qtbot, widget)
+    assert warned and all(w.startswith("Check the weights: ") for w in warned)
+    assert any("worse than the identity" in w for w in warned)
+
+
+def test_the_sidecar_sets_the_layout(make_napari_viewer, qtbot, tmp_path, weights, micrograph):
+    from napari_cryoden.interop import export_raw
+
+    export_raw(weights, tmp_path / "exported", layout="hwio")
+    viewer, widget = setup(make_napari_viewer, micrograph)
+    assert load_raw(qtbot, widget, tmp_path / "exported", None) == "exported (raw, hwio)"
+    assert widget.raw_layout.value == "hwio"
+    layer = click_denoise(qtbot, widget)
+    np.testing.assert_allclose(layer.data, reference(weights, micrograph), atol=1e-5)
+
+
+def test_auto_without_a_clean_layer_is_an_error(make_napari_viewer, tmp_path, micrograph,
+                                                notes):
+    from napari_cryoden.interop import write_raw
+
+    write_raw(build_model(Config().model, seed=0), tmp_path / "run")
+    viewer, widget = setup(make_napari_viewer, micrograph)
+    widget.add_raw_folder(tmp_path / "run", "auto")
+    assert widget.raw_worker is None and MODELS.labels() == []
+    assert any("auto needs a noisy/clean pair" in e for e in errors(notes))
+
+
+def test_auto_that_cannot_decide_shows_the_ranking(make_napari_viewer, qtbot, tmp_path,
+                                                   smooth_pair, notes):
+    from napari_cryoden.interop import write_raw
+
+    noisy, clean = smooth_pair
+    write_raw(smoothing_model(), tmp_path / "run")  # a symmetric kernel: kH, kW swap ties
+    viewer, widget = setup(make_napari_viewer, noisy)
+    viewer.add_image(clean, name="reference")
+    widget.clean.value = viewer.layers["reference"]
+    widget.add_raw_folder(tmp_path / "run", "auto")
+    qtbot.waitUntil(lambda: widget.raw_worker is None, timeout=WAIT_MS)
+    assert MODELS.labels() == []
+    message = next(e for e in errors(notes) if "raw weight folder" in e)
+    assert "refusing to guess" in message and "val MSE" in message

@@ -201,3 +201,17 @@ def test_mismatched_shapes_are_reported_not_raised(make_napari_viewer: Any,
     widget.clean.value = viewer.layers["small"]
     widget.analyse_button.native.click()
     assert errors and "shape" in errors[0] and widget.table.rowCount() == 0
+
+
+def test_a_scrambled_denoised_layer_is_flagged_loudly(make_napari_viewer: Any,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    warned: list[str] = []
+    monkeypatch.setattr("napari.utils.notifications.show_warning", warned.append)
+    viewer, widget = make_widget(make_napari_viewer)
+    widget.analyse_button.native.click()
+    assert warned == [] and "Check the weights" not in widget.summary.text()  # a fine denoiser
+    viewer.layers["noisy (denoised)"].data = 1.0 - viewer.layers["clean"].data  # r = -1
+    widget.analyse_button.native.click()
+    assert any(w.startswith("Check the weights: Pearson r = -1.000") for w in warned)
+    assert "Check the weights" in widget.summary.text() and "color:#e03c31" in widget.summary.text()
+    assert "Checklist:" in widget.summary.text()  # the usual summary is still there

@@ -40,6 +40,7 @@ __all__ = [
     "SideBySide",
     "denoise_region",
     "field_of_view_box",
+    "import_raw_folder",
     "matched_contrast_limits",
     "rectangle_box",
     "run_job",
@@ -107,6 +108,31 @@ def run_job(job: DenoiseJob, progress: Callable[[int, int], None] | None = None)
     else:
         data = denoise_region(model, job.image, job.box, name=job.name, **options)
     return DenoiseResult(job, data, time.perf_counter() - start)
+
+
+def import_raw_folder(folder: Path, layout: str, out: Path,
+                      pair: tuple[np.ndarray, np.ndarray] | None = None) -> str:
+    """Write a folder of raw weight files as the weight file ``out``; return the axes used.
+
+    The worker's body of *Open raw weight folder…* (no Qt, no napari). ``layout`` ``"auto"``
+    ranks the axis orders on ``pair`` (noisy, clean 2D images) and raises
+    :class:`~napari_cryoden.interop_auto.LayoutAmbiguousError` when there is no clear winner.
+    """
+    from napari_cryoden.interop import RawNames, read_raw_buffers, read_sidecar
+    from napari_cryoden.interop_auto import _import_config, choose_layout, import_raw, rank_layouts
+
+    if layout == "auto":
+        if pair is None:
+            raise InputError("layout auto needs a noisy/clean pair to rank the layouts")
+        sidecar = read_sidecar(folder) or {}
+        config = _import_config(None, None, sidecar, folder)
+        names = RawNames(sidecar.get("weights_pattern", RawNames.weights),
+                         sidecar.get("bias_pattern", RawNames.bias))
+        buffers = read_raw_buffers(folder, config.model, names)
+        images = [tuple(np.asarray(a, np.float32) for a in pair)]
+        layout = choose_layout(rank_layouts(buffers, config.model, images,
+                                            config.data.normalization))
+    return import_raw(folder, out, layout=layout).axes
 
 
 def denoise_region(model: nn.Module, image: Any, box: Box, *, normalization: str,

@@ -248,7 +248,26 @@ class InspectWidget(QWidget):
         self.analysis = analysis
         self._fill_table(analysis)
         self._show_checklist(analysis)
+        self._show_guard_warnings(analysis)
         self.update_metric_map()
+
+    def _show_guard_warnings(self, analysis: PatchAnalysis) -> None:
+        """Scramble guards (r <= 0, worse than the noisy input): a notification each and the
+        summary in red, so that a wrong raw layout cannot pass unnoticed."""
+        import html
+
+        from napari.utils.notifications import show_warning
+
+        from napari_cryoden.guards import image_warnings
+
+        noisy, denoised, clean = analysis.images
+        warnings = image_warnings(denoised, clean, noisy)
+        for warning in warnings:
+            show_warning(f"Check the weights: {warning}")
+        if warnings:
+            lines = "".join(f"<br>⚠ {html.escape(w)}" for w in warnings)
+            self.summary.setText(f"<span style='color:#e03c31; font-weight:bold'>Check the "
+                                 f"weights:{lines}</span><br>{html.escape(self.summary.text())}")
 
     def _fill_table(self, analysis: PatchAnalysis) -> None:
         table = self.table
