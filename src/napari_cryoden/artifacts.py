@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_cryoden.metrics import _BLOCK, _check_2d_pair
+from .metrics import _BLOCK, _check_2d_pair
 
 __all__ = ["ArtifactAccumulator"]
 

@@ -15,7 +15,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from napari_cryoden.guards import output_warnings
+from .guards import output_warnings
 
 __all__ = ["SEED_CHECKLIST", "THRESHOLDS", "run_checklist", "format_checklist"]
 

@@ -18,9 +18,9 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from napari_cryoden import __version__
-from napari_cryoden.config import Config, DataConfig, ModelConfig, TrainConfig
-from napari_cryoden.errors import CryodenError
+from . import __version__
+from .config import Config, DataConfig, ModelConfig, TrainConfig
+from .errors import CryodenError
 
 __all__ = ["main", "build_parser"]
 
@@ -78,7 +78,7 @@ def _add_simulate(p: argparse.ArgumentParser) -> None:
 
 
 def _run_simulate(args: argparse.Namespace) -> int:
-    from napari_cryoden.data.simulate import SimulationParams, simulate_dataset
+    from .data.simulate import SimulationParams, simulate_dataset
 
     overrides = {k: v for k, v in (("dose", args.dose), ("pixel_size", args.pixel_size),
                                    ("clean_dose", args.clean_dose),
@@ -152,8 +152,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def _train_val_pairs(args: argparse.Namespace, config: Config) -> tuple[list, list]:
-    from napari_cryoden.data.io import find_pairs
-    from napari_cryoden.data.patches import split_pairs
+    from .data.io import find_pairs
+    from .data.patches import split_pairs
 
     pairs = find_pairs(args.noisy, args.clean)
     if (args.val_noisy is None) != (args.val_clean is None):
@@ -182,8 +182,8 @@ def _train_argv(args: argparse.Namespace) -> list[str]:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from napari_cryoden import distributed
-    from napari_cryoden.training import (
+    from . import distributed
+    from .training import (
         CheckpointSaved,
         EpochEnd,
         TrainEnd,
@@ -191,7 +191,7 @@ def _run_train(args: argparse.Namespace) -> int:
         TrainStep,
         TrainWarning,
     )
-    from napari_cryoden.training import train as run_training
+    from .training import train as run_training
 
     config = config_from_args(args)
     train_pairs, val_pairs = _train_val_pairs(args, config)  # bad input fails here, once
@@ -262,10 +262,10 @@ def _add_device_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _run_denoise(args: argparse.Namespace) -> int:
-    from napari_cryoden.data.io import list_images, read_image, write_mrc
-    from napari_cryoden.inference import denoise
-    from napari_cryoden.training import select_device
-    from napari_cryoden.weights import load_checkpoint
+    from .data.io import list_images, read_image, write_mrc
+    from .inference import denoise
+    from .training import select_device
+    from .weights import load_checkpoint
 
     device = select_device(args.device)
     model, ckpt = load_checkpoint(args.model, device=device)
@@ -308,10 +308,10 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
 def _run_evaluate(args: argparse.Namespace) -> int:
     import json
 
-    from napari_cryoden.checklist import format_checklist
-    from napari_cryoden.evaluation import evaluate, write_report
-    from napari_cryoden.training import select_device
-    from napari_cryoden.weights import load_checkpoint
+    from .checklist import format_checklist
+    from .evaluation import evaluate, write_report
+    from .training import select_device
+    from .weights import load_checkpoint
 
     device = select_device(args.device)
     model, ckpt = load_checkpoint(args.model, device=device)
@@ -332,7 +332,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _print_warnings(warnings: Sequence[str]) -> None:
-    from napari_cryoden.guards import format_warnings
+    from .guards import format_warnings
 
     if warnings:
         print(format_warnings(warnings), file=sys.stderr)
@@ -364,7 +364,7 @@ def _add_name_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _raw_names(args: argparse.Namespace) -> Any:
-    from napari_cryoden.interop import RawNames
+    from .interop import RawNames
 
     if args.weights_pattern is None and args.bias_pattern is None:
         return None
@@ -379,7 +379,7 @@ def _add_export_raw(p: argparse.ArgumentParser) -> None:
 
 
 def _run_export_raw(args: argparse.Namespace) -> int:
-    from napari_cryoden.interop import SIDECAR, export_raw, resolve_layout
+    from .interop import SIDECAR, export_raw, resolve_layout
 
     written = export_raw(args.model, args.out_dir, args.layout, _raw_names(args))
     print(f"wrote {len(written)} little-endian float32 files in layout {args.layout} "
@@ -411,7 +411,7 @@ def _add_import_raw(p: argparse.ArgumentParser) -> None:
 
 
 def _run_import_raw(args: argparse.Namespace) -> int:
-    from napari_cryoden.interop_auto import LayoutAmbiguousError, import_raw
+    from .interop_auto import LayoutAmbiguousError, import_raw
 
     if (args.validate_noisy is None) != (args.validate_clean is None):
         raise CryodenError("give both --validate-noisy and --validate-clean, or neither")
@@ -445,8 +445,8 @@ def _add_check_weights(p: argparse.ArgumentParser) -> None:
 
 
 def _run_check_weights(args: argparse.Namespace) -> int:
-    from napari_cryoden.interop import check_roundtrips, format_roundtrips
-    from napari_cryoden.weights import load_checkpoint
+    from .interop import check_roundtrips, format_roundtrips
+    from .weights import load_checkpoint
 
     model, ckpt = load_checkpoint(args.model)
     rows = check_roundtrips(model, ckpt.config)

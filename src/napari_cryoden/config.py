@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from napari_cryoden.errors import CryodenError
+from .errors import CryodenError
 
 __all__ = [
     "NORMALIZATIONS",

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from napari_cryoden.errors import InputError
+from .errors import InputError
 
 __all__ = [
     "RANK_WEIGHTS_ENV", "World", "join", "leave", "wrap_model", "all_sum", "any_rank",

@@ -20,12 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from napari_cryoden.artifacts import ArtifactAccumulator
-from napari_cryoden.checklist import run_checklist
-from napari_cryoden.data.io import find_pairs, read_image
-from napari_cryoden.errors import InputError
-from napari_cryoden.guards import report_warnings
-from napari_cryoden.metrics import (
+from .artifacts import ArtifactAccumulator
+from .checklist import run_checklist
+from .data.io import find_pairs, read_image
+from .errors import InputError
+from .guards import report_warnings
+from .metrics import (
     PairAccumulator,
     best_gaussian,
     gaussian_baseline,
@@ -97,13 +97,13 @@ def evaluate(model: Any, noisy_dir: str | os.PathLike[str], clean_dir: str | os.
     if target_kind not in TARGET_NOTES:
         raise InputError(f"target_kind must be 'clean' or 'noisy', got {target_kind!r}")
     if isinstance(model, (str, os.PathLike)):
-        from napari_cryoden.weights import load_checkpoint
+        from .weights import load_checkpoint
 
         model, checkpoint = load_checkpoint(model, device=device)
     if normalization is None:
         normalization = checkpoint.normalization if checkpoint is not None else "none"
     if denoise_fn is None:
-        from napari_cryoden.inference import denoise
+        from .inference import denoise
 
         denoise_fn = denoise
     if history is None and checkpoint is not None:
@@ -253,7 +253,7 @@ def _model_info(model: Any, checkpoint: Any, normalization: str) -> dict[str, An
 
 
 def _save_figures(folder: Path, score: _DatasetScore, history: Any) -> dict[str, str]:
-    from napari_cryoden import plotting
+    from . import plotting
 
     epochs = history.get("epochs") if isinstance(history, Mapping) else history
     steps = history.get("steps") if isinstance(history, Mapping) else None
@@ -273,7 +273,7 @@ def _save_figures(folder: Path, score: _DatasetScore, history: Any) -> dict[str,
 
 def write_report(report: Mapping[str, Any], json_path: str | os.PathLike[str]) -> Path:
     """Write the report as JSON (NaN and infinities become ``null``); parent folders are made."""
-    from napari_cryoden._files import atomic_write_bytes
+    from ._files import atomic_write_bytes
 
     path = Path(json_path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -84,7 +84,7 @@ def image_warnings(denoised: np.ndarray, clean: np.ndarray,
                    noisy: np.ndarray | None = None) -> list[str]:
     """:func:`output_warnings` of one denoised image against its clean target (and the noisy
     input, when given) — for views that hold the images, like the napari widgets."""
-    from napari_cryoden.metrics import compare
+    from .metrics import compare
 
     model = compare(denoised, clean)
     base = compare(noisy, clean) if noisy is not None else {}

@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from napari_cryoden.data.io import read_image, write_mrc
-from napari_cryoden.data.normalize import Normalizer, fit_normalizer
-from napari_cryoden.errors import InputError
+from .data.io import read_image, write_mrc
+from .data.normalize import Normalizer, fit_normalizer
+from .errors import InputError
 
 __all__ = ["TilePlan", "plan_tiles", "receptive_radius", "denoise", "denoise_file"]
 

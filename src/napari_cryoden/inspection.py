@@ -50,9 +50,9 @@ def analyse(noisy: np.ndarray | None, denoised: np.ndarray, clean: np.ndarray, p
             epoch: int | None = None) -> PatchAnalysis:
     """Per-patch metrics and the seed's checklist for one 2D image trio (Qt-free: runs in a
     worker). ``history``/``epoch`` come from the model's checkpoint, when known."""
-    from napari_cryoden.artifacts import ArtifactAccumulator
-    from napari_cryoden.checklist import run_checklist
-    from napari_cryoden.metrics import compare, patch_metrics
+    from .artifacts import ArtifactAccumulator
+    from .checklist import run_checklist
+    from .metrics import compare, patch_metrics
 
     if denoised.shape != clean.shape or (noisy is not None and noisy.shape != clean.shape):
         shapes = [a.shape for a in (noisy, denoised, clean) if a is not None]
@@ -82,7 +82,7 @@ def _baselines(noisy: np.ndarray, clean: np.ndarray, rows: list[dict[str, float]
                patch_size: int, data_range: float) -> dict[str, Any]:
     """The noisy input and the best Gaussian filter scored like the model; per-patch RMSEs are
     added to ``rows`` as ``noisy_rmse`` and ``gaussian_rmse``."""
-    from napari_cryoden.metrics import best_gaussian, compare, gaussian_baseline, patch_metrics
+    from .metrics import best_gaussian, compare, gaussian_baseline, patch_metrics
 
     sigma, _ = best_gaussian(_crop(noisy), _crop(clean), data_range=data_range)
     gauss = gaussian_baseline(noisy, sigma)

@@ -32,10 +32,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from napari_cryoden._files import atomic_write_bytes
-from napari_cryoden.config import Config, ModelConfig
-from napari_cryoden.errors import InputError, WeightFileError
-from napari_cryoden.model import DenoiseCNN, expected_shapes
+from ._files import atomic_write_bytes
+from .config import Config, ModelConfig
+from .errors import InputError, WeightFileError
+from .model import DenoiseCNN, expected_shapes
 
 __all__ = [
     "AXES", "LAYOUTS", "SIDECAR", "RawNames", "resolve_layout", "layout_name", "all_axis_orders",
@@ -213,7 +213,7 @@ def export_raw(model_path: str | os.PathLike[str], folder: str | os.PathLike[str
     The JSON records the layout, the file names, shapes, the model config and the
     normalisation, so that ``import-raw`` of the folder needs no flags.
     """
-    from napari_cryoden.weights import load_checkpoint
+    from .weights import load_checkpoint
 
     if layout == "auto":
         raise InputError("export-raw: 'auto' is only for reading; choose the layout the reading "
@@ -252,7 +252,7 @@ def check_roundtrips(model: torch.nn.Module, config: Config,
                      workdir: str | os.PathLike[str] | None = None) -> list[RoundTrip]:
     """Write ``model`` in every format and layout, read it back, compare outputs on a fixed
     input (seeded, 48 px); plus two control mis-reads that must differ (the seed's bug)."""
-    from napari_cryoden.weights import load_checkpoint, save_checkpoint
+    from .weights import load_checkpoint, save_checkpoint
 
     image = torch.from_numpy(np.random.default_rng(0).random((1, 1, 48, 48), np.float32))
     reference = _output(model, image)

@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from napari_cryoden.config import Config, ConfigError, ModelConfig
-from napari_cryoden.errors import CryodenError, InputError, WeightFileError
-from napari_cryoden.guards import output_warnings
-from napari_cryoden.interop import (
+from .config import Config, ConfigError, ModelConfig
+from .errors import CryodenError, InputError, WeightFileError
+from .guards import output_warnings
+from .interop import (
     LAYOUTS,
     RawNames,
     all_axis_orders,
@@ -36,7 +36,7 @@ from napari_cryoden.interop import (
     read_sidecar,
     resolve_layout,
 )
-from napari_cryoden.model import expected_shapes
+from .model import expected_shapes
 
 __all__ = ["AUTO_MARGIN", "Candidate", "LayoutRanking", "LayoutAmbiguousError", "ImportResult",
            "AUTO_MIN_T", "distinct_axis_orders", "load_validation", "score_model", "rank_layouts",
@@ -132,7 +132,7 @@ def distinct_axis_orders(model: ModelConfig) -> list[str]:
 def load_validation(noisy_dir: str | os.PathLike[str], clean_dir: str | os.PathLike[str],
                     max_images: int = 4, crop: int = 512) -> list[tuple[np.ndarray, np.ndarray]]:
     """Up to ``max_images`` (noisy, clean) pairs, first slice, central ``crop`` px square."""
-    from napari_cryoden.data.io import find_pairs, read_image
+    from .data.io import find_pairs, read_image
 
     images = []
     for noisy_path, clean_path in find_pairs(noisy_dir, clean_dir)[:max_images]:
@@ -164,7 +164,7 @@ def score_model(model: torch.nn.Module | None, images: Images,
 
 def _outputs(model: torch.nn.Module | None, images: Images,
              normalization: str) -> list[np.ndarray]:
-    from napari_cryoden.inference import denoise
+    from .inference import denoise
 
     return [noisy if model is None else denoise(model, noisy, normalization=normalization)
             for noisy, _ in images]
@@ -273,7 +273,7 @@ def import_raw(folder: str | os.PathLike[str], out: str | os.PathLike[str], *,
     ------
     WeightFileError, InputError, LayoutAmbiguousError
     """
-    from napari_cryoden.weights import save_checkpoint
+    from .weights import save_checkpoint
 
     sidecar = read_sidecar(folder) or {}
     config = _import_config(model, normalization, sidecar, Path(folder))

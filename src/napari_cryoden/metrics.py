@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
-from napari_cryoden.data.patches import patch_starts
+from .data.patches import patch_starts
 
 __all__ = [
     "PairAccumulator",

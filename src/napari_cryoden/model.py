@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from napari_cryoden.config import ModelConfig
+from .config import ModelConfig
 
 __all__ = ["DenoiseCNN", "build_model", "expected_shapes"]
 

@@ -33,12 +33,12 @@ from typing import Any
 
 import torch
 
-from napari_cryoden import distributed
-from napari_cryoden.config import Config
-from napari_cryoden.data.stream import Batch, PatchStream
-from napari_cryoden.distributed import World
-from napari_cryoden.errors import InputError
-from napari_cryoden.events import (
+from . import distributed
+from .config import Config
+from .data.stream import Batch, PatchStream
+from .distributed import World
+from .errors import InputError
+from .events import (
     CheckpointSaved,
     EpochEnd,
     Event,
@@ -47,9 +47,9 @@ from napari_cryoden.events import (
     TrainStep,
     TrainWarning,
 )
-from napari_cryoden.guards import resume_warning, val_rise_warning
-from napari_cryoden.model import build_model
-from napari_cryoden.weights import (
+from .guards import resume_warning, val_rise_warning
+from .model import build_model
+from .weights import (
     atomic_write_bytes,
     load_checkpoint,
     load_extra_tensors,

@@ -21,11 +21,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from napari_cryoden import __version__
-from napari_cryoden._files import atomic_write_bytes
-from napari_cryoden.config import Config, ConfigError, ModelConfig
-from napari_cryoden.errors import WeightFileError
-from napari_cryoden.model import DenoiseCNN, expected_shapes
+from . import __version__
+from ._files import atomic_write_bytes
+from .config import Config, ConfigError, ModelConfig
+from .errors import WeightFileError
+from .model import DenoiseCNN, expected_shapes
 
 __all__ = ["FORMAT", "Checkpoint", "save_checkpoint", "load_checkpoint", "atomic_write_bytes"]
 

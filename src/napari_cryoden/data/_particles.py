@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import fft as sfft
 
-from napari_cryoden.data._optics import gaussian_ft, interaction_constant
+from ._optics import gaussian_ft, interaction_constant
 
 if TYPE_CHECKING:
-    from napari_cryoden.data.simulate import SimulationParams
+    from .simulate import SimulationParams
 
 _PROTEIN_VOLUME = 1.21  # Å³ per Da
 _PROTEIN_POTENTIAL = 2.4  # V, mean inner potential of protein above that of vitreous ice

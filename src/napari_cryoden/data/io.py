@@ -20,8 +20,8 @@ import numpy as np
 import tifffile
 from mrcfile import utils as mrc_utils
 
-from napari_cryoden._files import atomic_path
-from napari_cryoden.errors import InputError
+from .._files import atomic_path
+from ..errors import InputError
 
 __all__ = [
     "SUPPORTED_SUFFIXES",

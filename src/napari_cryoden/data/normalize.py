@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from napari_cryoden.config import NORMALIZATIONS, ConfigError
-from napari_cryoden.errors import InputError
+from ..config import NORMALIZATIONS, ConfigError
+from ..errors import InputError
 
 if TYPE_CHECKING:
     import torch

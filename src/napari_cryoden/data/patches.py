@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from napari_cryoden.data.io import read_info
-from napari_cryoden.errors import InputError
+from ..errors import InputError
+from .io import read_info
 
 __all__ = ["PatchRef", "Pair", "index_patches", "patch_starts", "split_pairs"]
 

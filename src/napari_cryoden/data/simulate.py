@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 from scipy import fft as sfft
 
-from napari_cryoden.config import ConfigError
-from napari_cryoden.data._optics import (
+from ..config import ConfigError
+from ._optics import (
     absorption,
     carbon_mask,
     ctf,
@@ -42,7 +42,7 @@ from napari_cryoden.data._optics import (
     frequencies,
     texture_phase_ft,
 )
-from napari_cryoden.data._particles import particle_phase_ft, place_particles
+from ._particles import particle_phase_ft, place_particles
 
 __all__ = [
     "PARTICLE_KINDS",
@@ -306,7 +306,7 @@ def simulate_dataset(
     the noise-free micrographs go to ``out_dir/truth/``. ``out_dir/simulation.json`` records the
     parameters, the seed and each micrograph's defocus and particle count.
     """
-    from napari_cryoden.data.io import write_mrc
+    from .io import write_mrc
 
     params = params or SimulationParams()
     out = Path(out_dir)
@@ -380,7 +380,7 @@ def _in_view(centres: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 def _write_json(
     path: Path, params: SimulationParams, seed: int, size: int | tuple[int, int], records: list
 ) -> None:
-    from napari_cryoden import __version__
+    from .. import __version__
 
     shape = [size, size] if isinstance(size, int) else [int(s) for s in size]
     document = {

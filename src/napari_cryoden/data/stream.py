@@ -33,10 +33,10 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from napari_cryoden.config import NORMALIZATIONS
-from napari_cryoden.data.io import MicrographCache
-from napari_cryoden.data.normalize import Normalizer, fit_normalizer
-from napari_cryoden.data.patches import PatchRef, index_patches
+from ..config import NORMALIZATIONS
+from .io import MicrographCache
+from .normalize import Normalizer, fit_normalizer
+from .patches import PatchRef, index_patches
 
 __all__ = ["Batch", "PatchStream"]
 
