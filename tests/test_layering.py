@@ -38,8 +38,11 @@ def test_importing_the_whole_core_loads_no_gui() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_package_import_is_light() -> None:
-    code = "import sys, napari_cryoden, napari_cryoden._reader; print('torch' in sys.modules)"
+def test_napari_hooks_are_light() -> None:
+    """napari imports the hooks at start-up and on File > Open: no torch, napari or Qt there."""
+    hooks = ", ".join(f"napari_cryoden.{p[:-3]}" for p in sorted(NAPARI_HOOKS))
+    code = (f"import sys, {hooks}\n"
+            "print(sorted(m for m in ('napari', 'torch', 'qtpy') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=60)
-    assert result.stdout.strip() == "False", "opening napari must not import torch"
+                            check=True, timeout=60)
+    assert result.stdout.strip() == "[]", "opening napari must not import torch"

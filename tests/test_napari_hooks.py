@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -93,13 +91,3 @@ def test_sample_data_is_a_seeded_noisy_clean_pair_made_quickly() -> None:
     assert clean.min() <= lo < hi <= clean.max()
     np.testing.assert_array_equal(make_synthetic_micrograph()[1][0], clean)
 
-
-def test_hooks_import_neither_napari_nor_torch() -> None:
-    code = (
-        "import sys, napari_cryoden._reader, napari_cryoden._sample_data\n"
-        "print(sorted(m for m in ('napari', 'torch', 'qtpy') if m in sys.modules))"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert result.stdout.strip() == "[]"

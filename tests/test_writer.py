@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -84,13 +82,3 @@ def test_npe2_picks_the_writer_from_the_manifest(tmp_path: Path) -> None:
     np.testing.assert_array_equal(data, np.eye(24))
     assert kwargs["scale"] == pytest.approx((1.7, 1.7))
 
-
-def test_writer_imports_neither_napari_nor_qt_nor_torch() -> None:
-    code = (
-        "import sys, napari_cryoden._writer\n"
-        "print(sorted(m for m in ('napari', 'torch', 'qtpy') if m in sys.modules))"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert result.stdout.strip() == "[]"

@@ -262,8 +262,8 @@ def _add_device_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _run_denoise(args: argparse.Namespace) -> int:
-    from .data.io import list_images, read_image, write_mrc
-    from .inference import denoise
+    from .data.io import list_images
+    from .inference import denoise_file
     from .training import select_device
     from .weights import load_checkpoint
 
@@ -274,11 +274,10 @@ def _run_denoise(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     bar = _progress(len(files), "denoise", "micrograph")
     for path in files:
-        image, pixel_size = read_image(path)
-        result = denoise(model, image, normalization=ckpt.normalization, device=device,
-                         tile_size=args.tile_size, batch_size=args.batch_size)
         suffix = ".mrcs" if path.suffix.lower() == ".mrcs" else ".mrc"
-        write_mrc(args.out / (path.stem + suffix), result, pixel_size)
+        denoise_file(model, path, args.out / (path.stem + suffix),
+                     normalization=ckpt.normalization, device=device,
+                     tile_size=args.tile_size, batch_size=args.batch_size)
         bar.update(1)
     bar.close()
     print(f"denoised {len(files)} micrograph(s) with {args.model} on {device}; "

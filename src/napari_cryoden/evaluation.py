@@ -26,8 +26,10 @@ from .data.io import find_pairs, read_image
 from .errors import InputError
 from .guards import report_warnings
 from .metrics import (
+    GAUSSIAN_SEARCH_CROP,
     PairAccumulator,
     best_gaussian,
+    centre_crop,
     gaussian_baseline,
     patch_metrics,
 )
@@ -39,7 +41,6 @@ TARGET_NOTES = {
     "noisy": "The target is itself a noisy micrograph: PSNR is then capped by the target's noise "
              "(and correlation likewise), so the values understate the denoiser's quality.",
 }
-_SEARCH_CROP = 1024  # the Gaussian sigma is searched on a central crop of at most this size
 _PANEL_CROP = 512
 _MEANS = ("mse", "rmse", "psnr", "corr")
 
@@ -186,22 +187,23 @@ class _DatasetScore:
 
     def _start(self, noisy: np.ndarray, denoised: np.ndarray, clean: np.ndarray) -> None:
         """First slice: fix the histogram range, search the Gaussian sigma, keep the panel."""
-        low, high = np.percentile(np.concatenate([_crop(noisy, 2048).ravel(),
-                                                  _crop(clean, 2048).ravel()]), [0.1, 99.9])
+        low, high = np.percentile(np.concatenate([centre_crop(noisy, 2048).ravel(),
+                                                  centre_crop(clean, 2048).ravel()]), [0.1, 99.9])
         pad = 0.1 * (high - low) or 0.5
         hist_range = (float(low - pad), float(high + pad))
         self.accs = {key: PairAccumulator(self.data_range, hist_range=hist_range)
                      for key in ("model", "noisy", "gaussian")}
-        self.sigma, _ = best_gaussian(_crop(noisy, _SEARCH_CROP), _crop(clean, _SEARCH_CROP),
-                                      data_range=self.data_range)
-        self.panel = tuple(_crop(a, _PANEL_CROP).copy() for a in (noisy, denoised, clean))
+        search = (centre_crop(a, GAUSSIAN_SEARCH_CROP) for a in (noisy, clean))
+        self.sigma, _ = best_gaussian(*search, data_range=self.data_range)
+        self.panel = tuple(centre_crop(a, _PANEL_CROP).copy() for a in (noisy, denoised, clean))
 
     def report(self, target_kind: str) -> dict[str, Any]:
         if not self.patches:
             raise InputError("no pixels were evaluated")
         by_rmse = sorted(self.patches, key=lambda p: p["rmse"])
-        gaussian_note = (f"sigma = {self.sigma:.3g} px, searched on the first micrograph (central "
-                         f"crop of at most {_SEARCH_CROP} px), then applied to all micrographs")
+        gaussian_note = (f"sigma = {self.sigma:.3g} px, searched on the first micrograph "
+                         f"(central crop of at most {GAUSSIAN_SEARCH_CROP} px), then applied to "
+                         "all micrographs")
         return {
             **_patch_means(self.patches),
             "data_range": self.data_range,
@@ -225,11 +227,6 @@ class _DatasetScore:
         }
 
 
-def _crop(image: np.ndarray, size: int) -> np.ndarray:
-    """The central ``size`` × ``size`` crop (or the whole image when smaller)."""
-    h, w = image.shape
-    y, x = max((h - size) // 2, 0), max((w - size) // 2, 0)
-    return image[y:y + size, x:x + size]
 
 
 def _patch_means(rows: list[dict[str, Any]]) -> dict[str, float]:

@@ -17,7 +17,6 @@ import numpy as np
 __all__ = ["MAP_METRICS", "PatchAnalysis", "analyse", "metric_map"]
 
 MAP_METRICS = {"RMSE": "rmse", "MSE": "mse", "PSNR": "psnr", "r": "corr"}
-_SEARCH_CROP = 1024  # the Gaussian baseline's sigma is searched on a central crop this big
 
 
 @dataclass
@@ -82,9 +81,17 @@ def _baselines(noisy: np.ndarray, clean: np.ndarray, rows: list[dict[str, float]
                patch_size: int, data_range: float) -> dict[str, Any]:
     """The noisy input and the best Gaussian filter scored like the model; per-patch RMSEs are
     added to ``rows`` as ``noisy_rmse`` and ``gaussian_rmse``."""
-    from .metrics import best_gaussian, compare, gaussian_baseline, patch_metrics
+    from .metrics import (
+        GAUSSIAN_SEARCH_CROP,
+        best_gaussian,
+        centre_crop,
+        compare,
+        gaussian_baseline,
+        patch_metrics,
+    )
 
-    sigma, _ = best_gaussian(_crop(noisy), _crop(clean), data_range=data_range)
+    search = (centre_crop(a, GAUSSIAN_SEARCH_CROP) for a in (noisy, clean))
+    sigma, _ = best_gaussian(*search, data_range=data_range)
     gauss = gaussian_baseline(noisy, sigma)
     for row, rn, rg in zip(rows, patch_metrics(noisy, clean, patch_size, data_range),
                            patch_metrics(gauss, clean, patch_size, data_range), strict=True):
@@ -93,9 +100,6 @@ def _baselines(noisy: np.ndarray, clean: np.ndarray, rows: list[dict[str, float]
             "gaussian": {"sigma": sigma, "pooled": compare(gauss, clean, data_range)}}
 
 
-def _crop(image: np.ndarray, size: int = _SEARCH_CROP) -> np.ndarray:
-    y, x = (max((n - size) // 2, 0) for n in image.shape)
-    return image[y:y + size, x:x + size]
 
 
 def metric_map(rows: list[dict[str, float]], key: str) -> np.ndarray:

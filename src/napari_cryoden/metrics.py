@@ -246,6 +246,16 @@ def _pearson(p: np.ndarray, t: np.ndarray) -> float:
     return float(np.sum(dp * dt)) / denom if denom > 0 else math.nan
 
 
+GAUSSIAN_SEARCH_CROP = 1024  # baselines search the Gaussian sigma on a central crop this big
+
+
+def centre_crop(image: np.ndarray, size: int) -> np.ndarray:
+    """The central ``size`` × ``size`` crop of a 2D image (the whole image when smaller)."""
+    h, w = image.shape
+    y, x = max((h - size) // 2, 0), max((w - size) // 2, 0)
+    return image[y:y + size, x:x + size]
+
+
 def gaussian_baseline(noisy: np.ndarray, sigma: float) -> np.ndarray:
     """``noisy`` filtered by a Gaussian of ``sigma`` px in y and x (each slice of a stack)."""
     noisy = np.asarray(noisy, dtype=np.float32)
