@@ -17,6 +17,7 @@ from .errors import CryodenError
 __all__ = [
     "NORMALIZATIONS",
     "DEVICES",
+    "PRECISIONS",
     "ConfigError",
     "ModelConfig",
     "DataConfig",
@@ -27,6 +28,7 @@ __all__ = [
 
 NORMALIZATIONS = ("none", "meanstd", "percentile")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
 
 
 class ConfigError(CryodenError, ValueError):
@@ -99,16 +101,31 @@ class TrainConfig:
     """Optimisation settings. MSE loss and Adam, as in the seed."""
 
     epochs: int = _f(5, "Passes over the training patches.", min=1)
-    batch_size: int = _f(4, "Patches per optimisation step.", min=1)
+    batch_size: int = _f(
+        4, "Patches per optimisation step; 0 picks the largest power of two that fits in the "
+        "free GPU memory (4 on the CPU).", min=0)
     lr: float = _f(1e-3, "Adam learning rate.", min=0.0)
     seed: int = _f(0, "Random seed: file split, patch order, crops and initial weights.")
     device: str = _f("auto", "Where to train: auto (cuda > mps > cpu), cpu, cuda or mps.",
                      choices=DEVICES)
-    amp: bool = _f(False, "Mixed precision on CUDA (fp16 autocast with a gradient scaler).")
+    amp: bool = _f(False, "Mixed precision on CUDA: the same as --precision fp16.")
+    precision: str = _f(
+        "fp32", "Arithmetic on CUDA: fp32, tf32, fp16 (autocast + gradient scaling) or bf16; "
+        "fp16/bf16 also use channels_last. The CPU always trains in fp32.", choices=PRECISIONS)
 
     def validate(self) -> None:
         if self.device not in DEVICES and not self.device.startswith("cuda:"):
             raise ConfigError(f"train.device: {self.device!r} is not one of {', '.join(DEVICES)}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"train.precision: {self.precision!r} is not one of "
+                              f"{', '.join(PRECISIONS)}")
+        if self.amp and self.precision not in ("fp32", "fp16"):
+            raise ConfigError(f"train.amp (fp16) contradicts train.precision {self.precision!r}")
+
+    @property
+    def effective_precision(self) -> str:
+        """``precision``, with the older ``amp`` flag meaning fp16."""
+        return "fp16" if self.amp else self.precision
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,8 @@ class TrainStart:
     run_dir: Path
     world_size: int = 1
     n_dropped_patches: int = 0
+    batch_size: int = 0
+    precision: str = "fp32"
 
 
 @dataclass(frozen=True)

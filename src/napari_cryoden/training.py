@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from . import distributed
+from . import distributed, steps
 from .config import Config
 from .data.stream import Batch, PatchStream
 from .distributed import World
@@ -136,13 +136,19 @@ class _Run:
             run_dir.mkdir(parents=True, exist_ok=True)
         tc, dc = config.train, config.data
         self.device = world.device
-        self.amp = bool(tc.amp and self.device.type == "cuda")
+        self.precision = tc.effective_precision if self.device.type == "cuda" else "fp32"
+        if self.device.type == "cuda":
+            steps.prepare_cuda(self.precision)
         self.model = build_model(config.model, seed=tc.seed).to(self.device)
+        if steps.uses_channels_last(self.precision, self.device):
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.net = distributed.wrap_model(self.model, world)  # DDP when several ranks
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=tc.lr)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.batch_size = tc.batch_size or steps.choose_batch_size(
+            self.model, dc.crop or dc.patch_size, self.precision, self.device)
+        self._update = steps.make_step(self.net, self.optimizer, self.precision)
         common = dict(patch_size=dc.patch_size, normalization=dc.normalization,
-                      batch_size=tc.batch_size, seed=tc.seed, shuffle_buffer=dc.shuffle_buffer,
+                      batch_size=self.batch_size, seed=tc.seed, shuffle_buffer=dc.shuffle_buffer,
                       reader_threads=dc.reader_threads, device=self.device,
                       rank=world.rank, world_size=world.world_size)
         self.train_stream = PatchStream(list(train_pairs), crop=dc.crop, shuffle=True, **common)
@@ -205,7 +211,8 @@ class _Run:
                          n_val_patches=(self.val_stream.n_patches_all_ranks
                                         if self.val_stream else 0),
                          run_dir=self.run_dir, world_size=self.world.world_size,
-                         n_dropped_patches=self.train_stream.n_dropped)
+                         n_dropped_patches=self.train_stream.n_dropped,
+                         batch_size=self.batch_size, precision=self.precision)
         yield from self.pending
         completed = self.first_epoch - 1
         stopped = False
@@ -261,22 +268,22 @@ class _Run:
 
     def _step(self, batch: Batch) -> tuple[float, int]:
         """One update; returns the mean loss and the patch count of the (global) batch."""
-        self.optimizer.zero_grad(set_to_none=True)
-        with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
-            loss = torch.nn.functional.mse_loss(self.net(batch.noisy), batch.clean)
-        self.scaler.scale(loss).backward()  # DDP averages the gradients over ranks here
-        n = batch.noisy.shape[0]
-        if self.world.enabled:
-            loss_sum, count = distributed.all_sum([loss.detach().double() * n, n], self.world)
-            mean, n = loss_sum / count, int(count)
-        else:
-            mean = float(loss.detach())
-        if not math.isfinite(mean):  # before the update, on every rank alike
-            raise FloatingPointError(
-                "training loss became NaN/Inf: lower --lr or use --normalization meanstd")
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        return mean, n
+        result: list[Any] = []
+
+        def check(loss: torch.Tensor) -> None:  # after backward, before the update
+            n = batch.noisy.shape[0]
+            if self.world.enabled:  # DDP averaged the gradients over ranks in backward
+                loss_sum, count = distributed.all_sum([loss.double() * n, n], self.world)
+                mean, n = loss_sum / count, int(count)
+            else:
+                mean = float(loss)
+            if not math.isfinite(mean):  # on every rank alike
+                raise FloatingPointError(
+                    "training loss became NaN/Inf: lower --lr or use --normalization meanstd")
+            result[:] = [mean, n]
+
+        self._update(batch.noisy, batch.clean, before_update=check)
+        return result[0], result[1]
 
     @torch.no_grad()
     def _validate(self) -> tuple[float | None, float | None]:
@@ -285,12 +292,14 @@ class _Run:
         self.model.eval()
         loss_sum, mse_sum, pixels = 0.0, 0.0, 0
         for batch in self.val_stream:
-            with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
-                pred = self.model(batch.noisy).float()
+            noisy = batch.noisy if self.precision in ("fp16", "bf16") else batch.noisy.float()
+            with steps.autocast(self.precision, self.device):
+                pred = self.model(noisy).float()
             n = batch.noisy.numel()
-            loss_sum += float(torch.nn.functional.mse_loss(pred, batch.clean, reduction="sum"))
+            clean = batch.clean.float()
+            loss_sum += float(torch.nn.functional.mse_loss(pred, clean, reduction="sum"))
             scale = batch.scale.view(-1, 1, 1, 1)
-            mse_sum += float((((pred - batch.clean) * scale) ** 2).sum())
+            mse_sum += float((((pred - clean) * scale) ** 2).sum())
             pixels += n
         loss_sum, mse_sum, total = distributed.all_sum([loss_sum, mse_sum, pixels], self.world)
         return loss_sum / total, mse_sum / total
@@ -339,7 +348,8 @@ class _Run:
         self.history.update(best_epoch=self.best_epoch, best_val_loss=self.best_loss,
                             device=_device_name(self.device), stopped=stopped,
                             world_size=self.world.world_size,
-                            global_batch_size=self.world.world_size * self.config.train.batch_size)
+                            global_batch_size=self.world.world_size * self.batch_size,
+                            batch_size=self.batch_size, precision=self.precision)
         text = json.dumps(self.history, indent=1, allow_nan=False, default=_json_default)
         atomic_write_bytes(self.run_dir / "history.json", text.encode())
 
