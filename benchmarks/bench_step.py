@@ -146,6 +146,25 @@ def bench_infer(patch: int, batches: list[int], steps: int, repeat: int,
     return rows
 
 
+def profile(patch: int, batch: int, precision: str) -> None:
+    """Per-kernel GPU time of a few channels_last steps: which kernels bound the step."""
+    torch.backends.cudnn.benchmark = True
+    model = build_model(seed=0).cuda().to(memory_format=torch.channels_last)
+    step = make_step(model, torch.optim.Adam(model.parameters(), lr=1e-4), precision)
+    data = _inputs(batch, patch, torch.float16, True)
+    for i in range(5):
+        step(*data[i % len(data)])
+    torch.cuda.synchronize()
+    activities = [torch.profiler.ProfilerActivity.CUDA]
+    with torch.profiler.profile(activities=activities) as prof:
+        for i in range(5):
+            step(*data[i % len(data)])
+        torch.cuda.synchronize()
+    print(f"\nprofile: {precision} channels_last, batch {batch}, 5 steps")
+    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=14,
+                                    max_name_column_width=70))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--patch", type=int, default=1024)
@@ -157,6 +176,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--skip-infer", action="store_true")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--profile", action="store_true",
+                        help="print the per-kernel GPU times of the fp16 step at batch 32")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         sys.exit("bench_step.py needs a CUDA GPU")
@@ -169,6 +190,8 @@ def main(argv: list[str] | None = None) -> None:
         rows += bench_infer(args.patch, args.infer_batches, args.steps, args.repeat,
                             args.compile)
     summarise(rows)
+    if args.profile:
+        profile(args.patch, 32, "fp16")
     if args.json:
         args.json.write_text(json.dumps({"device": torch.cuda.get_device_name(),
                                          "torch": torch.__version__, "rows": rows}, indent=1))

@@ -159,3 +159,48 @@ def test_trained_output_is_reloadable(pairs, tmp_path: Path) -> None:
     x = torch.from_numpy(np.random.default_rng(0).random((1, 1, 40, 40), dtype=np.float32))
     with torch.no_grad():
         assert torch.equal(a(x), b(x))
+
+
+def test_out_of_memory_backs_off_to_micro_batches_with_the_same_updates(pairs, tmp_path: Path,
+                                                                     monkeypatch) -> None:
+    from napari_cryoden import steps
+
+    cfg = tiny_config(train={"epochs": 2})
+    run_all(cfg, pairs, tmp_path / "plain")
+    real = steps.make_step
+    failures = []
+
+    def flaky(model, optimizer, precision, scaler=None, chunks=1):
+        step = real(model, optimizer, precision, scaler, chunks)
+
+        def maybe_fail(noisy, clean, before_update=None):
+            if noisy.shape[0] // chunks > 1:  # "does not fit" until single patches
+                failures.append(chunks)
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
+            return step(noisy, clean, before_update)
+
+        return maybe_fail
+
+    monkeypatch.setattr(steps, "make_step", flaky)
+    events = run_all(cfg, pairs, tmp_path / "oom")
+    warnings = [e.message for e in events if e.__class__.__name__ == "TrainWarning"]
+    assert failures == [1, 2] and len(warnings) == 2
+    assert "out of memory at a batch of 4" in warnings[0] and "4 micro-batches" in warnings[1]
+    assert isinstance(events[-1], TrainEnd) and events[-1].epochs_completed == 2
+    plain, _ = load_checkpoint(tmp_path / "plain" / "last.safetensors")
+    backed_off, _ = load_checkpoint(tmp_path / "oom" / "last.safetensors")
+    for a, b in zip(plain.parameters(), backed_off.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)  # same updates, summed in pieces
+
+
+def test_out_of_memory_at_one_patch_is_a_clear_error(pairs, tmp_path: Path, monkeypatch) -> None:
+    from napari_cryoden import steps
+
+    def always(*args, **kwargs):
+        def fail(*a, **k):
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
+        return fail
+
+    monkeypatch.setattr(steps, "make_step", always)
+    with pytest.raises(InputError, match="out of memory training even one 32² patch"):
+        run_all(tiny_config(), pairs, tmp_path / "r")

@@ -102,7 +102,7 @@ _TRAIN_FLAGS: dict[type, tuple[str, ...]] = {
     ModelConfig: ("channels", "depth", "kernel_size"),
     DataConfig: ("patch_size", "crop", "normalization", "val_fraction", "shuffle_buffer",
                  "reader_threads"),
-    TrainConfig: ("epochs", "batch_size", "lr", "seed", "device", "amp"),
+    TrainConfig: ("epochs", "batch_size", "lr", "seed", "device", "amp", "precision"),
 }
 _SECTION = {ModelConfig: "model", DataConfig: "data", TrainConfig: "train"}
 
@@ -239,7 +239,7 @@ def _start_line(e: Any, n_train: int, n_val: int) -> str:
                if e.n_dropped_patches else "")
     return (f"training on {where}: {n_train} train / {n_val} val micrographs, "
             f"{e.n_train_patches} train{dropped} / {e.n_val_patches} val patches, "
-            f"{e.steps_per_epoch} steps per epoch")
+            f"{e.steps_per_epoch} steps per epoch of {e.batch_size} ({e.precision})")
 
 
 

@@ -61,40 +61,51 @@ def autocast(precision: str, device: torch.device) -> contextlib.AbstractContext
 
 
 def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, precision: str,
-              scaler: torch.amp.GradScaler | None = None) -> Step:
+              scaler: torch.amp.GradScaler | None = None, chunks: int = 1) -> Step:
     """``step(noisy, clean, before_update=None) -> loss``: one update of ``model``.
 
     The loss comes back detached, on the device. ``noisy``/``clean`` may be float16 (a packed
     store) or float32; with fp32/tf32 they are promoted to float32. ``before_update(loss)``, if
     given, runs after the backward pass and before the optimizer step (a place to reduce the
     loss over ranks or refuse a NaN). ``scaler`` (fp16 only) is created when not given.
+
+    ``chunks > 1`` splits each batch into that many micro-batches whose gradients add up to the
+    whole batch's (the out-of-memory back-off: same update, less memory, slower). With
+    DistributedDataParallel only the last micro-batch synchronises gradients.
     """
     device = next(model.parameters()).device
     check_precision(precision)
     if precision == "fp16" and scaler is None:
         scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
+    scaling = scaler is not None and scaler.is_enabled()
     reduced = precision in _AUTOCAST and device.type == "cuda"
     layout = torch.channels_last if uses_channels_last(precision, device) else None
+    no_sync = getattr(model, "no_sync", contextlib.nullcontext)
 
     def step(noisy: torch.Tensor, clean: torch.Tensor,
              before_update: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor:
         if not reduced:
             noisy, clean = noisy.float(), clean.float()
-        if layout is not None:
-            noisy = noisy.contiguous(memory_format=layout)
         optimizer.zero_grad(set_to_none=True)
-        with autocast(precision, device):
-            loss = nn.functional.mse_loss(model(noisy).float(), clean.float())
-        scaling = scaler is not None and scaler.is_enabled()
-        (scaler.scale(loss) if scaling else loss).backward()
+        pieces = list(zip(noisy.chunk(chunks), clean.chunk(chunks), strict=True))
+        total = torch.zeros((), device=noisy.device)
+        for i, (x, y) in enumerate(pieces):
+            if layout is not None:
+                x = x.contiguous(memory_format=layout)
+            weight = x.shape[0] / noisy.shape[0]
+            with no_sync() if i < len(pieces) - 1 else contextlib.nullcontext():
+                with autocast(precision, device):
+                    loss = nn.functional.mse_loss(model(x).float(), y.float()) * weight
+                (scaler.scale(loss) if scaling else loss).backward()
+            total += loss.detach()
         if before_update is not None:
-            before_update(loss.detach())
+            before_update(total)
         if scaling:
             scaler.step(optimizer)
             scaler.update()
         else:
             optimizer.step()
-        return loss.detach()
+        return total
 
     return step
 

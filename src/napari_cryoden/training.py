@@ -26,7 +26,7 @@ import json
 import math
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -146,7 +146,9 @@ class _Run:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=tc.lr)
         self.batch_size = tc.batch_size or steps.choose_batch_size(
             self.model, dc.crop or dc.patch_size, self.precision, self.device)
-        self._update = steps.make_step(self.net, self.optimizer, self.precision)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
+        self.chunks = 1  # micro-batches per step; doubled on each out-of-memory error
+        self._update = steps.make_step(self.net, self.optimizer, self.precision, self.scaler)
         common = dict(patch_size=dc.patch_size, normalization=dc.normalization,
                       batch_size=self.batch_size, seed=tc.seed, shuffle_buffer=dc.shuffle_buffer,
                       reader_threads=dc.reader_threads, device=self.device,
@@ -247,7 +249,7 @@ class _Run:
             for step, batch in enumerate(batches, start=1):
                 if self._stop_requested():
                     return None
-                loss, n = self._step(batch)
+                loss, n = yield from self._step_or_back_off(epoch, batch)
                 self.global_step += 1
                 total += loss * n
                 count += n
@@ -265,6 +267,29 @@ class _Run:
     def _stop_requested(self) -> bool:
         """The stop flag, agreed by all ranks (one tiny all-reduce per step when distributed)."""
         return distributed.any_rank(self.stop.is_set(), self.world)
+
+    def _step_or_back_off(self, epoch: int,
+                          batch: Batch) -> Generator[Event, None, tuple[float, int]]:
+        """:meth:`_step`; on out-of-memory, split batches into twice as many micro-batches (the
+        same update, less memory) with a warning and redo the step. Returns its (loss, n)."""
+        while True:
+            try:
+                return self._step(batch)
+            except torch.cuda.OutOfMemoryError:
+                pass  # handled outside the except block, so the failed step's tensors are freed
+            size = batch.noisy.shape[0]
+            if self.chunks >= size:
+                raise InputError(f"out of memory training even one {batch.noisy.shape[-1]}² "
+                                 f"patch at a time on {_device_name(self.device)}: use a "
+                                 f"smaller --crop or --patch-size")
+            self.chunks *= 2
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            self._update = steps.make_step(self.net, self.optimizer, self.precision,
+                                           self.scaler, chunks=self.chunks)
+            yield self._warning(epoch, f"out of memory at a batch of {size}: each batch now "
+                                       f"runs as {self.chunks} micro-batches of about "
+                                       f"{math.ceil(size / self.chunks)} (same updates, slower)")
 
     def _step(self, batch: Batch) -> tuple[float, int]:
         """One update; returns the mean loss and the patch count of the (global) batch."""
