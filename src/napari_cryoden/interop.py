@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import string
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,6 +48,8 @@ AXES = "oihw"  # the model's own order: (out, in, kH, kW)
 LAYOUTS: dict[str, str] = {"oihw": "oihw", "fortran": "whio", "hwio": "hwio",
                            "seed-legacy": "hwio"}
 SIDECAR = "cryoden_raw.json"  # written by export_raw; optional on import
+_SIDECAR_TYPES = {"layout": str, "model": dict, "normalization": str, "weights_pattern": str,
+                  "bias_pattern": str}
 _DTYPE = np.dtype("<f4")
 
 
@@ -58,14 +61,27 @@ class RawNames:
     bias: str = "conv{k}_bias.bin"
 
     def __post_init__(self) -> None:
-        for pattern in (self.weights, self.bias):
-            if "{k}" not in pattern or pattern.format(k=1) == pattern.format(k=2):
-                raise InputError(f"file name pattern {pattern!r} must contain {{k}} "
-                                 "(the layer number)")
+        for pattern in (self.weights, self.bias):  # may come from a sidecar: data, not paths
+            if not _plain_pattern(pattern):
+                raise InputError(f"file name pattern {pattern!r:.80} must contain {{k}} "
+                                 "(the layer number) and be a plain file name, no folders")
 
     def files(self, folder: Path, k: int) -> tuple[Path, Path]:
         """The weight and bias file of layer ``k`` in ``folder``."""
         return folder / self.weights.format(k=k), folder / self.bias.format(k=k)
+
+
+def _plain_pattern(pattern: object) -> bool:
+    """A string whose only format field is a bare ``{k}`` and that names no folder."""
+    if not isinstance(pattern, str) or "/" in pattern or "\\" in pattern:
+        return False
+    try:
+        fields = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(pattern)
+                  if f is not None]
+    except ValueError:
+        return False
+    bare = bool(fields) and all(field == ("k", "", None) for field in fields)
+    return bare and pattern.format(k=1) not in (".", "..")
 
 
 def all_axis_orders() -> list[str]:
@@ -199,10 +215,14 @@ def read_sidecar(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
         return None
     try:
         data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise WeightFileError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(data, dict):
         raise WeightFileError(f"{path}: expected a JSON object")
+    for key, kind in _SIDECAR_TYPES.items():  # what import_raw reads: plain data only
+        if data.get(key) is not None and not isinstance(data[key], kind):
+            raise WeightFileError(f"{path}: {key!r} must be a {kind.__name__}, "
+                                  f"got {data[key]!r:.40}")
     return data
 
 

@@ -25,6 +25,7 @@ MAX_FIT_ROWS = 256
 """At most this many rows (every k-th, all columns) are read to fit a normaliser."""
 
 _PERCENTILES = (0.5, 99.5)
+_FLOAT32_EPS = float(np.finfo(np.float32).eps)  # a smaller spread is rounding, not signal
 
 ArrayT = TypeVar("ArrayT", np.ndarray, "torch.Tensor")
 
@@ -100,24 +101,32 @@ def fit_normalizer(image: np.ndarray, mode: str, name: str | None = None) -> Nor
     Raises
     ------
     InputError
-        The micrograph is constant or holds NaN/inf, so it cannot be normalised.
+        The micrograph is not 2D, is empty, is constant (or varies only at float32 rounding
+        level) or holds NaN/inf, so it cannot be normalised; the message starts with ``name``.
     """
     if mode not in NORMALIZATIONS:
         raise ConfigError(f"normalization: {mode!r} is not one of {', '.join(NORMALIZATIONS)}")
     if mode == "none":
         return Normalizer()
-    if image.ndim != 2:
-        raise ValueError(f"fit_normalizer expects a 2D micrograph, got shape {image.shape}")
     label = name or "micrograph"
+    if image.ndim != 2:
+        raise InputError(f"{label}: expected a 2D micrograph, got shape {tuple(image.shape)} "
+                         "(pass one z-slice of a stack or volume at a time)")
+    if image.size == 0:
+        raise InputError(f"{label}: empty image (shape {tuple(image.shape)})")
     sample = _row_subsample(image)
     if not np.isfinite(sample).all():
         raise InputError(f"{label}: contains NaN or infinite values: cannot normalise")
     if sample.min() == sample.max():
         raise InputError(f"{label}: constant image: cannot normalise (std = 0)")
     if mode == "meanstd":
-        return Normalizer(mode, float(sample.mean()), float(sample.std()))
+        mean, std = float(sample.mean()), float(sample.std())
+        if not std > _FLOAT32_EPS * abs(mean):
+            raise InputError(f"{label}: nearly constant image: cannot normalise (std {std:.3g} "
+                             f"is below float32 precision at mean {mean:.6g})")
+        return Normalizer(mode, mean, std)
     low, high = (float(v) for v in np.percentile(sample, _PERCENTILES))
-    if high <= low:
+    if not high - low > _FLOAT32_EPS * max(abs(low), abs(high)):
         raise InputError(
             f"{label}: nearly constant image: cannot normalise (0.5-99.5 percentile range = 0)"
         )
