@@ -10,6 +10,7 @@ and the device a ``train.device`` choice means.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import threading
 import time
@@ -21,6 +22,12 @@ from typing import TYPE_CHECKING, Any, cast
 
 from napari_cryoden._qt._train_form import FolderPair, LayerPair, prepare_pairs
 from napari_cryoden.errors import InputError
+
+if importlib.util.find_spec("triton") is not None:  # pragma: no cover - depends on the install
+    # torch.optim imports torch._dynamo, which imports triton; triton's first import segfaults
+    # when it happens in a worker thread (seen with triton 3.9 + torch 2.13), so do it here, on
+    # the main thread, when the widget module is loaded.
+    import torch._dynamo  # noqa: F401
 
 if TYPE_CHECKING:
     from napari_cryoden.config import Config
