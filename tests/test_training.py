@@ -204,3 +204,54 @@ def test_out_of_memory_at_one_patch_is_a_clear_error(pairs, tmp_path: Path, monk
     monkeypatch.setattr(steps, "make_step", always)
     with pytest.raises(InputError, match="out of memory training even one 32² patch"):
         run_all(tiny_config(), pairs, tmp_path / "r")
+
+
+def _disk_full_on(monkeypatch, epochs: set[int]) -> None:
+    """``os.write`` raises ENOSPC while checkpoints of these epochs are saved."""
+    import errno
+    import os
+
+    from napari_cryoden import training
+
+    real_save, real_write = training.save_checkpoint, os.write
+    state = {"full": False}
+
+    def save(path, model, config, **kw):
+        state["full"] = kw.get("epoch") in epochs
+        try:
+            return real_save(path, model, config, **kw)
+        finally:
+            state["full"] = False
+
+    def write(fd, data):
+        if state["full"]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(training, "save_checkpoint", save)
+    monkeypatch.setattr(os, "write", write)
+
+
+def test_disk_full_mid_run_warns_and_training_goes_on(pairs, tmp_path: Path, monkeypatch) -> None:
+    _disk_full_on(monkeypatch, {2})
+    events = run_all(tiny_config(), pairs, tmp_path / "run")
+    warnings = [e.message for e in events if e.__class__.__name__ == "TrainWarning"]
+    assert warnings and all("disk full while saving" in w and "training goes on" in w
+                            for w in warnings)
+    assert isinstance(events[-1], TrainEnd) and events[-1].epochs_completed == 3
+    _, last = load_checkpoint(tmp_path / "run" / "last.safetensors")
+    assert last.epoch == 3  # saved again once there was room
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert [e["epoch"] for e in history["epochs"]] == [1, 2, 3]
+    assert not list((tmp_path / "run").glob(".*.tmp"))  # no temporary files left
+
+
+def test_disk_full_at_the_last_save_is_an_error_and_keeps_the_previous(pairs, tmp_path: Path,
+                                                                       monkeypatch) -> None:
+    from napari_cryoden.errors import SaveError
+
+    _disk_full_on(monkeypatch, {3})
+    with pytest.raises(SaveError, match="disk full while saving"):
+        run_all(tiny_config(), pairs, tmp_path / "run")
+    _, last = load_checkpoint(tmp_path / "run" / "last.safetensors")
+    assert last.epoch == 2  # the previous checkpoint is intact and loads

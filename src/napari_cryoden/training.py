@@ -28,16 +28,20 @@ import threading
 import time
 from collections.abc import Generator, Iterator, Sequence
 from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from . import distributed, steps
 from .config import Config
+from .data.packed import PackedStore
+from .data.packed_stream import PackedStream
 from .data.stream import Batch, PatchStream
 from .distributed import World
-from .errors import InputError
+from .errors import InputError, SaveError
 from .events import (
     CheckpointSaved,
     EpochEnd,
@@ -57,11 +61,28 @@ from .weights import (
 )
 
 __all__ = [
-    "TrainStart", "TrainStep", "EpochEnd", "CheckpointSaved", "TrainWarning", "TrainEnd", "Event",
-    "select_device", "train",
+    "Packed", "TrainStart", "TrainStep", "EpochEnd", "CheckpointSaved", "TrainWarning",
+    "TrainEnd", "Event", "select_device", "train",
 ]
 
 Pairs = Sequence[tuple[Path, Path]]
+
+
+@dataclass(frozen=True)
+class Packed:
+    """Patches of a packed store (``cryoden pack``) as a training or validation set.
+
+    ``indices`` selects patches (e.g. one side of :meth:`PackedStore.split`); None: all of them.
+    """
+
+    store: PackedStore
+    indices: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return self.store.count if self.indices is None else len(self.indices)
+
+
+Data = Pairs | Packed
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -82,8 +103,8 @@ def select_device(name: str = "auto") -> torch.device:
 
 def train(
     config: Config,
-    train_pairs: Pairs,
-    val_pairs: Pairs,
+    train_pairs: Data,
+    val_pairs: Data | None,
     run_dir: str | Path,
     *,
     stop: threading.Event | None = None,
@@ -96,8 +117,9 @@ def train(
     config
         The run's configuration (model, data, train sections).
     train_pairs, val_pairs
-        ``(noisy, clean)`` file pairs; ``val_pairs`` may be empty (then the best checkpoint is
-        chosen by training loss, and ``val_loss`` is ``None``).
+        ``(noisy, clean)`` file pairs, or :class:`Packed` patches of a store (then the store's
+        patch size replaces ``config.data.patch_size``); ``val_pairs`` may be empty or None
+        (then the best checkpoint is chosen by training loss, and ``val_loss`` is ``None``).
     run_dir
         Folder for ``best.safetensors``, ``last.safetensors`` and ``history.json``.
     stop
@@ -107,6 +129,8 @@ def train(
         Continue from ``run_dir/last.safetensors``: weights, optimizer state, epoch count and
         history. Its config's model must match ``config``'s. Every rank loads it.
     """
+    if isinstance(train_pairs, Packed):
+        config = config.replace(data={"patch_size": train_pairs.store.patch_size})
     world = distributed.join(select_device(config.train.device))
     run: _Run | None = None
     try:
@@ -127,9 +151,9 @@ def train(
 class _Run:
     """State of one training run; ``events()`` drives it."""
 
-    def __init__(self, config: Config, train_pairs: Pairs, val_pairs: Pairs, run_dir: Path,
+    def __init__(self, config: Config, train_pairs: Data, val_pairs: Data | None, run_dir: Path,
                  stop: threading.Event, world: World) -> None:
-        if not train_pairs:
+        if not len(train_pairs):
             raise InputError("no training micrographs: the noisy/clean folders gave no pairs")
         self.config, self.stop, self.run_dir, self.world = config, stop, run_dir, world
         if world.is_main:
@@ -149,16 +173,12 @@ class _Run:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
         self.chunks = 1  # micro-batches per step; doubled on each out-of-memory error
         self._update = steps.make_step(self.net, self.optimizer, self.precision, self.scaler)
-        common = dict(patch_size=dc.patch_size, normalization=dc.normalization,
-                      batch_size=self.batch_size, seed=tc.seed, shuffle_buffer=dc.shuffle_buffer,
-                      reader_threads=dc.reader_threads, device=self.device,
-                      rank=world.rank, world_size=world.world_size)
-        self.train_stream = PatchStream(list(train_pairs), crop=dc.crop, shuffle=True, **common)
+        self.train_stream = self._stream(train_pairs, shuffle=True)
         if self.train_stream.n_patches == 0:
             raise InputError(f"too few training patches ({self.train_stream.n_dropped}) for "
                              f"{world.world_size} processes: use fewer or a smaller --patch-size")
-        self.val_stream = (PatchStream(list(val_pairs), shuffle=False, **common)
-                           if val_pairs else None)
+        self.val_stream = (self._stream(val_pairs, shuffle=False)
+                           if val_pairs is not None and len(val_pairs) else None)
         self.first_epoch = 1
         self.global_step = 0
         self.history: dict[str, Any] = {"config": config.to_dict(), "epochs": [], "steps": [],
@@ -166,6 +186,20 @@ class _Run:
         self.best_loss: float | None = None
         self.best_epoch: int | None = None
         self.pending: list[TrainWarning] = []  # yielded right after TrainStart
+
+    def _stream(self, data: Data, *, shuffle: bool) -> PatchStream | PackedStream:
+        """Batches of ``data``: streamed from a packed store or cut from micrograph files."""
+        dc, tc, world = self.config.data, self.config.train, self.world
+        common: dict[str, Any] = dict(
+            batch_size=self.batch_size, shuffle=shuffle, seed=tc.seed, crop=dc.crop,
+            reader_threads=dc.reader_threads, device=self.device, rank=world.rank,
+            world_size=world.world_size)
+        if isinstance(data, Packed):
+            half = self.device.type == "cuda" and self.precision in ("fp16", "bf16")
+            return PackedStream(data.store, data.indices, normalization=dc.normalization,
+                                dtype=torch.float16 if half else torch.float32, **common)
+        return PatchStream(list(data), patch_size=dc.patch_size, normalization=dc.normalization,
+                           shuffle_buffer=dc.shuffle_buffer, **common)
 
     # -- resume -----------------------------------------------------------------------------
     def restore(self) -> None:
@@ -333,6 +367,7 @@ class _Run:
                    val_mse: float | None, seconds: float) -> Iterator[Event]:
         score = val_loss if val_loss is not None else train_loss
         is_best = self.best_loss is None or score < self.best_loss
+        previous_best = self.best_loss, self.best_epoch
         if is_best:
             self.best_loss, self.best_epoch = score, epoch
         self.history["epochs"].append({"epoch": epoch, "train_loss": train_loss,
@@ -343,10 +378,22 @@ class _Run:
         rise = val_rise_warning([e["val_loss"] for e in self.history["epochs"]])
         if rise is not None:
             yield self._warning(epoch, rise)
+        final = epoch == self.config.train.epochs
         if is_best:
-            path = self._save("best.safetensors", epoch, with_optimizer=False)
-            yield CheckpointSaved(epoch=epoch, kind="best", path=path)
-        yield from self._save_last(epoch, stopped=False)
+            try:
+                path = self._save("best.safetensors", epoch, with_optimizer=False)
+                yield CheckpointSaved(epoch=epoch, kind="best", path=path)
+            except SaveError as exc:  # e.g. disk full: the old best is intact on disk
+                self.best_loss, self.best_epoch = previous_best
+                if final:
+                    raise
+                yield self._warning(epoch, f"{exc}; training goes on and saves again")
+        try:
+            yield from self._save_last(epoch, stopped=False)
+        except SaveError as exc:
+            if final:
+                raise
+            yield self._warning(epoch, f"{exc}; training goes on and saves again")
 
     def _save_last(self, epoch: int, *, stopped: bool) -> Iterator[Event]:
         path = self._save("last.safetensors", epoch, with_optimizer=True, stopped=stopped)
