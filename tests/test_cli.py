@@ -118,3 +118,27 @@ def test_console_script_help_and_version() -> None:
         assert result.returncode == 0, result.stderr
     assert "--val-fraction" in subprocess.run([str(exe), "train", "--help"], capture_output=True,
                                               text=True, timeout=60).stdout
+
+
+def test_pack_then_train_from_the_store(workflow, tmp_path: Path, capsys) -> None:
+    sim = workflow["sim"]
+    store = tmp_path / "store"
+    assert main(["pack", "--noisy", str(sim / "noisy"), "--clean", str(sim / "clean"),
+                 "--out", str(store), "--patch-size", "48"]) == 0
+    assert "packed 20 patches of 48x48" in capsys.readouterr().out
+    run = tmp_path / "run"
+    assert main(["train", "--store", str(store), "--out", str(run), "--epochs", "2",
+                 "--batch-size", "4", "--device", "cpu", "--val-fraction", "0.2"]) == 0
+    out = capsys.readouterr().out
+    # the same file is held out as by `train --noisy --clean --val-fraction 0.2 --seed 0`
+    assert f"store {store}, 16 train / 4 val patches, 4 steps per epoch of 4 (fp32)" in out
+    model, ckpt = load_checkpoint(run / "best.safetensors")
+    assert ckpt.config.data.patch_size == 48  # the store's, not the default 1024
+    history = json.loads((run / "history.json").read_text())
+    assert [e["epoch"] for e in history["epochs"]] == [1, 2]
+    assert all(e["val_loss"] is not None for e in history["epochs"])
+
+
+def test_train_needs_folders_or_a_store(workflow, tmp_path: Path, capsys) -> None:
+    assert main(["train", "--out", str(tmp_path / "r"), "--device", "cpu"]) == 2
+    assert "give either --noisy and --clean folders, or --store" in capsys.readouterr().err

@@ -108,9 +108,12 @@ _SECTION = {ModelConfig: "model", DataConfig: "data", TrainConfig: "train"}
 
 
 def _add_train(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--noisy", type=Path, required=True, help="folder of noisy micrographs")
-    p.add_argument("--clean", type=Path, required=True,
+    p.add_argument("--noisy", type=Path, help="folder of noisy micrographs")
+    p.add_argument("--clean", type=Path,
                    help="folder of clean targets, paired with --noisy by file name")
+    p.add_argument("--store", type=Path,
+                   help="a packed store (cryoden pack) instead of --noisy/--clean; validation "
+                        "holds out --val-fraction of its micrographs")
     p.add_argument("--val-noisy", type=Path, help="explicit validation folder (noisy)")
     p.add_argument("--val-clean", type=Path, help="explicit validation folder (clean)")
     p.add_argument("--out", type=Path, required=True, metavar="RUN_DIR",
@@ -151,10 +154,22 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return Config().replace(**sections)
 
 
-def _train_val_pairs(args: argparse.Namespace, config: Config) -> tuple[list, list]:
+def _train_val_pairs(args: argparse.Namespace, config: Config) -> tuple[Any, Any]:
     from .data.io import find_pairs
     from .data.patches import split_pairs
 
+    if (args.store is None) == (args.noisy is None or args.clean is None):
+        raise CryodenError("give either --noisy and --clean folders, or --store")
+    if args.store is not None:
+        from .data.packed import PackedStore
+        from .training import Packed
+
+        if args.val_noisy is not None or args.val_clean is not None:
+            raise CryodenError("--val-noisy/--val-clean do not combine with --store: the store "
+                               "holds out --val-fraction of its micrographs")
+        store = PackedStore.open(args.store)
+        train_idx, val_idx = store.split(config.data.val_fraction, config.train.seed)
+        return Packed(store, train_idx), Packed(store, val_idx)
     pairs = find_pairs(args.noisy, args.clean)
     if (args.val_noisy is None) != (args.val_clean is None):
         raise CryodenError("give both --val-noisy and --val-clean, or neither")
@@ -165,8 +180,11 @@ def _train_val_pairs(args: argparse.Namespace, config: Config) -> tuple[list, li
 
 def _train_argv(args: argparse.Namespace) -> list[str]:
     """The ``train`` arguments the user gave, without ``--ddp``/``--nproc`` (for each rank)."""
-    argv = ["train", "--noisy", str(args.noisy), "--clean", str(args.clean),
-            "--out", str(args.out)]
+    argv = ["train", "--out", str(args.out)]
+    if args.store is not None:
+        argv += ["--store", str(args.store)]
+    else:
+        argv += ["--noisy", str(args.noisy), "--clean", str(args.clean)]
     if args.val_noisy is not None:
         argv += ["--val-noisy", str(args.val_noisy), "--val-clean", str(args.val_clean)]
     if args.resume:
@@ -205,7 +223,9 @@ def _run_train(args: argparse.Namespace) -> int:
     try:
         for event in events:
             if isinstance(event, TrainStart):
-                print(_start_line(event, len(train_pairs), len(val_pairs)))
+                source = (f"store {args.store}" if args.store is not None else
+                          f"{len(train_pairs)} train / {len(val_pairs)} val micrographs")
+                print(_start_line(event, source))
             elif isinstance(event, TrainStep):
                 if bar is None:
                     bar = _progress(event.steps_per_epoch, f"epoch {event.epoch}", "step")
@@ -233,11 +253,11 @@ def _run_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _start_line(e: Any, n_train: int, n_val: int) -> str:
+def _start_line(e: Any, source: str) -> str:
     where = e.device if e.world_size == 1 else f"{e.world_size} processes × {e.device}"
     dropped = (f" ({e.n_dropped_patches} dropped per epoch so ranks step together)"
                if e.n_dropped_patches else "")
-    return (f"training on {where}: {n_train} train / {n_val} val micrographs, "
+    return (f"training on {where}: {source}, "
             f"{e.n_train_patches} train{dropped} / {e.n_val_patches} val patches, "
             f"{e.steps_per_epoch} steps per epoch of {e.batch_size} ({e.precision})")
 
@@ -453,6 +473,59 @@ def _run_check_weights(args: argparse.Namespace) -> int:
     return EXIT_OK if all(r.passed for r in rows if r.expect_equal) else EXIT_ERROR
 
 
+# -- pack -------------------------------------------------------------------------------------
+def _add_pack(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--noisy", type=Path, default=None,
+                   help="folder of noisy micrographs (omit for a clean-only store: see --dose)")
+    p.add_argument("--clean", type=Path, required=True, help="folder of clean micrographs")
+    p.add_argument("--out", type=Path, required=True, metavar="STORE", help="store folder to write")
+    p.add_argument("--patch-size", type=int, default=1024, help="patch size in px (default 1024)")
+    p.add_argument("--normalization", choices=("none", "meanstd", "percentile"),
+                   default="meanstd", help="pair stores: per-micrograph normalisation (default "
+                                           "meanstd); clean-only stores hold raw values")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing store")
+    p.add_argument("--dose", type=float, default=None,
+                   help="clean-only store: dose (e/Å²) of the noise made on the GPU when training")
+    p.add_argument("--read-noise", type=float, default=None,
+                   help="clean-only store: Gaussian read noise, clean units (default 0)")
+    p.add_argument("--pixel-size", type=float, default=None,
+                   help="clean-only store: pixel size in Å (default: the files' headers)")
+
+
+def _run_pack(args: argparse.Namespace) -> int:
+    import time
+
+    from .data.packed import pack
+
+    noise_flags = {k: v for k, v in (("dose", args.dose), ("read_noise", args.read_noise),
+                                     ("pixel_size", args.pixel_size)) if v is not None}
+    if args.noisy is not None and noise_flags:
+        raise CryodenError("--dose, --read-noise and --pixel-size are for clean-only stores "
+                           "(without --noisy)")
+    if args.noisy is None and args.dose is None:
+        raise CryodenError("give --noisy DIR for a pair store, or --dose for a clean-only store")
+    bars: list[Any] = []
+
+    def progress(done: int, total: int) -> None:
+        if not bars:
+            bars.append(_progress(total, "pack", "micrograph"))
+        bars[0].update(1)
+
+    start = time.perf_counter()
+    try:
+        store = pack(args.noisy, args.clean, args.out, patch_size=args.patch_size,
+                     normalization=args.normalization, noise=noise_flags or None,
+                     overwrite=args.overwrite, progress=progress)
+    finally:
+        for bar in bars:
+            bar.close()
+    seconds = time.perf_counter() - start
+    print(f"packed {store.count} patches of {store.patch_size}x{store.patch_size} into "
+          f"{args.out}: {store.nbytes / 1e9:.2f} GB in {seconds:.1f} s "
+          f"({store.nbytes / 1e6 / max(seconds, 1e-9):.0f} MB/s)")
+    return EXIT_OK
+
+
 # -- shared -----------------------------------------------------------------------------------
 def _progress(total: int, desc: str, unit: str) -> Any:
     from tqdm import tqdm
@@ -477,6 +550,8 @@ _COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None],
      _add_import_raw, _run_import_raw),
     ("check-weights", "Round-trip a model through every format and layout; pass/fail table.",
      _add_check_weights, _run_check_weights),
+    ("pack", "Pack a dataset's patches into a float16 store for fast training.",
+     _add_pack, _run_pack),
 ]
 
 if __name__ == "__main__":  # pragma: no cover - `python -m napari_cryoden.cli`

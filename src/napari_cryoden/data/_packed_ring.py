@@ -1,0 +1,157 @@
+"""The read side of :class:`~.packed_stream.PackedStream`: a ring of whole-batch host buffers.
+
+Reader threads fill one patch per task with a positioned read (``os.preadv``, which releases the
+GIL) straight into the buffer; the consumer's thread waits for a batch, copies it to the device
+(on CUDA without blocking, on a side stream) and refills a buffer only once the CUDA event behind
+its last copy has completed.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import queue
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from .packed import PackedStore
+
+__all__ = ["RING", "Ring"]
+
+RING = 4
+"""Host buffers, each one whole batch: one being copied while three are read."""
+
+
+class _Slot:
+    """One whole-batch host buffer per array, plus offset, scale and crop corner per patch."""
+
+    def __init__(self, arrays: Sequence[str], batch_size: int, p: int, pinned: bool) -> None:
+        self.host = {name: torch.empty((batch_size, p, p), dtype=torch.float16, pin_memory=pinned)
+                     for name in arrays}
+        self.bytes = {name: t.numpy().view(np.uint8).reshape(batch_size, -1)
+                      for name, t in self.host.items()}
+        self.extra = torch.empty((batch_size, 4), dtype=torch.float32, pin_memory=pinned)
+        self.event: Any = None  # CUDA event recorded behind the last copy out of this slot
+        self.n, self.remaining = 0, 0
+        self.error: BaseException | None = None
+        self.done, self.lock = threading.Event(), threading.Lock()
+
+    def finished(self, error: BaseException | None = None) -> None:
+        with self.lock:
+            self.remaining -= 1
+            self.error = self.error or error
+            if self.remaining == 0 or error is not None:
+                self.done.set()
+
+
+class Ring:
+    """The host buffers and the threads that fill them, one patch per task."""
+
+    def __init__(self, store: PackedStore, batch_size: int, n_threads: int, pinned: bool) -> None:
+        self._store, self._arrays = store, store.arrays
+        self._slots = [_Slot(self._arrays, batch_size, store.patch_size, pinned)
+                       for _ in range(RING)]
+        self._tasks: queue.SimpleQueue[tuple[_Slot, int, int] | None] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._files: list[io.FileIO] = []
+        try:
+            for i in range(n_threads):
+                files = [open(store.file(name), "rb", buffering=0) for name in self._arrays]
+                self._files += files
+                self._threads.append(threading.Thread(target=self._work, args=(files,),
+                                                      name=f"cryoden-packed-{i}", daemon=True))
+        except OSError as exc:
+            self.close()
+            raise InputError(f"{exc.filename}: cannot read ({exc.strerror})") from None
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, k: int, indices: np.ndarray, extra: np.ndarray) -> None:
+        """Fill slot ``k % ring`` with patches ``indices`` once its last copy has completed."""
+        slot = self._slots[k % RING]
+        if slot.event is not None:
+            slot.event.synchronize()
+            slot.event = None
+        slot.n, slot.remaining, slot.error = len(indices), len(indices), None
+        slot.done.clear()
+        slot.extra.numpy()[: len(indices)] = extra
+        for j, index in enumerate(indices):
+            self._tasks.put((slot, j, int(index)))
+
+    def deliver(self, k: int, device: torch.device, side: Any, dtype: torch.dtype
+                ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Wait for batch ``k`` and copy it to ``device``.
+
+        CUDA: float16, non-blocking on the ``side`` stream. Elsewhere: converted to ``dtype`` in
+        the same (blocking) copy, so the buffer can be refilled at once.
+        """
+        slot = self._slots[k % RING]
+        slot.done.wait()
+        if slot.error is not None:
+            raise slot.error
+        host = {name: t[: slot.n] for name, t in slot.host.items()}
+        extra = slot.extra[: slot.n]
+        if side is None:
+            return ({name: t.to(device, dtype, copy=True) for name, t in host.items()},
+                    extra.to(device, copy=True))
+        with torch.cuda.stream(side):
+            arrays = {name: t.to(device, non_blocking=True) for name, t in host.items()}
+            extra_d = extra.to(device, non_blocking=True)
+            slot.event = torch.cuda.Event()
+            slot.event.record(side)
+        current = torch.cuda.current_stream(device)
+        current.wait_event(slot.event)
+        for tensor in (*arrays.values(), extra_d):
+            tensor.record_stream(current)
+        return arrays, extra_d
+
+    def close(self) -> None:
+        """Skip queued reads, join the threads, close the files; wait for in-flight copies."""
+        self._stop.set()
+        for _ in self._threads:
+            self._tasks.put(None)
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join()
+        for file in self._files:
+            file.close()
+        for slot in self._slots:
+            if slot.event is not None:
+                slot.event.synchronize()
+        self._slots = []
+
+    def _work(self, files: list[io.FileIO]) -> None:
+        size = self._store.patch_bytes
+        while (task := self._tasks.get()) is not None:
+            slot, j, index = task
+            if self._stop.is_set():
+                continue
+            try:
+                for name, file in zip(self._arrays, files, strict=True):
+                    _read_into(file, memoryview(slot.bytes[name][j]), index * size)
+            except BaseException as exc:  # re-raised in the consumer's thread
+                slot.finished(exc)
+            else:
+                slot.finished()
+
+
+def _read_into(file: io.FileIO, buffer: memoryview, offset: int) -> None:
+    """Fill ``buffer`` from ``offset`` of ``file`` (positioned reads; safe across threads)."""
+    got = 0
+    while got < len(buffer):
+        if hasattr(os, "preadv"):
+            n = os.preadv(file.fileno(), [buffer[got:]], offset + got)
+        else:  # pragma: no cover - Windows: each thread has its own file object
+            file.seek(offset + got)
+            n = file.readinto(buffer[got:]) or 0
+        if n == 0:
+            raise InputError(f"{Path(file.name)}: ends at byte {offset + got}, inside patch "
+                             f"{offset // len(buffer)}: truncated store")
+        got += n

@@ -1,0 +1,354 @@
+"""A packed patch store: every training patch as float16, one contiguous read per patch.
+
+A store is a folder: ``index.json`` (what the patches are and where they came from),
+``clean.f16`` and, for pair stores, ``noisy.f16`` — raw little-endian float16 ``(N, P, P)`` in C
+order, patch ``i`` at byte ``i·P·P·2`` — and, for pair stores, ``affine.f32``, float32 ``(N, 2)``
+offset and scale of each patch's micrograph normaliser (``raw = x · scale + offset``). Pair stores
+hold values normalised per micrograph slice as :class:`~.stream.PatchStream` does; clean-only
+stores hold raw clean values and the noise parameters with which the loader makes noisy inputs on
+the device. See docs/packed-store.md.
+
+:func:`pack` streams micrograph by micrograph (memory-mapped) into a temporary sibling folder,
+fsyncs it and renames it onto the target, so a store is either complete or absent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from .. import __version__
+from ..config import NORMALIZATIONS
+from ..errors import InputError
+from ._packed_files import check_target, read_index, staging
+from .io import MicrographCache, find_pairs, list_images, read_info
+from .normalize import Normalizer, fit_normalizer
+from .patches import index_patches, patch_starts, split_pairs
+
+__all__ = ["FORMAT", "VERSION", "PackedStore", "StoreWriter", "pack"]
+
+FORMAT, VERSION = "cryoden-pack", 1
+_F16 = np.dtype("<f2")
+
+
+class PackedStore:
+    """A packed store opened read-only; patches are memory-mapped, nothing is loaded.
+
+    Use :meth:`open`; the attributes mirror ``index.json`` (see docs/packed-store.md).
+
+    Attributes
+    ----------
+    path : Path
+        The store folder.
+    patch_size, count : int
+        Side of the patches (px) and their number.
+    arrays : tuple of str
+        ``("noisy", "clean")`` for a pair store, ``("clean",)`` for a clean-only store.
+    normalization : str
+        How the pair store's values were normalised (``"none"`` for clean-only stores).
+    noise : dict or None
+        ``{"dose", "pixel_size", "read_noise"}`` of a clean-only store; None for pair stores.
+    sources : list of dict
+        ``{"noisy", "clean", "z", "pixel_size"}`` per micrograph slice.
+    patch_source : numpy.ndarray
+        int64 ``(count,)``: the source of each patch; ``patch_yx`` int64 ``(count, 2)``: its corner.
+    """
+
+    def __init__(self, path: Path, index: dict[str, Any]) -> None:
+        self.path = path
+        self.patch_size: int = index["patch_size"]
+        self.count: int = index["count"]
+        self.arrays: tuple[str, ...] = tuple(index["arrays"])
+        self.normalization: str = index["normalization"]
+        self.noise: dict[str, float] | None = index["noise"]
+        self.sources: list[dict[str, Any]] = index["sources"]
+        self.created_by: str = index["created_by"]
+        patches = index["patches"]
+        self.patch_source = np.asarray(patches["source"], dtype=np.int64)
+        self.patch_yx = np.stack([np.asarray(patches["y"], dtype=np.int64),
+                                  np.asarray(patches["x"], dtype=np.int64)], axis=1)
+        self._maps: dict[str, np.ndarray] = {}
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> PackedStore:
+        """Open and validate a store; a one-line :class:`InputError` naming the file otherwise."""
+        path = Path(path)
+        return cls(path, read_index(path, FORMAT, VERSION))
+
+    def file(self, array: str) -> Path:
+        """The file of ``array`` (``"noisy"``, ``"clean"`` or ``"affine"``)."""
+        return self.path / (f"{array}.f32" if array == "affine" else f"{array}.f16")
+
+    @property
+    def patch_bytes(self) -> int:
+        """Bytes of one patch of one array: ``P · P · 2``."""
+        return self.patch_size * self.patch_size * 2
+
+    @property
+    def nbytes(self) -> int:
+        """Size of the store's data files together."""
+        total = len(self.arrays) * self.count * self.patch_bytes
+        return total + (self.count * 8 if "noisy" in self.arrays else 0)
+
+    def array(self, array: str) -> np.ndarray:
+        """The whole ``(count, P, P)`` float16 array, memory-mapped read-only."""
+        if array not in self.arrays:
+            raise KeyError(f"{self.path}: no array {array!r} (has {', '.join(self.arrays)})")
+        if array not in self._maps:
+            shape = (self.count, self.patch_size, self.patch_size)
+            self._maps[array] = _memmap(self.file(array), _F16, shape)
+        return self._maps[array]
+
+    def patch(self, i: int, array: str = "clean") -> np.ndarray:
+        """Patch ``i`` of ``array`` as a read-only float16 ``(P, P)`` view of the file."""
+        return self.array(array)[i]
+
+    @property
+    def affine(self) -> np.ndarray | None:
+        """float32 ``(count, 2)``: offset and scale per patch (pair stores; None if clean-only)."""
+        if "noisy" not in self.arrays:
+            return None
+        if "affine" not in self._maps:
+            self._maps["affine"] = _memmap(self.file("affine"), np.dtype("<f4"), (self.count, 2))
+        return self._maps["affine"]
+
+    def split(self, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """Patch indices ``(train, val)``, holding out whole micrograph files.
+
+        The files held out are those :func:`~.patches.split_pairs` holds out for the same seed
+        and fraction (it draws on the noisy file name, or the clean one for clean-only stores),
+        so a packed run validates on the same micrographs as an unpacked one. The slices of a
+        stack stay together. ``val_fraction == 0`` gives an empty validation set.
+        """
+        files = [(Path(s["noisy"] or s["clean"]), Path(s["clean"])) for s in self.sources]
+        unique = list(dict.fromkeys(files))
+        try:
+            _, val = split_pairs(unique, val_fraction, seed)
+        except InputError:
+            raise InputError(f"{self.path}: only one micrograph file: cannot hold out a "
+                             "validation file; give a separate validation store") from None
+        val_files = set(val)
+        val_sources = np.array([f in val_files for f in files], dtype=bool)
+        is_val = val_sources[self.patch_source] if self.count else np.zeros(0, bool)
+        return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+
+
+def pack(
+    noisy_dir: str | os.PathLike[str] | None,
+    clean_dir: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    patch_size: int,
+    normalization: str = "meanstd",
+    noise: dict[str, float] | None = None,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> PackedStore:
+    """Pack every patch of a dataset into a store at ``out``; returns the opened store.
+
+    Parameters
+    ----------
+    noisy_dir, clean_dir : path
+        Folders paired by file stem (:func:`~.io.find_pairs`). ``noisy_dir=None`` makes a
+        clean-only store of raw clean values, whose noise the loader synthesises.
+    out : path
+        The store folder to create (its parent must exist).
+    patch_size : int
+        Side of the patches, cut as :func:`~.patches.index_patches` does.
+    normalization : str
+        Pair stores: ``"none"``, ``"meanstd"`` or ``"percentile"``, fitted on each noisy slice
+        and applied to both arrays. Ignored for clean-only stores (recorded as ``"none"``).
+    noise : dict, optional
+        Clean-only stores (required there): ``dose`` (e⁻/Å²), ``read_noise`` (default 0) and
+        ``pixel_size`` (Å; default: the files' headers, which must then agree).
+    overwrite : bool
+        Replace an existing store at ``out`` (only once the new one is complete).
+    progress : callable, optional
+        ``progress(done, total)`` after each micrograph file.
+
+    Raises
+    ------
+    InputError
+        No pairs, unreadable or mismatched files, values outside float16 after normalisation,
+        bad noise parameters, or ``out`` exists (without ``overwrite``, or is not a store).
+    """
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"normalization must be one of {', '.join(NORMALIZATIONS)}")
+    out = Path(out)
+    if patch_size < 1:
+        raise InputError(f"{out}: the patch size must be >= 1, got {patch_size}")
+    check_target(out, overwrite)
+    if noisy_dir is None:
+        files: list[tuple[Path | None, Path]] = [(None, c) for c in list_images(clean_dir)]
+    else:
+        if noise is not None:
+            raise InputError("noise parameters are only for clean-only stores (no noisy folder)")
+        files = list(find_pairs(noisy_dir, clean_dir))
+    refs = index_patches([(n or c, c) for n, c in files], patch_size)  # checks shapes and sizes
+    pixel_sizes = [read_info(c).pixel_size for _, c in files]
+    if noisy_dir is None:
+        noise = _noise_params(noise, pixel_sizes, files)
+    with StoreWriter(out, patch_size, normalization=normalization, noise=noise,
+                     overwrite=overwrite) as writer, MicrographCache(max_open=2) as cache:
+        for pair, group in itertools.groupby(refs, key=lambda r: r.pair):
+            noisy, clean = files[pair]
+            for z in sorted({ref.z for ref in group}):
+                with cache.view(clean) as clean_stack, (
+                        cache.view(noisy) if noisy is not None
+                        else contextlib.nullcontext(None)) as noisy_stack:
+                    writer.add(None if noisy_stack is None else noisy_stack[z], clean_stack[z],
+                               noisy=noisy, clean=clean, z=z, pixel_size=pixel_sizes[pair])
+            if progress is not None:
+                progress(pair + 1, len(files))
+    return PackedStore.open(out)
+
+
+class StoreWriter:
+    """Write a store micrograph by micrograph; on a clean exit of its ``with`` block it is
+    fsynced and renamed onto ``out`` (complete or absent), on an error it is discarded.
+
+    Parameters
+    ----------
+    out : path
+        The store folder to create (its parent must exist).
+    patch_size : int
+        Side of the patches, cut on the grid of :func:`~.patches.patch_starts`.
+    normalization : str
+        Pair stores: fitted on each noisy micrograph and applied to both. Clean-only stores
+        (``noise`` given) hold raw values and record ``"none"``.
+    noise : dict, optional
+        Makes a clean-only store: ``{"dose", "pixel_size", "read_noise"}`` as in :func:`pack`.
+    overwrite : bool
+        Replace an existing store at ``out`` once the new one is complete.
+    """
+
+    def __init__(self, out: str | os.PathLike[str], patch_size: int, *,
+                 normalization: str = "meanstd", noise: dict[str, float] | None = None,
+                 overwrite: bool = False) -> None:
+        self.out, self.patch_size = Path(out), patch_size
+        self.noise = noise
+        self.normalization = "none" if noise is not None else normalization
+        self.arrays = ["clean"] if noise is not None else ["noisy", "clean"]
+        check_target(self.out, overwrite)
+        self._stack = contextlib.ExitStack()
+        self._tmp = self._stack.enter_context(staging(self.out, overwrite))
+        names = [*self.arrays, *([] if noise is not None else ["affine"])]
+        self._handles: dict[str, IO[bytes]] = {
+            name: self._stack.enter_context(open(self._tmp / f"{name}.{_EXT[name]}", "wb"))
+            for name in names}
+        self._sources: list[dict[str, Any]] = []
+        self._patches: dict[str, list[int]] = {"source": [], "y": [], "x": []}
+
+    def __enter__(self) -> StoreWriter:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: Any) -> None:
+        if kind is None:
+            self._finish()
+        self._stack.__exit__(kind, *rest)
+
+    def add(self, noisy_image: np.ndarray | None, clean_image: np.ndarray, *,
+            noisy: str | os.PathLike[str] | None, clean: str | os.PathLike[str], z: int = 0,
+            pixel_size: float = 1.0) -> int:
+        """Append every patch of one micrograph (slice); returns how many.
+
+        ``noisy_image`` is None for clean-only stores. The images may be memory-mapped: they are
+        read patch by patch. ``noisy``/``clean``/``z``/``pixel_size`` describe the source in
+        ``index.json`` and name it in errors.
+        """
+        if (noisy_image is None) != (self.noise is not None):
+            raise ValueError("a clean-only store takes clean images alone; a pair store pairs")
+        if noisy_image is not None and np.shape(noisy_image) != np.shape(clean_image):
+            raise InputError(f"{noisy}: shape {np.shape(noisy_image)} differs from {clean}'s "
+                             f"{np.shape(clean_image)}")
+        ny, nx = np.shape(clean_image)
+        if min(ny, nx) < self.patch_size:
+            raise InputError(f"{noisy or clean}: {nx}x{ny} is smaller than the patch size "
+                             f"{self.patch_size}; use a smaller --patch-size")
+        normalizer = Normalizer()
+        if noisy_image is not None:
+            name = str(noisy) if z == 0 else f"{noisy} slice {z}"
+            normalizer = fit_normalizer(noisy_image, self.normalization, name=name)
+        source = len(self._sources)
+        self._sources.append({"noisy": None if noisy is None else os.path.abspath(noisy),
+                              "clean": os.path.abspath(clean), "z": z,
+                              "pixel_size": float(pixel_size)})
+        p, count = self.patch_size, 0
+        for y in patch_starts(ny, p):
+            for x in patch_starts(nx, p):
+                for array, image, path in (("noisy", noisy_image, noisy),
+                                           ("clean", clean_image, clean)):
+                    if image is not None:
+                        self._write(array, normalizer.apply(np.asarray(image[y:y + p, x:x + p],
+                                                                       np.float32)), path, z, y, x)
+                if noisy_image is not None:
+                    affine = np.array([normalizer.offset, normalizer.scale], dtype="<f4")
+                    self._handles["affine"].write(affine.tobytes())
+                for key, value in (("source", source), ("y", y), ("x", x)):
+                    self._patches[key].append(value)
+                count += 1
+        return count
+
+    def _write(self, array: str, values: np.ndarray, path: Any, z: int, y: int, x: int) -> None:
+        with np.errstate(over="ignore", invalid="ignore"):
+            half = values.astype(_F16)
+        if not np.isfinite(half).all():
+            what = (f"after normalization {self.normalization!r}: use --normalization meanstd"
+                    if self.noise is None else "(raw values of a clean-only store)")
+            raise InputError(f"{path}: slice {z} patch at y={y} x={x} is NaN or outside "
+                             f"float16's range {what}")
+        self._handles[array].write(np.ascontiguousarray(half).data)
+
+    def _finish(self) -> None:
+        index = {"format": FORMAT, "version": VERSION, "patch_size": self.patch_size,
+                 "count": len(self._patches["source"]), "dtype": "float16",
+                 "arrays": self.arrays, "normalization": self.normalization,
+                 "sources": self._sources, "patches": self._patches, "noise": self.noise,
+                 "created_by": f"napari-cryoden {__version__}"}
+        for handle in self._handles.values():
+            handle.flush()
+            os.fsync(handle.fileno())
+        (self._tmp / "index.json").write_text(json.dumps(index, separators=(",", ":")) + "\n")
+        with open(self._tmp / "index.json", "rb") as fh:
+            os.fsync(fh.fileno())
+
+
+_EXT = {"noisy": "f16", "clean": "f16", "affine": "f32"}
+
+
+def _noise_params(noise: dict[str, float] | None, pixel_sizes: list[float],
+                  files: list[tuple[Path | None, Path]]) -> dict[str, float]:
+    if noise is None:
+        raise InputError("a clean-only store needs noise parameters (--dose)")
+    unknown = set(noise) - {"dose", "read_noise", "pixel_size"}
+    if unknown or "dose" not in noise:
+        raise InputError(f"noise parameters need 'dose' and take only 'read_noise' and "
+                         f"'pixel_size' (got {', '.join(sorted(noise))})")
+    pixel_size = noise.get("pixel_size")
+    if pixel_size is None:
+        if len(set(pixel_sizes)) > 1:
+            i = next(i for i, p in enumerate(pixel_sizes) if p != pixel_sizes[0])
+            raise InputError(f"{files[i][1]}: pixel size {pixel_sizes[i]} Å differs from "
+                             f"{files[0][1]}'s {pixel_sizes[0]} Å; give --pixel-size")
+        pixel_size = pixel_sizes[0]
+    params = {"dose": float(noise["dose"]), "pixel_size": float(pixel_size),
+              "read_noise": float(noise.get("read_noise", 0.0))}
+    if not (params["dose"] > 0 and params["pixel_size"] > 0 and params["read_noise"] >= 0
+            and all(math.isfinite(v) for v in params.values())):
+        raise InputError(f"noise parameters must be finite, dose and pixel size > 0 and read "
+                         f"noise >= 0 (got {params})")
+    return params
+
+
+def _memmap(path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+    if shape[0] == 0:
+        return np.zeros(shape, dtype)
+    return np.memmap(path, dtype=dtype, mode="r", shape=shape)
