@@ -112,6 +112,8 @@ class TrainConfig:
     precision: str = _f(
         "fp32", "Arithmetic on CUDA: fp32, tf32, fp16 (autocast + gradient scaling) or bf16; "
         "fp16/bf16 also use channels_last. The CPU always trains in fp32.", choices=PRECISIONS)
+    fused: bool = _f(True, "With fp16 on one CUDA GPU, train the seed net with the fused Triton "
+                     "kernels when Triton is installed (about 3x the cuDNN step); off: cuDNN.")
 
     def validate(self) -> None:
         if self.device not in DEVICES and not self.device.startswith("cuda:"):

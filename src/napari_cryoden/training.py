@@ -164,7 +164,9 @@ class _Run:
         if self.device.type == "cuda":
             steps.prepare_cuda(self.precision)
         self.model = build_model(config.model, seed=tc.seed).to(self.device)
-        if steps.uses_channels_last(self.precision, self.device):
+        self.fused = (tc.fused and self.precision == "fp16" and self.device.type == "cuda"
+                      and not world.enabled and _fused_supported(self.model))
+        if steps.uses_channels_last(self.precision, self.device) and not self.fused:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.net = distributed.wrap_model(self.model, world)  # DDP when several ranks
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=tc.lr)
@@ -172,7 +174,7 @@ class _Run:
             self.model, dc.crop or dc.patch_size, self.precision, self.device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
         self.chunks = 1  # micro-batches per step; doubled on each out-of-memory error
-        self._update = steps.make_step(self.net, self.optimizer, self.precision, self.scaler)
+        self._update = self._make_update()
         self.train_stream = self._stream(train_pairs, shuffle=True)
         if self.train_stream.n_patches == 0:
             raise InputError(f"too few training patches ({self.train_stream.n_dropped}) for "
@@ -186,6 +188,15 @@ class _Run:
         self.best_loss: float | None = None
         self.best_epoch: int | None = None
         self.pending: list[TrainWarning] = []  # yielded right after TrainStart
+
+    def _make_update(self) -> steps.Step:
+        """The step function: the fused Triton kernels, or PyTorch's (also after an OOM)."""
+        if self.fused and self.chunks == 1:
+            from .kernels.train import make_fused_step
+
+            return make_fused_step(self.model, self.optimizer)
+        return steps.make_step(self.net, self.optimizer, self.precision, self.scaler,
+                               chunks=self.chunks)
 
     def _stream(self, data: Data, *, shuffle: bool) -> PatchStream | PackedStream:
         """Batches of ``data``: streamed from a packed store or cut from micrograph files."""
@@ -248,7 +259,7 @@ class _Run:
                                         if self.val_stream else 0),
                          run_dir=self.run_dir, world_size=self.world.world_size,
                          n_dropped_patches=self.train_stream.n_dropped,
-                         batch_size=self.batch_size, precision=self.precision)
+                         batch_size=self.batch_size, precision=self._precision_text())
         yield from self.pending
         completed = self.first_epoch - 1
         stopped = False
@@ -298,6 +309,9 @@ class _Run:
             return None
         return total / max(count, 1)
 
+    def _precision_text(self) -> str:
+        return f"{self.precision}, fused Triton kernels" if self.fused else self.precision
+
     def _stop_requested(self) -> bool:
         """The stop flag, agreed by all ranks (one tiny all-reduce per step when distributed)."""
         return distributed.any_rank(self.stop.is_set(), self.world)
@@ -319,8 +333,7 @@ class _Run:
             self.chunks *= 2
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
-            self._update = steps.make_step(self.net, self.optimizer, self.precision,
-                                           self.scaler, chunks=self.chunks)
+            self._update = self._make_update()
             yield self._warning(epoch, f"out of memory at a batch of {size}: each batch now "
                                        f"runs as {self.chunks} micro-batches of about "
                                        f"{math.ceil(size / self.chunks)} (same updates, slower)")
@@ -421,9 +434,15 @@ class _Run:
                             device=_device_name(self.device), stopped=stopped,
                             world_size=self.world.world_size,
                             global_batch_size=self.world.world_size * self.batch_size,
-                            batch_size=self.batch_size, precision=self.precision)
+                            batch_size=self.batch_size, precision=self._precision_text())
         text = json.dumps(self.history, indent=1, allow_nan=False, default=_json_default)
         atomic_write_bytes(self.run_dir / "history.json", text.encode())
+
+
+def _fused_supported(model: torch.nn.Module) -> bool:
+    from .kernels.train import supports
+
+    return supports(model)
 
 
 def _json_default(value: Any) -> Any:
