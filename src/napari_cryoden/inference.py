@@ -4,17 +4,18 @@ A convolutional net's output pixel depends only on input pixels within its recep
 Each tile is therefore read with a halo of ``r`` pixels; outputs within ``r`` of an *internal*
 tile edge are discarded (weight 0), the rest of the overlap is blended with a cosine ramp, and the
 weights are normalised to sum to one. Tiles at the image border touch it, so the net's zero padding
-acts exactly as in the untiled pass. docs/inference.md explains the rule and the memory planning.
+acts exactly as in the untiled pass. The geometry is in :mod:`._tiling`, the loop in
+:mod:`._tile_loops`; docs/inference.md explains the rule, the memory planning and the fast paths
+(channels_last on CPU; fp16/bf16 with channels_last and cuDNN autotuning on CUDA).
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import warnings
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,123 +23,49 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import _tile_loops as loops
+from ._tiling import (
+    CPU_ACTIVATION_BYTES,
+    TilePlan,
+    back_off,
+    hidden_channels,
+    plan_tiles,
+    receptive_radius,
+    resolve_device,
+)
+from .config import PRECISIONS, ConfigError
 from .data.io import read_image, write_mrc
-from .data.normalize import Normalizer, fit_normalizer
+from .data.normalize import MAX_FIT_ROWS, Normalizer, fit_normalizer
 from .errors import InputError
 
-__all__ = ["TilePlan", "plan_tiles", "receptive_radius", "denoise", "denoise_file"]
-
-CPU_ACTIVATION_BYTES = 512 * 2**20
-"""Activation budget for one batch of tiles on CPU and MPS."""
-CUDA_FREE_FRACTION = 0.5
-"""Share of the free CUDA memory (``torch.cuda.mem_get_info``) one batch of tiles may use."""
-MAX_BATCH = 32
-_MAX_BLEND = 64
-_INT32_ELEMENTS = 2**31 - 1  # some conv kernels index one sample with 32-bit integers
+__all__ = [
+    "CPU_ACTIVATION_BYTES", "PRECISIONS", "PrecisionCheck", "TilePlan", "compare_precision",
+    "denoise", "denoise_file", "plan_tiles", "precision_error", "receptive_radius",
+]
 
 
 @dataclass(frozen=True)
-class TilePlan:
-    """How an image is cut: every tile has the same ``tile`` shape (y, x), halo included.
+class PrecisionCheck:
+    """How far a reduced precision's outputs are from fp32 on the first batch of tiles.
 
-    ``grid`` is the number of tiles per slice along (y, x), ``n_tiles`` the count over the whole
-    stack, ``blend`` the width in pixels of the cosine ramp between neighbouring tiles.
+    ``max_abs`` is in the image's units (after undoing the normalisation); ``image_std`` is the
+    standard deviation of the image's first slice.
     """
 
-    tile: tuple[int, int]
-    halo: int
-    blend: int
-    batch: int
-    grid: tuple[int, int]
-    n_tiles: int
+    precision: str
+    max_abs: float
+    image_std: float
 
+    @property
+    def relative(self) -> float:
+        """``max_abs`` as a fraction of ``image_std``."""
+        if self.max_abs == 0.0:
+            return 0.0
+        return self.max_abs / self.image_std if self.image_std > 0 else math.inf
 
-@dataclass(frozen=True)
-class _AxisTile:
-    """One tile along one axis: image span ``[start + lo, start + hi)`` gets ``weight``."""
-
-    start: int
-    lo: int
-    hi: int
-    weight: np.ndarray
-
-
-def receptive_radius(model: nn.Module) -> int:
-    """Pixels on each side of an output pixel that can influence it.
-
-    Taken from ``model.config.receptive_radius`` when present; otherwise the sum of the radii of
-    all stride-1 convolutions, an upper bound for any net built of such convolutions and
-    pointwise operations.
-
-    Raises
-    ------
-    ValueError
-        If the model resamples (strided convolution or pooling); pass ``halo=`` to
-        :func:`denoise` for such models.
-    """
-    radius = getattr(getattr(model, "config", None), "receptive_radius", None)
-    if radius is not None:
-        return int(radius)
-    radius = 0
-    for module in model.modules():
-        if isinstance(module, nn.modules.conv._ConvNd):
-            if any(s != 1 for s in module.stride) or module.transposed:
-                raise ValueError(f"{type(module).__name__} resamples; pass halo= explicitly")
-            pairs = zip(module.kernel_size, module.dilation, strict=True)
-            radius += max(d * (k // 2) for k, d in pairs)
-        elif isinstance(module, (nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd,
-                                 nn.Upsample)):
-            raise ValueError(f"{type(module).__name__} resamples; pass halo= explicitly")
-    return radius
-
-
-def plan_tiles(
-    shape: tuple[int, ...],
-    *,
-    halo: int = 3,
-    hidden_channels: int = 16,
-    in_channels: int = 1,
-    device: str | torch.device = "cpu",
-    tile_size: int | None = None,
-    batch_size: int | None = None,
-    amp: bool = False,
-    budget_bytes: int | None = None,
-) -> TilePlan:
-    """Choose tile shape and batch for an image of ``shape`` (y, x) or (z, y, x).
-
-    Activations take about ``bytes · (in_channels + 2 · hidden_channels)`` per pixel and tile
-    (4 bytes, 2 with ``amp`` on CUDA). A batch of tiles must fit in ``budget_bytes``: by default
-    50 % of the free CUDA memory, or 512 MiB on CPU/MPS. Without ``tile_size`` the tile is the
-    largest that fits at ``batch_size`` (default 1); without ``batch_size`` the batch is the most
-    tiles that fit (at most 32). Tiles never exceed the image, and are shrunk so that an integer
-    number of them covers each axis with the least overlap.
-
-    Raises
-    ------
-    ValueError
-        If ``tile_size`` is too small for the halo (below ``2 · halo + 16``).
-    """
-    ny, nx = shape[-2:]
-    nz = int(np.prod(shape[:-2], dtype=np.int64))
-    min_tile = 2 * halo + 16
-    if tile_size is not None and tile_size < min_tile:
-        raise ValueError(f"tile_size {tile_size} is below the minimum {min_tile} for halo {halo}")
-    pixels = 0  # pixels of activations that fit in the budget; needed only to choose a size
-    if tile_size is None or batch_size is None:
-        dev = _resolve_device(device)
-        per_pixel = (2 if amp and dev.type == "cuda" else 4) * (in_channels + 2 * hidden_channels)
-        budget = budget_bytes if budget_bytes is not None else _activation_budget(dev)
-        pixels = max(1, budget // per_pixel)
-    if tile_size is None:
-        per_tile = min(pixels // (batch_size or 1), _INT32_ELEMENTS // max(hidden_channels, 1))
-        tile_size = max(min_tile, math.isqrt(per_tile) // 32 * 32)
-    blend = max(2, min(_MAX_BLEND, (tile_size - 2 * halo) // 8))
-    ty, tx = (_fit_axis(n, tile_size, 2 * halo + blend) for n in (ny, nx))
-    gy, gx = _tile_count(ny, ty, 2 * halo + blend), _tile_count(nx, tx, 2 * halo + blend)
-    n_tiles = nz * gy * gx
-    if batch_size is None:
-        batch_size = max(1, min(MAX_BATCH, n_tiles, pixels // (ty * tx)))
-    return TilePlan((ty, tx), halo, blend, max(1, batch_size), (gy, gx), n_tiles)
+    def __str__(self) -> str:
+        return (f"{self.precision}: max |difference| vs fp32 on the first tiles = "
+                f"{self.max_abs:.1e} ({100 * self.relative:.2g} % of the image's std)")
 
 
 def denoise(
@@ -149,10 +76,13 @@ def denoise(
     device: str | torch.device = "cpu",
     tile_size: int | None = None,
     batch_size: int | None = None,
+    precision: str = "fp32",
+    channels_last: bool | None = None,
     amp: bool = False,
     progress: Callable[[int, int], None] | None = None,
     halo: int | None = None,
     name: str | None = None,
+    fused: bool = True,
 ) -> np.ndarray:
     """Denoise a micrograph (y, x) or a stack (z, y, x) slice by slice, in blended tiles.
 
@@ -160,45 +90,70 @@ def denoise(
     ----------
     model
         A same-size 1-channel → 1-channel image net; it is moved to ``device``, and run in eval
-        mode (its training flag is restored afterwards).
+        mode (its training flag and weight layout are restored afterwards).
     image
-        Any real dtype, e.g. a memory-mapped MRC; it is read tile by tile, never copied whole.
+        Any real dtype, e.g. a memory-mapped MRC; on CPU it is read tile by tile, on CUDA/MPS
+        slice by slice, never copied whole.
     normalization
         ``none``, ``meanstd`` or ``percentile``: fitted on each whole slice, applied to its tiles
         and inverted on the outputs, so brightness is kept and tiling does not change the result.
     device
         ``cpu``, ``cuda``, ``cuda:N``, ``mps`` or ``auto`` (cuda > mps > cpu).
     tile_size, batch_size
-        Largest tile edge (halo included) and tiles per forward pass; chosen from the memory
-        available when ``None`` (see :func:`plan_tiles`).
+        Largest tile edge (halo included) and tiles per forward pass; chosen from the device and
+        the memory available when ``None`` (see :func:`plan_tiles`).
+    precision
+        ``fp32`` (exact; TF32 off on CUDA), ``tf32`` (TF32 convolutions on CUDA, fp32
+        elsewhere), ``fp16`` or ``bf16`` (forward pass under ``torch.autocast``, on any device;
+        on CPU usually slower than fp32). :func:`compare_precision` measures the difference.
+    channels_last
+        Run the net in the channels_last layout; by default on CPU, and on CUDA for fp16/bf16.
     amp
-        Autocast to bf16 (fp16 where bf16 is unsupported) on CUDA; ignored elsewhere.
+        Deprecated: ``True`` means ``precision="fp16"`` on CUDA and is ignored elsewhere.
     progress
         Called as ``progress(done_tiles, total_tiles)`` after each batch.
     halo
         Receptive radius of the model; :func:`receptive_radius` by default.
     name
         The micrograph's file name, for error messages.
+    fused
+        With ``fp16`` on CUDA, run the seed net by the fused Triton kernels
+        (:mod:`napari_cryoden.kernels`) when Triton is installed: about 3x cuDNN's fp16 forward,
+        with the same fp16 accuracy. Other architectures, devices and precisions use PyTorch.
 
     Returns
     -------
     numpy.ndarray
         float32 array of the input's shape. On CUDA out-of-memory the batch, then the tile, is
         halved and the image redone, with a warning.
+
+    Raises
+    ------
+    ConfigError
+        An unknown ``precision`` or ``normalization``.
     """
     stack = _as_stack(image)
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
+    precision = _resolve_precision(precision, amp, dev)
+    if precision in loops.AUTOCAST and dev.type == "cpu":
+        warnings.warn(f"denoise: {precision} on CPU is usually slower than fp32 (it needs "
+                      "AVX512-BF16 or AMX); fp32 is exact", RuntimeWarning, stacklevel=2)
+    layout = _default_layout(dev, precision) if channels_last is None else channels_last
     halo = receptive_radius(model) if halo is None else halo
-    plan = plan_tiles(stack.shape, halo=halo, hidden_channels=_hidden_channels(model),
-                      device=dev, tile_size=tile_size, batch_size=batch_size, amp=amp)
+    plan = plan_tiles(stack.shape, halo=halo, hidden_channels=hidden_channels(model),
+                      device=dev, tile_size=tile_size, batch_size=batch_size, precision=precision)
     normalizers = [fit_normalizer(stack[z], normalization, _slice_name(name, z, stack.shape[0]))
                    for z in range(stack.shape[0])]
-    out = np.zeros(stack.shape, np.float32)
+    out = np.empty(stack.shape, np.float32)
     was_training = model.training
     model.to(dev).eval()
+    net = _fused_forward(model, dev, precision) if fused else None
+    layout = layout and net is None
     try:
-        while not _run_plan(model, stack, out, normalizers, plan, dev, amp, progress):
-            plan = _back_off(plan, stack.shape)
+        with loops.fast_backend(dev, precision), loops.model_layout(model, layout):
+            while not _run_plan(net or model, stack, out, normalizers, plan, dev, precision,
+                                layout, progress):
+                plan = _back_off(plan, stack.shape)
     finally:
         model.train(was_training)
     return out.reshape(np.shape(image))
@@ -215,13 +170,98 @@ def denoise_file(model: nn.Module, src: str | os.PathLike[str], dst: str | os.Pa
     return Path(dst)
 
 
-def _run_plan(model: nn.Module, stack: np.ndarray, out: np.ndarray, normalizers: list[Normalizer],
-              plan: TilePlan, dev: torch.device, amp: bool,
+def compare_precision(
+    model: nn.Module,
+    image: np.ndarray,
+    precision: str,
+    device: str | torch.device = "cpu",
+    *,
+    normalization: str = "none",
+    tile_size: int | None = None,
+    batch_size: int | None = None,
+    channels_last: bool | None = None,
+    halo: int | None = None,
+    name: str | None = None,
+    fused: bool = True,
+) -> PrecisionCheck:
+    """Run the first batch of tiles of ``image`` in ``precision`` and in fp32, and compare.
+
+    The tiles, layout and normalisation are those :func:`denoise` would use with the same
+    arguments (see there), the fused kernels included; the reference runs in exact fp32 (TF32
+    off).
+
+    Returns
+    -------
+    PrecisionCheck
+        ``max_abs`` in the image's units: 0 for fp32 (nothing is run), ``inf`` if the reduced
+        precision gave non-finite values (e.g. fp16 overflow on un-normalised counts).
+
+    Raises
+    ------
+    ConfigError
+        An unknown ``precision`` or ``normalization``.
+    """
+    stack = _as_stack(image)
+    dev = resolve_device(device)
+    precision = _resolve_precision(precision, False, dev)
+    step = max(1, math.ceil(stack.shape[1] / MAX_FIT_ROWS))
+    std = float(np.asarray(stack[0, ::step], np.float64).std())
+    if precision == "fp32":
+        return PrecisionCheck(precision, 0.0, std)
+    halo = receptive_radius(model) if halo is None else halo
+    plan = plan_tiles(stack.shape, halo=halo, hidden_channels=hidden_channels(model),
+                      device=dev, tile_size=tile_size, batch_size=batch_size, precision=precision)
+    norm = fit_normalizer(stack[0], normalization, _slice_name(name, 0, stack.shape[0]))
+    outputs = []
+    was_training = model.training
+    model.to(dev).eval()
+    try:
+        for run in ("fp32", precision):
+            layout = _default_layout(dev, run) if channels_last is None else channels_last
+            net = _fused_forward(model, dev, run) if fused else None
+            layout = layout and net is None
+            with (torch.inference_mode(), loops.fast_backend(dev, run),
+                  loops.model_layout(model, layout)):
+                outputs.append(loops.first_batch(net or model, stack, norm, plan, dev, run,
+                                                 layout))
+    finally:
+        model.train(was_training)
+    diff = np.abs(outputs[1].astype(np.float64) - outputs[0])
+    max_abs = float(diff.max()) * norm.scale if np.isfinite(diff).all() else math.inf
+    return PrecisionCheck(precision, max_abs, std)
+
+
+def precision_error(model: nn.Module, image: np.ndarray, precision: str,
+                    device: str | torch.device = "cpu", **options: Any) -> float:
+    """Max |``precision`` − fp32| on the first tiles, in the image's units.
+
+    ``options`` are the keyword arguments of :func:`compare_precision`.
+    """
+    return compare_precision(model, image, precision, device, **options).max_abs
+
+
+def _fused_forward(model: nn.Module, dev: torch.device, precision: str) -> loops.Net | None:
+    """The fused Triton forward of the seed net for fp16 on CUDA; None where it does not apply."""
+    if precision != "fp16" or dev.type != "cuda":
+        return None
+    from . import kernels
+
+    if not kernels.available():
+        return None
+    try:
+        return kernels.FusedForward(model, dev)
+    except ValueError:  # not the 3-layer 3x3 net the kernels compute
+        return None
+
+
+def _run_plan(model: loops.Net, stack: np.ndarray, out: np.ndarray, normalizers: list[Normalizer],
+              plan: TilePlan, dev: torch.device, precision: str, layout: bool,
               progress: Callable[[int, int], None] | None) -> bool:
     """Fill ``out``; ``False`` if CUDA ran out of memory (``out`` is then incomplete)."""
     try:
         with torch.inference_mode():
-            for done in _fill(model, stack, out, normalizers, plan, dev, amp):
+            for done in loops.run_tiles(model, stack, out, normalizers, plan, dev, precision,
+                                        layout):
                 if progress is not None:
                     progress(done, plan.n_tiles)
         return True
@@ -232,95 +272,29 @@ def _run_plan(model: nn.Module, stack: np.ndarray, out: np.ndarray, normalizers:
     return False
 
 
-def _fill(model: nn.Module, stack: np.ndarray, out: np.ndarray, normalizers: list[Normalizer],
-          plan: TilePlan, dev: torch.device, amp: bool) -> Iterator[int]:
-    """Run all tiles batch by batch, accumulating weighted outputs; yield tiles done."""
-    out.fill(0.0)
-    (th, tw), (_, ny, nx) = plan.tile, stack.shape
-    rows = _axis_tiles(ny, th, plan.halo, plan.blend)
-    cols = _axis_tiles(nx, tw, plan.halo, plan.blend)
-    jobs = [(z, r, c) for z in range(stack.shape[0]) for r in rows for c in cols]
-    buffer = torch.empty((plan.batch, 1, th, tw), dtype=torch.float32,
-                         pin_memory=dev.type == "cuda")
-    host = buffer.numpy()
-    for first in range(0, len(jobs), plan.batch):
-        chunk = jobs[first:first + plan.batch]
-        for i, (z, r, c) in enumerate(chunk):
-            tile = stack[z, r.start:r.start + th, c.start:c.start + tw]
-            host[i, 0] = normalizers[z].apply(tile)
-        pred = _forward(model, buffer[:len(chunk)], dev, amp)
-        for i, (z, r, c) in enumerate(chunk):
-            _accumulate(out[z], pred[i], r, c, normalizers[z])
-        yield first + len(chunk)
-
-
-def _forward(model: nn.Module, batch: torch.Tensor, dev: torch.device, amp: bool) -> np.ndarray:
-    """One forward pass of a (b, 1, h, w) host batch; returns (b, h, w) float32 on the host."""
-    context: Any = contextlib.nullcontext()
-    if amp and dev.type == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        context = torch.autocast("cuda", dtype=dtype)
-    with context:
-        pred = model(batch.to(dev, non_blocking=True))
-    return pred.float().cpu().numpy()[:, 0]
-
-
-def _accumulate(out: np.ndarray, pred: np.ndarray, row: _AxisTile, col: _AxisTile,
-                normalizer: Normalizer) -> None:
-    """Add a tile's kept outputs, mapped back to image intensities, times its blend weight."""
-    kept = normalizer.invert(pred[row.lo:row.hi, col.lo:col.hi])
-    out[row.start + row.lo:row.start + row.hi, col.start + col.lo:col.start + col.hi] += (
-        kept * row.weight[:, None] * col.weight[None, :])
-
-
-def _fit_axis(n: int, tile_max: int, overlap: int) -> int:
-    """Smallest tile length (≤ ``tile_max``) that covers ``n`` in as few tiles as ``tile_max``."""
-    if n <= tile_max:
-        return n
-    return math.ceil((n - overlap) / _tile_count(n, tile_max, overlap)) + overlap
-
-
-def _tile_count(n: int, tile: int, overlap: int) -> int:
-    """Tiles of this length needed to cover ``n`` pixels when neighbours overlap by ``overlap``."""
-    return 1 if tile >= n else math.ceil((n - overlap) / (tile - overlap))
-
-
-def _axis_tiles(n: int, tile: int, halo: int, blend: int) -> list[_AxisTile]:
-    """Evenly spread tiles along one axis, with weights that sum to one at every pixel."""
-    if tile >= n:
-        return [_AxisTile(0, 0, n, np.ones(n, np.float32))]
-    count = _tile_count(n, tile, 2 * halo + blend)
-    starts = [(k * (n - tile) + (count - 1) // 2) // (count - 1) for k in range(count)]
-    ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(blend) + 0.5) / blend)
-    raw, total = [], np.zeros(n)
-    for k, start in enumerate(starts):
-        weight = np.ones(tile)
-        if k > 0:
-            weight[:halo], weight[halo:halo + blend] = 0.0, ramp
-        if k < count - 1:
-            weight[tile - halo:], weight[tile - halo - blend:tile - halo] = 0.0, ramp[::-1]
-        raw.append(weight)
-        total[start:start + tile] += weight
-    tiles = []
-    for k, (start, weight) in enumerate(zip(starts, raw, strict=True)):
-        lo, hi = (halo if k > 0 else 0), (tile - halo if k < count - 1 else tile)
-        share = weight[lo:hi] / total[start + lo:start + hi]
-        tiles.append(_AxisTile(start, lo, hi, share.astype(np.float32)))
-    return tiles
-
-
 def _back_off(plan: TilePlan, shape: tuple[int, ...]) -> TilePlan:
-    """Halve the batch, else the tile; re-raise out-of-memory when both are at their minimum."""
-    if plan.batch > 1:
-        new = replace(plan, batch=plan.batch // 2)
-    elif max(plan.tile) // 2 >= 2 * plan.halo + 16:
-        new = plan_tiles(shape, halo=plan.halo, tile_size=max(plan.tile) // 2, batch_size=1)
-    else:
-        raise torch.cuda.OutOfMemoryError(f"out of memory even with tile {plan.tile}, batch 1")
+    new = back_off(plan, shape)
     warnings.warn(f"denoise: out of memory with tile {plan.tile} x batch {plan.batch}; "
                   f"retrying with tile {new.tile} x batch {new.batch}", RuntimeWarning,
                   stacklevel=3)
     return new
+
+
+def _resolve_precision(precision: str, amp: bool, dev: torch.device) -> str:
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
+    if not amp:
+        return precision
+    warnings.warn("denoise: amp=True is deprecated; use precision='fp16'", DeprecationWarning,
+                  stacklevel=3)
+    if precision not in ("fp32", "fp16"):
+        raise ConfigError(f"precision: amp=True (fp16) contradicts precision {precision!r}")
+    return "fp16" if dev.type == "cuda" else precision
+
+
+def _default_layout(dev: torch.device, precision: str) -> bool:
+    """channels_last: always on CPU (2x faster convolutions), on CUDA for fp16/bf16."""
+    return dev.type == "cpu" or (dev.type == "cuda" and precision in loops.AUTOCAST)
 
 
 def _as_stack(image: np.ndarray) -> np.ndarray:
@@ -336,28 +310,3 @@ def _as_stack(image: np.ndarray) -> np.ndarray:
 
 def _slice_name(name: str | None, z: int, nz: int) -> str | None:
     return name if nz == 1 else f"{name or 'stack'} slice {z}"
-
-
-def _hidden_channels(model: nn.Module) -> int:
-    channels = getattr(getattr(model, "config", None), "channels", None)
-    if channels is not None:
-        return int(channels)
-    convs = [m.out_channels for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd)]
-    return max(convs, default=1)
-
-
-def _resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) != "auto":
-        return torch.device(device)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def _activation_budget(dev: torch.device) -> int:
-    if dev.type == "cuda":
-        free, _total = torch.cuda.mem_get_info(dev)
-        return int(free * CUDA_FREE_FRACTION)
-    return CPU_ACTIVATION_BYTES
