@@ -56,6 +56,27 @@ def _inputs(batch: int, patch: int, dtype: torch.dtype, channels_last: bool, set
              .to(dtype).contiguous(memory_format=fmt)) for _ in range(sets)]
 
 
+class _ChannelsLastGrad(torch.autograd.Function):
+    """Identity whose gradient is made channels_last (a 1-channel tensor's grad arrives NCHW)."""
+
+    @staticmethod
+    def forward(ctx, x):  # noqa: ANN001, ANN205
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: ANN001, ANN205
+        return grad.contiguous(memory_format=torch.channels_last)
+
+
+class _ClGradNet(torch.nn.Module):
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _ChannelsLastGrad.apply(self.net(x))
+
+
 TRAIN_VARIANTS = {
     # name: (precision, channels_last, cudnn.benchmark, compile)
     "fp32 NCHW (plain loop)": ("fp32", False, False, False),
@@ -63,16 +84,19 @@ TRAIN_VARIANTS = {
     "fp16 AMP channels_last": ("fp16", True, True, False),
     "bf16 AMP channels_last": ("bf16", True, True, False),
     "fp16 AMP NCHW": ("fp16", False, True, False),
+    "fp16 AMP channels_last + CL grads": ("fp16", True, True, "clgrad"),
     "fp16 AMP channels_last + compile": ("fp16", True, True, True),
     "bf16 AMP channels_last + compile": ("bf16", True, True, True),
 }
 
 
 def bench_train(patch: int, batches: list[int], steps: int, repeat: int,
-                with_compile: bool) -> list[dict]:
+                with_compile: bool, only: list[str] | None = None) -> list[dict]:
     rows = []
     for name, (precision, cl, autotune, comp) in TRAIN_VARIANTS.items():
-        if comp and not with_compile:
+        if comp is True and not with_compile:
+            continue
+        if only and not name.startswith("fp32") and not any(o in name for o in only):
             continue
         torch.backends.cudnn.benchmark = autotune
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = (
@@ -82,7 +106,10 @@ def bench_train(patch: int, batches: list[int], steps: int, repeat: int,
             if cl:
                 model = model.to(memory_format=torch.channels_last)
             opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-            step = (compiled_step if comp else make_step)(model, opt, precision)
+            if comp == "clgrad":
+                step = make_step(_ClGradNet(model), opt, precision)
+            else:
+                step = (compiled_step if comp else make_step)(model, opt, precision)
             data = _inputs(batch, patch, torch.float16 if precision != "fp32" else torch.float32,
                            cl)
             try:
@@ -173,6 +200,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--compile", action="store_true", help="also torch.compile variants")
+    parser.add_argument("--only", nargs="+", help="training variants whose names contain one of "
+                        "these (the fp32 plain loop always runs)")
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--skip-infer", action="store_true")
     parser.add_argument("--json", type=Path)
@@ -185,7 +214,8 @@ def main(argv: list[str] | None = None) -> None:
           f"cuDNN {torch.backends.cudnn.version()}, patch {args.patch}²", flush=True)
     rows = []
     if not args.skip_train:
-        rows += bench_train(args.patch, args.batches, args.steps, args.repeat, args.compile)
+        rows += bench_train(args.patch, args.batches, args.steps, args.repeat, args.compile,
+                            args.only)
     if not args.skip_infer:
         rows += bench_infer(args.patch, args.infer_batches, args.steps, args.repeat,
                             args.compile)

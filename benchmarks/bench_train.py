@@ -1,0 +1,349 @@
+"""End-to-end streaming training from packed float16 stores on disk, against the plain fp32 loop.
+
+Usage (on the GPU box; needs torch, numpy, mrcfile and safetensors)::
+
+    python benchmarks/bench_train.py --data /tmp/bench [--patches 8192] [--pairs 2048]
+                                     [--small 1024] [--steps 0] [--json OUT.json]
+
+1. Simulates micrographs of 1024² (``data.simulate``, HIGH_CONTRAST, one process per core)
+   straight into packed stores (no MRC files in between): a clean-only store of ``--patches``
+   patches (for synthetic noise on the GPU; each simulation in its 4 rotations by 90°), a
+   noisy/clean pair store of the first ``--pairs`` micrographs, and a clean-only store of the
+   first ``--small`` (the memory-flatness check). Existing stores in ``--data`` are reused.
+2. Measures the disk's cold sequential read rate (benchmarks/_disk.py) and the GPU step alone.
+3. Runs each variant in its own process, after evicting the page cache
+   (``/proc/sys/vm/drop_caches`` as root, else ``posix_fadvise(DONTNEED)`` on the store files;
+   which one is printed):
+
+   - ``plain fp32 loop``: a torch DataLoader (8 workers, pinned memory) over the pair store,
+     float32 NCHW, Adam + MSE: the reference every ratio is taken against;
+   - ``cryoden, pair store``: ``training.train`` on the pair store (fp16, batch from memory);
+   - ``cryoden, clean store + GPU noise``: the same on the clean-only store, the noisy inputs
+     drawn on the GPU (half the bytes read);
+   - the same on the small clean store: host peak RSS at another dataset size;
+   - ``quality``: the validation loss after a fixed number of steps in fp32, fp16 and bf16 on the
+     same data in the same order (the fast paths must stay within 2 % of fp32).
+
+Each prints patches/s over its steady part (steps after the first 5), the GPU busy fraction
+(NVML utilisation sampled every 50 ms over the same window), the host peak RSS of its process
+(``VmHWM``; the DataLoader's worker processes are not included) and MB/s read from disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import json
+import multiprocessing
+import os
+import resource
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+import _disk  # noqa: E402
+
+PATCH = int(os.environ.get("BENCH_PATCH", "1024"))
+DEVICE = os.environ.get("BENCH_DEVICE", "cuda")  # BENCH_DEVICE=cpu BENCH_PATCH=128: a smoke test
+EMPIAR_10025_PATCHES = 29_913  # the seed's epoch
+
+
+# -- data ---------------------------------------------------------------------------------------
+def _simulate(seed: np.random.SeedSequence) -> tuple[np.ndarray, np.ndarray]:
+    from napari_cryoden.data.simulate import HIGH_CONTRAST, simulate_micrograph
+
+    return simulate_micrograph(HIGH_CONTRAST, np.random.default_rng(seed), PATCH)
+
+
+def generate(data: Path, n: int, n_pairs: int, n_small: int, deadline: float) -> None:
+    """Simulate micrographs into the three stores (skipped if they exist).
+
+    The clean store holds each simulated micrograph in its 4 rotations by 90° (``n`` patches from
+    ``n / 4`` simulations, which keeps the simulation within the lease); the pair and small stores
+    hold unrotated micrographs. Simulation stops adding at ``deadline`` seconds.
+    """
+    from napari_cryoden.data.packed import StoreWriter
+    from napari_cryoden.data.simulate import HIGH_CONTRAST
+
+    names = {"clean": data / "clean_store", "pairs": data / "pair_store",
+             "small": data / "small_store"}
+    if all((p / "index.json").exists() for p in names.values()):
+        print(f"reusing the stores in {data}")
+        return
+    start = time.perf_counter()
+    px = HIGH_CONTRAST.pixel_size
+    noise = {"dose": HIGH_CONTRAST.dose, "pixel_size": px, "read_noise": HIGH_CONTRAST.read_noise}
+    seeds = np.random.SeedSequence(1).spawn(max(n // 4, n_pairs, n_small))
+    counts = dict.fromkeys(names, 0)
+    with contextlib.ExitStack() as stack:
+        writers = {k: stack.enter_context(StoreWriter(
+            names[k], PATCH, noise=None if k == "pairs" else noise, overwrite=True))
+            for k in names}
+        threads = os.environ.get("OMP_NUM_THREADS")
+        os.environ["OMP_NUM_THREADS"] = "1"  # one process per core, one thread each
+        pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(os.cpu_count()))
+        if threads is None:
+            del os.environ["OMP_NUM_THREADS"]
+        else:
+            os.environ["OMP_NUM_THREADS"] = threads
+        blocks = (pool.imap(_simulate, seeds[j:j + 64], chunksize=2)  # bounded results in memory
+                  for j in range(0, len(seeds), 64))
+        for i, (noisy, clean) in enumerate(itertools.chain.from_iterable(blocks)):
+            name = f"sim_{i:05d}.mrc"
+            for k in range(4 if counts["clean"] < n else 0):
+                writers["clean"].add(None, np.rot90(clean, k), noisy=None, clean=f"{name} rot{k}",
+                                     pixel_size=px)
+                counts["clean"] += 1
+            if counts["pairs"] < n_pairs:
+                writers["pairs"].add(noisy, clean, noisy=name, clean=name, pixel_size=px)
+                counts["pairs"] += 1
+            if counts["small"] < n_small:
+                writers["small"].add(None, clean, noisy=None, clean=name, pixel_size=px)
+                counts["small"] += 1
+            if (i + 1) % 256 == 0:
+                print(f"  {i + 1} simulated, {time.perf_counter() - start:.0f} s", flush=True)
+            if time.perf_counter() - start > deadline:
+                print(f"  generation deadline ({deadline:.0f} s) reached", flush=True)
+                pool.terminate()
+                break
+    gb = (2 * counts["clean"] + 4 * counts["pairs"] + 2 * counts["small"]) * PATCH * PATCH / 1e9
+    print(f"simulated {i + 1} micrographs of {PATCH}² into stores of {counts} patches "
+          f"({gb:.1f} GB) in {time.perf_counter() - start:.0f} s", flush=True)
+
+
+def evict(store: Path) -> str:
+    how = "fadvise"
+    for f in sorted(store.glob("*.f*")):
+        how = _disk.evict(f)
+    return how
+
+
+# -- measuring ----------------------------------------------------------------------------------
+class GpuBusy:
+    """NVML utilisation ('a kernel was running') sampled every 50 ms in a thread."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            handle = pynvml.nvmlDeviceGetHandleByIndex(torch.cuda.current_device())  # noqa
+            self._read = lambda: pynvml.nvmlDeviceGetUtilizationRates(handle).gpu
+        except Exception:  # noqa: BLE001 - no NVML: report nothing rather than guess
+            self._read = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while self._read is not None and not self._stop.wait(0.05):
+            self.samples.append((time.perf_counter(), self._read()))
+
+    def fraction(self, start: float, end: float) -> float | None:
+        self._stop.set()
+        inside = [u for t, u in self.samples if start <= t <= end]
+        return sum(inside) / len(inside) / 100 if inside else None
+
+
+def _rss_mb() -> float:
+    """Peak resident memory of this process (VmHWM; unlike ru_maxrss not inherited from the
+    parent across fork and exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _steady(times: list[float], batch: int, skip: int = 5) -> tuple[float, float, float]:
+    """(patches/s, start, end) over the steps after the first ``skip``."""
+    if len(times) <= skip + 1:
+        skip = 0
+    if len(times) < 2:
+        return float("nan"), 0.0, 0.0
+    start, end = times[skip], times[-1]
+    return batch * (len(times) - 1 - skip) / (end - start), start, end
+
+
+# -- variants (each in its own process) ---------------------------------------------------------
+def plain_loop(store_dir: Path, batch: int, max_steps: int) -> dict:
+    """The plain fp32 PyTorch loop: DataLoader over the pair store's files, fp32, NCHW."""
+    from napari_cryoden.data.packed import PackedStore
+    from napari_cryoden.model import build_model
+
+    store = PackedStore.open(store_dir)
+
+    class Patches(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return store.count
+
+        def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+            return (torch.from_numpy(np.array(store.patch(i, "noisy"), np.float32))[None],
+                    torch.from_numpy(np.array(store.patch(i, "clean"), np.float32))[None])
+
+    loader = torch.utils.data.DataLoader(Patches(), batch_size=batch, shuffle=True, num_workers=8,
+                                         pin_memory=True, drop_last=True,
+                                         generator=torch.Generator().manual_seed(0))
+    model = build_model(seed=0).to(DEVICE)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    busy, times = GpuBusy(), []
+    for step, (noisy, clean) in enumerate(loader):
+        noisy = noisy.to(DEVICE, non_blocking=True)
+        clean = clean.to(DEVICE, non_blocking=True)
+        optimizer.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.mse_loss(model(noisy), clean)
+        loss.backward()
+        optimizer.step()
+        float(loss)
+        times.append(time.perf_counter())
+        if max_steps and step + 1 >= max_steps:
+            break
+    rate, start, end = _steady(times, batch)
+    return {"patches_per_s": rate, "gpu_busy": busy.fraction(start, end), "batch": batch,
+            "precision": "fp32", "steps": len(times), "bytes_per_patch": 4 * PATCH * PATCH}
+
+
+def cryoden_run(store_dir: Path, precision: str, batch: int, max_steps: int, epochs: int = 1,
+                val_fraction: float = 0.0, crop: int | None = None, fused: bool = True) -> dict:
+    """``training.train`` on a store; returns throughput and, with validation, the val loss."""
+    from napari_cryoden.config import Config
+    from napari_cryoden.data.packed import PackedStore
+    from napari_cryoden.training import EpochEnd, Packed, TrainStart, TrainStep, train
+
+    store = PackedStore.open(store_dir)
+    train_idx, val_idx = store.split(val_fraction, seed=0)
+    if max_steps:
+        train_idx = train_idx[:max_steps * max(batch, 1)] if batch else train_idx
+    config = Config.from_dict({
+        "data": {"patch_size": store.patch_size, "crop": crop, "reader_threads": 8},
+        "train": {"batch_size": batch, "epochs": epochs, "precision": precision,
+                  "device": DEVICE, "lr": 1e-3, "fused": fused},
+    })
+    busy, times, info, val = GpuBusy(), [], {}, None
+    run_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench_run_{os.getpid()}"
+    for event in train(config, Packed(store, train_idx),
+                       Packed(store, val_idx) if len(val_idx) else None, run_dir):
+        if isinstance(event, TrainStart):
+            info = {"batch": event.batch_size, "precision": event.precision}
+        elif isinstance(event, TrainStep):
+            times.append(time.perf_counter())
+        elif isinstance(event, EpochEnd):
+            val = event.val_loss
+    rate, start, end = _steady(times, info["batch"])
+    per_patch = 2 * PATCH * PATCH * len(store.arrays)
+    return {"patches_per_s": rate, "gpu_busy": busy.fraction(start, end), **info,
+            "steps": len(times), "val_loss": val, "bytes_per_patch": per_patch}
+
+
+def worker(args: argparse.Namespace) -> None:
+    spec = json.loads(args.worker)
+    kind = spec.pop("kind")
+    result = plain_loop(**spec) if kind == "plain" else cryoden_run(**spec)
+    result["peak_rss_mb"] = _rss_mb()
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def run_variant(name: str, store: Path, spec: dict, rows: list[dict]) -> dict:
+    how = evict(store)
+    proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)],
+                          capture_output=True, text=True)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode or not lines:
+        print(f"{name}: failed\n{proc.stderr[-3000:]}", flush=True)
+        return {}
+    result = {"variant": name, "store": store.name, "evicted_by": how,
+              **json.loads(lines[-1][7:])}
+    result["disk_mb_per_s"] = result["patches_per_s"] * result["bytes_per_patch"] / 1e6
+    rows.append(result)
+    busy = result["gpu_busy"]
+    print(f"{name:40s} {result['patches_per_s']:7.0f} patches/s  batch {result['batch']:3d} "
+          f"{result['precision']}  GPU busy {busy if busy is None else f'{busy:.0%}'}  "
+          f"RSS {result['peak_rss_mb']:6.0f} MB  disk {result['disk_mb_per_s']:5.0f} MB/s  "
+          f"(cache evicted by {how})", flush=True)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=Path("/tmp/cryoden_bench"))
+    parser.add_argument("--patches", type=int, default=8192)
+    parser.add_argument("--pairs", type=int, default=2048)
+    parser.add_argument("--small", type=int, default=1024)
+    parser.add_argument("--deadline", type=float, default=240,
+                        help="seconds after which the simulation stops adding micrographs")
+    parser.add_argument("--steps", type=int, default=0, help="cap on steps per run (0: epoch)")
+    parser.add_argument("--quality-steps", type=int, default=300)
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        worker(args)
+        return 0
+    if DEVICE == "cuda" and not torch.cuda.is_available():
+        sys.exit("bench_train.py needs a CUDA GPU (or BENCH_DEVICE=cpu for a smoke test)")
+    name = torch.cuda.get_device_name() if DEVICE == "cuda" else DEVICE
+    print(f"device: {name}, torch {torch.__version__}, "
+          f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}", flush=True)
+    args.data.mkdir(parents=True, exist_ok=True)
+    generate(args.data, args.patches, args.pairs, args.small, args.deadline)
+    disk = subprocess.run([sys.executable, str(Path(_disk.__file__)), str(args.data), "--gb",
+                           "8"], capture_output=True, text=True).stdout.strip()
+    print(disk, flush=True)
+    rows: list[dict] = []
+    stores = {k: args.data / v for k, v in (("clean", "clean_store"), ("pairs", "pair_store"),
+                                            ("small", "small_store"))}
+    plain = run_variant("plain fp32 loop (DataLoader, pair store)", stores["pairs"],
+                        {"kind": "plain", "store_dir": str(stores["pairs"]), "batch": 16,
+                         "max_steps": args.steps}, rows)
+    for name, store, fused in (("cryoden fp16, pair store", "pairs", True),
+                               ("cryoden fp16, clean store + GPU noise", "clean", True),
+                               ("cryoden fp16 cuDNN, clean store + GPU noise", "clean", False),
+                               ("cryoden fp16, small clean store", "small", True)):
+        run_variant(name, stores[store], {"kind": "cryoden", "store_dir": str(stores[store]),
+                                          "precision": "fp16", "batch": 0, "fused": fused,
+                                          "max_steps": args.steps}, rows)
+    print("\nquality: val loss after the same steps and data, 256² crops, batch 16", flush=True)
+    for name, precision, fused in (("fp32", "fp32", False), ("fp16", "fp16", True),
+                                   ("fp16 cuDNN", "fp16", False), ("bf16", "bf16", False)):
+        run_variant(f"quality {name}", stores["pairs"],
+                    {"kind": "cryoden", "store_dir": str(stores["pairs"]),
+                     "precision": precision, "batch": 16, "max_steps": args.quality_steps,
+                     "val_fraction": 0.05, "crop": min(256, PATCH), "fused": fused}, rows)
+    summarise(rows, plain)
+    if args.json:
+        args.json.write_text(json.dumps({"device": name,
+                                         "disk": disk, "rows": rows}, indent=1))
+    return 0
+
+
+def summarise(rows: list[dict], plain: dict) -> None:
+    if not plain:
+        return
+    print(f"\n{'variant':40s} {'patches/s':>9} {'x plain':>7} {'GPU busy':>8} {'RSS MB':>7} "
+          f"{'disk MB/s':>9} {'EMPIAR-10025 epoch':>18}")
+    for row in rows:
+        if row["variant"].startswith("quality"):
+            continue
+        busy = "-" if row["gpu_busy"] is None else f"{row['gpu_busy']:.0%}"
+        print(f"{row['variant']:40s} {row['patches_per_s']:9.0f} "
+              f"{row['patches_per_s'] / plain['patches_per_s']:7.2f} {busy:>8} "
+              f"{row['peak_rss_mb']:7.0f} {row['disk_mb_per_s']:9.0f} "
+              f"{EMPIAR_10025_PATCHES / row['patches_per_s']:16.0f} s")
+    quality = {r["variant"]: r["val_loss"] for r in rows if r["variant"].startswith("quality")}
+    reference = quality.get("quality fp32")
+    for name, loss in quality.items():
+        if reference and loss is not None:
+            print(f"{name}: val loss {loss:.5f} ({(loss / reference - 1):+.2%} vs fp32)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
