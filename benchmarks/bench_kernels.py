@@ -4,7 +4,8 @@ Usage::
 
     python benchmarks/bench_kernels.py [--batches 16 64] [--patch 1024] [--json OUT.json]
 
-For each batch: cuDNN ``model.half()`` channels_last with autotuning (the baseline), then
+For each batch: the plain fp32 loop (NCHW, TF32 off, no autotuning: every ratio's ``plain``),
+cuDNN ``model.half()`` channels_last with autotuning (the ``cuDNN fp16`` ratio), then
 ``fused_forward`` under a few launch configurations (conv1 on tensor cores "dot" or on CUDA cores
 "fma", tile shapes, warps), each kernel of the fastest one alone, then the first working
 configuration with float32 input and output.
@@ -82,14 +83,19 @@ def bench_batch(batch: int, patch: int, steps: int, repeat: int) -> list[dict]:
 
     def report(name: str, seconds: float, y: torch.Tensor) -> None:
         gpx = batch * patch * patch / seconds / 1e9
-        base = rows[0]["gpx_per_s"] if rows else gpx
+        plain = rows[0]["gpx_per_s"] if rows else gpx
+        base = rows[1]["gpx_per_s"] if len(rows) > 1 else gpx
         max_err, rel_err = _errors(y, ref)
         rows.append({"batch": batch, "variant": name, "gpx_per_s": gpx, "vs_cudnn": gpx / base,
-                     "max_abs_err": max_err, "rel_err": rel_err})
-        print(f"batch {batch:3d}  {name:26s} {gpx:6.2f} Gpx/s  x{gpx / base:5.2f}  "
-              f"max|err| {max_err:.1e}  rel {rel_err:.1e}", flush=True)
+                     "vs_plain": gpx / plain, "max_abs_err": max_err, "rel_err": rel_err})
+        print(f"batch {batch:3d}  {name:26s} {gpx:6.2f} Gpx/s  x{gpx / plain:5.2f} plain  "
+              f"x{gpx / base:5.2f} cuDNN fp16  max|err| {max_err:.1e}  rel {rel_err:.1e}",
+              flush=True)
 
     with torch.inference_mode():
+        torch.backends.cudnn.benchmark = False  # the plain fp32 loop: torch's defaults, no TF32
+        seconds = _time(lambda i: model(xs[i % 2]), steps, repeat)
+        report("plain fp32 NCHW", seconds, model(xs[0]))
         torch.backends.cudnn.benchmark = True
         seconds = _time(lambda i: half(xh[i % 2]), steps, repeat)
         report("cuDNN fp16 channels_last", seconds, half(xh[0]))

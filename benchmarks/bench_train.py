@@ -21,6 +21,8 @@ Usage (on the GPU box; needs torch, numpy, mrcfile and safetensors)::
    - ``cryoden, clean store + GPU noise``: the same on the clean-only store, the noisy inputs
      drawn on the GPU (half the bytes read);
    - the same on the small clean store: host peak RSS at another dataset size;
+   - ``runtime baseline``: no data, 5 steps on one random batch (fused and cuDNN): the peak RSS
+     that the CUDA runtime and torch alone take, to tell the loader's share from theirs;
    - ``quality``: the validation loss after a fixed number of steps in fp32, fp16 and bf16 on the
      same data in the same order (the fast paths must stay within 2 % of fp32).
 
@@ -244,23 +246,51 @@ def cryoden_run(store_dir: Path, precision: str, batch: int, max_steps: int, epo
             "steps": len(times), "val_loss": val, "bytes_per_patch": per_patch}
 
 
+def runtime_baseline(batch: int, fused: bool) -> dict:
+    """No data at all: the CUDA runtime, the model and 5 training steps on one random batch.
+
+    Its peak RSS is what any PyTorch training process on this GPU holds (CUDA context, cuDNN
+    or Triton kernels, torch's libraries); the data path's own memory is the rest.
+    """
+    from napari_cryoden import steps
+    from napari_cryoden.model import build_model
+
+    model = build_model(seed=0).to(DEVICE)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    if fused:
+        from napari_cryoden.kernels.train import make_fused_step
+
+        step = make_fused_step(model, optimizer)
+    else:
+        steps.prepare_cuda("fp16")
+        model = model.to(memory_format=torch.channels_last)
+        step = steps.make_step(model, optimizer, "fp16", torch.amp.GradScaler("cuda"))
+    x = torch.randn(batch, 1, PATCH, PATCH, device=DEVICE)
+    for _ in range(5):
+        float(step(x, x))
+    return {"patches_per_s": float("nan"), "gpu_busy": None, "batch": batch,
+            "precision": "fp16, fused Triton kernels" if fused else "fp16", "steps": 5,
+            "bytes_per_patch": 0}
+
+
 def worker(args: argparse.Namespace) -> None:
     spec = json.loads(args.worker)
     kind = spec.pop("kind")
-    result = plain_loop(**spec) if kind == "plain" else cryoden_run(**spec)
+    runs = {"plain": plain_loop, "cryoden": cryoden_run, "baseline": runtime_baseline}
+    result = runs[kind](**spec)
     result["peak_rss_mb"] = _rss_mb()
     print("RESULT " + json.dumps(result), flush=True)
 
 
-def run_variant(name: str, store: Path, spec: dict, rows: list[dict]) -> dict:
-    how = evict(store)
+def run_variant(name: str, store: Path | None, spec: dict, rows: list[dict]) -> dict:
+    how = evict(store) if store else "-"
     proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)],
                           capture_output=True, text=True)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode or not lines:
         print(f"{name}: failed\n{proc.stderr[-3000:]}", flush=True)
         return {}
-    result = {"variant": name, "store": store.name, "evicted_by": how,
+    result = {"variant": name, "store": store.name if store else None, "evicted_by": how,
               **json.loads(lines[-1][7:])}
     result["disk_mb_per_s"] = result["patches_per_s"] * result["bytes_per_patch"] / 1e6
     rows.append(result)
@@ -283,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=0, help="cap on steps per run (0: epoch)")
     parser.add_argument("--quality-steps", type=int, default=300)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--baseline-only", action="store_true",
+                        help="only the runtime baselines (no data): peak RSS without a loader")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -293,12 +325,19 @@ def main(argv: list[str] | None = None) -> int:
     name = torch.cuda.get_device_name() if DEVICE == "cuda" else DEVICE
     print(f"device: {name}, torch {torch.__version__}, "
           f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}", flush=True)
+    rows: list[dict] = []
+    for fused in (True, False):
+        run_variant(f"runtime baseline, no data ({'fused' if fused else 'cuDNN'})", None,
+                    {"kind": "baseline", "batch": 32 if fused else 64, "fused": fused}, rows)
+    if args.baseline_only:
+        if args.json:
+            args.json.write_text(json.dumps({"device": name, "rows": rows}, indent=1))
+        return 0
     args.data.mkdir(parents=True, exist_ok=True)
     generate(args.data, args.patches, args.pairs, args.small, args.deadline)
     disk = subprocess.run([sys.executable, str(Path(_disk.__file__)), str(args.data), "--gb",
                            "8"], capture_output=True, text=True).stdout.strip()
     print(disk, flush=True)
-    rows: list[dict] = []
     stores = {k: args.data / v for k, v in (("clean", "clean_store"), ("pairs", "pair_store"),
                                             ("small", "small_store"))}
     plain = run_variant("plain fp32 loop (DataLoader, pair store)", stores["pairs"],
@@ -331,7 +370,7 @@ def summarise(rows: list[dict], plain: dict) -> None:
     print(f"\n{'variant':40s} {'patches/s':>9} {'x plain':>7} {'GPU busy':>8} {'RSS MB':>7} "
           f"{'disk MB/s':>9} {'EMPIAR-10025 epoch':>18}")
     for row in rows:
-        if row["variant"].startswith("quality"):
+        if row["variant"].startswith(("quality", "runtime")):
             continue
         busy = "-" if row["gpu_busy"] is None else f"{row['gpu_busy']:.0%}"
         print(f"{row['variant']:40s} {row['patches_per_s']:9.0f} "

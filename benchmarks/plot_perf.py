@@ -45,6 +45,16 @@ def _draw(ax, series: dict[str, list[tuple[int, float]]], title: str, unit: str)
     ax.legend(fontsize=8)
 
 
+def _best(rows: list[dict], prefixes: tuple[str, ...], key: str) -> list[dict]:
+    """Per batch size, the fastest row whose variant starts with one of ``prefixes``."""
+    best: dict[int, dict] = {}
+    for row in rows:
+        if row["variant"].startswith(prefixes) and key in row and (
+                row["batch"] not in best or row[key] > best[row["batch"]][key]):
+            best[row["batch"]] = row
+    return [{**row, "variant": "Triton fused (best tile)"} for row in best.values()]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--step", type=Path, required=True)
@@ -57,16 +67,12 @@ def main(argv: list[str] | None = None) -> None:
     infer_rows = [r for r in step["rows"] if r["kind"] == "infer"]
     if args.kernels_train:
         extra = json.loads(args.kernels_train.read_text())
-        train_rows += [r for r in (extra["rows"] if isinstance(extra, dict) else extra)
-                       if "fused" in r["variant"]]
+        train_rows += _best(extra["rows"] if isinstance(extra, dict) else extra,
+                            ("bwd", "fused"), "patches_per_s")
     if args.kernels:
         extra = json.loads(args.kernels.read_text())
-        best: dict[int, dict] = {}
-        for row in extra["rows"] if isinstance(extra, dict) else extra:
-            if row["variant"].startswith("fused") and "gpx_per_s" in row and (
-                    row["batch"] not in best or row["gpx_per_s"] > best[row["batch"]]["gpx_per_s"]):
-                best[row["batch"]] = row
-        infer_rows += [{**row, "variant": "Triton fused (best tile)"} for row in best.values()]
+        infer_rows += _best(extra["rows"] if isinstance(extra, dict) else extra, ("fused",),
+                            "gpx_per_s")
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
     _draw(left, _series(train_rows, "patches_per_s"), "training step alone", "patches/s")
     _draw(right, _series(infer_rows, "gpx_per_s"), "forward pass", "Gpx/s")

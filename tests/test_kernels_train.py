@@ -143,10 +143,21 @@ print(json.dumps(results))
 """
 
 
+def _triton_version() -> tuple[int, ...]:
+    from importlib.metadata import version
+
+    return tuple(int(p) for p in version("triton").split(".")[:2])
+
+
 @pytest.fixture(scope="module")
 def interpreted() -> dict:
     if not HAS_TRITON:
         pytest.skip("triton is not installed (not a project dependency)")
+    if _triton_version() < (3, 9):
+        # Seen with Triton 3.6 (torch 2.11's): its interpreter raises "only 0-dimensional arrays
+        # can be converted to Python scalars" in the backward kernel. On such a GPU box the
+        # compiled kernels are tested by the CUDA tests below and by bench_kernels_train.py.
+        pytest.skip("the interpreter of Triton < 3.9 cannot run the backward kernel")
     env = {**os.environ, "TRITON_INTERPRET": "1"}
     proc = subprocess.run([sys.executable, "-c", INTERPRETER_SCRIPT, json.dumps(CASES)],
                           capture_output=True, text=True, timeout=240, env=env)
