@@ -4,6 +4,7 @@ Run from the repository root after ``make install`` (``xvfb-run`` gives a displa
 virtual screen; on a desktop leave it out)::
 
     xvfb-run -a .venv/bin/python scripts/screenshots.py [--out docs/images] [--epochs 30]
+    xvfb-run -a .venv/bin/python scripts/screenshots.py --only weights-deep   # one PNG
 
 It opens napari, loads the plugin's sample data and drives the Train, Denoise, Inspect and Weights
 widgets as a user would (opened from the Plugins menu entries, buttons clicked), waiting on the
@@ -39,6 +40,9 @@ TRAIN_SETTINGS = {"data.patch_size": 128, "data.crop": 0, "data.val_fraction": 0
                   "train.device": "cpu"}
 """30-60 s on 2 cores; beats the best Gaussian filter on the sample (the form's defaults,
 patch 256 and 10 epochs, give 12 patches and 30 steps in all: not enough on one micrograph)."""
+DEEP_SETTINGS = {"model.preset": "deep", "train.epochs": 3}
+"""The Weights widget's picture of a larger net: the ``deep`` preset (6 layers, 32 channels),
+trained briefly from the sample (about a minute on 2 cores)."""
 REGION = (330, 420, 530, 660)
 """The rectangle denoised in region mode: y0, x0, y1, x1 in pixels of the sample."""
 
@@ -171,26 +175,32 @@ class Session:
 
 
 # -- the steps --------------------------------------------------------------------------------
-def step_sample(session: Session) -> None:
+def open_sample(session: Session) -> None:
     """File ▸ Open Sample ▸ napari-cryoden ▸ Synthetic micrograph; the noisy layer shown."""
     noisy, clean = session.viewer.open_sample(PLUGIN, "synthetic")
     session.noisy, session.clean = noisy.name, clean.name
     session.viewer.layers.selection.active = noisy
     session.view((512, 512), 2.0, noisy.name)
+
+
+def step_sample(session: Session) -> None:
+    open_sample(session)
     session.shoot("guide_sample.png")
 
 
-def step_train(session: Session, epochs: int) -> tuple[float, Path]:
+def step_train(session: Session, epochs: int, shot: str | None = "guide_train.png",
+               run: str = "run", **settings: Any) -> tuple[float, Path]:
     """Train from the two layers on the CPU; returns the seconds from Start to finished."""
     widget = session.open_dock("Train")
-    for key, value in {**TRAIN_SETTINGS, "train.epochs": epochs}.items():
+    for key, value in {**TRAIN_SETTINGS, "train.epochs": epochs, **settings}.items():
         widget.form.widget(key).value = value
-    widget.run_folder.value = session.scratch / "run"
+    widget.run_folder.value = session.scratch / run
     session.view((420, 560), 2.0, session.noisy)
     start = time.perf_counter()
     wait_for(widget.finished, widget.start_button.click, TRAIN_TIMEOUT_S)
     seconds = time.perf_counter() - start
-    session.shoot("guide_train.png")
+    if shot is not None:
+        session.shoot(shot)
     return seconds, widget.run_dir
 
 
@@ -279,6 +289,19 @@ def step_weights(session: Session, best: Path, label: str) -> None:
     session.shoot("guide_weights_scrambled.png", np.concatenate(padded, axis=1))
 
 
+def step_weights_deep(session: Session) -> float:
+    """Train the ``deep`` preset briefly and show its weights: the first and last of its six
+    layers (the figure's title names the four left out). Returns the training seconds."""
+    seconds, run_dir = step_train(session, DEEP_SETTINGS["train.epochs"], shot=None,
+                                  run="deep-run",
+                                  **{"model.preset": DEEP_SETTINGS["model.preset"]})
+    widget = session.open_dock("Weights")
+    widget.load(run_dir / "best.safetensors", f"{run_dir.name}/best.safetensors")
+    session.view((560, 420), 3.0, session.noisy)
+    session.shoot("guide_weights_deep.png")
+    return seconds
+
+
 def scrambled_copy(best: Path, path: Path) -> Path:
     """``best`` with every kernel scrambled as the seed did: (out, in, kH, kW) memory read as
     (kH, kW, in, out), then transposed back (see docs/formats.md)."""
@@ -307,13 +330,32 @@ def run_all(session: Session, epochs: int) -> list[str]:
     denoise_s = step_denoise(session)
     inspect_s, checklist = step_inspect(session, label)
     step_weights(session, run_dir / "best.safetensors", label)
+    deep_s = step_weights_deep(session)
     history = json.loads((run_dir / "history.json").read_text())
     per_epoch = np.mean([epoch["seconds"] for epoch in history["epochs"]])
     return [f"training, Start to finished: {train_s:.1f} s for {epochs} epochs "
             f"({per_epoch:.2f} s per epoch)",
             f"denoising the 1024² micrograph: {denoise_s['whole']:.2f} s; the rectangle: "
             f"{denoise_s['region']:.2f} s",
-            f"Inspect, Analyse: {inspect_s:.2f} s. {checklist}"]
+            f"Inspect, Analyse: {inspect_s:.2f} s. {checklist}",
+            f"training the deep preset: {deep_s:.1f} s for {DEEP_SETTINGS['train.epochs']} "
+            "epochs"]
+
+
+def run_deep_weights(session: Session, epochs: int) -> list[str]:
+    """Only ``guide_weights_deep.png`` (``--only weights-deep``)."""
+    open_sample(session)
+    return [f"training the deep preset: {step_weights_deep(session):.1f} s"]
+
+
+def _import_triton_first() -> None:
+    """Import torch._dynamo (which imports triton, if installed) before napari's Qt/OpenGL:
+    triton's first import segfaulted inside the running viewer (triton 3.x, under Xvfb)."""
+    import importlib
+    import importlib.util
+
+    if importlib.util.find_spec("triton") is not None:
+        importlib.import_module("torch._dynamo")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -323,8 +365,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder for the guide_*.png files (default: docs/images)")
     parser.add_argument("--epochs", type=int, default=TRAIN_SETTINGS["train.epochs"],
                         help="training epochs (default: %(default)s; fewer for a quick look)")
+    parser.add_argument("--only", choices=("weights-deep",), default=None,
+                        help="take one screenshot only: guide_weights_deep.png")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    _import_triton_first()
     import napari
     import torch
 
@@ -334,7 +379,8 @@ def main(argv: list[str] | None = None) -> int:
     viewer.window._qt_window.resize(*WINDOW)
     scratch = Path(tempfile.mkdtemp(prefix="cryoden-guide-"))
     try:
-        report = run_all(Session(viewer, args.out, scratch), args.epochs)
+        steps = run_deep_weights if args.only == "weights-deep" else run_all
+        report = steps(Session(viewer, args.out, scratch), args.epochs)
     except Exception as exc:  # one line, as the CLI does; the viewer is closed below
         print(f"screenshots: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

@@ -79,3 +79,22 @@ def test_patch_figure_has_45_degree_line_and_three_histograms() -> None:
     assert [t.get_text() for t in hist.get_legend().get_texts()] == ["noisy", "denoised", "clean"]
     no_noisy = patch_figure(None, clean, clean)
     assert len(no_noisy.axes[1].get_legend().get_texts()) == 2
+
+
+def test_a_layer_of_more_than_16_kernels_wraps_into_rows() -> None:
+    weight = np.arange(40 * 9, dtype=np.float32).reshape(40, 1, 3, 3)  # conv1 of 40 channels
+    mosaic = kernel_mosaic(weight)
+    assert mosaic.shape == (3 * 4 - 1, 16 * 4 - 1)  # rows of 16: 16, 16, 8
+    assert np.array_equal(mosaic[4:7, 4 * 3:4 * 3 + 3], weight[19, 0])  # row 1, column 3
+    assert np.isfinite(mosaic).sum() == weight.size  # the last row's 8 empty places are NaN
+
+
+@pytest.mark.parametrize(("preset", "last"), [("deep", "conv6"), ("unet-small", "conv11")])
+def test_presets_show_first_and_last_conv_and_name_them(preset: str, last: str) -> None:
+    from napari_cryoden.config import Config
+
+    fig = weights_figure(build_model(Config.from_dict({"model": {"preset": preset}}).model,
+                                     seed=0), title=preset)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_images()]
+    assert [t.split()[0] for t in titles] == ["conv1", last]
+    assert f"showing the first and last, conv1 and {last}" in fig._suptitle.get_text()

@@ -122,8 +122,8 @@ def model_layout(model: nn.Module, channels_last: bool) -> Iterator[None]:
 def _layout(shape: tuple[int, ...], plan: TilePlan) -> tuple[list[AxisTile], list[AxisTile],
                                                             list[_Job]]:
     (th, tw), (nz, ny, nx) = plan.tile, shape
-    rows = axis_tiles(ny, th, plan.halo, plan.blend)
-    cols = axis_tiles(nx, tw, plan.halo, plan.blend)
+    rows = axis_tiles(ny, th, plan.halo, plan.blend, plan.multiple)
+    cols = axis_tiles(nx, tw, plan.halo, plan.blend, plan.multiple)
     jobs = [(z, r, c) for z in range(nz) for r in range(len(rows)) for c in range(len(cols))]
     return rows, cols, jobs
 
@@ -148,6 +148,14 @@ def _settle_heap() -> None:
     del block
 
 
+def _padded(dst: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """``dst``, or (zeroed) its top-left ``shape`` part when the source is smaller."""
+    if tuple(shape) == tuple(dst.shape):
+        return dst
+    dst.zero_()
+    return dst[:shape[0], :shape[1]]
+
+
 class _Slices:
     """Where tiles come from and where their outputs go: the host arrays, or device copies."""
 
@@ -161,13 +169,16 @@ class _Slices:
             _settle_heap()
 
     def cut(self, dst: torch.Tensor, z: int, row: AxisTile, col: AxisTile) -> None:
-        """Copy tile (row, col) of slice ``z``, normalised, into ``dst`` (h, w)."""
+        """Copy tile (row, col) of slice ``z``, normalised, into ``dst`` (h, w); where the tile
+        reaches past the image (a pooling model's padded grid) ``dst`` is zero."""
         th, tw = dst.shape
         if self.on_device:
             image = self._slice(z)[0]
-            dst.copy_(image[row.start:row.start + th, col.start:col.start + tw])
+            src = image[row.start:row.start + th, col.start:col.start + tw]
+            _padded(dst, src.shape).copy_(src)
             return
         tile = self.stack[z, row.start:row.start + th, col.start:col.start + tw]
+        dst = _padded(dst, tile.shape)
         np.copyto(dst.numpy(), tile, casting="unsafe")
         norm = self.normalizers[z]
         if norm.mode != "none":

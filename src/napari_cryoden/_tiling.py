@@ -4,6 +4,11 @@ All tiles of an image have one shape; along each axis they are spread evenly, ov
 ``2 · halo + blend`` pixels, and carry 1-D weights that are 0 on the halo, a cosine ramp over the
 blend and 1 elsewhere, normalised to sum to one at every pixel. docs/inference.md explains why
 the blended result equals one whole-image pass, and how the sizes are chosen.
+
+For a model that pools (``unet-small``: ``multiple`` 4) tiles start on multiples of ``multiple``
+and are that many pixels long, and the image counts as zero-padded (after normalisation) to a
+multiple of it at the bottom and right, as the model pads it itself: tiles that reach into the
+padding are cut with zeros there (``_tile_loops``), and their weights stop at the image's edge.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from torch import nn
 
 __all__ = [
     "AxisTile", "TilePlan", "axis_tiles", "back_off", "hidden_channels", "plan_tiles",
-    "receptive_radius", "resolve_device",
+    "receptive_radius", "resolve_device", "tile_multiple",
 ]
 
 CPU_ACTIVATION_BYTES = 512 * 2**20
@@ -41,7 +46,8 @@ class TilePlan:
     """How an image is cut: every tile has the same ``tile`` shape (y, x), halo included.
 
     ``grid`` is the number of tiles per slice along (y, x), ``n_tiles`` the count over the whole
-    stack, ``blend`` the width in pixels of the cosine ramp between neighbouring tiles.
+    stack, ``blend`` the width in pixels of the cosine ramp between neighbouring tiles,
+    ``multiple`` the grid that tile starts and sizes keep to (a pooling model's factor).
     """
 
     tile: tuple[int, int]
@@ -50,6 +56,7 @@ class TilePlan:
     batch: int
     grid: tuple[int, int]
     n_tiles: int
+    multiple: int = 1
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,11 @@ def receptive_radius(model: nn.Module) -> int:
     return radius
 
 
+def tile_multiple(model: nn.Module) -> int:
+    """The pooling factor tiles must align to: ``model.config.downsampling``, else 1."""
+    return int(getattr(getattr(model, "config", None), "downsampling", 1))
+
+
 def plan_tiles(
     shape: tuple[int, ...],
     *,
@@ -103,6 +115,7 @@ def plan_tiles(
     precision: str = "fp32",
     amp: bool = False,
     budget_bytes: int | None = None,
+    multiple: int = 1,
 ) -> TilePlan:
     """Choose tile shape and batch for an image of ``shape`` (y, x) or (z, y, x).
 
@@ -115,16 +128,18 @@ def plan_tiles(
     blend elsewhere. Without ``batch_size`` the batch is the most tiles that fit (at most 32; on
     CPU about one default tile's pixels), evened out over the batches. Tiles never exceed the
     image, and are shrunk so that an integer number of them covers each axis with the least
-    overlap.
+    overlap. With ``multiple`` > 1 (a model that pools) tiles are multiples of it, start on
+    multiples of it, and the image counts as padded to a multiple of it.
 
     Raises
     ------
     ValueError
-        If ``tile_size`` is too small for the halo (below ``2 · halo + 16``).
+        If ``tile_size`` is too small for the halo (below ``2 · halo + 16``, rounded up to
+        ``multiple``).
     """
     ny, nx = shape[-2:]
     nz = int(np.prod(shape[:-2], dtype=np.int64))
-    min_tile = 2 * halo + 16
+    min_tile = _round_up(2 * halo + max(16, 2 * multiple), multiple)
     if tile_size is not None and tile_size < min_tile:
         raise ValueError(f"tile_size {tile_size} is below the minimum {min_tile} for halo {halo}")
     dev = resolve_device(device)
@@ -140,15 +155,17 @@ def plan_tiles(
         per_tile = min(pixels // (batch_size or 1), _INT32_ELEMENTS // max(hidden_channels, 1))
         fit = max(min_tile, math.isqrt(per_tile) // 32 * 32)
         tile_size = min(fit, _preferred_tile(on_cpu, halo, hidden_channels))
+    tile_size = max(min_tile, tile_size // multiple * multiple)
     blend = blend_width(tile_size, halo)
-    ty, tx = (_fit_axis(n, tile_size, 2 * halo + blend) for n in (ny, nx))
-    gy, gx = _tile_count(ny, ty, 2 * halo + blend), _tile_count(nx, tx, 2 * halo + blend)
+    overlap = 2 * halo + blend
+    ty, tx = (_fit_axis(n, tile_size, overlap, multiple) for n in (ny, nx))
+    gy, gx = (_axis_count(n, t, overlap, multiple) for n, t in ((ny, ty), (nx, tx)))
     n_tiles = nz * gy * gx
     if batch_size is None:
         fits = _preferred_tile(True, halo, hidden_channels) ** 2 if on_cpu else pixels
         most = max(1, min(MAX_BATCH, n_tiles, fits // (ty * tx)))
         batch_size = math.ceil(n_tiles / math.ceil(n_tiles / most))  # equal batches
-    return TilePlan((ty, tx), halo, blend, max(1, batch_size), (gy, gx), n_tiles)
+    return TilePlan((ty, tx), halo, blend, max(1, batch_size), (gy, gx), n_tiles, multiple)
 
 
 def _preferred_tile(on_cpu: bool, halo: int, hidden_channels: int) -> int:
@@ -165,14 +182,21 @@ def blend_width(tile: int, halo: int) -> int:
     return max(2, min(_MAX_BLEND, (tile - 2 * halo) // 32))
 
 
-def axis_tiles(n: int, tile: int, halo: int, blend: int) -> list[AxisTile]:
-    """Evenly spread tiles along one axis, with weights that sum to one at every pixel."""
-    if tile >= n:
+def axis_tiles(n: int, tile: int, halo: int, blend: int, multiple: int = 1) -> list[AxisTile]:
+    """Evenly spread tiles along one axis, with weights that sum to one at every pixel.
+
+    With ``multiple`` > 1 the axis counts as padded to ``padded = ceil(n / multiple) · multiple``
+    and the starts are multiples of ``multiple`` (``tile`` must be one too); the last tile may
+    reach past ``n``, and its kept span (``hi``) stops at ``n``.
+    """
+    padded = _round_up(n, multiple)
+    if tile >= padded:
         return [AxisTile(0, 0, n, np.ones(n, np.float32))]
-    count = _tile_count(n, tile, 2 * halo + blend)
-    starts = [(k * (n - tile) + (count - 1) // 2) // (count - 1) for k in range(count)]
+    count = _axis_count(n, tile, 2 * halo + blend, multiple)
+    units = (padded - tile) // multiple
+    starts = [multiple * ((k * units + (count - 1) // 2) // (count - 1)) for k in range(count)]
     ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(blend) + 0.5) / blend)
-    raw, total = [], np.zeros(n)
+    raw, total = [], np.zeros(padded)
     for k, start in enumerate(starts):
         weight = np.ones(tile)
         if k > 0:
@@ -184,6 +208,7 @@ def axis_tiles(n: int, tile: int, halo: int, blend: int) -> list[AxisTile]:
     tiles = []
     for k, (start, weight) in enumerate(zip(starts, raw, strict=True)):
         lo, hi = (halo if k > 0 else 0), (tile - halo if k < count - 1 else tile)
+        hi = min(hi, n - start)  # a tile reaching into the padding keeps only image pixels
         share = weight[lo:hi] / total[start + lo:start + hi]
         tiles.append(AxisTile(start, lo, hi, share.astype(np.float32)))
     return tiles
@@ -193,14 +218,18 @@ def back_off(plan: TilePlan, shape: tuple[int, ...]) -> TilePlan:
     """Halve the batch, else the tile; re-raise out-of-memory when both are at their minimum."""
     if plan.batch > 1:
         return replace(plan, batch=plan.batch // 2)
-    if max(plan.tile) // 2 >= 2 * plan.halo + 16:
-        return plan_tiles(shape, halo=plan.halo, tile_size=max(plan.tile) // 2, batch_size=1)
+    smaller = max(plan.tile) // 2
+    if smaller >= _round_up(2 * plan.halo + max(16, 2 * plan.multiple), plan.multiple):
+        return plan_tiles(shape, halo=plan.halo, tile_size=smaller, batch_size=1,
+                          multiple=plan.multiple)
     raise torch.cuda.OutOfMemoryError(f"out of memory even with tile {plan.tile}, batch 1")
 
 
 def hidden_channels(model: nn.Module) -> int:
-    """The widest layer's channel count, for the activation estimate."""
-    channels = getattr(getattr(model, "config", None), "channels", None)
+    """The widest layer's channel count, for the activation estimate (a config's
+    ``activation_channels``, e.g. 4 · channels for unet-small, else its ``channels``)."""
+    config = getattr(model, "config", None)
+    channels = getattr(config, "activation_channels", getattr(config, "channels", None))
     if channels is not None:
         return int(channels)
     convs = [m.out_channels for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd)]
@@ -218,11 +247,39 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return torch.device("cpu")
 
 
-def _fit_axis(n: int, tile_max: int, overlap: int) -> int:
-    """Smallest tile length (≤ ``tile_max``) that covers ``n`` in as few tiles as ``tile_max``."""
+def _fit_axis(n: int, tile_max: int, overlap: int, multiple: int = 1) -> int:
+    """Smallest tile length (≤ ``tile_max``) that covers ``n`` in as few tiles as ``tile_max``;
+    a multiple of ``multiple`` covering ``n`` padded to one, when that is > 1."""
+    if multiple > 1:
+        padded = _round_up(n, multiple)
+        if padded <= tile_max:
+            return padded
+        count = _axis_count(n, tile_max, overlap, multiple)
+        tile = _round_up(overlap + multiple, multiple)
+        while _axis_count(n, tile, overlap, multiple) > count:
+            tile += multiple
+        return tile
     if n <= tile_max:
         return n
     return math.ceil((n - overlap) / _tile_count(n, tile_max, overlap)) + overlap
+
+
+def _axis_count(n: int, tile: int, overlap: int, multiple: int) -> int:
+    """Tiles along an axis of ``n`` pixels; with ``multiple`` > 1, tiles on that grid (starts
+    rounded to it, so the most a start moves is absorbed: neighbours still overlap enough)."""
+    if multiple == 1:
+        return _tile_count(n, tile, overlap)
+    padded = _round_up(n, multiple)
+    if tile >= padded:
+        return 1
+    step = (tile - overlap) // multiple  # largest spacing of starts, in grid units
+    if step < 1:
+        raise ValueError(f"tile {tile} is too small for overlap {overlap} on a {multiple}-px grid")
+    return 1 + math.ceil((padded - tile) // multiple / step)
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
 
 
 def _tile_count(n: int, tile: int, overlap: int) -> int:

@@ -4,9 +4,11 @@ A convolutional net's output pixel depends only on input pixels within its recep
 Each tile is therefore read with a halo of ``r`` pixels; outputs within ``r`` of an *internal*
 tile edge are discarded (weight 0), the rest of the overlap is blended with a cosine ramp, and the
 weights are normalised to sum to one. Tiles at the image border touch it, so the net's zero padding
-acts exactly as in the untiled pass. The geometry is in :mod:`._tiling`, the loop in
-:mod:`._tile_loops`; docs/inference.md explains the rule, the memory planning and the fast paths
-(channels_last on CPU; fp16/bf16 with channels_last and cuDNN autotuning on CUDA).
+acts exactly as in the untiled pass. A pooling model (the ``unet-small`` preset) gets tiles on
+its pooling grid and the halo its edge reaches (``ModelConfig.downsampling``,
+``ModelConfig.receptive_radius``), which keeps the equality. The geometry is in :mod:`._tiling`,
+the loop in :mod:`._tile_loops`; docs/inference.md explains the rule, the memory planning and the
+fast paths (channels_last on CPU; fp16/bf16 with channels_last and cuDNN autotuning on CUDA).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from ._tiling import (
     plan_tiles,
     receptive_radius,
     resolve_device,
+    tile_multiple,
 )
 from .config import PRECISIONS, ConfigError
 from .data.io import read_image, write_mrc
@@ -141,7 +144,8 @@ def denoise(
     layout = _default_layout(dev, precision) if channels_last is None else channels_last
     halo = receptive_radius(model) if halo is None else halo
     plan = plan_tiles(stack.shape, halo=halo, hidden_channels=hidden_channels(model),
-                      device=dev, tile_size=tile_size, batch_size=batch_size, precision=precision)
+                      device=dev, tile_size=tile_size, batch_size=batch_size, precision=precision,
+                      multiple=tile_multiple(model))
     normalizers = [fit_normalizer(stack[z], normalization, _slice_name(name, z, stack.shape[0]))
                    for z in range(stack.shape[0])]
     out = np.empty(stack.shape, np.float32)
@@ -210,7 +214,8 @@ def compare_precision(
         return PrecisionCheck(precision, 0.0, std)
     halo = receptive_radius(model) if halo is None else halo
     plan = plan_tiles(stack.shape, halo=halo, hidden_channels=hidden_channels(model),
-                      device=dev, tile_size=tile_size, batch_size=batch_size, precision=precision)
+                      device=dev, tile_size=tile_size, batch_size=batch_size, precision=precision,
+                      multiple=tile_multiple(model))
     norm = fit_normalizer(stack[0], normalization, _slice_name(name, 0, stack.shape[0]))
     outputs = []
     was_training = model.training

@@ -36,7 +36,7 @@ import torch
 from ._files import atomic_write_bytes
 from .config import Config, ModelConfig
 from .errors import InputError, WeightFileError
-from .model import DenoiseCNN, expected_shapes
+from .model import build_model, expected_shapes
 
 __all__ = [
     "AXES", "LAYOUTS", "SIDECAR", "RawNames", "resolve_layout", "layout_name", "all_axis_orders",
@@ -181,8 +181,8 @@ def _read_buffer(path: Path, tensor: str, shape: tuple[int, ...], model: ModelCo
         dims = "×".join(map(str, shape))
         raise WeightFileError(
             f"{path}: holds {size // _DTYPE.itemsize} float32 values, expected {expected} for "
-            f"{tensor} ({dims}) of a model with channels {model.channels}, depth {model.depth}, "
-            f"kernel {model.kernel_size}")
+            f"{tensor} ({dims}) of a {model.preset} model with channels {model.channels}, "
+            f"depth {model.depth}, kernel {model.kernel_size}")
     values = np.fromfile(path, dtype=_DTYPE).astype(np.float32)
     if not np.isfinite(values).all():
         raise WeightFileError(f"{path}: contains NaN or Inf values")
@@ -190,9 +190,9 @@ def _read_buffer(path: Path, tensor: str, shape: tuple[int, ...], model: ModelCo
 
 
 def model_from_buffers(buffers: dict[str, np.ndarray], model: ModelConfig,
-                       layout: str) -> DenoiseCNN:
-    """A model whose weights are the buffers read in ``layout``."""
-    net = DenoiseCNN(model)
+                       layout: str) -> torch.nn.Module:
+    """A model (of ``model``'s preset) whose weights are the buffers read in ``layout``."""
+    net = build_model(model)
     state = {}
     for name, shape in expected_shapes(model).items():
         value = buffers[name] if name.endswith("bias") else from_layout(buffers[name], shape,
@@ -203,7 +203,7 @@ def model_from_buffers(buffers: dict[str, np.ndarray], model: ModelConfig,
 
 
 def read_raw(folder: str | os.PathLike[str], model: ModelConfig, layout: str,
-             names: RawNames | None = None) -> DenoiseCNN:
+             names: RawNames | None = None) -> torch.nn.Module:
     """Read a folder of raw files in an explicit ``layout`` into a model."""
     return model_from_buffers(read_raw_buffers(folder, model, names), model, layout)
 

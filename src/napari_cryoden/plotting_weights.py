@@ -3,6 +3,7 @@
 :func:`weights_figure` shows every convolution kernel of the seed net (conv1's 16, conv2's
 16 × 16, conv3's 16) as small images on ONE shared, signed, symmetric colour scale, plus the
 biases as bars: the picture that would have shown the seed's scrambled weights at a glance.
+Larger nets (the ``deep`` and ``unet-small`` presets) show their first and last convolutions.
 :func:`patch_figure` shows one patch's denoised-vs-clean scatter with the 45° line and the
 intensity histograms of noisy, denoised and clean. Like :mod:`napari_cryoden.plotting`, pyplot
 is never imported: the napari widgets draw these figures and the CLI could save the same ones.
@@ -20,10 +21,12 @@ from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 
 __all__ = ["KernelPanel", "kernel_panels", "kernel_mosaic", "weights_figure", "patch_figure",
-           "MAX_HIDDEN_KERNELS", "KERNEL_CMAP"]
+           "MAX_HIDDEN_KERNELS", "ROW_KERNELS", "KERNEL_CMAP"]
 
 MAX_HIDDEN_KERNELS = 256
 """Hidden layers are drawn while they hold at most this many kernels in all (the seed's 256)."""
+ROW_KERNELS = 16
+"""A layer with one input or output channel is drawn in rows of this many kernels."""
 KERNEL_CMAP = "RdBu_r"
 _LAYER_KEY = re.compile(r"^conv(\d+)\.(weight|bias)$")
 _COLORS = {"noisy": "#9e9e9e", "denoised": "#1f77b4", "clean": "#d62728"}  # as plotting.py
@@ -87,11 +90,18 @@ def _to_numpy(value: Any) -> np.ndarray:
 def kernel_mosaic(weight: np.ndarray) -> np.ndarray:
     """Kernels tiled into one image, NaN (transparent) one pixel between neighbours.
 
-    A layer with one input or one output channel gives one row (e.g. conv1's 1 × 16); otherwise
-    rows are output channels and columns input channels (conv2's 16 × 16 grid).
+    A layer with one input or one output channel gives rows of up to :data:`ROW_KERNELS`
+    kernels (conv1's 1 × 16 in one row, a 32-channel layer's in two); otherwise rows are output
+    channels and columns input channels (conv2's 16 × 16 grid).
     """
     out, inp, kh, kw = weight.shape
-    grid = weight.reshape(1, out * inp, kh, kw) if 1 in (out, inp) else weight
+    grid = weight
+    if 1 in (out, inp):
+        n = out * inp
+        cols = min(n, ROW_KERNELS)
+        flat = np.full((-(-n // cols) * cols, kh, kw), np.nan, np.float32)
+        flat[:n] = weight.reshape(n, kh, kw)
+        grid = flat.reshape(-1, cols, kh, kw)
     rows, cols = grid.shape[:2]
     mosaic = np.full((rows * (kh + 1) - 1, cols * (kw + 1) - 1), np.nan, np.float32)
     for r in range(rows):
@@ -105,8 +115,9 @@ def _shown(panels: list[KernelPanel], max_hidden: int) -> tuple[list[KernelPanel
     if sum(p.n_kernels for p in hidden) <= max_hidden:
         return panels, None
     names = f"{hidden[0].name}–{hidden[-1].name}" if len(hidden) > 1 else hidden[0].name
-    note = (f"{len(panels)} layers: showing the first and last only ({names}, "
-            f"{sum(p.n_kernels for p in hidden):,} kernels, not shown)")
+    note = (f"{len(panels)} conv layers: showing the first and last, {panels[0].name} and "
+            f"{panels[-1].name}\n({names}, {sum(p.n_kernels for p in hidden):,} kernels, "
+            "not shown)")
     return [panels[0], panels[-1]], note
 
 
@@ -151,7 +162,7 @@ def weights_figure(state: Any, *, title: str | None = None,
                                      width_ratios=[max(p.bias.size, 9) for p in panels])
     for col, panel in enumerate(panels):
         _bias_axes(fig.add_subplot(bias_grid[col]), panel)
-    heading = " · ".join(t for t in (title, note) if t)
+    heading = "\n".join(t for t in (title, note) if t)
     if heading:
         fig.suptitle(heading, fontsize="medium")
     return fig
@@ -169,7 +180,12 @@ def _kernel_axes(ax: Any, panel: KernelPanel) -> None:
         ax.set_ylabel("output channel")
         ax.set_xlabel("input channel")
     else:
-        ax.set_xticks(*_channel_ticks(out * inp, kw))
+        n = out * inp
+        ax.set_xticks(*_channel_ticks(min(n, ROW_KERNELS), kw))
+        if n > ROW_KERNELS:  # wrapped rows: label each row's first channel
+            starts = list(range(0, n, ROW_KERNELS))
+            ax.set_yticks([r * (kh + 1) + (kh - 1) / 2 for r in range(len(starts))],
+                          [f"+{c}" for c in starts])
         ax.set_xlabel("output channel" if inp == 1 else "input channel")
     ax.tick_params(labelsize="small", length=0)
 

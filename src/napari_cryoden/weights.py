@@ -26,7 +26,7 @@ from . import __version__
 from ._files import atomic_write_bytes
 from .config import NORMALIZATIONS, Config, ConfigError, ModelConfig
 from .errors import WeightFileError
-from .model import DenoiseCNN, expected_shapes
+from .model import build_model, expected_shapes
 
 __all__ = ["FORMAT", "Checkpoint", "save_checkpoint", "load_checkpoint", "atomic_write_bytes"]
 
@@ -106,8 +106,10 @@ def save_checkpoint(
 
 def load_checkpoint(
     path: str | os.PathLike[str], device: str | torch.device = "cpu"
-) -> tuple[DenoiseCNN, Checkpoint]:
+) -> tuple[torch.nn.Module, Checkpoint]:
     """Load a weight file into a fresh model on ``device``, checking every tensor.
+
+    The model is built from the metadata's config, so any preset loads as its own architecture.
 
     Raises
     ------
@@ -122,7 +124,7 @@ def load_checkpoint(
     extra = {k: v for k, v in tensors.items() if k.startswith(EXTRA_PREFIX)}
     weights = {k: v for k, v in tensors.items() if k not in extra}
     _check_tensors(weights, config.model, path)
-    model = DenoiseCNN(config.model)
+    model = build_model(config.model)
     model.load_state_dict({k: v.to(torch.float32) for k, v in weights.items()})
     model.to(device)
     metadata = {k: v for k, v in raw_meta.items() if k != "config"}
@@ -217,8 +219,9 @@ def _config_from_metadata(meta: dict[str, Any], path: Path) -> Config:
 def _check_tensors(tensors: dict[str, torch.Tensor], model: ModelConfig, path: Path) -> None:
     n_layers = sum(1 for name in tensors if name.endswith(".weight"))
     if model.depth > n_layers:  # checked first: a corrupt depth must not make a long loop
+        preset = "" if model.preset == "seed" else f" (preset {model.preset!r})"
         raise WeightFileError(f"{path}: the metadata's model has {model.depth} layers but the "
-                              f"file holds {n_layers} weight tensors")
+                              f"file holds {n_layers} weight tensors{preset}")
     expected = expected_shapes(model)
     missing = [k for k in expected if k not in tensors]
     unexpected = sorted(k for k in tensors if k not in expected)
@@ -228,13 +231,16 @@ def _check_tensors(tensors: dict[str, torch.Tensor], model: ModelConfig, path: P
             parts.append(f"missing {_first_few(missing)}")
         if unexpected:
             parts.append(f"unexpected {_first_few(unexpected)}")
-        raise WeightFileError(f"{path}: tensor names do not fit the model: {'; '.join(parts)}")
+        preset = "" if model.preset == "seed" else f" (preset {model.preset!r})"
+        raise WeightFileError(f"{path}: tensor names do not fit the model{preset}: "
+                              f"{'; '.join(parts)}")
     for name, shape in expected.items():
         tensor = tensors[name]
         if tuple(tensor.shape) != shape:
             layout = " (out, in, kH, kW)" if name.endswith("weight") else ""
+            preset = "" if model.preset == "seed" else f" for preset {model.preset!r}"
             raise WeightFileError(f"{path}: {name} has shape {tuple(tensor.shape)}, "
-                                  f"expected {shape}{layout}")
+                                  f"expected {shape}{layout}{preset}")
         if not tensor.dtype.is_floating_point:
             raise WeightFileError(f"{path}: {name} has dtype {tensor.dtype}, expected a float type")
         if not torch.isfinite(tensor.to(torch.float32)).all():  # float64 may overflow float32

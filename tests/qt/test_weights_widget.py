@@ -121,3 +121,21 @@ def test_export_writes_a_png(make_napari_viewer: Any, tmp_path: Path) -> None:
     assert out == tmp_path / "weights.png" and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     image = imread(out)
     assert image.shape[0] > 500 and image.shape[1] > 500 and image.std() > 0.05
+
+
+@pytest.mark.parametrize(("preset", "first", "last"), [("deep", "conv1", "conv6"),
+                                                       ("unet-small", "conv1", "conv11")])
+def test_larger_presets_show_their_first_and_last_layers(make_napari_viewer: Any, tmp_path: Path,
+                                                         preset: str, first: str,
+                                                         last: str) -> None:
+    config = Config.from_dict({"model": {"preset": preset}})
+    path = tmp_path / f"{preset}.safetensors"
+    save_checkpoint(path, build_model(config.model, seed=0), config, epoch=3)
+    widget = make_widget(make_napari_viewer)
+    assert widget.load(path)
+    figure = widget.canvas.figure
+    titles = [ax.get_title() for ax in figure.axes if ax.get_images()]
+    assert [t.split()[0] for t in titles] == [first, last]
+    assert f"showing the first and last, {first} and {last}" in figure._suptitle.get_text()
+    assert f"({preset})" in figure._suptitle.get_text()
+    assert f"preset {preset}" in widget.info.value

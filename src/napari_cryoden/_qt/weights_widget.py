@@ -1,5 +1,8 @@
 """The Weights widget: every kernel and bias of a model, on one signed colour scale.
 
+Nets whose hidden layers hold many kernels (the ``deep`` and ``unet-small`` presets) show their
+first and last convolutions, and the figure's title names the layers left out.
+
 Pick a weight file or a model known to the session (:data:`~napari_cryoden._qt._models.MODELS`);
 while a model is being trained, its ``best.safetensors`` is re-registered after each new best
 epoch and the figure follows it live. The figure is :func:`plotting_weights.weights_figure`.
@@ -136,15 +139,17 @@ class WeightsWidget(QWidget):
 
 
 def _title(label: str, checkpoint: Any) -> str:
-    epoch = checkpoint.epoch
-    return f"{label}" + (f", epoch {epoch}" if epoch is not None else "")
+    epoch, preset = checkpoint.epoch, checkpoint.config.model.preset
+    return (f"{label}" + (f" ({preset})" if preset != "seed" else "")
+            + (f", epoch {epoch}" if epoch is not None else ""))
 
 
 def _describe(path: Path, model: Any, checkpoint: Any) -> str:
     config = checkpoint.config.model
     n_params = sum(p.numel() for p in model.parameters())
-    parts = [f"{path}", f"{config.depth} layers, {config.channels} channels, "
-             f"{config.kernel_size}×{config.kernel_size} kernels, {n_params:,} parameters"]
+    parts = [f"{path}", f"preset {config.preset}: {config.depth} conv layers, "
+             f"{config.channels} channels, {config.kernel_size}×{config.kernel_size} kernels, "
+             f"{n_params:,} parameters"]
     val = checkpoint.metadata.get("val_loss")
     if checkpoint.epoch is not None:
         parts.append(f"epoch {checkpoint.epoch}" + (f", val loss {val:.4g}" if val else ""))

@@ -97,6 +97,9 @@ def _convs(model: nn.Module) -> list[nn.Conv2d]:
 
     if not isinstance(model, DenoiseCNN):
         raise ValueError(f"fused kernels need a DenoiseCNN, got {type(model).__name__}")
+    if model.config.preset != "seed" or model.residual:  # residual has the seed's tensors
+        raise ValueError(f"fused kernels compute the seed preset only, got preset "
+                         f"{model.config.preset!r}")
     names = [name for name, _ in model.named_children()]
     if names != ["conv1", "conv2", "conv3"]:
         raise ValueError(f"fused kernels need exactly 3 layers, got {len(names)}")
