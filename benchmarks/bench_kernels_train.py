@@ -13,9 +13,10 @@ In this order, each part reported and skipped on failure:
    loss of each model on a held-out batch, each fast path against fp32 (the goal: within 2 %);
 3. patches/s of the plain fp32 loop (``make_step(model, Adam, "fp32")``, NCHW, TF32 off, no
    autotuning: the ``plain`` ratio), of the stock step (``make_step(model, Adam, "fp16")``,
-   channels_last, cuDNN autotuned: the ``stock fp16`` ratio) and of ``make_fused_step`` under a few tile configurations, at each batch of
-   ``--patch``² patches: the median of ``--repeat`` windows of ``--steps`` steps timed with CUDA
-   events after a warm-up, inputs float16 alternating between two sets, plus peak memory;
+   channels_last, cuDNN autotuned: the ``stock fp16`` ratio) and of ``make_fused_step`` under
+   a few tile configurations, at each batch of ``--patch``² patches: the median of
+   ``--repeat`` windows of ``--steps`` steps timed with CUDA events after a warm-up, inputs
+   float16 alternating between two sets, plus peak memory;
 4. each piece of the fastest fused configuration alone at the largest batch that ran.
 
 A watchdog ends the run (with a traceback) after ``--deadline`` seconds, so it never hangs.

@@ -50,11 +50,25 @@ def test_train_resume_continues(workflow, tmp_path: Path) -> None:
     run = tmp_path / "run"
     shutil.copytree(workflow["run"], run)
     sim = workflow["sim"]
+    before = json.loads((run / "history.json").read_text())
     assert main(["train", "--noisy", str(sim / "noisy"), "--clean", str(sim / "clean"),
-                 "--out", str(run), "--epochs", "3", "--patch-size", "48", "--batch-size", "4",
-                 "--device", "cpu", "--val-fraction", "0.2", "--resume"]) == 0
+                 "--resume", str(run), "--epochs", "3", "--patch-size", "48",
+                 "--batch-size", "4", "--device", "cpu", "--val-fraction", "0.2"]) == 0
     history = json.loads((run / "history.json").read_text())
     assert [e["epoch"] for e in history["epochs"]] == [1, 2, 3]
+    assert history["epochs"][:2] == before["epochs"]  # the curve goes on, not restarts
+
+
+def test_train_resume_needs_a_run_to_resume(workflow, tmp_path: Path, capsys) -> None:
+    sim = workflow["sim"]
+    data = ["--noisy", str(sim / "noisy"), "--clean", str(sim / "clean"), "--device", "cpu"]
+    assert main(["train", *data, "--resume", str(tmp_path / "empty")]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+    assert main(["train", *data, "--resume", str(workflow["run"]),
+                 "--out", str(tmp_path / "other")]) == 2
+    assert "different run folders" in capsys.readouterr().err
+    assert main(["train", *data]) == 2
+    assert "--out RUN_DIR" in capsys.readouterr().err
 
 
 def test_denoise_keeps_shape_and_pixel_size(workflow, capsys) -> None:
@@ -142,3 +156,65 @@ def test_pack_then_train_from_the_store(workflow, tmp_path: Path, capsys) -> Non
 def test_train_needs_folders_or_a_store(workflow, tmp_path: Path, capsys) -> None:
     assert main(["train", "--out", str(tmp_path / "r"), "--device", "cpu"]) == 2
     assert "give either --noisy and --clean folders, or --store" in capsys.readouterr().err
+
+
+def test_train_a_preset_with_a_schedule_then_denoise_and_evaluate(workflow, tmp_path: Path,
+                                                                   capsys) -> None:
+    sim, run = workflow["sim"], tmp_path / "unet"
+    assert main(["train", "--noisy", str(sim / "noisy"), "--clean", str(sim / "clean"),
+                 "--out", str(run), "--epochs", "2", "--patch-size", "48", "--batch-size", "4",
+                 "--device", "cpu", "--val-fraction", "0.2", "--preset", "unet-small",
+                 "--channels", "8", "--schedule", "cosine"]) == 0
+    _, ckpt = load_checkpoint(run / "best.safetensors")
+    assert ckpt.config.model.preset == "unet-small" and ckpt.config.model.channels == 8
+    assert ckpt.config.train.schedule == "cosine"
+    history = json.loads((run / "history.json").read_text())
+    assert history["epochs"][-1]["lr"] == pytest.approx(0.0, abs=1e-12)
+    out = tmp_path / "denoised"
+    assert main(["denoise", str(run / "best.safetensors"), str(sim / "noisy"), "--out", str(out),
+                 "--device", "cpu"]) == 0
+    with mrcfile.open(sorted(out.glob("*.mrc"))[0]) as mrc:
+        assert mrc.data.shape == (96, 96)
+    report = tmp_path / "report.json"
+    assert main(["evaluate", str(run / "best.safetensors"), "--noisy", str(sim / "noisy"),
+                 "--clean", str(sim / "clean"), "--json", str(report), "--device", "cpu"]) == 0
+    assert np.isfinite(json.loads(report.read_text())["mse"])
+    capsys.readouterr()
+    assert main(["train", "--noisy", str(sim / "noisy"), "--clean", str(sim / "clean"),
+                 "--out", str(tmp_path / "bad"), "--preset", "deep", "--depth", "3"]) == 2
+    assert "model.depth: preset 'deep' has 5-7 layers, got 3" in capsys.readouterr().err
+
+
+def test_ctrl_c_mid_training_keeps_best_and_saves_history(workflow, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from napari_cryoden.weights import load_checkpoint
+
+    run, sim = tmp_path / "run", workflow["sim"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "napari_cryoden.cli", "train", "--noisy", str(sim / "noisy"),
+         "--clean", str(sim / "clean"), "--out", str(run), "--epochs", "500", "--patch-size",
+         "48", "--batch-size", "2", "--device", "cpu", "--val-fraction", "0.2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (run / "best.safetensors").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert (run / "best.safetensors").exists(), proc.stderr.read() if proc.poll() else ""
+        best_before = (run / "best.safetensors").read_bytes()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    assert "interrupted: history and last weights saved" in err
+    assert "Traceback" not in err
+    history = json.loads((run / "history.json").read_text())
+    assert history["stopped"] is True and history["epochs"]
+    assert history["epochs"][-1]["epoch"] < 500
+    load_checkpoint(run / "last.safetensors")
+    load_checkpoint(run / "best.safetensors")  # intact: a new best may have replaced it whole
+    assert (run / "best.safetensors").read_bytes() == best_before or history["best_epoch"] > 1

@@ -1,5 +1,5 @@
-"""The ``cryoden`` command line: ``simulate``, ``train``, ``denoise``, ``evaluate``, and the weight
-interop commands ``export-raw``, ``import-raw``, ``check-weights``.
+"""The ``cryoden`` command line: ``simulate``, ``split-frames``, ``train``, ``denoise``,
+``evaluate``, and the weight interop commands ``export-raw``, ``import-raw``, ``check-weights``.
 
 Commands only parse arguments and delegate to the core. Errors caused by the input
 (:class:`~napari_cryoden.errors.CryodenError`, unreadable paths) print one line
@@ -20,7 +20,7 @@ from typing import Any
 
 from . import __version__
 from .config import Config, DataConfig, ModelConfig, TrainConfig
-from .errors import CryodenError
+from .errors import CryodenError, InputError
 
 __all__ = ["main", "build_parser"]
 
@@ -75,6 +75,16 @@ def _add_simulate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clean-dose", type=float, default=None,
                    help="make the 'clean' targets noisy micrographs at this dose (the seed's "
                         "protocol); the noise-free images then go to OUT_DIR/truth/")
+    p.add_argument("--movies", action="store_true",
+                   help="write movies instead: OUT_DIR/movies/*.mrcs, the dose split over "
+                        "--frames frames with independent noise, and OUT_DIR/clean/")
+    p.add_argument("--even-odd", action="store_true",
+                   help="write the even/odd frame sums of each movie to OUT_DIR/even/ and "
+                        "OUT_DIR/odd/ (for --mode n2n), and OUT_DIR/clean/ at their scale "
+                        "(truth / 2); combines with --movies")
+    p.add_argument("--frames", type=int, default=None,
+                   help="frames per movie for --movies/--even-odd (default 8; even for "
+                        "--even-odd)")
 
 
 def _run_simulate(args: argparse.Namespace) -> int:
@@ -86,6 +96,8 @@ def _run_simulate(args: argparse.Namespace) -> int:
     if args.n < 1 or args.size < 16:
         raise CryodenError(f"--n must be >= 1 and --size >= 16 (got {args.n}, {args.size})")
     params = SimulationParams(**overrides)
+    if args.movies or args.even_odd or args.frames is not None:
+        return _simulate_movies(args, params)
     progress = _progress(args.n, "simulate", "micrograph")
     simulate_dataset(args.out_dir, args.n, args.size, args.seed, params,
                      progress=lambda done, total: progress.update(1))
@@ -97,12 +109,68 @@ def _run_simulate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _simulate_movies(args: argparse.Namespace, params: Any) -> int:
+    from .data.simulate_frames import simulate_movie_dataset
+
+    if not (args.movies or args.even_odd):
+        raise CryodenError("--frames is for --movies and/or --even-odd")
+    frames = 8 if args.frames is None else args.frames
+    progress = _progress(args.n, "simulate", "movie")
+    try:
+        result = simulate_movie_dataset(
+            args.out_dir, args.n, args.size, args.seed, params, frames=frames,
+            movies=args.movies, even_odd=args.even_odd,
+            progress=lambda done, total: progress.update(1))
+    finally:
+        progress.close()
+    parts = (["movies/"] if args.movies else []) + (["even/", "odd/"] if args.even_odd else [])
+    print(f"wrote {args.n} simulated {frames}-frame exposures of {args.size}x{args.size} px to "
+          f"{args.out_dir}: {', '.join(parts)} and clean/ (noise-free, x{result.clean_scale:g}"
+          f" of the truth); dose {params.dose} e/Å² in all, pixel {params.pixel_size} Å")
+    return EXIT_OK
+
+
+# -- split-frames -----------------------------------------------------------------------------
+def _add_split_frames(p: argparse.ArgumentParser) -> None:
+    p.add_argument("movies", type=Path, nargs="+", metavar="MOVIE",
+                   help="movie stacks (MRC or TIFF, at least 2 frames) or folders of them")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="writes DIR/even/NAME.mrc and DIR/odd/NAME.mrc (float32, pixel size "
+                        "kept)")
+    p.add_argument("--equal-halves", action="store_true",
+                   help="leave out the last frame of movies with an odd number of frames, so "
+                        "both sums hold the same dose")
+
+
+def _run_split_frames(args: argparse.Namespace) -> int:
+    from .data.frames import split_frames
+    from .data.io import list_images
+
+    movies = [f for item in args.movies
+              for f in (list_images(item) if item.is_dir() else [item])]
+    bar = _progress(len(movies), "split-frames", "movie")
+    try:
+        for movie in movies:
+            sums = split_frames(movie, args.out, equal_halves=args.equal_halves)
+            bar.update(1)
+            if sums.n_even != sums.n_odd:
+                print(f"note: {movie}: {sums.n_frames} frames, so the even sum holds "
+                      f"{sums.n_even} and the odd {sums.n_odd} (--equal-halves drops the last)",
+                      file=sys.stderr)
+    finally:
+        bar.close()
+    print(f"wrote the even/odd frame sums of {len(movies)} movie(s) to {args.out / 'even'} and "
+          f"{args.out / 'odd'}")
+    return EXIT_OK
+
+
 # -- train ------------------------------------------------------------------------------------
 _TRAIN_FLAGS: dict[type, tuple[str, ...]] = {
-    ModelConfig: ("channels", "depth", "kernel_size"),
+    ModelConfig: ("preset", "channels", "depth", "kernel_size"),
     DataConfig: ("patch_size", "crop", "normalization", "val_fraction", "shuffle_buffer",
                  "reader_threads"),
-    TrainConfig: ("epochs", "batch_size", "lr", "seed", "device", "amp", "precision", "fused"),
+    TrainConfig: ("epochs", "batch_size", "lr", "seed", "device", "amp", "precision", "fused",
+                  "schedule", "plateau_patience", "mode", "n2v_fraction"),
 }
 _SECTION = {ModelConfig: "model", DataConfig: "data", TrainConfig: "train"}
 
@@ -111,15 +179,26 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--noisy", type=Path, help="folder of noisy micrographs")
     p.add_argument("--clean", type=Path,
                    help="folder of clean targets, paired with --noisy by file name")
+    p.add_argument("--even", type=Path,
+                   help="folder of even-frame sums (Noise2Noise; implies --mode n2n)")
+    p.add_argument("--odd", type=Path,
+                   help="folder of odd-frame sums, paired with --even by file name (a trailing "
+                        "_EVN/_ODD is ignored)")
+    # torchrun's parser takes "--even" for an abbreviation of its "--event-log-handler"
+    p.add_argument("--even-sums", type=Path, dest="even", help=argparse.SUPPRESS)
     p.add_argument("--store", type=Path,
                    help="a packed store (cryoden pack) instead of --noisy/--clean; validation "
                         "holds out --val-fraction of its micrographs")
-    p.add_argument("--val-noisy", type=Path, help="explicit validation folder (noisy)")
+    p.add_argument("--val-noisy", type=Path,
+                   help="explicit validation folder (noisy); with --mode n2n/n2v an extra "
+                        "clean set each epoch is also scored on")
     p.add_argument("--val-clean", type=Path, help="explicit validation folder (clean)")
-    p.add_argument("--out", type=Path, required=True, metavar="RUN_DIR",
+    p.add_argument("--out", type=Path, default=None, metavar="RUN_DIR",
                    help="run folder: best.safetensors, last.safetensors, history.json")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the run in RUN_DIR from its last.safetensors")
+    p.add_argument("--resume", type=Path, nargs="?", const=True, default=False,
+                   metavar="RUN_DIR",
+                   help="continue the run in RUN_DIR (default: --out) from its last.safetensors: "
+                        "epoch count, optimizer state and history go on")
     p.add_argument("--ddp", action="store_true",
                    help="data-parallel training in several processes of this host (launches "
                         "torchrun; --batch-size is per process); see docs/distributed.md")
@@ -134,7 +213,7 @@ def _add_train(p: argparse.ArgumentParser) -> None:
 
 def _add_config_flag(group: Any, f: Any) -> None:
     flag = "--" + f.name.replace("_", "-")
-    default = f.default
+    default = f"0 = the {f.metadata['zero']}" if "zero" in f.metadata else f.default
     help_text = f"{f.metadata['help']} (default: {default})".replace("%", "%%")
     if f.type == "bool":
         group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
@@ -151,40 +230,18 @@ def config_from_args(args: argparse.Namespace) -> Config:
     for section, names in _TRAIN_FLAGS.items():
         given = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
         sections[_SECTION[section]] = given
+    if getattr(args, "even", None) is not None and "mode" not in sections["train"]:
+        sections["train"]["mode"] = "n2n"  # --even/--odd mean Noise2Noise
     return Config().replace(**sections)
-
-
-def _train_val_pairs(args: argparse.Namespace, config: Config) -> tuple[Any, Any]:
-    from .data.io import find_pairs
-    from .data.patches import split_pairs
-
-    if (args.store is None) == (args.noisy is None or args.clean is None):
-        raise CryodenError("give either --noisy and --clean folders, or --store")
-    if args.store is not None:
-        from .data.packed import PackedStore
-        from .training import Packed
-
-        if args.val_noisy is not None or args.val_clean is not None:
-            raise CryodenError("--val-noisy/--val-clean do not combine with --store: the store "
-                               "holds out --val-fraction of its micrographs")
-        store = PackedStore.open(args.store)
-        train_idx, val_idx = store.split(config.data.val_fraction, config.train.seed)
-        return Packed(store, train_idx), Packed(store, val_idx)
-    pairs = find_pairs(args.noisy, args.clean)
-    if (args.val_noisy is None) != (args.val_clean is None):
-        raise CryodenError("give both --val-noisy and --val-clean, or neither")
-    if args.val_noisy is not None:
-        return pairs, find_pairs(args.val_noisy, args.val_clean)
-    return split_pairs(pairs, config.data.val_fraction, config.train.seed)
 
 
 def _train_argv(args: argparse.Namespace) -> list[str]:
     """The ``train`` arguments the user gave, without ``--ddp``/``--nproc`` (for each rank)."""
     argv = ["train", "--out", str(args.out)]
-    if args.store is not None:
-        argv += ["--store", str(args.store)]
-    else:
-        argv += ["--noisy", str(args.noisy), "--clean", str(args.clean)]
+    for name, flag in (("store", "--store"), ("noisy", "--noisy"), ("clean", "--clean"),
+                       ("even", "--even-sums"), ("odd", "--odd")):  # --even-sums: see _add_train
+        if getattr(args, name) is not None:
+            argv += [flag, str(getattr(args, name))]
     if args.val_noisy is not None:
         argv += ["--val-noisy", str(args.val_noisy), "--val-clean", str(args.val_clean)]
     if args.resume:
@@ -199,8 +256,22 @@ def _train_argv(args: argparse.Namespace) -> list[str]:
     return argv
 
 
+def _resolve_run_dir(args: argparse.Namespace) -> None:
+    """``--resume RUN_DIR`` names the run folder; afterwards ``args.resume`` is a bool."""
+    if isinstance(args.resume, Path):
+        if args.out is not None and args.out.resolve() != args.resume.resolve():
+            raise InputError(f"train: --resume {args.resume} and --out {args.out} name "
+                             "different run folders")
+        args.out, args.resume = args.resume, True
+    if args.out is None:
+        raise InputError("train: give the run folder with --out RUN_DIR (or --resume RUN_DIR)")
+    if args.resume and not (args.out / "last.safetensors").is_file():
+        raise InputError(f"{args.out}: nothing to resume (no last.safetensors in it)")
+
+
 def _run_train(args: argparse.Namespace) -> int:
     from . import distributed
+    from ._train_sources import training_data
     from .training import (
         CheckpointSaved,
         EpochEnd,
@@ -211,20 +282,24 @@ def _run_train(args: argparse.Namespace) -> int:
     )
     from .training import train as run_training
 
+    _resolve_run_dir(args)
     config = config_from_args(args)
-    train_pairs, val_pairs = _train_val_pairs(args, config)  # bad input fails here, once
+    train_pairs, val_pairs, clean_val = training_data(args, config)  # bad input fails here
     if (args.ddp or args.nproc is not None) and not distributed.launched():
         nproc = args.nproc or distributed.default_nproc(config.train.device)
         return distributed.launch(_train_argv(args), nproc)
     stop = threading.Event()
     events = run_training(config, train_pairs, val_pairs, args.out, stop=stop,
-                          resume=args.resume)
+                          resume=args.resume, clean_val_pairs=clean_val)
     bar = None
     try:
         for event in events:
             if isinstance(event, TrainStart):
                 source = (f"store {args.store}" if args.store is not None else
                           f"{len(train_pairs)} train / {len(val_pairs)} val micrographs")
+                if config.train.mode != "n2c":
+                    source += f" ({_MODE_NAMES[config.train.mode]}" + (
+                        f", {len(clean_val)} clean val micrographs)" if clean_val else ")")
                 print(_start_line(event, source))
             elif isinstance(event, TrainStep):
                 if bar is None:
@@ -251,6 +326,9 @@ def _run_train(args: argparse.Namespace) -> int:
                   f"resume with --resume", file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_OK
+
+
+_MODE_NAMES = {"n2n": "Noise2Noise on even/odd halves", "n2v": "Noise2Void, no clean targets"}
 
 
 def _start_line(e: Any, source: str) -> str:
@@ -560,8 +638,11 @@ _COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None],
                       Callable[[argparse.Namespace], int]]] = [
     ("simulate", "Simulate noisy/clean micrograph pairs with known ground truth.",
      _add_simulate, _run_simulate),
-    ("train", "Train the denoiser on noisy/clean pairs (streams from disk).",
+    ("train", "Train the denoiser on noisy/clean pairs, even/odd halves (--mode n2n) or noisy "
+              "micrographs alone (--mode n2v); streams from disk.",
      _add_train, _run_train),
+    ("split-frames", "Sum the even and the odd frames of movies (for --mode n2n).",
+     _add_split_frames, _run_split_frames),
     ("denoise", "Denoise micrographs with a trained model (tiled; any size).",
      _add_denoise, _run_denoise),
     ("evaluate", "Score a model against clean targets: metrics, checklist, figures.",

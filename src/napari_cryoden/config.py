@@ -12,12 +12,15 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from . import presets
 from .errors import CryodenError
 
 __all__ = [
     "NORMALIZATIONS",
     "DEVICES",
     "PRECISIONS",
+    "SCHEDULES",
+    "MODES",
     "ConfigError",
     "ModelConfig",
     "DataConfig",
@@ -29,6 +32,8 @@ __all__ = [
 NORMALIZATIONS = ("none", "meanstd", "percentile")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
+SCHEDULES = ("constant", "cosine", "plateau")
+MODES = ("n2c", "n2n", "n2v")
 
 
 class ConfigError(CryodenError, ValueError):
@@ -43,21 +48,51 @@ def _f(default: Any, help: str, **kw: Any) -> Any:  # noqa: A002 - mirrors argpa
 class ModelConfig:
     """Architecture of the denoiser. The defaults are the seed's 3-layer net (2,625 parameters)."""
 
-    preset: str = _f("seed", "Architecture preset; 'seed' is Conv-ReLU-Conv-ReLU-Conv.")
-    channels: int = _f(16, "Feature channels of the hidden layers.", min=1)
-    depth: int = _f(3, "Number of convolution layers (>= 2).", min=2)
-    kernel_size: int = _f(3, "Convolution kernel size in pixels (odd).", min=1)
+    preset: str = _f(
+        "seed", "Architecture: seed (Conv-ReLU-Conv-ReLU-Conv), deep (5-7 conv layers), "
+        "residual (seed net + skip: y = x + net(x)), wide5 (5x5 kernels) or unet-small "
+        "(2-level U-Net). It sets the defaults of channels, depth and kernel size.",
+        choices=tuple(presets.PRESETS))
+    channels: int = _f(0, "Feature channels of the hidden layers (unet-small: of its first "
+                       "level, doubled per level); 0: the preset's (16; deep: 32).", min=1,
+                       zero="preset's")
+    depth: int = _f(0, "Number of convolution layers (>= 2); 0: the preset's (3; deep: 6, "
+                    "5-7 allowed; unet-small: fixed at 11).", min=2, zero="preset's")
+    kernel_size: int = _f(0, "Convolution kernel size in pixels (odd); 0: the preset's "
+                          "(3; wide5: 5, fixed; unet-small: 3, fixed).", min=1, zero="preset's")
+
+    def __post_init__(self) -> None:
+        """Fields left at 0 take the preset's values; contradictions raise ConfigError."""
+        try:
+            resolved = presets.resolve(self.preset, self.channels, self.depth, self.kernel_size)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        for name, value in zip(("channels", "depth", "kernel_size"), resolved, strict=True):
+            object.__setattr__(self, name, value)
 
     def validate(self) -> None:
-        if self.preset != "seed":
-            raise ConfigError(f"model.preset: unknown preset {self.preset!r} (known: 'seed')")
         if self.kernel_size % 2 == 0:
             raise ConfigError(f"model.kernel_size must be odd, got {self.kernel_size}")
 
     @property
     def receptive_radius(self) -> int:
-        """Pixels on each side of an output pixel that influence it."""
+        """Pixels on each side of an output pixel that influence it (for ``unet-small``: when
+        tiles start on its pooling grid, see :attr:`downsampling`)."""
+        if self.preset == "unet-small":
+            return presets.UNET_RADIUS
         return self.depth * (self.kernel_size // 2)
+
+    @property
+    def downsampling(self) -> int:
+        """Total pooling factor: inputs are padded, and tiles aligned, to multiples of it."""
+        return presets.UNET_DOWNSAMPLING if self.preset == "unet-small" else 1
+
+    @property
+    def activation_channels(self) -> int:
+        """Hidden channels alive per full-resolution pixel, for memory estimates: ``channels``
+        for the conv stacks; 4 · channels for unet-small (skip, upsampled and concatenated
+        activations at full resolution)."""
+        return 4 * self.channels if self.preset == "unet-small" else self.channels
 
 
 @dataclass(frozen=True)
@@ -114,6 +149,22 @@ class TrainConfig:
         "fp16/bf16 also use channels_last. The CPU always trains in fp32.", choices=PRECISIONS)
     fused: bool = _f(True, "With fp16 on one CUDA GPU, train the seed net with the fused Triton "
                      "kernels when Triton is installed (about 3x the cuDNN step); off: cuDNN.")
+    schedule: str = _f(
+        "constant", "Learning-rate schedule: constant; cosine (annealed from lr to 0 over all "
+        "steps of the run); plateau (halved after more than plateau_patience epochs without a "
+        "new best validation loss).", choices=SCHEDULES)
+    plateau_patience: int = _f(
+        2, "plateau schedule: epochs without a new best validation loss that are tolerated; "
+        "the next one halves the rate.", min=0)
+    mode: str = _f(
+        "n2c", "What the net learns from: n2c (noisy input, clean target); n2n (Noise2Noise: "
+        "independent noisy halves of each exposure, e.g. even/odd frame sums, input and target "
+        "swapped at random per patch); n2v (Noise2Void: single noisy micrographs, a few masked "
+        "pixels per patch predicted from their neighbours). See docs/self-supervised.md.",
+        choices=MODES)
+    n2v_fraction: float = _f(
+        0.01, "n2v: fraction of each patch's pixels masked per step (one per grid cell, "
+        "stratified), the only pixels the loss sees.", min=0.001, max=0.05)
 
     def validate(self) -> None:
         if self.device not in DEVICES and not self.device.startswith("cuda:"):
@@ -123,6 +174,11 @@ class TrainConfig:
                               f"{', '.join(PRECISIONS)}")
         if self.amp and self.precision not in ("fp32", "fp16"):
             raise ConfigError(f"train.amp (fp16) contradicts train.precision {self.precision!r}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"train.schedule: {self.schedule!r} is not one of "
+                              f"{', '.join(SCHEDULES)}")
+        if self.mode not in MODES:
+            raise ConfigError(f"train.mode: {self.mode!r} is not one of {', '.join(MODES)}")
 
     @property
     def effective_precision(self) -> str:
@@ -162,11 +218,17 @@ class Config:
         return cls(**sections)
 
     def replace(self, **sections: dict[str, Any]) -> Config:
-        """A copy with some fields changed, e.g. ``replace(train={"epochs": 2})``."""
+        """A copy with some fields changed, e.g. ``replace(train={"epochs": 2})``.
+
+        Changing ``model.preset`` resets the model fields not given with it to the new
+        preset's defaults (``replace(model={"preset": "deep"})`` is the 6-layer deep net).
+        """
         merged = self.to_dict()
         for name, values in sections.items():
             if name not in merged:
                 raise ConfigError(f"unknown config section {name!r}")
+            if name == "model" and values.get("preset", self.model.preset) != self.model.preset:
+                merged[name].update(channels=0, depth=0, kernel_size=0)
             merged[name].update(values)
         return Config.from_dict(merged)
 

@@ -54,7 +54,12 @@ class TrainStep:
 
 @dataclass(frozen=True)
 class EpochEnd:
-    """An epoch finished. ``val_mse`` is in raw intensity units, comparable to evaluation MSE."""
+    """An epoch finished. ``val_mse`` is in raw intensity units, comparable to evaluation MSE.
+
+    Training without clean targets (``n2n``, ``n2v``) validates against noisy targets (the
+    held-out partner, or the blind spots); ``clean_val_loss``/``clean_val_mse`` are the scores
+    on a clean validation set when one was given, else None.
+    """
 
     epoch: int
     train_loss: float
@@ -62,12 +67,16 @@ class EpochEnd:
     val_mse: float | None
     is_best: bool
     seconds: float
+    clean_val_loss: float | None = None
+    clean_val_mse: float | None = None
 
     def describe(self) -> str:
         """One line in the seed's words, e.g. ``Epoch 3: Train Loss 0.007008, Val Loss …``."""
         val = "n/a" if self.val_loss is None else f"{self.val_loss:.6f}"
+        clean = ("" if self.clean_val_loss is None
+                 else f", Clean Val Loss {self.clean_val_loss:.6f}")
         best = "  New best!" if self.is_best else ""
-        return (f"Epoch {self.epoch}: Train Loss {self.train_loss:.6f}, Val Loss {val} "
+        return (f"Epoch {self.epoch}: Train Loss {self.train_loss:.6f}, Val Loss {val}{clean} "
                 f"({self.seconds:.1f} s){best}")
 
 

@@ -62,7 +62,7 @@ def autocast(precision: str, device: torch.device) -> contextlib.AbstractContext
 
 def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, precision: str,
               scaler: torch.amp.GradScaler | None = None, chunks: int = 1) -> Step:
-    """``step(noisy, clean, before_update=None) -> loss``: one update of ``model``.
+    """``step(noisy, clean, before_update=None, mask=None) -> loss``: one update of ``model``.
 
     The loss comes back detached, on the device. ``noisy``/``clean`` may be float16 (a packed
     store) or float32; with fp32/tf32 they are promoted to float32. ``before_update(loss)``, if
@@ -72,6 +72,9 @@ def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, precision: str
     ``chunks > 1`` splits each batch into that many micro-batches whose gradients add up to the
     whole batch's (the out-of-memory back-off: same update, less memory, slower). With
     DistributedDataParallel only the last micro-batch synchronises gradients.
+
+    ``mask`` (bool, the shape of ``clean``), if given, restricts the loss to its pixels: the
+    mean squared error over the masked pixels of the whole batch (Noise2Void's blind spots).
     """
     device = next(model.parameters()).device
     check_precision(precision)
@@ -83,19 +86,24 @@ def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, precision: str
     no_sync = getattr(model, "no_sync", contextlib.nullcontext)
 
     def step(noisy: torch.Tensor, clean: torch.Tensor,
-             before_update: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor:
+             before_update: Callable[[torch.Tensor], None] | None = None,
+             mask: torch.Tensor | None = None) -> torch.Tensor:
         if not reduced:
             noisy, clean = noisy.float(), clean.float()
         optimizer.zero_grad(set_to_none=True)
-        pieces = list(zip(noisy.chunk(chunks), clean.chunk(chunks), strict=True))
+        masks = mask.chunk(chunks) if mask is not None else (None,) * len(noisy.chunk(chunks))
+        pieces = list(zip(noisy.chunk(chunks), clean.chunk(chunks), masks, strict=True))
+        masked = mask.sum().clamp(min=1).float() if mask is not None else None
         total = torch.zeros((), device=noisy.device)
-        for i, (x, y) in enumerate(pieces):
+        for i, (x, y, m) in enumerate(pieces):
             if layout is not None:
                 x = x.contiguous(memory_format=layout)
             weight = x.shape[0] / noisy.shape[0]
             with no_sync() if i < len(pieces) - 1 else contextlib.nullcontext():
                 with autocast(precision, device):
-                    loss = nn.functional.mse_loss(model(x).float(), y.float()) * weight
+                    pred = model(x).float()
+                    loss = (nn.functional.mse_loss(pred, y.float()) * weight if m is None
+                            else ((pred - y.float()) ** 2 * m).sum() / masked)
                 (scaler.scale(loss) if scaling else loss).backward()
             total += loss.detach()
         if before_update is not None:

@@ -53,6 +53,8 @@ from .events import (
 )
 from .guards import resume_warning, val_rise_warning
 from .model import build_model
+from .modes import ModeBatches
+from .schedules import Schedule
 from .weights import (
     atomic_write_bytes,
     load_checkpoint,
@@ -109,8 +111,12 @@ def train(
     *,
     stop: threading.Event | None = None,
     resume: bool = False,
+    clean_val_pairs: Data | None = None,
 ) -> Iterator[Event]:
     """Train the model of ``config`` on noisy→clean pairs, yielding progress events.
+
+    With ``config.train.mode`` ``n2n`` the pairs are (even, odd) halves of each exposure, with
+    ``n2v`` (noisy, noisy): each file paired with itself (see :mod:`napari_cryoden.modes`).
 
     Parameters
     ----------
@@ -128,6 +134,10 @@ def train(
     resume
         Continue from ``run_dir/last.safetensors``: weights, optimizer state, epoch count and
         history. Its config's model must match ``config``'s. Every rank loads it.
+    clean_val_pairs
+        ``n2n``/``n2v`` only: (noisy, clean) pairs with clean targets. Each epoch's model is also
+        scored on them (``clean_val_loss``, ``clean_val_mse`` in the history and in
+        :class:`EpochEnd`); the best checkpoint is still chosen by ``val_loss``.
     """
     if isinstance(train_pairs, Packed):
         config = config.replace(data={"patch_size": train_pairs.store.patch_size})
@@ -135,7 +145,7 @@ def train(
     run: _Run | None = None
     try:
         run = _Run(config, train_pairs, val_pairs, Path(run_dir), stop or threading.Event(),
-                   world)
+                   world, clean_val_pairs)
         if resume:
             run.restore()
         for event in run.events():
@@ -152,7 +162,7 @@ class _Run:
     """State of one training run; ``events()`` drives it."""
 
     def __init__(self, config: Config, train_pairs: Data, val_pairs: Data | None, run_dir: Path,
-                 stop: threading.Event, world: World) -> None:
+                 stop: threading.Event, world: World, clean_val: Data | None = None) -> None:
         if not len(train_pairs):
             raise InputError("no training micrographs: the noisy/clean folders gave no pairs")
         self.config, self.stop, self.run_dir, self.world = config, stop, run_dir, world
@@ -164,7 +174,12 @@ class _Run:
         if self.device.type == "cuda":
             steps.prepare_cuda(self.precision)
         self.model = build_model(config.model, seed=tc.seed).to(self.device)
-        self.fused = (tc.fused and self.precision == "fp16" and self.device.type == "cuda"
+        self.modes = ModeBatches(tc, self.device, world.rank)
+        if clean_val is not None and tc.mode == "n2c":
+            raise InputError("a clean validation set is for training without clean targets "
+                             "(mode n2n or n2v); with n2c use the validation pairs")
+        self.fused = (not self.modes.masked
+                      and tc.fused and self.precision == "fp16" and self.device.type == "cuda"
                       and not world.enabled and _fused_supported(self.model))
         if steps.uses_channels_last(self.precision, self.device) and not self.fused:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -179,8 +194,11 @@ class _Run:
         if self.train_stream.n_patches == 0:
             raise InputError(f"too few training patches ({self.train_stream.n_dropped}) for "
                              f"{world.world_size} processes: use fewer or a smaller --patch-size")
+        self.schedule = Schedule(tc, self.optimizer, len(self.train_stream))
         self.val_stream = (self._stream(val_pairs, shuffle=False)
                            if val_pairs is not None and len(val_pairs) else None)
+        self.clean_val_stream = (self._stream(clean_val, shuffle=False)
+                                 if clean_val is not None and len(clean_val) else None)
         self.first_epoch = 1
         self.global_step = 0
         self.history: dict[str, Any] = {"config": config.to_dict(), "epochs": [], "steps": [],
@@ -232,6 +250,7 @@ class _Run:
                                     if w["epoch"] <= done]
         self.first_epoch = done + 1
         self.global_step = self.history["steps"][-1]["global_step"] if self.history["steps"] else 0
+        self.schedule.load_state(ckpt.metadata.get("schedule"), self.global_step)
         self.best_epoch = ckpt.metadata.get("best_epoch")
         self.best_loss = ckpt.metadata.get("best_val_loss")
         self._check_resumed(done, ckpt.metadata.get("val_loss"))
@@ -271,6 +290,7 @@ class _Run:
                     stopped = True
                     break
                 val_loss, val_mse = self._validate()
+                self.schedule.end_epoch(train_loss if val_loss is None else val_loss)
                 completed = epoch
                 yield from self._end_epoch(epoch, train_loss, val_loss, val_mse,
                                            time.perf_counter() - start)
@@ -296,6 +316,7 @@ class _Run:
                     return None
                 loss, n = yield from self._step_or_back_off(epoch, batch)
                 self.global_step += 1
+                self.schedule.after_step()
                 total += loss * n
                 count += n
                 now = time.perf_counter()
@@ -354,25 +375,32 @@ class _Run:
                     "training loss became NaN/Inf: lower --lr or use --normalization meanstd")
             result[:] = [mean, n]
 
-        self._update(batch.noisy, batch.clean, before_update=check)
+        x, y, mask = self.modes.training(batch.noisy, batch.clean, self.global_step)
+        self._update(x, y, before_update=check, **({} if mask is None else {"mask": mask}))
         return result[0], result[1]
 
     @torch.no_grad()
-    def _validate(self) -> tuple[float | None, float | None]:
-        if self.val_stream is None:
+    def _validate(self, stream: PatchStream | PackedStream | None = None, *,
+                  clean: bool = False) -> tuple[float | None, float | None]:
+        """(loss, raw MSE) on the validation stream, the mode's way (n2n: against the held-out
+        partner, n2v: at fixed blind spots); ``clean``: plain noisy→clean on ``stream``."""
+        stream = stream if clean else self.val_stream
+        if stream is None:
             return None, None
         self.model.eval()
         loss_sum, mse_sum, pixels = 0.0, 0.0, 0
-        for batch in self.val_stream:
-            noisy = batch.noisy if self.precision in ("fp16", "bf16") else batch.noisy.float()
+        for index, batch in enumerate(stream):
+            x, target, mask = ((batch.noisy, batch.clean, None) if clean
+                               else self.modes.validation(batch.noisy, batch.clean, index))
+            x = x if self.precision in ("fp16", "bf16") else x.float()
             with steps.autocast(self.precision, self.device):
-                pred = self.model(noisy).float()
-            n = batch.noisy.numel()
-            clean = batch.clean.float()
-            loss_sum += float(torch.nn.functional.mse_loss(pred, clean, reduction="sum"))
-            scale = batch.scale.view(-1, 1, 1, 1)
-            mse_sum += float((((pred - clean) * scale) ** 2).sum())
-            pixels += n
+                pred = self.model(x).float()
+            target, scale = target.float(), batch.scale.view(-1, 1, 1, 1)
+            if mask is not None:  # n2v: only the blind spots count
+                pred, target, scale = pred[mask], target[mask], scale.expand(mask.shape)[mask]
+            loss_sum += float(torch.nn.functional.mse_loss(pred, target, reduction="sum"))
+            mse_sum += float((((pred - target) * scale) ** 2).sum())
+            pixels += pred.numel()
         loss_sum, mse_sum, total = distributed.all_sum([loss_sum, mse_sum, pixels], self.world)
         return loss_sum / total, mse_sum / total
 
@@ -383,11 +411,18 @@ class _Run:
         previous_best = self.best_loss, self.best_epoch
         if is_best:
             self.best_loss, self.best_epoch = score, epoch
+        clean_loss, clean_mse = (self._validate(self.clean_val_stream, clean=True)
+                                 if self.clean_val_stream is not None else (None, None))
         self.history["epochs"].append({"epoch": epoch, "train_loss": train_loss,
                                        "val_loss": val_loss, "val_mse": val_mse,
-                                       "seconds": seconds, "best": is_best})
+                                       "seconds": seconds, "best": is_best,
+                                       "lr": self.schedule.lr})
+        if self.modes.mode != "n2c":  # n2n/n2v: val_loss is against noisy targets
+            self.history["epochs"][-1].update(clean_val_loss=clean_loss,
+                                              clean_val_mse=clean_mse)
         yield EpochEnd(epoch=epoch, train_loss=train_loss, val_loss=val_loss, val_mse=val_mse,
-                       is_best=is_best, seconds=seconds)
+                       is_best=is_best, seconds=seconds, clean_val_loss=clean_loss,
+                       clean_val_mse=clean_mse)
         rise = val_rise_warning([e["val_loss"] for e in self.history["epochs"]])
         if rise is not None:
             yield self._warning(epoch, rise)
@@ -418,6 +453,7 @@ class _Run:
             return self.run_dir / name
         record = next((e for e in self.history["epochs"] if e["epoch"] == epoch), {})
         extra = _optimizer_tensors(self.optimizer) if with_optimizer else None
+        resume_state = {"schedule": self.schedule.state()} if with_optimizer else {}
         path = save_checkpoint(
             self.run_dir / name, self.model, self.config, extra_tensors=extra,
             epoch=epoch, train_loss=record.get("train_loss"), val_loss=record.get("val_loss"),
@@ -425,6 +461,7 @@ class _Run:
             best_val_loss=self.best_loss, stopped=stopped,
             epochs=[{k: e[k] for k in ("epoch", "train_loss", "val_loss", "val_mse")}
                     for e in self.history["epochs"]],
+            **resume_state,
         )
         self._write_history(stopped)
         return path

@@ -275,3 +275,25 @@ def test_training_warnings_are_shown_as_notifications(make_napari_viewer: Any, t
     widget._on_events([TrainWarning(epoch=4, message="validation loss rose 3 epochs in a row")])
     assert shown == ["Training, epoch 4: validation loss rose 3 epochs in a row"]
     assert "rose 3 epochs" in widget.status.text()
+
+
+def test_preset_and_schedule_are_combo_boxes_and_a_unet_trains(make_napari_viewer, qtbot,
+                                                               tmp_path):
+    from magicgui.widgets import ComboBox
+
+    from napari_cryoden.presets import PRESETS
+    from napari_cryoden.weights import load_checkpoint
+
+    _, widget = make_widget(make_napari_viewer, tmp_path, **{"train.epochs": 1})
+    preset, schedule = widget.form.widget("model.preset"), widget.form.widget("train.schedule")
+    assert isinstance(preset, ComboBox) and list(preset.choices) == list(PRESETS)
+    assert isinstance(schedule, ComboBox) and "cosine" in schedule.choices
+    assert "preset's" in widget.form.widget("model.depth").label
+    preset.value, schedule.value = "unet-small", "cosine"
+    widget.form.widget("model.channels").value = 8
+    epochs = run_to_end(qtbot, widget, widget.start)
+
+    assert len(epochs) == 1 and epochs[0].val_loss is not None
+    _, ckpt = load_checkpoint(tmp_path / "run" / "best.safetensors")
+    assert (ckpt.config.model.preset, ckpt.config.model.channels) == ("unet-small", 8)
+    assert ckpt.config.train.schedule == "cosine"

@@ -2,10 +2,12 @@
 
 :class:`ConfigForm` iterates :func:`dataclasses.fields` of the three config sections and picks a
 widget from each field's type and metadata (``min``/``max`` → spin box limits, ``choices`` →
-combo box, ``bool`` → check box, ``int | None`` → spin box where 0 means "none"); tooltips are
-the fields' ``help``. :class:`DataForm` chooses the training pairs: two napari Image layers or
-two folders. :func:`prepare_pairs` turns that choice into file pairs for the streaming core; it
-runs in the training worker because it may write the layers to disk.
+combo box, ``bool`` → check box, ``int | None`` → spin box where 0 means "none", ``zero`` → spin
+box where 0 means that default, e.g. the preset's); tooltips are the fields' ``help``.
+:class:`DataForm` chooses the training pairs: two napari Image layers or two folders
+(noisy/clean; even/odd for ``train.mode`` n2n; one noisy for n2v). :func:`prepare_pairs` turns
+that choice into file pairs for the streaming core; it runs in the training worker because it
+may write the layers to disk.
 """
 
 from __future__ import annotations
@@ -44,8 +46,8 @@ GUI_DEFAULTS: dict[str, Any] = {"data.patch_size": 128, "train.epochs": 30, "tra
 """Defaults for training on one micrograph in the viewer (measured on the sample: 31.3 dB, vs
 30.1 dB for the best Gaussian blur; patch 256 / 10 epochs gave 27.2 dB); the config dataclasses
 keep their own defaults."""
-BASIC_FIELDS = ("data.patch_size", "data.val_fraction", "train.epochs", "train.batch_size",
-                "train.lr", "train.device")
+BASIC_FIELDS = ("train.mode", "data.patch_size", "data.val_fraction", "train.epochs",
+                "train.batch_size", "train.lr", "train.device")
 """Fields shown up front; every other field goes under "Advanced settings"."""
 _LARGEST = 1_000_000
 LAYER_SPLIT_HELP = (
@@ -67,6 +69,9 @@ def field_widget(f: dataclasses.Field, value: Any) -> ValueWidget:
         kw["tooltip"] += " 0 = whole patch."
         kw["label"] += " (0 = whole patch)"
         return SpinBox(value=value or 0, min=0, max=meta.get("max", _LARGEST), **kw)
+    if kind == "int" and "zero" in meta:  # 0 stands for a default, e.g. the preset's
+        kw["label"] += f" (0 = {meta['zero']})"
+        return SpinBox(value=value, min=0, max=meta.get("max", _LARGEST), **kw)
     if kind == "int":
         return SpinBox(value=value, min=meta.get("min", 0), max=meta.get("max", _LARGEST), **kw)
     if kind == "float":
@@ -125,10 +130,14 @@ def _field(key: str) -> dataclasses.Field:
 # -- the data source --------------------------------------------------------------------------
 @dataclass(frozen=True)
 class LayerPair:
-    """Two Image layers' data (arrays or lazy arrays) and the pixel size from their scale."""
+    """Two Image layers' data (arrays or lazy arrays) and the pixel size from their scale.
+
+    For ``n2n`` the layers are the even and odd halves; for ``n2v`` there is no second layer
+    (``clean_name`` and ``clean`` are None).
+    """
 
     noisy_name: str
-    clean_name: str
+    clean_name: str | None
     noisy: Any
     clean: Any
     pixel_size: float
@@ -136,10 +145,15 @@ class LayerPair:
 
 @dataclass(frozen=True)
 class FolderPair:
-    """A noisy and a clean folder whose files pair by name."""
+    """A noisy and a clean folder whose files pair by name (even and odd folders for ``n2n``;
+    one noisy folder and ``clean_dir`` None for ``n2v``)."""
 
     noisy_dir: Path
-    clean_dir: Path
+    clean_dir: Path | None
+
+
+ROLES = {"n2c": ("noisy", "clean"), "n2n": ("even", "odd"), "n2v": ("noisy", None)}
+"""What the two data choices hold in each training mode (None: no second choice)."""
 
 
 LAYERS, FOLDERS = "napari layers", "folders"
@@ -168,6 +182,7 @@ class DataForm:
                                   tooltip="Folder of clean targets, paired with the noisy "
                                           "files by name.")
         self.source.value = LAYERS
+        self.mode = "n2c"
         self.widgets = [self.source, self.noisy_layer, self.clean_layer, self.noisy_dir,
                         self.clean_dir]
         self.source.changed.connect(self._show_source)
@@ -182,21 +197,40 @@ class DataForm:
         self.noisy_layer.reset_choices()
         self.clean_layer.reset_choices()
         layers = [layer for _, layer in self._image_layers()]
+        first, second = ROLES[self.mode]
         if layers and (self.noisy_layer.value is None
                        or self.noisy_layer.value is self.clean_layer.value):
-            self.noisy_layer.value = _guess(layers, "noisy", 0)
-            self.clean_layer.value = _guess(layers, "clean", 1)
+            self.noisy_layer.value = _guess(layers, first, 0)
+            self.clean_layer.value = _guess(layers, second or "clean", 1)
+
+    def set_mode(self, mode: str) -> None:
+        """Relabel the choices for a training mode (``train.mode``); n2v hides the second one.
+        Layers named after the new roles (e.g. "even", "odd") are selected."""
+        self.mode = mode
+        first, second = ROLES[mode]
+        self.noisy_layer.label, self.noisy_dir.label = f"{first} layer", f"{first} folder"
+        self.clean_layer.label = f"{second or 'clean'} layer"
+        self.clean_dir.label = f"{second or 'clean'} folder"
+        layers = [layer for _, layer in self._image_layers()]
+        for combo, word in ((self.noisy_layer, first), (self.clean_layer, second)):
+            named = [layer for layer in layers if word and word in layer.name.lower()]
+            if named:
+                combo.value = named[0]
+        self._show_source()
 
     def selection(self) -> LayerPair | FolderPair:
         """The chosen pairs; raises :class:`~napari_cryoden.errors.InputError` for a bad choice."""
+        first, second = ROLES[self.mode]
         if self.source.value == FOLDERS:
-            if not _given(self.noisy_dir) or not _given(self.clean_dir):
-                raise InputError("choose a noisy and a clean folder")
-            return FolderPair(Path(str(self.noisy_dir.value)), Path(str(self.clean_dir.value)))
-        noisy, clean = self.noisy_layer.value, self.clean_layer.value
-        if noisy is None or clean is None:
-            raise InputError("open a noisy and a clean Image layer (File > Open) or train "
-                             "from folders")
+            if not _given(self.noisy_dir) or (second and not _given(self.clean_dir)):
+                raise InputError(f"choose a {first} and a {second} folder" if second
+                                 else f"choose a {first} folder")
+            return FolderPair(Path(str(self.noisy_dir.value)),
+                              Path(str(self.clean_dir.value)) if second else None)
+        noisy, clean = self.noisy_layer.value, self.clean_layer.value if second else None
+        if noisy is None or (second and clean is None):
+            which = f"a {first} and a {second} Image layer" if second else f"a {first} layer"
+            raise InputError(f"open {which} (File > Open) or train from folders")
         return layer_pair(noisy, clean)
 
     def _image_layers(self, *_: Any) -> list[tuple[str, Any]]:
@@ -206,11 +240,9 @@ class DataForm:
                 if isinstance(layer, Image) and not layer.rgb]
 
     def _show_source(self, *_: Any) -> None:
-        layers = self.source.value == LAYERS
-        for combo in (self.noisy_layer, self.clean_layer):
-            combo.visible = layers
-        for picker in (self.noisy_dir, self.clean_dir):
-            picker.visible = not layers
+        layers, second = self.source.value == LAYERS, ROLES[self.mode][1] is not None
+        self.noisy_layer.visible, self.clean_layer.visible = layers, layers and second
+        self.noisy_dir.visible, self.clean_dir.visible = not layers, not layers and second
 
 
 def _guess(layers: list[Any], word: str, index: int) -> Any:
@@ -224,13 +256,17 @@ def _given(widget: FileEdit) -> bool:
     return bool(widget.line_edit.value.strip())
 
 
-def layer_pair(noisy: Any, clean: Any) -> LayerPair:
-    """Check two Image layers for training; raises InputError naming both when shapes differ."""
-    data = [layer.data[0] if layer.multiscale else layer.data for layer in (noisy, clean)]
-    for layer, array in zip((noisy, clean), data, strict=True):
+def layer_pair(noisy: Any, clean: Any | None) -> LayerPair:
+    """Check two Image layers (or one: ``clean`` None, for n2v) for training; raises
+    InputError naming both when shapes differ."""
+    layers = [noisy] if clean is None else [noisy, clean]
+    data = [layer.data[0] if layer.multiscale else layer.data for layer in layers]
+    for layer, array in zip(layers, data, strict=True):
         if array.ndim not in (2, 3):
             raise InputError(f"layer '{layer.name}' has {array.ndim} dimensions; "
                              "a micrograph (2D) or a stack (3D) is needed")
+    if clean is None:
+        return LayerPair(noisy.name, None, data[0], None, float(noisy.scale[-1]))
     if tuple(data[0].shape) != tuple(data[1].shape):
         raise InputError(f"layers '{noisy.name}' {tuple(data[0].shape)} and '{clean.name}' "
                          f"{tuple(data[1].shape)} differ in shape")
@@ -241,33 +277,37 @@ def prepare_pairs(source: LayerPair | FolderPair, run_dir: Path,
                   config: Config) -> tuple[list[tuple[Path, Path]], list[tuple[Path, Path]]]:
     """The ``(train, val)`` file pairs; layers are first written to ``run_dir/data``.
 
-    Layers become ``data/noisy/layer.mrc`` and ``data/clean/layer.mrc``; with a validation
-    fraction > 0 their bottom rows become ``data/val_noisy/layer.mrc`` and
-    ``data/val_clean/layer.mrc`` (the CLI's ``--val-noisy/--val-clean`` layout).
+    Layers become ``data/noisy/layer.mrc`` and ``data/clean/layer.mrc`` (``even``/``odd``
+    for n2n, only ``noisy`` for n2v: :data:`ROLES`); with a validation fraction > 0 their bottom
+    rows become ``data/val_noisy/layer.mrc`` and ``data/val_clean/layer.mrc`` (the CLI's
+    ``--val-noisy/--val-clean`` layout).
     """
-    from napari_cryoden.data.io import find_pairs
     from napari_cryoden.data.patches import split_pairs
+    from napari_cryoden.modes import find_mode_pairs
 
     fraction, seed = config.data.val_fraction, config.train.seed
     if isinstance(source, FolderPair):
-        pairs = find_pairs(source.noisy_dir, source.clean_dir)
+        pairs = find_mode_pairs(config.train.mode, source.noisy_dir, source.clean_dir)
         if len(pairs) == 1 and fraction > 0:
             raise InputError(f"{source.noisy_dir}: only one micrograph, so none can be held "
                              "out for validation; set 'val fraction' to 0 or add files")
         return split_pairs(pairs, fraction, seed)
-    return _write_layers(source, run_dir / "data", fraction, config.data.patch_size)
+    return _write_layers(source, run_dir / "data", fraction, config.data.patch_size,
+                         ROLES[config.train.mode])
 
 
-def _write_layers(source: LayerPair, root: Path, fraction: float,
-                  patch: int) -> tuple[list[tuple[Path, Path]], list[tuple[Path, Path]]]:
+def _write_layers(source: LayerPair, root: Path, fraction: float, patch: int,
+                  roles: tuple[str, str | None] = ("noisy", "clean"),
+                  ) -> tuple[list[tuple[Path, Path]], list[tuple[Path, Path]]]:
     from napari_cryoden.data.io import write_mrc
 
-    noisy, clean = np.asarray(source.noisy), np.asarray(source.clean)
+    noisy = np.asarray(source.noisy)
+    clean = None if roles[1] is None else np.asarray(source.clean)
     ny, nx = noisy.shape[-2:]
     if min(ny, nx) < patch:
         raise InputError(f"layer '{source.noisy_name}' is {nx}x{ny} px, smaller than the patch "
                          f"size {patch}; lower 'patch size'")
-    parts: dict[str, tuple[np.ndarray, np.ndarray]] = {"": (noisy, clean)}
+    parts: dict[str, tuple[np.ndarray, np.ndarray | None]] = {"": (noisy, clean)}
     if fraction > 0:
         val_rows = min(max(round(ny * fraction), patch), ny - patch)
         if val_rows < patch:
@@ -275,13 +315,13 @@ def _write_layers(source: LayerPair, root: Path, fraction: float,
                              f"out a {patch}-px validation strip; set 'val fraction' to 0 or "
                              "lower 'patch size'")
         cut = ny - val_rows
-        parts = {"": (noisy[..., :cut, :], clean[..., :cut, :]),
-                 "val_": (noisy[..., cut:, :], clean[..., cut:, :])}
+        parts = {"": (noisy[..., :cut, :], None if clean is None else clean[..., :cut, :]),
+                 "val_": (noisy[..., cut:, :], None if clean is None else clean[..., cut:, :])}
     pairs: dict[str, tuple[Path, Path]] = {}
-    for prefix, (noisy_part, clean_part) in parts.items():
-        paths = (root / f"{prefix}noisy" / "layer.mrc", root / f"{prefix}clean" / "layer.mrc")
-        for path, part in zip(paths, (noisy_part, clean_part), strict=True):
+    for prefix, halves in parts.items():
+        paths = [root / f"{prefix}{role}" / "layer.mrc" for role in roles if role is not None]
+        for path, part in zip(paths, halves, strict=False):
             path.parent.mkdir(parents=True, exist_ok=True)
             write_mrc(path, part, source.pixel_size)
-        pairs[prefix] = paths
+        pairs[prefix] = (paths[0], paths[-1])  # n2v: the noisy file paired with itself
     return [pairs[""]], ([pairs["val_"]] if "val_" in pairs else [])

@@ -46,6 +46,9 @@ __all__ = ["TrainWidget", "LossPlot", "device_description", "default_run_dir"]
 class TrainWidget(QWidget):
     """Train the denoiser on two Image layers or two folders, with a live loss plot.
 
+    The ``mode`` setting chooses what the data rows ask for: noisy and clean (n2c), even and
+    odd halves (n2n), or one noisy layer or folder (n2v).
+
     Parameters
     ----------
     viewer
@@ -93,7 +96,10 @@ class TrainWidget(QWidget):
         self._update_device()
         self.settings: Container[Any] = Container(labels=True)
         self.advanced: Container[Any] = Container(labels=True)
-        self.settings.extend([*self.data.widgets, *self.form.basic, self.run_folder])
+        mode = self.form.widget("train.mode")  # first: it decides what the data rows ask for
+        mode.changed.connect(self.data.set_mode)
+        self.settings.extend([mode, *self.data.widgets,
+                              *(w for w in self.form.basic if w is not mode), self.run_folder])
         self.advanced.extend(self.form.advanced)  # extend after init: labels get one width
         collapsible = QCollapsible("Advanced settings")
         collapsible.addWidget(self.advanced.native)

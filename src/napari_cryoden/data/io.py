@@ -13,6 +13,7 @@ MRC headers are checked against the file's size before anything is read or alloc
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import mrcfile
@@ -118,16 +119,21 @@ def list_images(folder: str | os.PathLike[str]) -> list[Path]:
 
 
 def find_pairs(
-    noisy_dir: str | os.PathLike[str], clean_dir: str | os.PathLike[str]
+    noisy_dir: str | os.PathLike[str], clean_dir: str | os.PathLike[str], *,
+    labels: tuple[str, str] = ("noisy", "clean"), key: Callable[[Path], str] | None = None,
 ) -> list[tuple[Path, Path]]:
     """Pair the files of two folders by name stem (``noisy/a.mrc`` with ``clean/a.mrc``).
+
+    ``labels`` name the two sides in error messages (e.g. ``("even", "odd")``); ``key`` maps a
+    file to the name it pairs by (default: its stem).
 
     Raises
     ------
     InputError
         A folder is missing or empty, or some files have no partner (the first few are named).
     """
-    noisy, clean = _by_stem(list_images(noisy_dir)), _by_stem(list_images(clean_dir))
+    noisy = _by_stem(list_images(noisy_dir), key)
+    clean = _by_stem(list_images(clean_dir), key)
     only_noisy = [noisy[s] for s in sorted(set(noisy) - set(clean))]
     only_clean = [clean[s] for s in sorted(set(clean) - set(noisy))]
     if only_noisy or only_clean:
@@ -135,7 +141,8 @@ def find_pairs(
             f"only in {folder}: {_first_few(files)}"
             for folder, files in ((noisy_dir, only_noisy), (clean_dir, only_clean)) if files
         ]
-        raise InputError("noisy and clean files do not pair by name; " + "; ".join(parts))
+        raise InputError(f"{labels[0]} and {labels[1]} files do not pair by name; "
+                         + "; ".join(parts))
     return [(noisy[stem], clean[stem]) for stem in sorted(noisy)]
 
 
@@ -149,12 +156,13 @@ def _check_finite(image: np.ndarray, path: Path) -> None:
                      f"y={y}, x={x}; replace them first")
 
 
-def _by_stem(files: list[Path]) -> dict[str, Path]:
+def _by_stem(files: list[Path], key: Callable[[Path], str] | None = None) -> dict[str, Path]:
     by_stem: dict[str, Path] = {}
     for file in files:
-        if file.stem in by_stem:
-            raise InputError(f"{by_stem[file.stem]} and {file.name} have the same name stem")
-        by_stem[file.stem] = file
+        stem = key(file) if key is not None else file.stem
+        if stem in by_stem:
+            raise InputError(f"{by_stem[stem]} and {file.name} have the same name stem")
+        by_stem[stem] = file
     return by_stem
 
 

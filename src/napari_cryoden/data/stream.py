@@ -214,9 +214,11 @@ class PatchStream:
         ref, size = task.ref, self.sample_size
         noisy_path, clean_path = self._pairs[ref.pair]
         normalizer = self._normalizer(cache, ref.pair, ref.z)
-        noisy = cache.read_patch(noisy_path, ref.z, task.y, task.x, size, size)
+        noisy = normalizer.apply(cache.read_patch(noisy_path, ref.z, task.y, task.x, size, size))
+        if clean_path == noisy_path:  # a file paired with itself (Noise2Void): read it once
+            return _Sample(noisy, noisy, normalizer)
         clean = cache.read_patch(clean_path, ref.z, task.y, task.x, size, size)
-        return _Sample(normalizer.apply(noisy), normalizer.apply(clean), normalizer)
+        return _Sample(noisy, normalizer.apply(clean), normalizer)
 
     def _normalizer(self, cache: MicrographCache, pair: int, z: int) -> Normalizer:
         """The normaliser of one noisy micrograph slice, fitted once and cached (it is tiny)."""
