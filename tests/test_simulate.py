@@ -224,3 +224,24 @@ def test_simulate_dataset_with_clean_dose_writes_truth(tmp_path: Path) -> None:
     truth, px = _mrc_data(dataset.truth_paths[0])
     assert px == pytest.approx(3.0) and not np.array_equal(clean, truth)
     assert abs(float(clean.mean() - truth.mean())) < 0.02
+
+
+def test_ranges_draw_per_micrograph_values_and_keep_the_rest(tmp_path: Path) -> None:
+    vary = {"dose": (10.0, 60.0), "pixel_size": (0.6, 2.5)}
+    varied = simulate_dataset(tmp_path / "a", 4, 48, seed=5, vary=vary)
+    again = simulate_dataset(tmp_path / "b", 4, 48, seed=5, vary=vary)
+    simulate_dataset(tmp_path / "c", 4, 48, seed=5)  # same seeds, nothing varied
+    records = json.loads((tmp_path / "a" / "simulation.json").read_text())["micrographs"]
+    doses = [r["dose"] for r in records]
+    assert all(10 <= d <= 60 for d in doses) and len(set(doses)) == 4
+    for record, path in zip(records, varied.noisy_paths, strict=True):
+        with mrcfile.open(path) as mrc:  # each file carries its own pixel size
+            assert float(mrc.voxel_size.x) == pytest.approx(record["pixel_size"], abs=1e-3)
+    for a, b in zip(varied.noisy_paths, again.noisy_paths, strict=True):
+        assert np.array_equal(mrcfile.read(a), mrcfile.read(b))  # reproducible
+    plain_records = json.loads((tmp_path / "c" / "simulation.json").read_text())["micrographs"]
+    assert [r["defocus_um"] for r in records] == [r["defocus_um"] for r in plain_records]
+    with pytest.raises(ConfigError, match="cannot vary 'particle_kinds'"):
+        simulate_dataset(tmp_path / "d", 1, 32, vary={"particle_kinds": (0, 1)})
+    with pytest.raises(ConfigError, match="low <= high"):
+        simulate_dataset(tmp_path / "e", 1, 32, vary={"dose": (60, 10)})

@@ -296,10 +296,15 @@ def simulate_dataset(
     seed: int = 0,
     params: SimulationParams | None = None,
     progress: Callable[[int, int], None] | None = None,
+    vary: dict[str, tuple[float, float]] | None = None,
 ) -> SimulatedDataset:
     """Write ``n`` simulated pairs as ``out_dir/{noisy,clean}/mic_0000.mrc`` ….
 
-    ``progress(done, n)`` is called after each micrograph.
+    ``progress(done, n)`` is called after each micrograph. ``vary`` maps fields of
+    :class:`SimulationParams` (``dose``, ``pixel_size``, ``contrast_scale``, ...) to ranges
+    ``(low, high)``: each micrograph draws its own value uniformly from them (from a generator
+    of its own, so the rest of the micrograph's draws do not change), is written with its own
+    pixel size, and its values are recorded in ``simulation.json``.
 
     Micrograph ``i`` is drawn from its own generator spawned from ``seed``, so the same seed gives
     the same files and micrograph ``i`` does not depend on ``n``. With ``params.clean_dose`` set
@@ -315,14 +320,17 @@ def simulate_dataset(
         (out / folder).mkdir(parents=True, exist_ok=True)
     paths: dict[str, list[Path]] = {folder: [] for folder in folders}
     records = []
+    vary = check_ranges(vary or {})
     for i, child in enumerate(np.random.SeedSequence(seed).spawn(n)):
-        shot = simulate_exposure(params, np.random.default_rng(child), size)
+        drawn = _draw(vary, child)
+        mine = dataclasses.replace(params, **drawn) if drawn else params
+        shot = simulate_exposure(mine, np.random.default_rng(child), size)
         name = f"mic_{i:04d}.mrc"
         for folder in folders:
             path = out / folder / name
-            write_mrc(path, getattr(shot, folder), params.pixel_size)
+            write_mrc(path, getattr(shot, folder), mine.pixel_size)
             paths[folder].append(path)
-        records.append(_record(name, shot))
+        records.append({**_record(name, shot), **{k: round(v, 4) for k, v in drawn.items()}})
         if progress is not None:
             progress(i + 1, n)
     _write_json(out / "simulation.json", params, seed, size, records)
@@ -360,6 +368,29 @@ def _form_image(
 
 
 # --- files ----------------------------------------------------------------------------------
+
+
+def check_ranges(vary: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+    """``vary`` checked: known numeric fields of SimulationParams, ``low <= high``."""
+    numeric = {f.name for f in dataclasses.fields(SimulationParams)
+               if f.type in ("float", float)} - {"clean_dose"}
+    for name, bounds in vary.items():
+        if name not in numeric:
+            raise ConfigError(f"simulation: cannot vary {name!r} (numeric fields: "
+                              f"{', '.join(sorted(numeric))})")
+        low, high = bounds
+        if not low <= high:
+            raise ConfigError(f"simulation.{name}: range {low}:{high} must have low <= high")
+    return {name: (float(low), float(high)) for name, (low, high) in vary.items()}
+
+
+def _draw(vary: dict[str, tuple[float, float]], child: np.random.SeedSequence
+          ) -> dict[str, float]:
+    """One value per varied field, from a generator spawned from the micrograph's seed."""
+    if not vary:
+        return {}
+    rng = np.random.default_rng(child.spawn(1)[0])  # child's own stream is unchanged
+    return {name: float(rng.uniform(low, high)) for name, (low, high) in sorted(vary.items())}
 
 
 def _record(name: str, shot: SimulatedMicrograph) -> dict[str, Any]:
