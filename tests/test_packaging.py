@@ -28,6 +28,9 @@ SHIPPED = (
     "napari_cryoden/_sample_data.py",
     "napari_cryoden/data/__init__.py",
     "napari_cryoden/data/simulate.py",
+    "napari_cryoden/pretrained/__init__.py",
+    "napari_cryoden/pretrained/general.safetensors",  # the models the Denoise widget defaults to
+    "napari_cryoden/pretrained/general-fast.safetensors",
 )
 
 

@@ -67,11 +67,16 @@ def _add_simulate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n", type=int, default=8, help="number of micrographs (default 8)")
     p.add_argument("--size", type=int, default=1024, help="micrograph size in px (default 1024)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--dose", type=float, default=None, help="electron dose in e/Å² (default 20)")
-    p.add_argument("--pixel-size", type=float, default=None, help="pixel size in Å (default 1.0)")
-    p.add_argument("--contrast-scale", type=float, default=None,
+    p.add_argument("--dose", type=_value_or_range, default=None, metavar="E[:E2]",
+                   help="electron dose in e/Å² (default 20); LO:HI draws one per micrograph")
+    p.add_argument("--pixel-size", type=_value_or_range, default=None, metavar="A[:A2]",
+                   help="pixel size in Å (default 1.0); LO:HI draws one per micrograph")
+    p.add_argument("--contrast-scale", type=_value_or_range, default=None, metavar="S[:S2]",
                    help="multiply the particles' phase contrast (default 1.0 = physical; real "
-                        "single-frame SNR is ~0.01 per pixel, too weak for a 3x3 net to learn)")
+                        "single-frame SNR is ~0.01 per pixel, too weak for a 3x3 net to "
+                        "learn); LO:HI draws one per micrograph")
+    p.add_argument("--defocus", type=_value_or_range, default=None, metavar="UM[:UM2]",
+                   help="defocus in µm, drawn per micrograph from LO:HI (default 0.8:2.5)")
     p.add_argument("--clean-dose", type=float, default=None,
                    help="make the 'clean' targets noisy micrographs at this dose (the seed's "
                         "protocol); the noise-free images then go to OUT_DIR/truth/")
@@ -87,25 +92,52 @@ def _add_simulate(p: argparse.ArgumentParser) -> None:
                         "--even-odd)")
 
 
+def _value_or_range(text: str) -> float | tuple[float, float]:
+    """``"20"`` → 20.0; ``"10:60"`` → (10.0, 60.0)."""
+    try:
+        if ":" in text:
+            low, high = (float(part) for part in text.split(":"))
+            return low, high
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or LO:HI, got {text!r}") from None
+
+
 def _run_simulate(args: argparse.Namespace) -> int:
     from .data.simulate import SimulationParams, simulate_dataset
 
-    overrides = {k: v for k, v in (("dose", args.dose), ("pixel_size", args.pixel_size),
-                                   ("clean_dose", args.clean_dose),
-                                   ("contrast_scale", args.contrast_scale)) if v is not None}
+    given = {"dose": args.dose, "pixel_size": args.pixel_size,
+             "contrast_scale": args.contrast_scale}
+    overrides = {k: v for k, v in given.items() if isinstance(v, float)}
+    vary = {k: v for k, v in given.items() if isinstance(v, tuple)}
+    if args.clean_dose is not None:
+        overrides["clean_dose"] = args.clean_dose
+    if args.defocus is not None:
+        low, high = args.defocus if isinstance(args.defocus, tuple) else (args.defocus,) * 2
+        overrides.update(defocus_min=low, defocus_max=high)
     if args.n < 1 or args.size < 16:
         raise CryodenError(f"--n must be >= 1 and --size >= 16 (got {args.n}, {args.size})")
     params = SimulationParams(**overrides)
     if args.movies or args.even_odd or args.frames is not None:
+        if vary:
+            raise CryodenError("ranges (LO:HI) of --dose/--pixel-size/--contrast-scale are for "
+                               "plain noisy/clean pairs, not --movies/--even-odd")
         return _simulate_movies(args, params)
     progress = _progress(args.n, "simulate", "micrograph")
     simulate_dataset(args.out_dir, args.n, args.size, args.seed, params,
-                     progress=lambda done, total: progress.update(1))
+                     progress=lambda done, total: progress.update(1), vary=vary)
     progress.close()
     target = ("noise-free ground truth" if params.clean_dose is None
               else f"noisy targets at {params.clean_dose} e/Å² (ground truth in truth/)")
+
+    def show(name: str, unit: str) -> str:
+        low_high = vary.get(name)
+        return (f"{low_high[0]:g}-{low_high[1]:g} {unit} (per micrograph)" if low_high
+                else f"{getattr(params, name):g} {unit}")
+
     print(f"wrote {args.n} noisy/clean pairs of {args.size}x{args.size} px to {args.out_dir}: "
-          f"dose {params.dose} e/Å², pixel {params.pixel_size} Å, clean = {target}")
+          f"dose {show('dose', 'e/Å²')}, pixel {show('pixel_size', 'Å')}, defocus "
+          f"{params.defocus_min:g}-{params.defocus_max:g} µm, clean = {target}")
     return EXIT_OK
 
 
@@ -344,9 +376,10 @@ def _start_line(e: Any, source: str) -> str:
 
 # -- denoise ----------------------------------------------------------------------------------
 def _add_denoise(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", type=Path, metavar="MODEL", help="a .safetensors weight file")
-    p.add_argument("inputs", type=Path, nargs="+", metavar="INPUT",
-                   help="micrographs (MRC/TIFF) or folders of them")
+    p.add_argument("inputs", type=Path, nargs="+", metavar="[MODEL] INPUT",
+                   help="a .safetensors weight file or a shipped model's name (general, "
+                        "general-fast), then micrographs (MRC/TIFF) or folders of them; "
+                        "without MODEL the shipped general model is used")
     p.add_argument("--out", type=Path, required=True, metavar="DIR",
                    help="output folder; files keep their names, written as float32 MRC")
     _add_device_flags(p)
@@ -368,12 +401,22 @@ def _add_device_flags(p: argparse.ArgumentParser) -> None:
 def _run_denoise(args: argparse.Namespace) -> int:
     from .data.io import list_images
     from .inference import denoise_file
+    from .pretrained import is_shipped, resolve_model
     from .training import select_device
     from .weights import load_checkpoint
 
+    first = args.inputs[0]
+    given = is_shipped(first) or first.suffix.lower() == ".safetensors"
+    args.model = resolve_model(first if given else None)
+    inputs = args.inputs[1:] if given else args.inputs
+    if not inputs:
+        raise InputError("denoise: no micrographs given after the model")
+    if not given:
+        print(f"model: the shipped general model ({args.model.name}); give a .safetensors "
+              "file first to use your own")
     device = select_device(args.device)
     model, ckpt = load_checkpoint(args.model, device=device)
-    files = [f for item in args.inputs
+    files = [f for item in inputs
              for f in (list_images(item) if item.is_dir() else [item])]
     args.out.mkdir(parents=True, exist_ok=True)
     bar = _progress(len(files), "denoise", "micrograph")
@@ -407,7 +450,9 @@ def _check_precision(model: Any, path: Path, precision: str, options: dict[str, 
 
 # -- evaluate ---------------------------------------------------------------------------------
 def _add_evaluate(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", type=Path, metavar="MODEL", help="a .safetensors weight file")
+    p.add_argument("model", type=Path, metavar="MODEL",
+                   help="a .safetensors weight file or a shipped model's name (general, "
+                        "general-fast)")
     p.add_argument("--noisy", type=Path, required=True, help="folder of noisy micrographs")
     p.add_argument("--clean", type=Path, required=True, help="folder of clean targets")
     p.add_argument("--json", type=Path, required=True, metavar="FILE", help="report to write")
@@ -429,9 +474,11 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
     from .checklist import format_checklist
     from .evaluation import evaluate, write_report
+    from .pretrained import resolve_model
     from .training import select_device
     from .weights import load_checkpoint
 
+    args.model = resolve_model(args.model)
     device = select_device(args.device)
     model, ckpt = load_checkpoint(args.model, device=device)
     history_path = args.history or args.model.parent / "history.json"

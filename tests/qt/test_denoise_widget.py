@@ -19,7 +19,7 @@ pytest.importorskip("pytestqt")
 from napari.layers import Image  # noqa: E402
 from napari.utils.notifications import NotificationSeverity, notification_manager  # noqa: E402
 
-from napari_cryoden._qt._models import MODELS  # noqa: E402
+from napari_cryoden._qt._models import MODELS, SHIPPED_LABELS  # noqa: E402
 from napari_cryoden._qt.denoise_widget import (  # noqa: E402
     FIELD_OF_VIEW,
     RECTANGLE,
@@ -32,6 +32,7 @@ from napari_cryoden.weights import load_checkpoint, save_checkpoint  # noqa: E40
 
 SCALE, TRANSLATE = (1.5, 1.5), (10.0, -4.0)
 WAIT_MS = 20_000
+SHIPPED = tuple(SHIPPED_LABELS)
 
 
 @pytest.fixture(scope="module")
@@ -111,16 +112,31 @@ def test_denoise_adds_a_layer_equal_to_the_core_result(make_napari_viewer, qtbot
                                atol=1e-6)
 
 
+def test_the_shipped_general_model_denoises_before_anything_is_trained(make_napari_viewer, qtbot,
+                                                                       micrograph):
+    from napari_cryoden.pretrained import shipped_path
+
+    viewer, widget = setup(make_napari_viewer, micrograph)
+    assert widget.model.value == "general (shipped)"
+    layer = click_denoise(qtbot, widget)
+    assert layer.data.shape == micrograph.shape
+    model, ckpt = load_checkpoint(shipped_path("general"))
+    expected = denoise(model, micrograph, normalization=ckpt.normalization)
+    np.testing.assert_allclose(layer.data, expected, atol=1e-5)
+    assert ckpt.config.model.preset == "unet-small"
+
+
 def test_a_model_registered_later_appears_and_is_used(make_napari_viewer, qtbot, weights,
                                                       micrograph, tmp_path):
     viewer, widget = setup(make_napari_viewer, micrograph)
-    assert widget.model.choices == ()
+    assert set(widget.model.choices) == set(SHIPPED)  # before training: the shipped models
+    assert widget.model.value == "general (shipped)"
     other = tmp_path / "other.safetensors"
     config = Config()
     save_checkpoint(other, build_model(config.model, seed=1), config, epoch=2)
     MODELS.register("run 1 (best)", weights)  # as the Train widget does on a new best epoch
     MODELS.register("run 2 (best)", other)
-    assert widget.model.choices == ("run 1 (best)", "run 2 (best)")
+    assert set(widget.model.choices) == {"run 1 (best)", "run 2 (best)", *SHIPPED}
     assert widget.model.value == "run 1 (best)"  # the first one was selected, and stays
     widget.model.value = "run 2 (best)"
     layer = click_denoise(qtbot, widget)
@@ -385,7 +401,7 @@ def test_auto_without_a_clean_layer_is_an_error(make_napari_viewer, tmp_path, mi
     write_raw(build_model(Config().model, seed=0), tmp_path / "run")
     viewer, widget = setup(make_napari_viewer, micrograph)
     widget.add_raw_folder(tmp_path / "run", "auto")
-    assert widget.raw_worker is None and MODELS.labels() == []
+    assert widget.raw_worker is None and MODELS.registered() == []
     assert any("auto needs a noisy/clean pair" in e for e in errors(notes))
 
 
@@ -400,6 +416,6 @@ def test_auto_that_cannot_decide_shows_the_ranking(make_napari_viewer, qtbot, tm
     widget.clean.value = viewer.layers["reference"]
     widget.add_raw_folder(tmp_path / "run", "auto")
     qtbot.waitUntil(lambda: widget.raw_worker is None, timeout=WAIT_MS)
-    assert MODELS.labels() == []
+    assert MODELS.registered() == []
     message = next(e for e in errors(notes) if "raw weight folder" in e)
     assert "refusing to guess" in message and "val MSE" in message

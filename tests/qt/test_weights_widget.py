@@ -16,7 +16,7 @@ pytest.importorskip("pytestqt")
 
 from matplotlib.image import imread  # noqa: E402
 
-from napari_cryoden._qt._models import MODELS  # noqa: E402
+from napari_cryoden._qt._models import MODELS, SHIPPED_LABELS  # noqa: E402
 from napari_cryoden._qt.weights_widget import WeightsWidget  # noqa: E402
 from napari_cryoden.config import Config  # noqa: E402
 from napari_cryoden.model import build_model  # noqa: E402
@@ -86,7 +86,7 @@ def test_another_model_registered_does_not_replace_the_chosen_one(make_napari_vi
     MODELS.register("a", tmp_path / "a.safetensors")
     MODELS.register("b", tmp_path / "b.safetensors")
     assert widget.model_choice.value == "a" and widget.path == tmp_path / "a.safetensors"
-    assert set(widget.model_choice.choices) == {None, "a", "b"}
+    assert set(widget.model_choice.choices) == {None, "a", "b", *SHIPPED_LABELS}
 
 
 def test_file_picker_loads_and_registers_the_file(make_napari_viewer: Any,
@@ -139,3 +139,10 @@ def test_larger_presets_show_their_first_and_last_layers(make_napari_viewer: Any
     assert f"showing the first and last, {first} and {last}" in figure._suptitle.get_text()
     assert f"({preset})" in figure._suptitle.get_text()
     assert f"preset {preset}" in widget.info.value
+
+
+def test_the_shipped_models_show_their_weights(make_napari_viewer: Any) -> None:
+    widget = make_widget(make_napari_viewer)
+    assert widget.model_choice.value is None  # nothing drawn until asked
+    widget.model_choice.value = "general (shipped)"
+    assert widget.path is not None and widget.path.name == "general.safetensors"

@@ -1,7 +1,9 @@
 """Models known to this napari session: the ones being trained and the ones loaded from files.
 
 The Train widget registers ``best.safetensors`` of its run as soon as an epoch is the new best,
-so the Denoise and Weights widgets can use it at once; they listen to ``changed``.
+so the Denoise and Weights widgets can use it at once; they listen to ``changed``. The models that
+ship with the package (:mod:`napari_cryoden.pretrained`) are always listed, after the others, so
+that denoising works before anything was trained.
 """
 
 from __future__ import annotations
@@ -10,7 +12,10 @@ from pathlib import Path
 
 from psygnal import Signal
 
-__all__ = ["ModelRegistry", "MODELS"]
+__all__ = ["ModelRegistry", "MODELS", "SHIPPED_LABELS"]
+
+SHIPPED_LABELS = {"general (shipped)": "general", "general-fast (shipped)": "general-fast"}
+"""Label in the widgets → name in :data:`napari_cryoden.pretrained.SHIPPED`."""
 
 
 class ModelRegistry:
@@ -27,12 +32,24 @@ class ModelRegistry:
         self.changed.emit(label, Path(path))
 
     def get(self, label: str) -> Path | None:
-        return self._paths.get(label)
+        if label in self._paths:
+            return self._paths[label]
+        if label in SHIPPED_LABELS:
+            from napari_cryoden.pretrained import shipped_path
+
+            return shipped_path(SHIPPED_LABELS[label])
+        return None
 
     def labels(self) -> list[str]:
+        """Registered labels in order, then the shipped models."""
+        return list(self._paths) + [s for s in SHIPPED_LABELS if s not in self._paths]
+
+    def registered(self) -> list[str]:
+        """The labels registered in this session (trained or opened), without the shipped ones."""
         return list(self._paths)
 
     def clear(self) -> None:
+        """Forget the registered models (the shipped ones stay)."""
         self._paths.clear()
 
 

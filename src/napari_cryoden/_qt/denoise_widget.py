@@ -34,7 +34,7 @@ from napari_cryoden._qt._compare import (
     run_job,
     write_denoised,
 )
-from napari_cryoden._qt._models import MODELS
+from napari_cryoden._qt._models import MODELS, SHIPPED_LABELS
 from napari_cryoden.config import DEVICES
 from napari_cryoden.errors import CryodenError, InputError
 
@@ -77,7 +77,9 @@ class DenoiseWidget(Container):
                               tooltip="The micrograph or stack to denoise (an Image layer).")
         self.model = ComboBox(label="Model", choices=lambda _: MODELS.labels(), tooltip=(
             "A model trained in this session (the Train widget adds its best checkpoint after "
-            "every new best epoch) or a weight file you opened."))
+            "every new best epoch), a weight file you opened, or a model that ships with the "
+            "plugin: 'general' (a small U-Net trained on varied simulated micrographs) or "
+            "'general-fast' (the 3-layer net, ~10x faster on a CPU)."))
         self.open_button = PushButton(text="Open weight file…", tooltip=(
             "Choose a .safetensors weight file written by cryoden; it is added to Model."))
         self.raw_button = PushButton(text="Open raw weight folder…", tooltip=(
@@ -158,8 +160,8 @@ class DenoiseWidget(Container):
 
     def _on_model_registered(self, label: str, path: Path) -> None:
         self.model.reset_choices()
-        if self.model.value is None:
-            self.model.value = label
+        if self.model.value is None or self.model.value in SHIPPED_LABELS:
+            self.model.value = label  # a model of this session beats the shipped default
 
     def _on_region_changed(self, value: str) -> None:
         self.shapes.visible = value == RECTANGLE
@@ -231,7 +233,7 @@ class DenoiseWidget(Container):
         if self.raw_worker is not None:
             show_warning("Still reading the previous raw weight folder: try again in a moment")
             return
-        out = _raw_dir() / f"{len(MODELS.labels())}-{folder.name}-{layout}.safetensors"
+        out = _raw_dir() / f"{len(MODELS.registered())}-{folder.name}-{layout}.safetensors"
         self.raw_button.enabled, self.raw_button.text = False, "Reading raw weights…"
         self.raw_worker = create_worker(import_raw_folder, folder, layout, out, pair, _connect={
             "returned": partial(self._on_raw_returned, folder, layout, out),

@@ -64,8 +64,8 @@ class WeightsWidget(QWidget):
         callback = self._on_registry_changed
         MODELS.changed.connect(callback)
         self.destroyed.connect(lambda *_: MODELS.changed.disconnect(callback, missing_ok=True))
-        if MODELS.labels():
-            self.model_choice.value = MODELS.labels()[-1]
+        if MODELS.registered():  # the latest model of the session; shipped ones on request
+            self.model_choice.value = MODELS.registered()[-1]
 
     # -- loading ---------------------------------------------------------------------------
     def load(self, path: str | Path, label: str | None = None) -> bool:
