@@ -43,6 +43,8 @@ patch 256 and 10 epochs, give 12 patches and 30 steps in all: not enough on one 
 DEEP_SETTINGS = {"model.preset": "deep", "train.epochs": 3}
 """The Weights widget's picture of a larger net: the ``deep`` preset (6 layers, 32 channels),
 trained briefly from the sample (about a minute on 2 cores)."""
+N2N_EPOCHS = 10
+"""Noise2Noise epochs for its screenshot (even/odd halves of one 1024² movie)."""
 REGION = (330, 420, 530, 660)
 """The rectangle denoised in region mode: y0, x0, y1, x1 in pixels of the sample."""
 
@@ -302,6 +304,46 @@ def step_weights_deep(session: Session) -> float:
     return seconds
 
 
+def step_shipped(session: Session) -> float:
+    """Denoise the sample with the shipped general model, before anything is trained."""
+    name = f"{session.noisy} denoised"
+    if name in session.viewer.layers:  # from step_denoise: this result gets its name
+        session.viewer.layers.remove(name)
+    widget = session.open_dock("Denoise")
+    widget.image.value, widget.device.value = session.viewer.layers[session.noisy], "cpu"
+    widget.model.value = "general (shipped)"
+    seconds = click_denoise(widget)
+    denoised = session.viewer.layers[name]
+    session.viewer.layers.selection.active = denoised
+    session.view((512, 512), 2.0, denoised.name)
+    session.shoot("guide_denoise_general.png")
+    return seconds
+
+
+def step_train_n2n(session: Session) -> float:
+    """Noise2Noise in the Train panel: even/odd frame sums of one simulated 8-frame movie."""
+    from napari_cryoden.data.io import read_image
+    from napari_cryoden.data.simulate import HIGH_CONTRAST
+    from napari_cryoden.data.simulate_frames import simulate_movie_dataset
+
+    simulate_movie_dataset(session.scratch / "halves", 1, 1024, seed=3, params=HIGH_CONTRAST,
+                           frames=8, movies=False, even_odd=True)
+    for half in ("even", "odd"):
+        data, pixel = read_image(session.scratch / "halves" / half / "mic_0000.mrc")
+        session.viewer.add_image(np.asarray(data), name=f"movie {half}", scale=(pixel, pixel))
+    widget = session.open_dock("Train")
+    widget.form.widget("train.mode").value = "n2n"
+    for key, value in {**TRAIN_SETTINGS, "train.epochs": N2N_EPOCHS}.items():
+        widget.form.widget(key).value = value
+    widget.run_folder.value = session.scratch / "n2n-run"
+    session.view((420, 560), 2.0, "movie even")
+    start = time.perf_counter()
+    wait_for(widget.finished, widget.start_button.click, TRAIN_TIMEOUT_S)
+    seconds = time.perf_counter() - start
+    session.shoot("guide_train_n2n.png")
+    return seconds
+
+
 def scrambled_copy(best: Path, path: Path) -> Path:
     """``best`` with every kernel scrambled as the seed did: (out, in, kH, kW) memory read as
     (kH, kW, in, out), then transposed back (see docs/formats.md)."""
@@ -331,6 +373,8 @@ def run_all(session: Session, epochs: int) -> list[str]:
     inspect_s, checklist = step_inspect(session, label)
     step_weights(session, run_dir / "best.safetensors", label)
     deep_s = step_weights_deep(session)
+    extra = [f"denoising with the shipped general model: {step_shipped(session):.2f} s",
+             f"Noise2Noise training: {step_train_n2n(session):.1f} s for {N2N_EPOCHS} epochs"]
     history = json.loads((run_dir / "history.json").read_text())
     per_epoch = np.mean([epoch["seconds"] for epoch in history["epochs"]])
     return [f"training, Start to finished: {train_s:.1f} s for {epochs} epochs "
@@ -339,7 +383,16 @@ def run_all(session: Session, epochs: int) -> list[str]:
             f"{denoise_s['region']:.2f} s",
             f"Inspect, Analyse: {inspect_s:.2f} s. {checklist}",
             f"training the deep preset: {deep_s:.1f} s for {DEEP_SETTINGS['train.epochs']} "
-            "epochs"]
+            "epochs", *extra]
+
+
+def run_new(session: Session, epochs: int) -> list[str]:
+    """Only the shipped model in Denoise and Noise2Noise in Train (``--only shipped-n2n``)."""
+    open_sample(session)
+    denoise_s = step_shipped(session)
+    n2n_s = step_train_n2n(session)
+    return [f"denoising the 1024² sample with the shipped general model: {denoise_s:.2f} s",
+            f"Noise2Noise training in the Train panel: {n2n_s:.1f} s for {N2N_EPOCHS} epochs"]
 
 
 def run_deep_weights(session: Session, epochs: int) -> list[str]:
@@ -365,8 +418,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder for the guide_*.png files (default: docs/images)")
     parser.add_argument("--epochs", type=int, default=TRAIN_SETTINGS["train.epochs"],
                         help="training epochs (default: %(default)s; fewer for a quick look)")
-    parser.add_argument("--only", choices=("weights-deep",), default=None,
-                        help="take one screenshot only: guide_weights_deep.png")
+    parser.add_argument("--only", choices=("weights-deep", "shipped-n2n"), default=None,
+                        help="take some screenshots only: guide_weights_deep.png, or "
+                             "guide_denoise_general.png and guide_train_n2n.png")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     _import_triton_first()
@@ -379,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     viewer.window._qt_window.resize(*WINDOW)
     scratch = Path(tempfile.mkdtemp(prefix="cryoden-guide-"))
     try:
-        steps = run_deep_weights if args.only == "weights-deep" else run_all
+        steps = {"weights-deep": run_deep_weights, "shipped-n2n": run_new}.get(args.only, run_all)
         report = steps(Session(viewer, args.out, scratch), args.epochs)
     except Exception as exc:  # one line, as the CLI does; the viewer is closed below
         print(f"screenshots: error: {type(exc).__name__}: {exc}", file=sys.stderr)
