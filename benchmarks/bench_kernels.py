@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import faulthandler
 import json
-import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +28,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _timing import cuda_time  # noqa: E402
 
 from napari_cryoden.kernels import (  # noqa: E402
     KernelConfig,
@@ -48,20 +50,7 @@ CONFIGS = {
 
 
 def _time(fn: Callable[[int], object], steps: int, repeat: int) -> float:
-    """Median seconds per call over ``repeat`` windows of ``steps`` calls, by CUDA events."""
-    for i in range(2):
-        fn(i)
-    torch.cuda.synchronize()
-    windows = []
-    for _ in range(repeat):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for i in range(steps):
-            fn(i)
-        end.record()
-        end.synchronize()
-        windows.append(start.elapsed_time(end) / 1e3 / steps)
-    return statistics.median(windows)
+    return cuda_time(fn, steps, repeat, warmup=2)
 
 
 def _errors(y: torch.Tensor, ref: torch.Tensor) -> tuple[float, float]:

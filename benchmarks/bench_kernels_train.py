@@ -28,7 +28,6 @@ import argparse
 import copy
 import faulthandler
 import json
-import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +36,9 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _timing import cuda_time  # noqa: E402
 
 from napari_cryoden.kernels import available  # noqa: E402
 from napari_cryoden.kernels.train import (  # noqa: E402
@@ -57,20 +59,7 @@ DEFAULT = "bwd 4x32 w4"
 
 
 def _time(fn: Callable[[int], object], steps: int, repeat: int) -> float:
-    """Median seconds per call over ``repeat`` windows of ``steps`` calls, by CUDA events."""
-    for i in range(2):
-        fn(i)
-    torch.cuda.synchronize()
-    windows = []
-    for _ in range(repeat):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for i in range(steps):
-            fn(i)
-        end.record()
-        end.synchronize()
-        windows.append(start.elapsed_time(end) / 1e3 / steps)
-    return statistics.median(windows)
+    return cuda_time(fn, steps, repeat, warmup=2)
 
 
 def _fail(what: str, exc: BaseException) -> None:

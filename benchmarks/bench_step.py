@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -25,26 +24,16 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _timing import cuda_time  # noqa: E402
 
 from napari_cryoden.model import build_model  # noqa: E402
 from napari_cryoden.steps import compiled_step, make_step  # noqa: E402
 
 
-def _time(fn: Callable[[int], None], steps: int, repeat: int) -> float:
-    """Median seconds per step over ``repeat`` windows of ``steps`` calls, by CUDA events."""
-    for i in range(3):
-        fn(i)
-    torch.cuda.synchronize()
-    windows = []
-    for _ in range(repeat):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for i in range(steps):
-            fn(i)
-        end.record()
-        end.synchronize()
-        windows.append(start.elapsed_time(end) / 1e3 / steps)
-    return statistics.median(windows)
+def _time(fn: Callable[[int], object], steps: int, repeat: int) -> float:
+    return cuda_time(fn, steps, repeat, warmup=3)
 
 
 def _inputs(batch: int, patch: int, dtype: torch.dtype, channels_last: bool, sets: int = 4):

@@ -24,13 +24,14 @@ import torch
 from ..config import NORMALIZATIONS
 from ..errors import InputError
 from ._packed_ring import RING, Ring
+from ._sharding import ShardedCounts
 from .packed import PackedStore
 from .stream import Batch, _rng
 
 __all__ = ["PackedStream"]
 
 
-class PackedStream:
+class PackedStream(ShardedCounts):
     """Batches of (noisy, clean) patches of a packed store, each patch exactly once per epoch.
 
     Parameters
@@ -101,20 +102,8 @@ class PackedStream:
         self._normalization, self._dtype = normalization, dtype
         self.device = torch.device(device)
 
-    @property
-    def n_patches(self) -> int:
-        """Patches per epoch streamed by this rank."""
-        return len(range(self._rank, self.n_patches_all_ranks, self._world_size))
-
-    @property
-    def n_patches_all_ranks(self) -> int:
-        """Patches per epoch streamed by all ranks together."""
-        return len(self._indices) - self.n_dropped
-
-    @property
-    def n_dropped(self) -> int:
-        """Patches of each epoch no rank streams (``< world_size``, training only)."""
-        return len(self._indices) % self._world_size if self._shuffle else 0
+    def _plan_size(self) -> int:
+        return len(self._indices)
 
     @property
     def sample_size(self) -> int:

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from ..config import NORMALIZATIONS
+from ._sharding import ShardedCounts
 from .io import MicrographCache
 from .normalize import Normalizer, fit_normalizer
 from .patches import PatchRef, index_patches
@@ -68,7 +69,7 @@ class _Sample:
     normalizer: Normalizer
 
 
-class PatchStream:
+class PatchStream(ShardedCounts):
     """Batches of (noisy, clean) patches, each patch exactly once per epoch.
 
     Parameters
@@ -141,20 +142,8 @@ class PatchStream:
         self._normalizers: dict[tuple[int, int], Normalizer] = {}
         self._normalizers_lock = threading.Lock()
 
-    @property
-    def n_patches(self) -> int:
-        """Patches per epoch streamed by this rank (all of them without sharding)."""
-        return len(range(self._rank, self.n_patches_all_ranks, self._world_size))
-
-    @property
-    def n_patches_all_ranks(self) -> int:
-        """Patches per epoch streamed by all ranks together: the index less the dropped ones."""
-        return len(self._patches) - self.n_dropped
-
-    @property
-    def n_dropped(self) -> int:
-        """Patches of each epoch's plan that no rank streams (``< world_size``, training only)."""
-        return len(self._patches) % self._world_size if self._shuffle else 0
+    def _plan_size(self) -> int:
+        return len(self._patches)
 
     @property
     def sample_size(self) -> int:
