@@ -166,6 +166,16 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _status_mb(*keys: str) -> dict[str, float]:
+    """Fields of /proc/self/status in MB (what the resident memory is made of, at the end)."""
+    out = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key = line.split(":")[0]
+        if key in keys:
+            out[key] = int(line.split()[1]) / 1024
+    return out
+
+
 def _steady(times: list[float], batch: int, skip: int = 5) -> tuple[float, float, float]:
     """(patches/s, start, end) over the steps after the first ``skip``."""
     if len(times) <= skip + 1:
@@ -279,6 +289,7 @@ def worker(args: argparse.Namespace) -> None:
     runs = {"plain": plain_loop, "cryoden": cryoden_run, "baseline": runtime_baseline}
     result = runs[kind](**spec)
     result["peak_rss_mb"] = _rss_mb()
+    result["rss_now_mb"] = _status_mb("RssAnon", "RssFile", "RssShmem")
     print("RESULT " + json.dumps(result), flush=True)
 
 
