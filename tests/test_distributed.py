@@ -26,6 +26,7 @@ from napari_cryoden.config import Config
 from napari_cryoden.data.io import find_pairs
 from napari_cryoden.data.stream import PatchStream
 from napari_cryoden.distributed import RANK_WEIGHTS_ENV
+from napari_cryoden.events import from_json_line
 from napari_cryoden.training import EpochEnd, TrainStep, train
 from napari_cryoden.weights import load_checkpoint
 
@@ -199,10 +200,11 @@ def test_a_stop_on_rank_0_stops_every_rank_at_the_same_step(ddp_runs) -> None:
 # -- the CLI launcher --------------------------------------------------------------------------
 def test_cli_ddp_launches_torchrun_and_trains(data, tmp_path: Path, capfd) -> None:
     noisy, clean = data["train"][0][0].parent, data["train"][0][1].parent
-    run = tmp_path / "cli_run"
+    run, log = tmp_path / "cli_run", tmp_path / "events.jsonl"
     status = main(["train", "--ddp", "--nproc", "2", "--device", "cpu", "--noisy", str(noisy),
                    "--clean", str(clean), "--out", str(run), "--epochs", "2", "--patch-size",
-                   "32", "--batch-size", "2", "--val-fraction", "0.25", "--no-amp"])
+                   "32", "--batch-size", "2", "--val-fraction", "0.25", "--no-amp",
+                   "--events", str(log)])
     output, errors = capfd.readouterr()
     assert status == 0, errors
     assert "2 processes × cpu" in output and output.count("Finished after 2 epoch(s)") == 1
@@ -210,6 +212,13 @@ def test_cli_ddp_launches_torchrun_and_trains(data, tmp_path: Path, capfd) -> No
     assert [e["epoch"] for e in history["epochs"]] == [1, 2] and history["world_size"] == 2
     assert history["config"]["train"] == {**history["config"]["train"], "batch_size": 2,
                                           "amp": False}
+    # --events reached the ranks; rank 0 alone wrote it: one start, one end (its own)
+    events = [from_json_line(line) for line in log.read_text().splitlines()]
+    kinds = [type(e).__name__ for e in events]
+    assert kinds.count("TrainStart") == 1 and kinds.count("TrainEnd") == 1
+    assert kinds[0] == "TrainStart" and kinds[-1] == "TrainEnd" and events[-1].rank == 0
+    assert events[0].world_size == 2 and kinds.count("EpochEnd") == 2
+    assert kinds.count("TrainStep") == len(history["steps"])
 
 
 def test_cli_ddp_refuses_bad_input_before_launching(tmp_path: Path, capsys) -> None:

@@ -236,6 +236,10 @@ def _add_train(p: argparse.ArgumentParser) -> None:
                         "torchrun; --batch-size is per process); see docs/distributed.md")
     p.add_argument("--nproc", type=int, default=None, metavar="N",
                    help="processes for --ddp (implies it; default: one per GPU, 2 on the CPU)")
+    p.add_argument("--events", default=None, metavar="FILE",
+                   help="also write every training event as one JSON object per line to FILE "
+                        "(rank 0 only; '-': stdout, the usual lines then go to stderr); see "
+                        "docs/distributed.md")
     for section, names in _TRAIN_FLAGS.items():
         group = p.add_argument_group(f"{_SECTION[section]} options")
         for f in fields(section):
@@ -278,6 +282,8 @@ def _train_argv(args: argparse.Namespace) -> list[str]:
         argv += ["--val-noisy", str(args.val_noisy), "--val-clean", str(args.val_clean)]
     if args.resume:
         argv.append("--resume")
+    if args.events is not None:
+        argv += ["--events", args.events]
     for names in _TRAIN_FLAGS.values():
         for name in names:
             value, flag = getattr(args, name, None), "--" + name.replace("_", "-")
@@ -304,6 +310,7 @@ def _resolve_run_dir(args: argparse.Namespace) -> None:
 def _run_train(args: argparse.Namespace) -> int:
     from . import distributed
     from ._train_sources import training_data
+    from .events import to_json_line
     from .training import (
         CheckpointSaved,
         EpochEnd,
@@ -323,16 +330,20 @@ def _run_train(args: argparse.Namespace) -> int:
     stop = threading.Event()
     events = run_training(config, train_pairs, val_pairs, args.out, stop=stop,
                           resume=args.resume, clean_val_pairs=clean_val)
+    log, out = _open_event_log(args.events)
     bar = None
     try:
         for event in events:
+            if log is not None:
+                log.write(to_json_line(event))
+                log.flush()
             if isinstance(event, TrainStart):
                 source = (f"store {args.store}" if args.store is not None else
                           f"{len(train_pairs)} train / {len(val_pairs)} val micrographs")
                 if config.train.mode != "n2c":
                     source += f" ({_MODE_NAMES[config.train.mode]}" + (
                         f", {len(clean_val)} clean val micrographs)" if clean_val else ")")
-                print(_start_line(event, source))
+                print(_start_line(event, source), file=out)
             elif isinstance(event, TrainStep):
                 if bar is None:
                     bar = _progress(event.steps_per_epoch, f"epoch {event.epoch}", "step")
@@ -342,13 +353,13 @@ def _run_train(args: argparse.Namespace) -> int:
                 if bar is not None:
                     bar.close()
                     bar = None
-                print(event.describe())
+                print(event.describe(), file=out)
             elif isinstance(event, TrainWarning):
                 print(f"warning: epoch {event.epoch}: {event.message}", file=sys.stderr)
             elif isinstance(event, CheckpointSaved) and event.kind == "best":
-                print(f"  ✓ Saved {event.path}")
+                print(f"  ✓ Saved {event.path}", file=out)
             elif isinstance(event, TrainEnd) and event.rank == 0:
-                print(event.describe())
+                print(event.describe(), file=out)
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
@@ -357,7 +368,22 @@ def _run_train(args: argparse.Namespace) -> int:
             print(f"interrupted: history and last weights saved in {args.out}; "
                   f"resume with --resume", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        if log is not None and log is not sys.stdout:
+            log.close()
     return EXIT_OK
+
+
+def _open_event_log(target: str | None) -> tuple[Any, Any]:
+    """``(log, out)``: where ``--events`` lines go (None: nowhere, or not rank 0) and where
+    the usual lines go (stderr when the events take stdout)."""
+    if target is None or int(os.environ.get("RANK", "0")) != 0:
+        return None, sys.stdout
+    if target == "-":
+        return sys.stdout, sys.stderr
+    path = Path(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.open("w", encoding="utf-8"), sys.stdout
 
 
 _MODE_NAMES = {"n2n": "Noise2Noise on even/odd halves", "n2v": "Noise2Void, no clean targets"}

@@ -8,11 +8,14 @@ when resuming, right after :class:`TrainStart`; consumers that do not know it ma
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import math
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 __all__ = ["TrainStart", "TrainStep", "EpochEnd", "CheckpointSaved", "TrainWarning", "TrainEnd",
-           "Event"]
+           "Event", "to_dict", "from_dict", "to_json_line", "from_json_line"]
 
 
 @dataclass(frozen=True)
@@ -123,3 +126,64 @@ class TrainEnd:
 
 
 Event = TrainStart | TrainStep | EpochEnd | CheckpointSaved | TrainWarning | TrainEnd
+
+
+_TYPES: dict[str, type] = {cls.__name__: cls for cls in (
+    TrainStart, TrainStep, EpochEnd, CheckpointSaved, TrainWarning, TrainEnd)}
+
+
+def to_dict(event: Event) -> dict[str, Any]:
+    """``event`` as a JSON-safe dict: ``{"event": "TrainStep", <its fields>}``.
+
+    Paths become strings and NaN/Inf floats become None (JSON ``null``).
+    """
+    out: dict[str, Any] = {"event": type(event).__name__}
+    for f in fields(event):
+        value = getattr(event, f.name)
+        if isinstance(value, Path):
+            value = str(value)
+        elif isinstance(value, float) and not math.isfinite(value):
+            value = None
+        out[f.name] = value
+    return out
+
+
+def from_dict(data: dict[str, Any]) -> Event:
+    """The event that :func:`to_dict` gave ``data`` for; unknown keys are ignored.
+
+    Raises ``ValueError`` for an unknown ``"event"`` name or a missing field. A ``null`` where
+    the event needs a float (e.g. a NaN loss) becomes NaN again.
+    """
+    cls = _TYPES.get(str(data.get("event")))
+    if cls is None:
+        raise ValueError(f"not a training event: {data.get('event')!r}")
+    values: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name not in data:
+            continue  # fields with defaults may be absent (an older writer)
+        value = data[f.name]
+        if f.type == "Path":
+            value = Path(value)
+        elif f.type == "float" and value is None:
+            value = math.nan
+        values[f.name] = value
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise ValueError(f"{cls.__name__}: {exc}") from None
+
+
+def to_json_line(event: Event) -> str:
+    """One line of JSON (ending in a newline) for ``event``: the ``--events`` file format."""
+    return json.dumps(to_dict(event), allow_nan=False) + "\n"
+
+
+def from_json_line(line: str) -> Event:
+    """The event of one ``--events`` line (data only: parsed with :func:`json.loads`).
+
+    Raises ``ValueError`` for a line that is not such an event.
+    """
+    data = json.loads(line)
+    if not isinstance(data, dict):
+        raise ValueError("an events line must be a JSON object")
+    return from_dict(data)

@@ -78,12 +78,23 @@ def epochs_done(run_dir: Path) -> int:
 
 @dataclass
 class Job:
-    """One training run's thread-shared state: the core's stop event and a done flag."""
+    """One training run's thread-shared state: the core's stop event and a done flag.
+
+    ``process`` is the training subprocess of a run in several processes
+    (:class:`._train_process.TrainProcess`), None otherwise.
+    """
 
     stop: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
     worker: Any = None
     events: Generator[list[Any], None, None] | None = None
+    process: Any = None
+
+    def request_stop(self) -> None:
+        """Ask the run to stop: the core's event, and SIGINT (once) to a subprocess."""
+        self.stop.set()
+        if self.process is not None:
+            self.process.interrupt()
 
     def stopping(self) -> bool:
         if self.worker is not None and self.worker.abort_requested:
@@ -159,12 +170,17 @@ def drive(events: Iterator[list[Any]]) -> Iterator[list[Any]]:
     yield from events
 
 
-def new_job(source: LayerPair | FolderPair, config: Config, run_dir: Path, resume: bool) -> Job:
-    """A job whose napari worker (created, not started) runs :func:`run_events`."""
+def new_job(source: LayerPair | FolderPair, config: Config, run_dir: Path, resume: bool,
+            nproc: int = 1) -> Job:
+    """A job whose napari worker (created, not started) runs :func:`run_events`, or with
+    ``nproc`` > 1 :func:`._train_process.run_process_events` (a ``cryoden train`` subprocess)."""
     from napari.qt.threading import create_worker
 
+    from napari_cryoden._qt._train_process import run_process_events
+
     job = Job()
-    job.events = run_events(job, source, config, run_dir, resume)
+    job.events = (run_events(job, source, config, run_dir, resume) if nproc <= 1 else
+                  run_process_events(job, source, config, run_dir, resume, nproc))
     job.worker = create_worker(drive, job.events, _start_thread=False, _ignore_errors=True)
     return job
 
@@ -176,7 +192,7 @@ def shutdown_jobs(jobs: list[Job], plot_idle: threading.Event,
     for job in jobs:
         if job.done.is_set() and not (job.worker and job.worker.is_running):
             continue
-        job.stop.set()
+        job.request_stop()
         if job.worker is not None:
             job.worker.quit()  # first: a worker not yet running will not start the generator
         while job.worker is not None and job.worker.is_running and time.monotonic() < deadline:

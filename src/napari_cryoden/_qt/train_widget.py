@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from magicgui.types import FileDialogMode
-from magicgui.widgets import Container, FileEdit
+from magicgui.widgets import Container, FileEdit, SpinBox
 from qtpy.QtCore import QEvent, QObject, Signal
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 from superqt import QCollapsible
@@ -23,6 +23,7 @@ from superqt import QCollapsible
 from napari_cryoden._qt._loss_plot import LossPlot
 from napari_cryoden._qt._models import MODELS
 from napari_cryoden._qt._train_form import ConfigForm, DataForm, FolderPair, LayerPair
+from napari_cryoden._qt._train_process import check_processes
 from napari_cryoden._qt._train_worker import (
     SHUTDOWN_S,
     Job,
@@ -90,16 +91,24 @@ class TrainWidget(QWidget):
             "under ~/.napari-cryoden/runs/ is created on Start. Resume continues the run in "
             "this folder (or the last run of this panel).")
         self.run_folder.line_edit.native.setPlaceholderText("a new folder on Start")
+        self.processes = SpinBox(
+            value=1, min=1, max=64, label="processes",
+            tooltip="1: train here, in napari. N > 1: data-parallel training in N processes "
+                    "(one per GPU; on the CPU, N processes) as a 'cryoden train --nproc N' "
+                    "subprocess whose progress is shown here; 'batch size' is per process. "
+                    "See docs/distributed.md.")
         self.device_label = QLabel()
         self.device_label.setToolTip("The device that will train ('device' setting).")
         self.form.widget("train.device").changed.connect(self._update_device)
+        self.processes.changed.connect(self._update_device)
         self._update_device()
         self.settings: Container[Any] = Container(labels=True)
         self.advanced: Container[Any] = Container(labels=True)
         mode = self.form.widget("train.mode")  # first: it decides what the data rows ask for
         mode.changed.connect(self.data.set_mode)
         self.settings.extend([mode, *self.data.widgets,
-                              *(w for w in self.form.basic if w is not mode), self.run_folder])
+                              *(w for w in self.form.basic if w is not mode), self.processes,
+                              self.run_folder])
         self.advanced.extend(self.form.advanced)  # extend after init: labels get one width
         collapsible = QCollapsible("Advanced settings")
         collapsible.addWidget(self.advanced.native)
@@ -130,7 +139,10 @@ class TrainWidget(QWidget):
 
     def _update_device(self, *_: Any) -> None:
         choice = self.form.widget("train.device").value
-        self.device_label.setText(f"Training runs on: {device_description(choice)}")
+        where = device_description(choice)
+        if self.processes.value > 1:
+            where = f"{self.processes.value} processes, each on {where}"
+        self.device_label.setText(f"Training runs on: {where}")
 
     def _set_running(self, running: bool) -> None:
         self.start_button.setEnabled(not running)
@@ -156,7 +168,7 @@ class TrainWidget(QWidget):
     def stop(self) -> None:
         """Ask the run to stop at the next step (it saves last weights and history first)."""
         for job in self._jobs:
-            job.stop.set()
+            job.request_stop()
         if self.worker is not None:
             self.worker.quit()
         if self.is_running:
@@ -180,6 +192,7 @@ class TrainWidget(QWidget):
         try:
             config = self.form.config()
             source = self.data.selection()
+            check_processes(source, config, self.processes.value)
             run_dir = self._resume_dir(config) if resume else self._new_run_dir()
         except CryodenError as exc:
             show_error(str(exc))
@@ -215,7 +228,7 @@ class TrainWidget(QWidget):
 
     def _start_worker(self, config: Config, source: LayerPair | FolderPair, run_dir: Path,
                       resume: bool) -> None:
-        job = new_job(source, config, run_dir, resume)
+        job = new_job(source, config, run_dir, resume, self.processes.value)
         self._jobs[:] = [j for j in self._jobs if not j.done.is_set()] + [job]
         self.worker = worker = job.worker
         worker.yielded.connect(self._on_events)
@@ -273,7 +286,9 @@ class TrainWidget(QWidget):
         self._progress_state = {"start": event, "t0": time.monotonic(), "done": 0,
                                 "total": total, "last": None}
         self.progress.setRange(0, max(total, 1))
-        self.status.setText(f"Training on {event.device}: {event.n_train_patches} training / "
+        where = (event.device if event.world_size == 1
+                 else f"{event.world_size} processes × {event.device}")
+        self.status.setText(f"Training on {where}: {event.n_train_patches} training / "
                             f"{event.n_val_patches} validation patches, "
                             f"{event.steps_per_epoch} steps per epoch.")
 
