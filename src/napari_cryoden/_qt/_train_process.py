@@ -42,7 +42,6 @@ LOG_FILE = "train.log"
 STOP_GRACE_S = 30.0  # after SIGINT, before SIGTERM
 TERM_GRACE_S = 5.0  # after SIGTERM, before SIGKILL
 _POLL_S = 0.05
-_BATCH_S = 0.05
 
 
 class TrainProcessError(CryodenError):
@@ -207,10 +206,9 @@ def run_process_events(job: Job, source: LayerPair | FolderPair, config: Config,
     yielded until the subprocess has ended. A non-zero exit that Stop did not cause raises
     :class:`TrainProcessError` with the run's last error line.
     """
-    from napari_cryoden._qt._train_worker import PastCurves
-    from napari_cryoden.events import TrainStart, TrainStep
+    from napari_cryoden._qt._train_worker import EventBatches
 
-    batch: list[Any] = []
+    batches = EventBatches(job)
     process: TrainProcess | None = None
     try:
         pairs = prepare_pairs(source, run_dir, config)
@@ -219,23 +217,14 @@ def run_process_events(job: Job, source: LayerPair | FolderPair, config: Config,
             return
         process = job.process = TrainProcess(
             train_command(config, source, pairs, run_dir, resume, nproc), run_dir / LOG_FILE)
-        sent = time.monotonic()
+        batches.restart_clock()
         for event in follow(run_dir / EVENTS_FILE, process):
             if job.stopping():
                 process.interrupt()
                 process.enforce_deadline()
-            if event is None:
-                continue
-            batch.append(event)
-            if isinstance(event, TrainStart) and event.first_epoch > 1:  # resumed
-                batch.append(PastCurves.read(event.run_dir, event.first_epoch,
-                                             event.steps_per_epoch))
-            if job.stopping():
-                continue
-            if (not isinstance(event, TrainStep) or event.step == 1
-                    or time.monotonic() - sent >= _BATCH_S):
-                yield batch
-                batch, sent = [], time.monotonic()
+            ready = batches.add(event) if event is not None else None
+            if ready:
+                yield ready
         status = process.stop_and_wait()
         if status != 0 and process.interrupted_at is None:
             raise TrainProcessError(process.failure_line())
@@ -243,5 +232,5 @@ def run_process_events(job: Job, source: LayerPair | FolderPair, config: Config,
         if process is not None:
             process.stop_and_wait()  # closed early (viewer closing): the ranks save and exit
         job.done.set()
-    if batch:
-        yield batch
+    if batches.pending:
+        yield batches.pending

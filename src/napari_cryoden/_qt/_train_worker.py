@@ -120,30 +120,56 @@ def run_events(job: Job, source: LayerPair | FolderPair, config: Config, run_dir
     """
     from contextlib import closing
 
-    from napari_cryoden.training import TrainStart, TrainStep, train
+    from napari_cryoden.training import train
 
-    batch: list[Any] = []
+    batches = EventBatches(job)
     try:
         train_pairs, val_pairs = prepare_pairs(source, run_dir, config)
-        sent = time.monotonic()
+        batches.restart_clock()
         events = cast(Generator[Any, None, None], train(
             config, train_pairs, val_pairs, run_dir, stop=job.stop, resume=resume))
         with closing(events):
             for event in events:
-                batch.append(event)
-                if isinstance(event, TrainStart) and event.first_epoch > 1:  # resumed
-                    batch.append(PastCurves.read(event.run_dir, event.first_epoch,
-                                                  event.steps_per_epoch))
-                if job.stopping():
-                    continue
-                if (not isinstance(event, TrainStep) or event.step == 1
-                        or time.monotonic() - sent >= _BATCH_S):
-                    yield batch
-                    batch, sent = [], time.monotonic()
+                ready = batches.add(event)
+                if ready:
+                    yield ready
     finally:
         job.done.set()
-    if batch:
-        yield batch  # after done: a quit() here leaves nothing unsaved
+    if batches.pending:
+        yield batches.pending  # after done: a quit() here leaves nothing unsaved
+
+
+class EventBatches:
+    """The core's events grouped into the small batches the widget draws.
+
+    A batch goes out at every event but a training step, at each epoch's first step, and at
+    least every ``_BATCH_S`` seconds; a resumed run's earlier curves ride along with its
+    ``TrainStart``. While the job is stopping, events are only collected.
+    """
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.pending: list[Any] = []
+        self.sent = time.monotonic()
+
+    def restart_clock(self) -> None:
+        self.sent = time.monotonic()
+
+    def add(self, event: Any) -> list[Any] | None:
+        """Take ``event``; the batch to yield now, if it is time for one."""
+        from napari_cryoden.events import TrainStart, TrainStep
+
+        self.pending.append(event)
+        if isinstance(event, TrainStart) and event.first_epoch > 1:  # resumed
+            self.pending.append(PastCurves.read(event.run_dir, event.first_epoch,
+                                                event.steps_per_epoch))
+        if self.job.stopping():
+            return None
+        if (not isinstance(event, TrainStep) or event.step == 1
+                or time.monotonic() - self.sent >= _BATCH_S):
+            ready, self.pending, self.sent = self.pending, [], time.monotonic()
+            return ready
+        return None
 
 
 @dataclass(frozen=True)

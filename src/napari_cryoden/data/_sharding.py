@@ -1,6 +1,10 @@
-"""Patch counts of a stream whose epochs are dealt round-robin over ranks (torchrun)."""
+"""What the two patch streams share: epochs dealt round-robin over ranks (torchrun)."""
 
 from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
 
 __all__ = ["ShardedCounts"]
 
@@ -8,17 +12,36 @@ __all__ = ["ShardedCounts"]
 class ShardedCounts:
     """``n_patches``, ``n_patches_all_ranks`` and ``n_dropped`` from the size of an epoch's plan.
 
-    A subclass sets ``_rank``, ``_world_size`` and ``_shuffle`` and says how many patches an
-    epoch's plan holds (:meth:`_plan_size`). While training (``_shuffle``) the plan is cut to a
+    A subclass sets ``_rank``, ``_world_size``, ``_shuffle``, ``_batch_size``, ``_drop_last``
+    and ``_epoch``, says how many patches an epoch's plan holds (:meth:`_plan_size`) and streams
+    an epoch's batches (:meth:`_batches`). While training (``_shuffle``) the plan is cut to a
     multiple of the world size, so that every rank takes the same number of steps.
     """
 
     _rank: int
     _world_size: int
     _shuffle: bool
+    _batch_size: int
+    _drop_last: bool
+    _epoch: int
 
     def _plan_size(self) -> int:
         raise NotImplementedError
+
+    def _batches(self, epoch: int) -> Iterator[Any]:
+        raise NotImplementedError
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch (and so the order, crops and noise) of the next iteration."""
+        self._epoch = epoch
+
+    def __len__(self) -> int:
+        if self._drop_last:
+            return self.n_patches // self._batch_size
+        return math.ceil(self.n_patches / self._batch_size)
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._batches(self._epoch)
 
     @property
     def n_patches(self) -> int:

@@ -14,7 +14,6 @@ number of reader threads.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterator, Sequence
 
@@ -121,17 +120,6 @@ class PackedStream(ShardedCounts):
         arrays = len(self.store.arrays)
         return RING * self._batch_size * (arrays * self.store.patch_bytes + 16)
 
-    def set_epoch(self, epoch: int) -> None:
-        """Choose the epoch (and so the order, crops and noise) of the next iteration."""
-        self._epoch = epoch
-
-    def __len__(self) -> int:
-        if self._drop_last:
-            return self.n_patches // self._batch_size
-        return math.ceil(self.n_patches / self._batch_size)
-
-    def __iter__(self) -> Iterator[Batch]:
-        return self._batches(self._epoch)
 
     def _plan(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
         """This rank's patch indices in order and their crop corners ``(n, 2)``."""

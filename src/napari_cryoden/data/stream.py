@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import math
 import os
 import queue
 import threading
@@ -155,17 +154,6 @@ class PatchStream(ShardedCounts):
         """The epoch the next iteration will stream."""
         return self._epoch
 
-    def set_epoch(self, epoch: int) -> None:
-        """Choose the epoch (and so the order and crops) of the next iteration."""
-        self._epoch = epoch
-
-    def __len__(self) -> int:
-        if self._drop_last:
-            return self.n_patches // self._batch_size
-        return math.ceil(self.n_patches / self._batch_size)
-
-    def __iter__(self) -> Iterator[Batch]:
-        return self._batches(self._epoch)
 
     def _batches(self, epoch: int) -> Iterator[Batch]:
         cache = MicrographCache(max_open=max(4, 2 * self._reader_threads))
