@@ -29,10 +29,9 @@ _jit = triton.jit if triton is not None else (lambda fn: fn)
 
 
 @_jit
-def conv12_kernel(x_ptr, w1d_ptr, w1f_ptr, b1_ptr, w2_ptr, b2_ptr, h_ptr,
-                  H, W, tiles_w, sxb, sxh, sxw,
-                  C: tl.constexpr, TH: tl.constexpr, TW: tl.constexpr,
-                  CONV1_DOT: tl.constexpr):
+def tile_coords(tiles_w, TH: tl.constexpr, TW: tl.constexpr):
+    """This program's tile: batch index, origin, and each pixel's (row, column) in the tile
+    and in the image, flattened to ``TH * TW``."""
     pid = tl.program_id(0)
     b = tl.program_id(1).to(tl.int64)
     row0 = (pid // tiles_w) * TH
@@ -40,8 +39,35 @@ def conv12_kernel(x_ptr, w1d_ptr, w1f_ptr, b1_ptr, w2_ptr, b2_ptr, h_ptr,
     idx = tl.arange(0, TH * TW)
     ir = idx // TW
     ic = idx % TW
-    r = row0 + ir
-    c = col0 + ic
+    return b, row0, col0, ir, ic, row0 + ir, col0 + ic
+
+
+@_jit
+def conv3_tile(h_ptr, w3_ptr, b3_ptr, H, W, tiles_w,
+               C: tl.constexpr, TH: tl.constexpr, TW: tl.constexpr):
+    """``b3 + sum_s <h2[p + s], w3_s>`` (zero padding) for the pixels of this program's tile,
+    in fp32; returned with the tile's coordinates (as :func:`tile_coords`)."""
+    b, row0, col0, ir, ic, r, c = tile_coords(tiles_w, TH, TW)
+    ch = tl.arange(0, C)
+    hb = h_ptr + (b * H + row0) * W * C + col0 * C
+    acc = tl.zeros((TH * TW,), dtype=tl.float32) + tl.load(b3_ptr)
+    for j in tl.static_range(9):
+        sy = j // 3 - 1
+        sx = j % 3 - 1
+        inside = (r + sy >= 0) & (r + sy < H) & (c + sx >= 0) & (c + sx < W)
+        ho = ((ir + sy) * W + (ic + sx))[:, None] * C + ch[None, :]
+        v = tl.load(hb + ho, mask=inside[:, None], other=0.0).to(tl.float32)
+        w3 = tl.load(w3_ptr + j * C + ch)
+        acc += tl.sum(v * w3[None, :], axis=1)
+    return acc, b, row0, col0, ir, ic, r, c
+
+
+@_jit
+def conv12_kernel(x_ptr, w1d_ptr, w1f_ptr, b1_ptr, w2_ptr, b2_ptr, h_ptr,
+                  H, W, tiles_w, sxb, sxh, sxw,
+                  C: tl.constexpr, TH: tl.constexpr, TW: tl.constexpr,
+                  CONV1_DOT: tl.constexpr):
+    b, row0, col0, ir, ic, r, c = tile_coords(tiles_w, TH, TW)
     ch = tl.arange(0, C)
     xb = x_ptr + b * sxb + row0.to(tl.int64) * sxh + col0.to(tl.int64) * sxw
 
@@ -91,27 +117,8 @@ def conv12_kernel(x_ptr, w1d_ptr, w1f_ptr, b1_ptr, w2_ptr, b2_ptr, h_ptr,
 def conv3_kernel(h_ptr, w3_ptr, b3_ptr, y_ptr,
                  H, W, tiles_w, syb, syh, syw,
                  C: tl.constexpr, TH: tl.constexpr, TW: tl.constexpr):
-    pid = tl.program_id(0)
-    b = tl.program_id(1).to(tl.int64)
-    row0 = (pid // tiles_w) * TH
-    col0 = (pid % tiles_w) * TW
-    idx = tl.arange(0, TH * TW)
-    ir = idx // TW
-    ic = idx % TW
-    r = row0 + ir
-    c = col0 + ic
-    ch = tl.arange(0, C)
-    hb = h_ptr + (b * H + row0) * W * C + col0 * C
-
-    acc = tl.zeros((TH * TW,), dtype=tl.float32) + tl.load(b3_ptr)
-    for j in tl.static_range(9):
-        sy = j // 3 - 1
-        sx = j % 3 - 1
-        inside = (r + sy >= 0) & (r + sy < H) & (c + sx >= 0) & (c + sx < W)
-        ho = ((ir + sy) * W + (ic + sx))[:, None] * C + ch[None, :]
-        v = tl.load(hb + ho, mask=inside[:, None], other=0.0).to(tl.float32)
-        w3 = tl.load(w3_ptr + j * C + ch)
-        acc += tl.sum(v * w3[None, :], axis=1)
+    acc, b, row0, col0, ir, ic, r, c = conv3_tile(h_ptr, w3_ptr, b3_ptr, H, W, tiles_w,
+                                                  C, TH, TW)
 
     yb = y_ptr + b * syb + row0.to(tl.int64) * syh + col0.to(tl.int64) * syw
     valid = (r < H) & (c < W)

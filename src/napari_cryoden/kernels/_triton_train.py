@@ -33,32 +33,16 @@ except ImportError:  # importable without Triton (the layering test imports ever
 
 _jit = triton.jit if triton is not None else (lambda fn: fn)
 
+from ._triton_seed import conv3_tile  # noqa: E402 - after the Triton import guard
+
 
 @_jit
 def conv3_loss_kernel(h_ptr, w3_ptr, b3_ptr, t_ptr, e_ptr, part_ptr,
                       H, W, tiles_w, stb, sth, stw,
                       C: tl.constexpr, TH: tl.constexpr, TW: tl.constexpr):
+    acc, b, row0, col0, ir, ic, r, c = conv3_tile(h_ptr, w3_ptr, b3_ptr, H, W, tiles_w,
+                                                  C, TH, TW)
     pid = tl.program_id(0)
-    b = tl.program_id(1).to(tl.int64)
-    row0 = (pid // tiles_w) * TH
-    col0 = (pid % tiles_w) * TW
-    idx = tl.arange(0, TH * TW)
-    ir = idx // TW
-    ic = idx % TW
-    r = row0 + ir
-    c = col0 + ic
-    ch = tl.arange(0, C)
-    hb = h_ptr + (b * H + row0) * W * C + col0 * C
-
-    acc = tl.zeros((TH * TW,), dtype=tl.float32) + tl.load(b3_ptr)
-    for j in tl.static_range(9):
-        sy = j // 3 - 1
-        sx = j % 3 - 1
-        inside = (r + sy >= 0) & (r + sy < H) & (c + sx >= 0) & (c + sx < W)
-        ho = ((ir + sy) * W + (ic + sx))[:, None] * C + ch[None, :]
-        v = tl.load(hb + ho, mask=inside[:, None], other=0.0).to(tl.float32)
-        w3 = tl.load(w3_ptr + j * C + ch)
-        acc += tl.sum(v * w3[None, :], axis=1)
 
     valid = (r < H) & (c < W)
     tb = t_ptr + b * stb + row0.to(tl.int64) * sth + col0.to(tl.int64) * stw
