@@ -5,13 +5,13 @@ Usage::
     python benchmarks/bench_ddp.py [--gpus 1 2] [--n-micrographs 256] [--size 1024] [--patch 256]
                                    [--batch-size 16] [--epochs 6] [--device cuda]
 
-1. Simulates ``--n-micrographs`` noisy/clean pairs (napari_cryoden.data.simulate, one process
+1. Simulates ``--n-micrographs`` noisy/clean pairs (napari_cryoden.simulate.micrographs, one process
    per core) into ``--data`` (a temporary folder by default).
 2. Times a plain fp32 PyTorch loop on one device: the same net, Adam and MSE, all patches
    already normalised in device memory, no per-step synchronisation: the upper bound for one GPU.
 3. For each N in ``--gpus`` runs ``torchrun --standalone --nproc-per-node N`` on this very
-   script in worker mode, which iterates ``napari_cryoden.training.train`` (streaming from disk,
-   batch ``--batch-size`` per GPU, no validation). Rank 0 times the steps.
+   script in worker mode, which iterates ``napari_cryoden.training.loop.train`` (streaming from
+   disk, batch ``--batch-size`` per GPU, no validation). Rank 0 times the steps.
 
 Reported: steady patches/s (steps 4… of epochs 2…, i.e. without the epoch's start-up), epoch
 patches/s (whole epochs 2…, with start-up and checkpoints), the efficiency
@@ -36,8 +36,8 @@ import torch
 
 
 def _simulate_one(job: tuple[str, int, int, np.random.SeedSequence]) -> None:
-    from napari_cryoden.data.io import write_mrc
-    from napari_cryoden.data.simulate import SimulationParams, simulate_micrograph
+    from napari_cryoden.io.images import write_mrc
+    from napari_cryoden.simulate.micrographs import SimulationParams, simulate_micrograph
 
     out, index, size, seed = job
     noisy, clean = simulate_micrograph(SimulationParams(), np.random.default_rng(seed), size)
@@ -57,17 +57,17 @@ def simulate(out: Path, n: int, size: int, seed: int = 0) -> float:
 
 
 def _pairs(data: Path) -> list:
-    from napari_cryoden.data.io import find_pairs
+    from napari_cryoden.io.images import find_pairs
 
     return find_pairs(data / "noisy", data / "clean")
 
 
 def plain_loop(data: Path, patch: int, batch: int, steps: int, device: str) -> float:
     """Patches/s of a bare fp32 loop over patches held (normalised) in device memory."""
-    from napari_cryoden.data.io import read_image
     from napari_cryoden.data.normalize import fit_normalizer
     from napari_cryoden.data.patches import index_patches
-    from napari_cryoden.model import build_model
+    from napari_cryoden.io.images import read_image
+    from napari_cryoden.models.nets import build_model
 
     noisy, clean, wanted = [], [], steps * batch // 4 + batch  # ~1,000 patches are plenty
     for noisy_path, clean_path in _pairs(data):
@@ -106,8 +106,8 @@ def _sync(device: str) -> None:
 
 def worker(args: argparse.Namespace) -> None:
     """One torchrun rank: train, and on rank 0 write the step times to ``--result``."""
-    from napari_cryoden.config import Config
-    from napari_cryoden.training import EpochEnd, TrainStart, TrainStep, train
+    from napari_cryoden.config.sections import Config
+    from napari_cryoden.training.loop import EpochEnd, TrainStart, TrainStep, train
 
     config = Config.from_dict({
         "data": {"patch_size": args.patch, "reader_threads": args.reader_threads},

@@ -40,8 +40,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from napari_cryoden.inference import denoise
-from napari_cryoden.model import build_model
+from napari_cryoden.inference.denoiser import denoise
+from napari_cryoden.models.nets import build_model
 
 Row = dict[str, Any]
 _DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}

@@ -17,9 +17,9 @@ import time
 import numpy as np
 import torch
 
-from napari_cryoden.config import ModelConfig
-from napari_cryoden.inference import denoise, plan_tiles, receptive_radius
-from napari_cryoden.model import build_model
+from napari_cryoden.config.sections import ModelConfig
+from napari_cryoden.inference.denoiser import denoise, plan_tiles, receptive_radius
+from napari_cryoden.models.nets import build_model
 
 
 def main(argv: list[str] | None = None) -> int:

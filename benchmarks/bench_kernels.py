@@ -38,7 +38,7 @@ from napari_cryoden.kernels import (  # noqa: E402
     fused_forward,
     pack_weights,
 )
-from napari_cryoden.model import build_model  # noqa: E402
+from napari_cryoden.models.nets import build_model  # noqa: E402
 
 CONFIGS = {
     "dot 8x32 w4": KernelConfig(),

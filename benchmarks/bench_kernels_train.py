@@ -47,8 +47,8 @@ from napari_cryoden.kernels.train import (  # noqa: E402
     seed_net_loss,
     stage_launchers,
 )
-from napari_cryoden.model import build_model  # noqa: E402
-from napari_cryoden.steps import make_step  # noqa: E402
+from napari_cryoden.models.nets import build_model  # noqa: E402
+from napari_cryoden.training.steps import make_step  # noqa: E402
 
 CONFIGS = {
     "bwd 4x32 w4": TrainKernelConfig(),

@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _timing import cuda_time  # noqa: E402
 
-from napari_cryoden.model import build_model  # noqa: E402
-from napari_cryoden.steps import compiled_step, make_step  # noqa: E402
+from napari_cryoden.models.nets import build_model  # noqa: E402
+from napari_cryoden.training.steps import compiled_step, make_step  # noqa: E402
 
 
 def _time(fn: Callable[[int], object], steps: int, repeat: int) -> float:

@@ -61,7 +61,7 @@ EMPIAR_10025_PATCHES = 29_913  # the seed's epoch
 
 # -- data ---------------------------------------------------------------------------------------
 def _simulate(seed: np.random.SeedSequence) -> tuple[np.ndarray, np.ndarray]:
-    from napari_cryoden.data.simulate import HIGH_CONTRAST, simulate_micrograph
+    from napari_cryoden.simulate.micrographs import HIGH_CONTRAST, simulate_micrograph
 
     return simulate_micrograph(HIGH_CONTRAST, np.random.default_rng(seed), PATCH)
 
@@ -74,7 +74,7 @@ def generate(data: Path, n: int, n_pairs: int, n_small: int, deadline: float) ->
     hold unrotated micrographs. Simulation stops adding at ``deadline`` seconds.
     """
     from napari_cryoden.data.packed import StoreWriter
-    from napari_cryoden.data.simulate import HIGH_CONTRAST
+    from napari_cryoden.simulate.micrographs import HIGH_CONTRAST
 
     names = {"clean": data / "clean_store", "pairs": data / "pair_store",
              "small": data / "small_store"}
@@ -190,7 +190,7 @@ def _steady(times: list[float], batch: int, skip: int = 5) -> tuple[float, float
 def plain_loop(store_dir: Path, batch: int, max_steps: int) -> dict:
     """The plain fp32 PyTorch loop: DataLoader over the pair store's files, fp32, NCHW."""
     from napari_cryoden.data.packed import PackedStore
-    from napari_cryoden.model import build_model
+    from napari_cryoden.models.nets import build_model
 
     store = PackedStore.open(store_dir)
 
@@ -227,9 +227,9 @@ def plain_loop(store_dir: Path, batch: int, max_steps: int) -> dict:
 def cryoden_run(store_dir: Path, precision: str, batch: int, max_steps: int, epochs: int = 1,
                 val_fraction: float = 0.0, crop: int | None = None, fused: bool = True) -> dict:
     """``training.train`` on a store; returns throughput and, with validation, the val loss."""
-    from napari_cryoden.config import Config
+    from napari_cryoden.config.sections import Config
     from napari_cryoden.data.packed import PackedStore
-    from napari_cryoden.training import EpochEnd, Packed, TrainStart, TrainStep, train
+    from napari_cryoden.training.loop import EpochEnd, Packed, TrainStart, TrainStep, train
 
     store = PackedStore.open(store_dir)
     train_idx, val_idx = store.split(val_fraction, seed=0)
@@ -262,8 +262,8 @@ def runtime_baseline(batch: int, fused: bool) -> dict:
     Its peak RSS is what any PyTorch training process on this GPU holds (CUDA context, cuDNN
     or Triton kernels, torch's libraries); the data path's own memory is the rest.
     """
-    from napari_cryoden import steps
-    from napari_cryoden.model import build_model
+    from napari_cryoden.models.nets import build_model
+    from napari_cryoden.training import steps
 
     model = build_model(seed=0).to(DEVICE)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)

@@ -38,9 +38,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from napari_cryoden.cli import main as cryoden  # noqa: E402
-from napari_cryoden.data.io import find_pairs, read_image  # noqa: E402
-from napari_cryoden.metrics import best_gaussian, gaussian_baseline  # noqa: E402
+from napari_cryoden.cli.main import main as cryoden  # noqa: E402
+from napari_cryoden.evaluation.metrics import best_gaussian, gaussian_baseline  # noqa: E402
+from napari_cryoden.io.images import find_pairs, read_image  # noqa: E402
 
 # name -> (mode, preset, extra train flags)
 CONFIGS: dict[str, tuple[str, str, list[str]]] = {
@@ -102,8 +102,8 @@ def score(weights: Path | None, data: dict[str, Path], device: str,
     Gaussian baselines) against the truth."""
     import torch
 
-    from napari_cryoden.inference import denoise
-    from napari_cryoden.weights import load_checkpoint
+    from napari_cryoden.inference.denoiser import denoise
+    from napari_cryoden.models.checkpoint import load_checkpoint
 
     model = ckpt = None
     if weights is not None:

@@ -17,9 +17,9 @@ cryoden evaluate "$OUT/run/best.safetensors" --noisy "$OUT/test/noisy" --clean "
     --json "$OUT/report.json" --figures "$OUT/figures" --device cuda --patch-size 256
 python3 - "$OUT" <<'PY'
 import sys, time, torch, numpy as np
-from napari_cryoden.weights import load_checkpoint
-from napari_cryoden.data.io import read_image
-from napari_cryoden.inference import denoise
+from napari_cryoden.models.checkpoint import load_checkpoint
+from napari_cryoden.io.images import read_image
+from napari_cryoden.inference.denoiser import denoise
 out = sys.argv[1]
 model, ckpt = load_checkpoint(f"{out}/run/best.safetensors")
 image, _ = read_image(f"{out}/test/noisy/mic_0000.mrc")

@@ -214,7 +214,7 @@ def click_denoise(widget: Any) -> float:
 
 def step_denoise(session: Session) -> dict[str, float]:
     """Region mode first (a Shapes rectangle), then the whole micrograph, then Compare."""
-    from napari_cryoden._qt.denoise_widget import RECTANGLE, WHOLE
+    from napari_cryoden._qt.denoise.widget import RECTANGLE, WHOLE
 
     viewer, denoised = session.viewer, f"{session.noisy} denoised"
     widget = session.open_dock("Denoise")
@@ -322,9 +322,9 @@ def step_shipped(session: Session) -> float:
 
 def step_train_n2n(session: Session) -> float:
     """Noise2Noise in the Train panel: even/odd frame sums of one simulated 8-frame movie."""
-    from napari_cryoden.data.io import read_image
-    from napari_cryoden.data.simulate import HIGH_CONTRAST
-    from napari_cryoden.data.simulate_frames import simulate_movie_dataset
+    from napari_cryoden.io.images import read_image
+    from napari_cryoden.simulate.micrographs import HIGH_CONTRAST
+    from napari_cryoden.simulate.movies import simulate_movie_dataset
 
     simulate_movie_dataset(session.scratch / "halves", 1, 1024, seed=3, params=HIGH_CONTRAST,
                            frames=8, movies=False, even_odd=True)
@@ -349,7 +349,7 @@ def scrambled_copy(best: Path, path: Path) -> Path:
     (kH, kW, in, out), then transposed back (see docs/formats.md)."""
     import torch
 
-    from napari_cryoden.weights import load_checkpoint, save_checkpoint
+    from napari_cryoden.models.checkpoint import load_checkpoint, save_checkpoint
 
     model, checkpoint = load_checkpoint(best, "cpu")
     with torch.no_grad():

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The recipe of the shipped models (src/napari_cryoden/pretrained/), with the project's own CLI.
+# The recipe of the shipped models (src/napari_cryoden/models/pretrained/), with the project's own CLI.
 # Usage: bash scripts/train_general_model.sh [WORK_DIR] [DEVICE]
 # Measured on one H100 (2026-11-24): simulation 49 s (16 cores), general-fast 174 s, general
 # 122 s. The same commands run on a CPU (DEVICE=cpu), much slower; on the CPU the same seeds
@@ -21,5 +21,5 @@ for name in general general-fast; do
     cryoden evaluate "$WORK/$name/best.safetensors" --noisy "$WORK/test/noisy" \
         --clean "$WORK/test/clean" --json "$WORK/$name-test.json" --device "$DEVICE"
 done
-echo "to ship them: cp $WORK/general/best.safetensors src/napari_cryoden/pretrained/general.safetensors"
-echo "              cp $WORK/general-fast/best.safetensors src/napari_cryoden/pretrained/general-fast.safetensors"
+echo "to ship them: cp $WORK/general/best.safetensors src/napari_cryoden/models/pretrained/general.safetensors"
+echo "              cp $WORK/general-fast/best.safetensors src/napari_cryoden/models/pretrained/general-fast.safetensors"

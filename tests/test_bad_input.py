@@ -22,16 +22,16 @@ import torch
 from safetensors.torch import save as st_save
 
 from napari_cryoden._reader import read_mrc
-from napari_cryoden.cli import main
-from napari_cryoden.config import Config
-from napari_cryoden.data.io import MicrographCache, find_pairs, list_images, read_image, read_info
+from napari_cryoden.cli.main import main
+from napari_cryoden.config.sections import Config
 from napari_cryoden.data.normalize import fit_normalizer
 from napari_cryoden.data.patches import index_patches
 from napari_cryoden.errors import CryodenError, InputError, WeightFileError
-from napari_cryoden.interop import read_sidecar
-from napari_cryoden.interop_auto import import_raw
-from napari_cryoden.model import build_model
-from napari_cryoden.weights import load_checkpoint, load_extra_tensors, save_checkpoint
+from napari_cryoden.interop.auto import import_raw
+from napari_cryoden.interop.raw import read_sidecar
+from napari_cryoden.io.images import MicrographCache, find_pairs, list_images, read_image, read_info
+from napari_cryoden.models.checkpoint import load_checkpoint, load_extra_tensors, save_checkpoint
+from napari_cryoden.models.nets import build_model
 
 _FIELD = {"nx": 0, "ny": 4, "nz": 8, "mode": 12, "ispg": 88, "nsymbt": 92}
 
@@ -169,7 +169,7 @@ def test_constant_and_nearly_constant_images(tmp_path: Path, mode: str) -> None:
 
 
 def test_constant_micrograph_is_named_when_denoising(tmp_path: Path) -> None:
-    from napari_cryoden.inference import denoise_file
+    from napari_cryoden.inference.denoiser import denoise_file
 
     path = _mrc(tmp_path / "blank.mrc", np.zeros((24, 24), np.float32))
     with pytest.raises(InputError, match=r"blank.mrc.*constant image"):
@@ -401,7 +401,7 @@ def test_crafted_pickles_are_refused_on_every_load_path(tmp_path: Path, capsys,
 ])
 def test_raw_sidecar_metadata_is_data_never_paths_or_code(tmp_path: Path, changes: dict,
                                                           problem: str) -> None:
-    from napari_cryoden.interop import export_raw
+    from napari_cryoden.interop.raw import export_raw
 
     model = save_checkpoint(tmp_path / "m.safetensors", build_model(seed=0), Config())
     export_raw(model, tmp_path / "raw")

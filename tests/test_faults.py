@@ -21,22 +21,22 @@ import numpy as np
 import pytest
 import torch
 
-from napari_cryoden._files import atomic_write_bytes, remove_stale_temps
-from napari_cryoden.cli import main
-from napari_cryoden.config import Config
-from napari_cryoden.data.io import write_mrc
+from napari_cryoden.cli.main import main
+from napari_cryoden.config.sections import Config
 from napari_cryoden.errors import InputError, SaveError
-from napari_cryoden.model import build_model
-from napari_cryoden.weights import load_checkpoint, save_checkpoint
+from napari_cryoden.io.atomic import atomic_write_bytes, remove_stale_temps
+from napari_cryoden.io.images import write_mrc
+from napari_cryoden.models.checkpoint import load_checkpoint, save_checkpoint
+from napari_cryoden.models.nets import build_model
 
 PAD_MB = 32  # a large checkpoint: ~0.1 s to write, so random kills land mid-write
 
 _WRITER = textwrap.dedent("""
     import os, sys, time
     import torch
-    from napari_cryoden.config import Config
-    from napari_cryoden.model import build_model
-    from napari_cryoden.weights import save_checkpoint
+    from napari_cryoden.config.sections import Config
+    from napari_cryoden.models.nets import build_model
+    from napari_cryoden.models.checkpoint import save_checkpoint
 
     path, first, pad_mb, hang = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
     if hang == "hang":  # write half of the first checkpoint, then wait to be killed
@@ -130,7 +130,7 @@ def test_stale_temps_of_live_writers_and_other_hosts_are_kept(tmp_path: Path) ->
 
 
 def _host() -> str:
-    from napari_cryoden import _files
+    from napari_cryoden.io import atomic as _files
 
     return _files._HOST
 

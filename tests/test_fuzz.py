@@ -23,11 +23,11 @@ import torch
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from napari_cryoden.config import Config
-from napari_cryoden.data.io import MicrographCache, read_image, read_info
+from napari_cryoden.config.sections import Config
 from napari_cryoden.errors import CryodenError
-from napari_cryoden.model import build_model
-from napari_cryoden.weights import load_checkpoint, load_extra_tensors, save_checkpoint
+from napari_cryoden.io.images import MicrographCache, read_image, read_info
+from napari_cryoden.models.checkpoint import load_checkpoint, load_extra_tensors, save_checkpoint
+from napari_cryoden.models.nets import build_model
 
 EXAMPLES = 400
 FUZZ = settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,

@@ -27,10 +27,11 @@ SHIPPED = (
     "napari_cryoden/_reader.py",
     "napari_cryoden/_sample_data.py",
     "napari_cryoden/data/__init__.py",
-    "napari_cryoden/data/simulate.py",
-    "napari_cryoden/pretrained/__init__.py",
-    "napari_cryoden/pretrained/general.safetensors",  # the models the Denoise widget defaults to
-    "napari_cryoden/pretrained/general-fast.safetensors",
+    "napari_cryoden/simulate/micrographs.py",
+    "napari_cryoden/models/pretrained/__init__.py",
+    # the models the Denoise widget defaults to
+    "napari_cryoden/models/pretrained/general.safetensors",
+    "napari_cryoden/models/pretrained/general-fast.safetensors",
 )
 
 

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from napari_cryoden.cli import main
-from napari_cryoden.config import Config
-from napari_cryoden.data.io import find_pairs
-from napari_cryoden.data.simulate import HIGH_CONTRAST, simulate_dataset
-from napari_cryoden.evaluation import evaluate
-from napari_cryoden.training import EpochEnd, train
-from napari_cryoden.weights import load_checkpoint
+from napari_cryoden.cli.main import main
+from napari_cryoden.config.sections import Config
+from napari_cryoden.evaluation.report import evaluate
+from napari_cryoden.io.images import find_pairs
+from napari_cryoden.models.checkpoint import load_checkpoint
+from napari_cryoden.simulate.micrographs import HIGH_CONTRAST, simulate_dataset
+from napari_cryoden.training.loop import EpochEnd, train
 
 # docs/simulator.md explains why physical single-frame contrast is too weak for the seed net.
 PARAMS = HIGH_CONTRAST

@@ -55,7 +55,7 @@ def read_mrc(path: PathOrPaths) -> list[LayerData]:
 
 
 def _layer(path: Path) -> LayerData:
-    from napari_cryoden.data.io import read_image
+    from .io.images import read_image
 
     data, _ = read_image(path)
     header = _header_fields(path)

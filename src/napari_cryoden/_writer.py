@@ -3,7 +3,7 @@
 npe2 calls :func:`write_single_image` with the path the user chose, the layer's data and its
 attributes (``scale``, ``name``, ...). The pixel size written to the header is the scale of the
 last axis (Å per pixel). 2D images become a micrograph, 3D stacks a volume (or an image stack for
-``.mrcs``). The file is written atomically by :func:`napari_cryoden.data.io.write_mrc`, so a
+``.mrcs``). The file is written atomically by :func:`napari_cryoden.io.images.write_mrc`, so a
 failed save never leaves half a file behind. Nothing here imports napari, Qt or torch.
 """
 
@@ -42,8 +42,8 @@ def write_single_image(path: str | os.PathLike[str], data: Any, meta: dict[str, 
     napari_cryoden.errors.InputError
         RGB data, data that is not 2D or 3D, or a file that cannot be written (names the file).
     """
-    from napari_cryoden.data.io import write_mrc
-    from napari_cryoden.errors import InputError
+    from .errors import InputError
+    from .io.images import write_mrc
 
     if meta.get("multiscale"):
         data = data[0]

@@ -20,7 +20,7 @@ from qtpy.QtCore import QPoint, Qt  # noqa: E402
 from napari_cryoden._qt import inspect_widget  # noqa: E402
 from napari_cryoden._qt._models import MODELS  # noqa: E402
 from napari_cryoden._qt.inspect_widget import OUTLINE_NAME, InspectWidget  # noqa: E402
-from napari_cryoden.metrics import patch_metrics  # noqa: E402
+from napari_cryoden.evaluation.metrics import patch_metrics  # noqa: E402
 
 SIZE, PATCH = 128, 32  # 4 x 4 = 16 patches
 SCALE, TRANSLATE = np.array([1.5, 2.0]), np.array([10.0, -20.0])
@@ -165,9 +165,9 @@ def test_without_noisy_item_7_is_not_judged(make_napari_viewer: Any) -> None:
 
 def test_model_history_lets_items_1_to_3_be_judged(make_napari_viewer: Any,
                                                    tmp_path: Path) -> None:
-    from napari_cryoden.config import Config
-    from napari_cryoden.model import build_model
-    from napari_cryoden.weights import save_checkpoint
+    from napari_cryoden.config.sections import Config
+    from napari_cryoden.models.checkpoint import save_checkpoint
+    from napari_cryoden.models.nets import build_model
 
     epochs = [{"epoch": 1, "train_loss": 0.004, "val_loss": 0.0038, "val_mse": 0.0038},
               {"epoch": 2, "train_loss": 0.003, "val_loss": 0.0031, "val_mse": 0.0031}]

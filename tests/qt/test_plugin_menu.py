@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from napari_cryoden._qt.denoise_widget import DenoiseWidget
+from napari_cryoden._qt.denoise.widget import DenoiseWidget
 from napari_cryoden._qt.inspect_widget import InspectWidget
-from napari_cryoden._qt.train_widget import TrainWidget
+from napari_cryoden._qt.train.widget import TrainWidget
 from napari_cryoden._qt.weights_widget import WeightsWidget
 
 

@@ -18,10 +18,10 @@ from matplotlib.image import imread  # noqa: E402
 
 from napari_cryoden._qt._models import MODELS, SHIPPED_LABELS  # noqa: E402
 from napari_cryoden._qt.weights_widget import WeightsWidget  # noqa: E402
-from napari_cryoden.config import Config  # noqa: E402
-from napari_cryoden.model import build_model  # noqa: E402
-from napari_cryoden.plotting_weights import kernel_mosaic  # noqa: E402
-from napari_cryoden.weights import save_checkpoint  # noqa: E402
+from napari_cryoden.config.sections import Config  # noqa: E402
+from napari_cryoden.models.checkpoint import save_checkpoint  # noqa: E402
+from napari_cryoden.models.nets import build_model  # noqa: E402
+from napari_cryoden.plotting.weights import kernel_mosaic  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -2,8 +2,8 @@
 
 The Train widget registers ``best.safetensors`` of its run as soon as an epoch is the new best,
 so the Denoise and Weights widgets can use it at once; they listen to ``changed``. The models that
-ship with the package (:mod:`napari_cryoden.pretrained`) are always listed, after the others, so
-that denoising works before anything was trained.
+ship with the package (:mod:`napari_cryoden.models.pretrained`) are always listed, after the
+others, so that denoising works before anything was trained.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from psygnal import Signal
 __all__ = ["ModelRegistry", "MODELS", "SHIPPED_LABELS"]
 
 SHIPPED_LABELS = {"general (shipped)": "general", "general-fast (shipped)": "general-fast"}
-"""Label in the widgets → name in :data:`napari_cryoden.pretrained.SHIPPED`."""
+"""Label in the widgets → name in :data:`napari_cryoden.models.pretrained.SHIPPED`."""
 
 
 class ModelRegistry:
@@ -35,7 +35,7 @@ class ModelRegistry:
         if label in self._paths:
             return self._paths[label]
         if label in SHIPPED_LABELS:
-            from napari_cryoden.pretrained import shipped_path
+            from napari_cryoden.models.pretrained import shipped_path
 
             return shipped_path(SHIPPED_LABELS[label])
         return None

@@ -1,7 +1,8 @@
 """One themed matplotlib canvas for every plot widget (napari-matplotlib's approach).
 
-Figures are built Qt-free by :mod:`napari_cryoden.plotting`; :class:`FigureCanvasWidget` shows a
-:class:`~matplotlib.figure.Figure` in a ``FigureCanvasQTAgg`` with the navigation toolbar, themed
+Figures are built Qt-free by :mod:`napari_cryoden.plotting.reports`; :class:`FigureCanvasWidget`
+shows a :class:`~matplotlib.figure.Figure` in a ``FigureCanvasQTAgg`` with the navigation toolbar,
+themed
 from the viewer's napari theme, and exports it as PNG. A figure is drawn at the canvas's size,
 and the canvas's size hint does not follow the figures it shows.
 """
@@ -107,8 +108,8 @@ class FigureCanvasWidget(QWidget):
             viewer.events.theme.connect(self._on_theme)
 
     def show_figure(self, figure: Figure) -> None:
-        """Display ``figure`` (built by :mod:`napari_cryoden.plotting`) in this canvas, sized
-        to the canvas and themed."""
+        """Display ``figure`` (built by :mod:`napari_cryoden.plotting.reports`) in this canvas,
+        sized to the canvas and themed."""
         self.figure = figure
         self.canvas.adopt(figure)
         apply_theme(figure, self.viewer)

@@ -30,7 +30,12 @@ from qtpy.QtWidgets import (
 
 from napari_cryoden._qt._models import MODELS
 from napari_cryoden._qt.canvas import FigureCanvasWidget
-from napari_cryoden.inspection import MAP_METRICS, PatchAnalysis, analyse, metric_map
+from napari_cryoden.evaluation.inspection import (
+    MAP_METRICS,
+    PatchAnalysis,
+    analyse,
+    metric_map,
+)
 
 if TYPE_CHECKING:
     import napari
@@ -235,7 +240,7 @@ class InspectWidget(QWidget):
         if path is None:
             return None, None
         from napari_cryoden.errors import CryodenError
-        from napari_cryoden.weights import load_checkpoint
+        from napari_cryoden.models.checkpoint import load_checkpoint
 
         try:
             _, checkpoint = load_checkpoint(path, "cpu")
@@ -258,7 +263,7 @@ class InspectWidget(QWidget):
 
         from napari.utils.notifications import show_warning
 
-        from napari_cryoden.guards import image_warnings
+        from napari_cryoden.evaluation.guards import image_warnings
 
         noisy, denoised, clean = analysis.images
         warnings = image_warnings(denoised, clean, noisy)
@@ -306,7 +311,7 @@ class InspectWidget(QWidget):
 
     def show_patch(self, index: int) -> None:
         """Outline patch ``index``, centre the viewer on it and plot its intensities."""
-        from napari_cryoden.plotting_weights import patch_figure
+        from napari_cryoden.plotting.weights import patch_figure
 
         analysis = self.analysis
         row, size = analysis.rows[index], analysis.patch_size

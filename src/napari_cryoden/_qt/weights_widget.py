@@ -74,8 +74,8 @@ class WeightsWidget(QWidget):
         from napari.utils.notifications import show_error
 
         from napari_cryoden.errors import CryodenError
-        from napari_cryoden.plotting_weights import weights_figure
-        from napari_cryoden.weights import load_checkpoint
+        from napari_cryoden.models.checkpoint import load_checkpoint
+        from napari_cryoden.plotting.weights import weights_figure
 
         try:
             model, checkpoint = load_checkpoint(path, "cpu")
@@ -117,7 +117,7 @@ class WeightsWidget(QWidget):
         """Save the weights figure (at its natural size, in the viewer's theme) as PNG."""
         from napari.utils.notifications import show_warning
 
-        from napari_cryoden.plotting_weights import weights_figure
+        from napari_cryoden.plotting.weights import weights_figure
 
         if self.state is None:
             show_warning("Nothing to export: choose a model first.")

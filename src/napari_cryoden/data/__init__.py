@@ -1,5 +1,5 @@
-"""Micrographs on disk → patches in memory: file I/O, normalisation, patch index and streaming.
+"""Datasets to training batches: pairs of files, patch indexes, normalisation, streaming, packs.
 
-Import the submodules directly (``from napari_cryoden.data.io import read_image``); this package
-imports nothing itself so that ``data.io`` stays usable without torch.
+Files on disk are read by :mod:`napari_cryoden.io`; this package turns them into patches and
+batches. Import the submodules directly; this package imports nothing itself.
 """

@@ -18,9 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .._files import _fsync_folder
-from ..config import NORMALIZATIONS
+from ..config.sections import NORMALIZATIONS
 from ..errors import InputError
+from ..io.atomic import _fsync_folder
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "format": (str,), "version": (int,), "patch_size": (int,), "count": (int,), "dtype": (str,),

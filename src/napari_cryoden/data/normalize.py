@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from ..config import NORMALIZATIONS, ConfigError
+from ..config.sections import NORMALIZATIONS, ConfigError
 from ..errors import InputError
 
 if TYPE_CHECKING:

@@ -26,10 +26,10 @@ from typing import IO, Any
 import numpy as np
 
 from .. import __version__
-from ..config import NORMALIZATIONS
+from ..config.sections import NORMALIZATIONS
 from ..errors import InputError
+from ..io.images import MicrographCache, find_pairs, list_images, read_info
 from ._packed_files import check_target, read_index, staging
-from .io import MicrographCache, find_pairs, list_images, read_info
 from .normalize import Normalizer, fit_normalizer
 from .patches import index_patches, patch_starts, split_pairs
 

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
-from ..config import NORMALIZATIONS
+from ..config.sections import NORMALIZATIONS
 from ..errors import InputError
 from ._packed_ring import RING, Ring
 from ._sharding import ShardedCounts

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
-from .io import read_info
+from ..io.images import read_info
 
 __all__ = ["PatchRef", "Pair", "index_patches", "patch_starts", "split_pairs"]
 

@@ -32,9 +32,9 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from ..config import NORMALIZATIONS
+from ..config.sections import NORMALIZATIONS
+from ..io.images import MicrographCache
 from ._sharding import ShardedCounts
-from .io import MicrographCache
 from .normalize import Normalizer, fit_normalizer
 from .patches import PatchRef, index_patches
 

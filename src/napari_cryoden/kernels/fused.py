@@ -93,7 +93,7 @@ def check_model(model: nn.Module) -> int:
 
 
 def _convs(model: nn.Module) -> list[nn.Conv2d]:
-    from ..model import DenoiseCNN
+    from ..models.nets import DenoiseCNN
 
     if not isinstance(model, DenoiseCNN):
         raise ValueError(f"fused kernels need a DenoiseCNN, got {type(model).__name__}")

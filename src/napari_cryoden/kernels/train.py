@@ -248,7 +248,7 @@ def seed_net_loss(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *,
 def make_fused_step(model: nn.Module, optimizer: torch.optim.Optimizer,
                     config: TrainKernelConfig | None = None) -> Callable[..., torch.Tensor]:
     """``step(noisy, clean, before_update=None) -> loss``, the contract of
-    :func:`napari_cryoden.steps.make_step`, computed by :func:`seed_net_loss`.
+    :func:`napari_cryoden.training.steps.make_step`, computed by :func:`seed_net_loss`.
 
     Each call zeroes the gradients, computes the loss and the gradients (fp16 math, fp32
     gradients into the fp32 master parameters, no GradScaler), calls ``before_update(loss)`` if

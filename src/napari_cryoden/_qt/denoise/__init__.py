@@ -1,0 +1,1 @@
+"""The Denoise widget and its job."""

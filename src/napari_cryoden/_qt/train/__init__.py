@@ -1,0 +1,1 @@
+"""The Train widget, its forms, worker, subprocess launcher and loss plot."""

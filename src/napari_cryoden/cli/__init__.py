@@ -1,0 +1,1 @@
+"""The `cryoden` command line: each command parses its flags and delegates."""

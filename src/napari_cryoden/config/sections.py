@@ -1,0 +1,281 @@
+"""One validated configuration: the source of CLI flags, widget forms and checkpoint metadata.
+
+The configuration is three frozen dataclasses grouped in :class:`Config`. Each field carries its
+help text in ``metadata["help"]``; the CLI builds its flags from it and the napari Train widget its
+form, so a field is documented once. :meth:`Config.from_dict` rejects unknown keys and bad values
+with a one-line :class:`ConfigError`, which is how metadata read from a weight file is checked too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from ..errors import CryodenError
+from . import presets
+
+__all__ = [
+    "NORMALIZATIONS",
+    "DEVICES",
+    "PRECISIONS",
+    "SCHEDULES",
+    "MODES",
+    "ConfigError",
+    "ModelConfig",
+    "DataConfig",
+    "TrainConfig",
+    "Config",
+    "field_help",
+]
+
+NORMALIZATIONS = ("none", "meanstd", "percentile")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
+SCHEDULES = ("constant", "cosine", "plateau")
+MODES = ("n2c", "n2n", "n2v")
+
+
+class ConfigError(CryodenError, ValueError):
+    """A configuration value is missing, unknown or out of range."""
+
+
+def _f(default: Any, help: str, **kw: Any) -> Any:  # noqa: A002 - mirrors argparse's name
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of the denoiser. The defaults are the seed's 3-layer net (2,625 parameters)."""
+
+    preset: str = _f(
+        "seed", "Architecture: seed (Conv-ReLU-Conv-ReLU-Conv), deep (5-7 conv layers), "
+        "residual (seed net + skip: y = x + net(x)), wide5 (5x5 kernels) or unet-small "
+        "(2-level U-Net). It sets the defaults of channels, depth and kernel size.",
+        choices=tuple(presets.PRESETS))
+    channels: int = _f(0, "Feature channels of the hidden layers (unet-small: of its first "
+                       "level, doubled per level); 0: the preset's (16; deep: 32).", min=1,
+                       zero="preset's")
+    depth: int = _f(0, "Number of convolution layers (>= 2); 0: the preset's (3; deep: 6, "
+                    "5-7 allowed; unet-small: fixed at 11).", min=2, zero="preset's")
+    kernel_size: int = _f(0, "Convolution kernel size in pixels (odd); 0: the preset's "
+                          "(3; wide5: 5, fixed; unet-small: 3, fixed).", min=1, zero="preset's")
+
+    def __post_init__(self) -> None:
+        """Fields left at 0 take the preset's values; contradictions raise ConfigError."""
+        try:
+            resolved = presets.resolve(self.preset, self.channels, self.depth, self.kernel_size)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        for name, value in zip(("channels", "depth", "kernel_size"), resolved, strict=True):
+            object.__setattr__(self, name, value)
+
+    def validate(self) -> None:
+        if self.kernel_size % 2 == 0:
+            raise ConfigError(f"model.kernel_size must be odd, got {self.kernel_size}")
+
+    @property
+    def receptive_radius(self) -> int:
+        """Pixels on each side of an output pixel that influence it (for ``unet-small``: when
+        tiles start on its pooling grid, see :attr:`downsampling`)."""
+        if self.preset == "unet-small":
+            return presets.UNET_RADIUS
+        return self.depth * (self.kernel_size // 2)
+
+    @property
+    def downsampling(self) -> int:
+        """Total pooling factor: inputs are padded, and tiles aligned, to multiples of it."""
+        return presets.UNET_DOWNSAMPLING if self.preset == "unet-small" else 1
+
+    @property
+    def activation_channels(self) -> int:
+        """Hidden channels alive per full-resolution pixel, for memory estimates: ``channels``
+        for the conv stacks; 4 · channels for unet-small (skip, upsampled and concatenated
+        activations at full resolution)."""
+        return 4 * self.channels if self.preset == "unet-small" else self.channels
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """How micrographs become training patches."""
+
+    patch_size: int = _f(1024, "Micrographs are cut into square patches of this size (px).", min=8)
+    crop: int | None = _f(
+        None, "Random crop (px) taken from each patch while training; default: the whole patch.",
+        min=8,
+    )
+    normalization: str = _f(
+        "meanstd",
+        "Per-micrograph intensity normalisation: meanstd (mean 0, std 1), percentile "
+        "(0.5-99.5 % to 0-1) or none. Outputs are mapped back, so brightness is preserved.",
+        choices=NORMALIZATIONS,
+    )
+    val_fraction: float = _f(
+        0.1, "Fraction of micrograph files held out for validation (split by file, seeded).",
+        min=0.0, max=0.9,
+    )
+    shuffle_buffer: int = _f(
+        16, "Patches held in the streaming shuffle buffer; bounds host memory.", min=1
+    )
+    reader_threads: int = _f(2, "Background threads reading patches from disk.", min=1)
+
+    def validate(self) -> None:
+        if self.normalization not in NORMALIZATIONS:
+            raise ConfigError(
+                f"data.normalization: {self.normalization!r} is not one of "
+                f"{', '.join(NORMALIZATIONS)}"
+            )
+        if self.crop is not None and self.crop > self.patch_size:
+            raise ConfigError(
+                f"data.crop ({self.crop}) is larger than data.patch_size ({self.patch_size})"
+            )
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings. MSE loss and Adam, as in the seed."""
+
+    epochs: int = _f(5, "Passes over the training patches.", min=1)
+    batch_size: int = _f(
+        4, "Patches per optimisation step; 0 picks the largest power of two that fits in the "
+        "free GPU memory (4 on the CPU).", min=0)
+    lr: float = _f(1e-3, "Adam learning rate.", min=0.0)
+    seed: int = _f(0, "Random seed: file split, patch order, crops and initial weights.")
+    device: str = _f("auto", "Where to train: auto (cuda > mps > cpu), cpu, cuda or mps.",
+                     choices=DEVICES)
+    amp: bool = _f(False, "Mixed precision on CUDA: the same as --precision fp16.")
+    precision: str = _f(
+        "fp32", "Arithmetic on CUDA: fp32, tf32, fp16 (autocast + gradient scaling) or bf16; "
+        "fp16/bf16 also use channels_last. The CPU always trains in fp32.", choices=PRECISIONS)
+    fused: bool = _f(True, "With fp16 on one CUDA GPU, train the seed net with the fused Triton "
+                     "kernels when Triton is installed (about 3x the cuDNN step); off: cuDNN.")
+    schedule: str = _f(
+        "constant", "Learning-rate schedule: constant; cosine (annealed from lr to 0 over all "
+        "steps of the run); plateau (halved after more than plateau_patience epochs without a "
+        "new best validation loss).", choices=SCHEDULES)
+    plateau_patience: int = _f(
+        2, "plateau schedule: epochs without a new best validation loss that are tolerated; "
+        "the next one halves the rate.", min=0)
+    mode: str = _f(
+        "n2c", "What the net learns from: n2c (noisy input, clean target); n2n (Noise2Noise: "
+        "independent noisy halves of each exposure, e.g. even/odd frame sums, input and target "
+        "swapped at random per patch); n2v (Noise2Void: single noisy micrographs, a few masked "
+        "pixels per patch predicted from their neighbours). See docs/self-supervised.md.",
+        choices=MODES)
+    n2v_fraction: float = _f(
+        0.01, "n2v: fraction of each patch's pixels masked per step (one per grid cell, "
+        "stratified), the only pixels the loss sees.", min=0.001, max=0.05)
+
+    def validate(self) -> None:
+        if self.device not in DEVICES and not self.device.startswith("cuda:"):
+            raise ConfigError(f"train.device: {self.device!r} is not one of {', '.join(DEVICES)}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"train.precision: {self.precision!r} is not one of "
+                              f"{', '.join(PRECISIONS)}")
+        if self.amp and self.precision not in ("fp32", "fp16"):
+            raise ConfigError(f"train.amp (fp16) contradicts train.precision {self.precision!r}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"train.schedule: {self.schedule!r} is not one of "
+                              f"{', '.join(SCHEDULES)}")
+        if self.mode not in MODES:
+            raise ConfigError(f"train.mode: {self.mode!r} is not one of {', '.join(MODES)}")
+
+    @property
+    def effective_precision(self) -> str:
+        """``precision``, with the older ``amp`` flag meaning fp16."""
+        return "fp16" if self.amp else self.precision
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a training run needs; stored in full in every checkpoint's metadata."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        for section in (self.model, self.data, self.train):
+            _check_ranges(section)
+            section.validate()
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Config:
+        """A config from nested dicts; missing keys take defaults, unknown keys are refused."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"config must be a mapping, got {type(data).__name__}")
+        unknown = set(data) - {"model", "data", "train"}
+        if unknown:
+            raise ConfigError(f"unknown config section(s): {', '.join(sorted(unknown))}")
+        sections = {
+            name: _section_from_dict(kind, data.get(name, {}), name)
+            for name, kind in (("model", ModelConfig), ("data", DataConfig),
+                               ("train", TrainConfig))
+        }
+        return cls(**sections)
+
+    def replace(self, **sections: dict[str, Any]) -> Config:
+        """A copy with some fields changed, e.g. ``replace(train={"epochs": 2})``.
+
+        Changing ``model.preset`` resets the model fields not given with it to the new
+        preset's defaults (``replace(model={"preset": "deep"})`` is the 6-layer deep net).
+        """
+        merged = self.to_dict()
+        for name, values in sections.items():
+            if name not in merged:
+                raise ConfigError(f"unknown config section {name!r}")
+            if name == "model" and values.get("preset", self.model.preset) != self.model.preset:
+                merged[name].update(channels=0, depth=0, kernel_size=0)
+            merged[name].update(values)
+        return Config.from_dict(merged)
+
+
+def field_help(section: type, name: str) -> str:
+    """The help text of one field, for CLI flags and widget tooltips."""
+    for f in fields(section):
+        if f.name == name:
+            return str(f.metadata.get("help", ""))
+    raise KeyError(name)
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,), "float": (int, float), "bool": (bool,), "str": (str,),
+    "int | None": (int, type(None)),
+}
+
+
+def _section_from_dict(kind: type, values: Any, name: str) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(f"config section {name!r} must be a mapping")
+    known = {f.name: f for f in fields(kind)}
+    unknown = set(values) - set(known)
+    if unknown:
+        raise ConfigError(f"unknown key(s) in {name}: {', '.join(sorted(unknown))}")
+    for key, value in values.items():
+        allowed = _TYPES[str(known[key].type)]
+        if isinstance(value, bool) and bool not in allowed:
+            raise ConfigError(f"{name}.{key} must be {known[key].type}, got {value!r}")
+        if not isinstance(value, allowed):
+            raise ConfigError(f"{name}.{key} must be {known[key].type}, got {value!r}")
+        if known[key].type == "float":
+            values = {**values, key: float(value)}
+    return kind(**values)
+
+
+def _check_ranges(section: Any) -> None:
+    for f in fields(section):
+        value = getattr(section, f.name)
+        if value is None or isinstance(value, (bool, str)):
+            continue  # choices are checked by the section's own validate()
+        name = f"{_SECTION_NAMES[type(section)]}.{f.name}"
+        low, high = f.metadata.get("min"), f.metadata.get("max")
+        if low is not None and value < low:
+            raise ConfigError(f"{name} must be >= {low}, got {value}")
+        if high is not None and value > high:
+            raise ConfigError(f"{name} must be <= {high}, got {value}")
+
+
+_SECTION_NAMES = {ModelConfig: "model", DataConfig: "data", TrainConfig: "train"}

@@ -1,0 +1,1 @@
+"""Scoring a model against clean images: metrics, reports, checks."""

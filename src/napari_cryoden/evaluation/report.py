@@ -1,0 +1,294 @@
+"""Score a model on a folder of micrograph pairs: metrics, baselines, checklist and figures.
+
+:func:`evaluate` reads one (noisy, target) pair at a time, denoises it and feeds streaming
+accumulators (:mod:`napari_cryoden.evaluation.metrics`), so memory stays flat however large the
+dataset. Besides the model it scores two baselines on the same pixels: the noisy input itself, and
+the
+best Gaussian filter, whose width is searched on the first micrograph and then applied to all.
+Scramble guards (:mod:`napari_cryoden.evaluation.guards`) add ``warnings`` when the model's
+correlation is <= 0 or it does worse than the noisy input, the seed's symptoms of scrambled weights.
+The returned report is the JSON written by ``cryoden evaluate`` (see docs/metrics.md).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from ..io.images import find_pairs, read_image
+from .artifacts import ArtifactAccumulator
+from .checklist import run_checklist
+from .guards import report_warnings
+from .metrics import (
+    GAUSSIAN_SEARCH_CROP,
+    PairAccumulator,
+    best_gaussian,
+    centre_crop,
+    gaussian_baseline,
+    patch_metrics,
+)
+
+__all__ = ["evaluate", "write_report", "TARGET_NOTES"]
+
+TARGET_NOTES = {
+    "clean": "The target is noise-free ground truth: the metrics measure the denoiser's error.",
+    "noisy": "The target is itself a noisy micrograph: PSNR is then capped by the target's noise "
+             "(and correlation likewise), so the values understate the denoiser's quality.",
+}
+_PANEL_CROP = 512
+_MEANS = ("mse", "rmse", "psnr", "corr")
+
+ProgressFn = Callable[[int, int, str], None]
+
+
+def evaluate(model: Any, noisy_dir: str | os.PathLike[str], clean_dir: str | os.PathLike[str],
+             *, patch_size: int = 1024, data_range: float = 1.0, device: Any = "cpu",
+             normalization: str | None = None, target_kind: str = "clean",
+             figures_dir: str | os.PathLike[str] | None = None, history: Any = None,
+             denoise_fn: Callable[..., np.ndarray] | None = None,
+             progress: ProgressFn | None = None, checkpoint: Any = None) -> dict[str, Any]:
+    """Evaluate a denoiser on every (noisy, target) pair of two folders.
+
+    Parameters
+    ----------
+    model
+        A weight file path (loaded with :func:`~napari_cryoden.models.checkpoint.load_checkpoint`)
+        or an already built torch model.
+    noisy_dir, clean_dir
+        Folders paired by file name (:func:`~napari_cryoden.io.images.find_pairs`).
+    patch_size
+        Edge of the square patches of the per-patch metrics (last patch aligned to the edge).
+    data_range
+        Data range for PSNR (1.0: micrographs in [0, 1]).
+    device
+        Where the model runs.
+    normalization
+        Passed to the denoiser; default: the checkpoint's, else ``"none"``.
+    target_kind
+        ``"clean"`` (noise-free ground truth) or ``"noisy"`` (the target is itself noisy).
+    figures_dir
+        When given, PNG figures are saved there (loss curves if a history is known, scatter,
+        histograms, a panel of the first micrograph's centre).
+    history
+        Training history (history.json mapping or list of epoch records); default: the
+        checkpoint's ``epochs`` metadata.
+    denoise_fn
+        ``denoise_fn(model, image, normalization=..., device=...)``; default
+        :func:`napari_cryoden.inference.denoiser.denoise`.
+    progress
+        Called as ``progress(done, total, file_name)`` after each micrograph.
+    checkpoint
+        The :class:`~napari_cryoden.models.checkpoint.Checkpoint` of an already loaded ``model``.
+
+    Returns
+    -------
+    dict
+        The report; its top level holds the means over patches of ``mse``, ``rmse``, ``psnr``
+        and ``corr`` (NaN correlations of flat patches are skipped), plus ``patches``,
+        ``pooled``, ``baselines``, ``artifacts``, ``checklist`` and the rest (docs/metrics.md),
+        and ``warnings``: scramble-guard messages (Pearson r <= 0, worse than the noisy input;
+        :func:`napari_cryoden.evaluation.guards.report_warnings`), empty for a plausible denoiser.
+    """
+    if target_kind not in TARGET_NOTES:
+        raise InputError(f"target_kind must be 'clean' or 'noisy', got {target_kind!r}")
+    if isinstance(model, (str, os.PathLike)):
+        from ..models.checkpoint import load_checkpoint
+
+        model, checkpoint = load_checkpoint(model, device=device)
+    if normalization is None:
+        normalization = checkpoint.normalization if checkpoint is not None else "none"
+    if denoise_fn is None:
+        from ..inference.denoiser import denoise
+
+        denoise_fn = denoise
+    if history is None and checkpoint is not None:
+        history = checkpoint.metadata.get("epochs")
+
+    pairs = find_pairs(noisy_dir, clean_dir)
+    score = _DatasetScore(patch_size, data_range)
+    for done, (noisy_path, clean_path) in enumerate(pairs, start=1):
+        noisy, clean = _read_pair(noisy_path, clean_path)
+        denoised = denoise_fn(model, noisy, normalization=normalization, device=device)
+        _check_output(denoised, noisy, noisy_path)
+        score.add(noisy_path.name, noisy, denoised, clean)
+        del noisy, clean, denoised
+        if progress is not None:
+            progress(done, len(pairs), noisy_path.name)
+
+    report = score.report(target_kind)
+    report["model"] = _model_info(model, checkpoint, normalization)
+    report["checklist"] = run_checklist(report, history, report["patches"])
+    report["warnings"] = report_warnings(report)
+    if figures_dir is not None:
+        report["figures"] = _save_figures(Path(figures_dir), score, history)
+    return report
+
+
+def _read_pair(noisy_path: Path, clean_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    noisy, _ = read_image(noisy_path)
+    clean, _ = read_image(clean_path)
+    if noisy.shape != clean.shape:
+        raise InputError(f"{noisy_path}: shape {noisy.shape} differs from {clean_path} "
+                         f"shape {clean.shape}")
+    return noisy, clean
+
+
+def _check_output(denoised: np.ndarray, noisy: np.ndarray, path: Path) -> None:
+    if denoised.shape != noisy.shape:
+        raise ValueError(f"{path}: denoiser returned shape {denoised.shape}, "
+                         f"expected {noisy.shape}")
+    if not np.isfinite(denoised).all():
+        raise InputError(f"{path}: the model's output contains NaN or Inf "
+                         "(diverged weights, or wrong normalization for this model?)")
+
+
+class _DatasetScore:
+    """Accumulators for the model and both baselines, fed one micrograph slice at a time."""
+
+    def __init__(self, patch_size: int, data_range: float) -> None:
+        self.patch_size, self.data_range = int(patch_size), float(data_range)
+        self.accs: dict[str, PairAccumulator] = {}
+        self.artifacts = ArtifactAccumulator()
+        self.patches: list[dict[str, Any]] = []
+        self.baseline_patches: dict[str, list[dict[str, float]]] = {"noisy": [], "gaussian": []}
+        self.sigma = 0.0
+        self.n_micrographs = 0
+        self.panel: tuple[np.ndarray, ...] | None = None
+
+    def add(self, name: str, noisy: np.ndarray, denoised: np.ndarray, clean: np.ndarray) -> None:
+        self.n_micrographs += 1
+        stacks = [a if a.ndim == 3 else a[np.newaxis] for a in (noisy, denoised, clean)]
+        for z, (n2, d2, c2) in enumerate(zip(*stacks, strict=True)):
+            if not self.accs:
+                self._start(n2, d2, c2)
+            gauss = gaussian_baseline(n2, self.sigma)
+            for key, pred in (("model", d2), ("noisy", n2), ("gaussian", gauss)):
+                self.accs[key].update(pred, c2)
+            self.artifacts.update(d2, c2)
+            self._add_patches(name, z, n2, d2, gauss, c2)
+
+    def _add_patches(self, name: str, z: int, noisy: np.ndarray, denoised: np.ndarray,
+                     gauss: np.ndarray, clean: np.ndarray) -> None:
+        size, dr = self.patch_size, self.data_range
+        rows_n = patch_metrics(noisy, clean, size, dr)
+        rows_g = patch_metrics(gauss, clean, size, dr)
+        self.baseline_patches["noisy"] += rows_n
+        self.baseline_patches["gaussian"] += rows_g
+        for row, rn, rg in zip(patch_metrics(denoised, clean, size, dr), rows_n, rows_g,
+                               strict=True):
+            self.patches.append({"file": name, "z": z, **row, "noisy_rmse": rn["rmse"],
+                                 "gaussian_rmse": rg["rmse"]})
+
+    def _start(self, noisy: np.ndarray, denoised: np.ndarray, clean: np.ndarray) -> None:
+        """First slice: fix the histogram range, search the Gaussian sigma, keep the panel."""
+        low, high = np.percentile(np.concatenate([centre_crop(noisy, 2048).ravel(),
+                                                  centre_crop(clean, 2048).ravel()]), [0.1, 99.9])
+        pad = 0.1 * (high - low) or 0.5
+        hist_range = (float(low - pad), float(high + pad))
+        self.accs = {key: PairAccumulator(self.data_range, hist_range=hist_range)
+                     for key in ("model", "noisy", "gaussian")}
+        search = (centre_crop(a, GAUSSIAN_SEARCH_CROP) for a in (noisy, clean))
+        self.sigma, _ = best_gaussian(*search, data_range=self.data_range)
+        self.panel = tuple(centre_crop(a, _PANEL_CROP).copy() for a in (noisy, denoised, clean))
+
+    def report(self, target_kind: str) -> dict[str, Any]:
+        if not self.patches:
+            raise InputError("no pixels were evaluated")
+        by_rmse = sorted(self.patches, key=lambda p: p["rmse"])
+        gaussian_note = (f"sigma = {self.sigma:.3g} px, searched on the first micrograph "
+                         f"(central crop of at most {GAUSSIAN_SEARCH_CROP} px), then applied to "
+                         "all micrographs")
+        return {
+            **_patch_means(self.patches),
+            "data_range": self.data_range,
+            "target_kind": target_kind,
+            "target_note": TARGET_NOTES[target_kind],
+            "n_micrographs": self.n_micrographs,
+            "n_patches": len(self.patches),
+            "patch_size": self.patch_size,
+            "pooled": self.accs["model"].result(),
+            "baselines": {
+                "noisy": {**_patch_means(self.baseline_patches["noisy"]),
+                          "pooled": self.accs["noisy"].result()},
+                "gaussian": {"sigma": self.sigma, "note": gaussian_note,
+                             **_patch_means(self.baseline_patches["gaussian"]),
+                             "pooled": self.accs["gaussian"].result()},
+            },
+            "artifacts": self.artifacts.result(),
+            "best_patch": by_rmse[0],
+            "worst_patch": by_rmse[-1],
+            "patches": self.patches,
+        }
+
+
+
+
+def _patch_means(rows: list[dict[str, Any]]) -> dict[str, float]:
+    means = {}
+    for key in _MEANS:
+        values = np.array([r[key] for r in rows], dtype=np.float64)
+        values = values[~np.isnan(values)]
+        means[key] = float(values.mean()) if values.size else math.nan
+    return means
+
+
+def _model_info(model: Any, checkpoint: Any, normalization: str) -> dict[str, Any]:
+    params = getattr(model, "parameters", None)
+    info: dict[str, Any] = {"normalization": normalization, "path": None,
+                            "parameters": sum(int(p.numel()) for p in params()) if params else None}
+    if checkpoint is not None:
+        meta = {k: v for k, v in checkpoint.metadata.items() if k != "epochs"}
+        info.update(meta, path=str(checkpoint.path), config=checkpoint.config.to_dict())
+        info["normalization"] = normalization
+    return info
+
+
+def _save_figures(folder: Path, score: _DatasetScore, history: Any) -> dict[str, str]:
+    from ..plotting import reports as plotting
+
+    epochs = history.get("epochs") if isinstance(history, Mapping) else history
+    steps = history.get("steps") if isinstance(history, Mapping) else None
+    model, noisy = score.accs["model"], score.accs["noisy"]
+    figures = {
+        "scatter": plotting.scatter_figure(*model.sample()),
+        "histograms": plotting.histogram_figure(model.bin_edges, {
+            "noisy": noisy.hist_pred, "denoised": model.hist_pred, "clean": model.hist_target}),
+    }
+    if score.panel is not None:
+        figures["panel"] = plotting.panel_figure(*score.panel)
+    if epochs or steps:
+        figures["loss"] = plotting.loss_figure(steps, epochs)
+    return {name: str(plotting.save_figure(fig, folder / f"{name}.png"))
+            for name, fig in figures.items()}
+
+
+def write_report(report: Mapping[str, Any], json_path: str | os.PathLike[str]) -> Path:
+    """Write the report as JSON (NaN and infinities become ``null``); parent folders are made."""
+    from ..io.atomic import atomic_write_bytes
+
+    path = Path(json_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(_jsonable(report), indent=2, allow_nan=False)
+    atomic_write_bytes(path, text.encode())
+    return path
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.integer, np.bool_)):
+        return value.item()
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, (Path, np.ndarray)):
+        return str(value) if isinstance(value, Path) else value.tolist()
+    return value

@@ -1,0 +1,1 @@
+"""Denoising whole micrographs and regions in tiles."""

@@ -1,0 +1,1 @@
+"""Raw Fortran-order weight folders: import, export and layout detection."""

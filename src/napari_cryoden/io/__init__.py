@@ -1,0 +1,1 @@
+"""Files on disk to arrays and back: MRC, MRC stacks, TIFF, movies; no torch here."""

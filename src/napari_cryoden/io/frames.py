@@ -1,0 +1,153 @@
+"""Even/odd frame sums of movie stacks, for Noise2Noise training (``cryoden split-frames``).
+
+A movie's frames are independent exposures of the same specimen: the sum of its even frames
+(0, 2, 4, …) and the sum of its odd frames (1, 3, 5, …) are two images of the same signal with
+independent noise, each at about half the dose, which is what Noise2Noise learns from.
+
+Movies are read one frame at a time: MRC stacks through a memory map of the project's own
+header check (:mod:`._mrc`), TIFF stacks page by page with tifffile (a compressed page is decoded
+alone). Host memory holds two float64 sums and one frame, whatever the number of frames.
+Frames are summed as they are stored: no gain reference, no defect correction, no alignment, so
+split motion-corrected or drift-free movies, or take the even/odd sums your motion-correction
+program writes (see docs/self-supervised.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from ..errors import InputError
+from .formats import _quiet_tifffile, file_errors, open_array, read_info
+from .images import write_mrc
+
+__all__ = ["FrameSums", "frame_sums", "iter_frames", "split_frames"]
+
+
+@dataclass(frozen=True)
+class FrameSums:
+    """The even/odd sums of one movie and where they were written."""
+
+    movie: Path
+    n_frames: int
+    n_even: int
+    n_odd: int
+    pixel_size: float
+    even_path: Path | None = None
+    odd_path: Path | None = None
+
+
+@contextlib.contextmanager
+def iter_frames(path: str | os.PathLike[str]) -> Iterator[tuple[int, float, Iterator[np.ndarray]]]:
+    """Open a movie; yield ``(n_frames, pixel_size, frames)``, ``frames`` one 2D array at a time.
+
+    The arrays are in the file's dtype and may be views of a memory map: use each before
+    taking the next.
+
+    Raises
+    ------
+    InputError
+        The file is unreadable or not a stack of at least 2 frames (the message names it).
+    """
+    info = read_info(path)
+    n_frames = info.shape[0]
+    if n_frames < 2:
+        raise InputError(f"{info.path}: a single {info.shape[2]}x{info.shape[1]} image, not a "
+                         "movie; split-frames needs a stack of at least 2 frames")
+    tif = _open_paged_tiff(info.path, n_frames)
+    if tif is not None:
+        try:
+            yield n_frames, info.pixel_size, _tiff_frames(tif, info.shape)
+        finally:
+            tif.close()
+        return
+    with file_errors(info.path), _quiet_tifffile():  # MRC (memory map), or a TIFF of few pages
+        array, close = open_array(info)
+    try:
+        yield n_frames, info.pixel_size, (array[k] for k in range(n_frames))
+    finally:
+        del array
+        close()
+
+
+def frame_sums(path: str | os.PathLike[str], *,
+               equal_halves: bool = False) -> tuple[np.ndarray, np.ndarray, FrameSums]:
+    """The float32 sums of the even and of the odd frames of a movie, read frame by frame.
+
+    ``equal_halves`` leaves out the last frame of a movie with an odd number of frames, so that
+    both sums hold the same number of frames (the same dose).
+    """
+    with iter_frames(path) as (n_frames, pixel_size, frames):
+        used = n_frames - (n_frames % 2 if equal_halves else 0)
+        sums: list[np.ndarray] = []  # even, odd: float64
+        with file_errors(Path(path)):
+            for k, frame in enumerate(frames):
+                if k >= used:
+                    break
+                if k < 2:
+                    sums.append(np.zeros(frame.shape))
+                np.add(sums[k % 2], frame, out=sums[k % 2])  # cast on the fly, no frame copy
+    even, odd = sums
+    for name, total in (("even", even), ("odd", odd)):
+        if not np.isfinite(total).all():
+            raise InputError(f"{path}: NaN or infinite pixels in the {name} frames")
+    info = FrameSums(Path(path), n_frames, (used + 1) // 2, used // 2, pixel_size)
+    return even.astype(np.float32), odd.astype(np.float32), info
+
+
+def split_frames(movie: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
+                 equal_halves: bool = False) -> FrameSums:
+    """Write ``out_dir/even/NAME.mrc`` and ``out_dir/odd/NAME.mrc`` for ``movie`` (NAME: its
+    stem), float32 with the movie's pixel size, each file atomically.
+
+    Raises
+    ------
+    InputError
+        The movie is unreadable, a single image, or holds NaN/infinite pixels.
+    SaveError
+        An output cannot be written.
+    """
+    even, odd, sums = frame_sums(movie, equal_halves=equal_halves)
+    paths = []
+    for half, data in (("even", even), ("odd", odd)):
+        folder = Path(out_dir) / half
+        folder.mkdir(parents=True, exist_ok=True)
+        paths.append(folder / f"{Path(movie).stem}.mrc")
+        write_mrc(paths[-1], data, sums.pixel_size)
+    return FrameSums(sums.movie, sums.n_frames, sums.n_even, sums.n_odd, sums.pixel_size,
+                     paths[0], paths[1])
+
+
+def _open_paged_tiff(path: Path, n_frames: int) -> tifffile.TiffFile | None:
+    """The open TIFF when it holds one page per frame (read page by page), else None."""
+    if path.suffix.lower() not in (".tif", ".tiff"):
+        return None
+    with file_errors(path), _quiet_tifffile():
+        tif = tifffile.TiffFile(path)
+        try:
+            if len(tif.pages) == n_frames:
+                tif.pages.cache = False  # a page is dropped once the next one is read
+                return tif
+        except BaseException:
+            tif.close()
+            raise
+    tif.close()
+    return None
+
+
+def _tiff_frames(tif: tifffile.TiffFile, shape: tuple[int, int, int]) -> Iterator[np.ndarray]:
+    """Frames of a TIFF movie, one page decoded at a time."""
+    n_frames, ny, nx = shape
+    with _quiet_tifffile():
+        for k in range(n_frames):
+            frame = tif.pages[k].asarray()
+            if frame.shape != (ny, nx):
+                raise InputError(f"{tif.filehandle.path}: page {k} has shape {frame.shape}, the "
+                                 f"first is {nx}x{ny}")
+            yield frame

@@ -1,0 +1,171 @@
+"""Reading and writing micrographs: MRC (also spelt .mrcs, .map, .st, .rec) and TIFF.
+
+Every image comes back as ``float32``; every problem with a file is an :class:`InputError` whose
+one-line message starts with the file's path. :class:`MicrographCache` keeps a few files
+memory-mapped so that patches can be cut from a 100 GB dataset without reading it into memory.
+
+MRC headers are checked against the file's size before anything is read or allocated
+(:mod:`._mrc`); NaN or infinite pixels are refused where pixels are read. Stacks of 2D images and
+3D volumes are both read as ``(n_slices, ny, nx)``: each z-slice is a 2D micrograph
+(``ImageInfo.kind`` tells which the header declared); 4D volume stacks are refused.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import mrcfile
+import numpy as np
+
+from ..errors import InputError
+from .atomic import atomic_path
+from .cache import MicrographCache
+from .formats import SUPPORTED_SUFFIXES, ImageInfo, file_errors, open_array, read_info
+
+__all__ = [
+    "SUPPORTED_SUFFIXES",
+    "ImageInfo",
+    "read_info",
+    "read_image",
+    "write_mrc",
+    "list_images",
+    "find_pairs",
+    "MicrographCache",
+]
+
+_STACK_SUFFIXES = (".mrcs", ".st")  # 3D data written with these suffixes is an image stack
+
+
+def read_image(path: str | os.PathLike[str]) -> tuple[np.ndarray, float]:
+    """Read a whole micrograph or stack as float32.
+
+    Returns
+    -------
+    image : numpy.ndarray
+        ``(ny, nx)`` for a single micrograph, ``(n_slices, ny, nx)`` for a stack or volume.
+    pixel_size : float
+        Pixel size in Å (1.0 when the header gives none).
+
+    Raises
+    ------
+    InputError
+        The file cannot be read (see :func:`read_info`), does not fit in memory, or holds NaN
+        or infinite pixels (the first one is located in the message).
+    """
+    info = read_info(path)
+    with file_errors(info.path):
+        array, close = open_array(info)
+        try:
+            image = array.astype(np.float32)
+        finally:
+            del array
+            close()
+    if info.dtype.kind == "f":
+        _check_finite(image, info.path)
+    return (image[0] if info.shape[0] == 1 else image), info.pixel_size
+
+
+def write_mrc(path: str | os.PathLike[str], data: np.ndarray, pixel_size: float) -> None:
+    """Write a float32 MRC file atomically, with its voxel size set to ``pixel_size`` Å.
+
+    The data go to a temporary file in the same folder, which is flushed to disk and then
+    renamed over ``path``: an existing file is replaced whole or left untouched. 3D data written
+    to ``.mrcs`` or ``.st`` are marked as an image stack, other 3D data as a volume.
+
+    Raises
+    ------
+    SaveError
+        The file cannot be written (disk full, read-only, no such folder); an
+        :class:`InputError` and :class:`OSError` whose message begins ``<path>: cannot write``.
+    """
+    path = Path(path)
+    array = np.ascontiguousarray(data, dtype=np.float32)
+    if array.ndim not in (2, 3):
+        raise ValueError(f"{path}: can only write 2D or 3D data, got shape {array.shape}")
+    with atomic_path(path) as tmp, mrcfile.new(tmp, overwrite=True) as mrc:
+        mrc.set_data(array)
+        if array.ndim == 3 and path.suffix.lower() in _STACK_SUFFIXES:
+            mrc.set_image_stack()
+        mrc.voxel_size = float(pixel_size)
+
+
+def list_images(folder: str | os.PathLike[str]) -> list[Path]:
+    """The micrographs in a folder (supported suffixes, hidden files skipped), sorted by name.
+
+    Raises
+    ------
+    InputError
+        The folder does not exist, is a file, cannot be listed, or holds no micrographs.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        problem = "not a folder" if folder.exists() else "folder not found"
+        raise InputError(f"{folder}: {problem}")
+    try:
+        files = sorted(
+            p for p in folder.iterdir()
+            if p.suffix.lower() in SUPPORTED_SUFFIXES and not p.name.startswith(".")
+            and p.is_file()
+        )
+    except OSError as exc:
+        raise InputError(f"{folder}: cannot list the folder ({exc.strerror or exc})") from None
+    if not files:
+        raise InputError(
+            f"{folder}: no micrographs found (looked for {', '.join(SUPPORTED_SUFFIXES)})"
+        )
+    return files
+
+
+def find_pairs(
+    noisy_dir: str | os.PathLike[str], clean_dir: str | os.PathLike[str], *,
+    labels: tuple[str, str] = ("noisy", "clean"), key: Callable[[Path], str] | None = None,
+) -> list[tuple[Path, Path]]:
+    """Pair the files of two folders by name stem (``noisy/a.mrc`` with ``clean/a.mrc``).
+
+    ``labels`` name the two sides in error messages (e.g. ``("even", "odd")``); ``key`` maps a
+    file to the name it pairs by (default: its stem).
+
+    Raises
+    ------
+    InputError
+        A folder is missing or empty, or some files have no partner (the first few are named).
+    """
+    noisy = _by_stem(list_images(noisy_dir), key)
+    clean = _by_stem(list_images(clean_dir), key)
+    only_noisy = [noisy[s] for s in sorted(set(noisy) - set(clean))]
+    only_clean = [clean[s] for s in sorted(set(clean) - set(noisy))]
+    if only_noisy or only_clean:
+        parts = [
+            f"only in {folder}: {_first_few(files)}"
+            for folder, files in ((noisy_dir, only_noisy), (clean_dir, only_clean)) if files
+        ]
+        raise InputError(f"{labels[0]} and {labels[1]} files do not pair by name; "
+                         + "; ".join(parts))
+    return [(noisy[stem], clean[stem]) for stem in sorted(noisy)]
+
+
+def _check_finite(image: np.ndarray, path: Path) -> None:
+    finite = np.isfinite(image)
+    if finite.all():
+        return
+    bad = int(finite.size - np.count_nonzero(finite))
+    z, y, x = np.unravel_index(int(np.argmin(finite)), image.shape)  # image is (n, ny, nx)
+    raise InputError(f"{path}: {bad} NaN or infinite pixel(s), the first in slice {z} at "
+                     f"y={y}, x={x}; replace them first")
+
+
+def _by_stem(files: list[Path], key: Callable[[Path], str] | None = None) -> dict[str, Path]:
+    by_stem: dict[str, Path] = {}
+    for file in files:
+        stem = key(file) if key is not None else file.stem
+        if stem in by_stem:
+            raise InputError(f"{by_stem[stem]} and {file.name} have the same name stem")
+        by_stem[stem] = file
+    return by_stem
+
+
+def _first_few(files: list[Path], n: int = 3) -> str:
+    names = ", ".join(f.name for f in files[:n])
+    return names + (f" (+{len(files) - n} more)" if len(files) > n else "")

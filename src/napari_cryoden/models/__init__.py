@@ -1,0 +1,1 @@
+"""The networks, their weight files and the shipped models."""

@@ -1,0 +1,252 @@
+"""Weight files: safetensors with the config in JSON metadata. No pickle on any path.
+
+A weight file holds the tensors ``conv{k}.weight`` (shape out, in, kH, kW — PyTorch/cuDNN order)
+and ``conv{k}.bias``, plus one metadata entry ``"cryoden"``: a JSON object with the full config,
+the epoch, losses, the normalisation and the package version. Loading rebuilds the model from
+that config and checks every tensor's name, shape, dtype and values against it, so a permuted or
+transposed layout (the seed's bug) is refused with the tensor's name rather than silently loaded.
+Files are written atomically: a crash mid-write leaves the previous file intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from .. import __version__
+from ..config.sections import NORMALIZATIONS, Config, ConfigError, ModelConfig
+from ..errors import WeightFileError
+from ..io.atomic import atomic_write_bytes
+from .nets import build_model, expected_shapes
+
+__all__ = ["FORMAT", "Checkpoint", "save_checkpoint", "load_checkpoint", "atomic_write_bytes"]
+
+FORMAT = "napari-cryoden-weights"
+FORMAT_VERSION = 1
+_META_KEY = "cryoden"
+EXTRA_PREFIX = "optim."  # non-model tensors (optimizer state) live under this prefix
+_EXTRA_NAME = re.compile(r"optim\.\d{1,6}\.[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """What a weight file says about its model besides the tensors."""
+
+    path: Path
+    config: Config
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def epoch(self) -> int | None:
+        return self.metadata.get("epoch")
+
+    @property
+    def normalization(self) -> str:
+        return str(self.metadata.get("normalization", self.config.data.normalization))
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    model: torch.nn.Module,
+    config: Config,
+    extra_tensors: dict[str, torch.Tensor] | None = None,
+    **metadata: Any,
+) -> Path:
+    """Save ``model`` and its ``config`` (plus JSON-able ``metadata``) atomically to ``path``.
+
+    Parameters
+    ----------
+    path
+        Destination ``.safetensors`` file; its folder must exist.
+    model
+        A :class:`~napari_cryoden.models.nets.DenoiseCNN` (any module whose state dict uses the
+        ``conv{k}.weight``/``conv{k}.bias`` names).
+    config
+        The full run configuration, stored so the file alone rebuilds the model.
+    extra_tensors
+        Further tensors (e.g. optimizer state) stored under their own names; ignored by
+        :func:`load_checkpoint`'s model check.
+    **metadata
+        Epoch, losses, normalisation and the like; must be JSON-serialisable.
+
+    Raises
+    ------
+    SaveError
+        The file cannot be written, e.g. ``best.safetensors: cannot write: disk full while
+        saving …``; the previous file at ``path`` is then intact (an ``OSError`` too).
+    """
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous()
+               for k, v in model.state_dict().items()}
+    _check_tensors(tensors, config.model, Path(path))
+    for name, tensor in (extra_tensors or {}).items():
+        if not name.startswith(EXTRA_PREFIX):
+            raise ValueError(f"extra tensor names must start with {EXTRA_PREFIX!r}: {name}")
+        tensors[name] = tensor.detach().to("cpu").contiguous()
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "package_version": __version__,
+        "config": config.to_dict(),
+        "normalization": config.data.normalization,
+        **metadata,
+    }
+    payload = st_save(tensors, metadata={_META_KEY: json.dumps(meta)})
+    atomic_write_bytes(path, payload)
+    return Path(path)
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str], device: str | torch.device = "cpu"
+) -> tuple[torch.nn.Module, Checkpoint]:
+    """Load a weight file into a fresh model on ``device``, checking every tensor.
+
+    The model is built from the metadata's config, so any preset loads as its own architecture.
+
+    Raises
+    ------
+    WeightFileError
+        The file is missing, unreadable, not safetensors (a pickle renamed ``.safetensors`` is
+        refused without being unpickled), has no or corrupt metadata, or a tensor's name,
+        shape, dtype or values do not fit the model; the message names the file and tensor.
+    """
+    path = Path(path)
+    tensors, raw_meta = _read_safetensors(path)
+    config = _config_from_metadata(raw_meta, path)
+    extra = {k: v for k, v in tensors.items() if k.startswith(EXTRA_PREFIX)}
+    weights = {k: v for k, v in tensors.items() if k not in extra}
+    _check_tensors(weights, config.model, path)
+    model = build_model(config.model)
+    model.load_state_dict({k: v.to(torch.float32) for k, v in weights.items()})
+    model.to(device)
+    metadata = {k: v for k, v in raw_meta.items() if k != "config"}
+    metadata["extra_tensors"] = sorted(extra)
+    return model, Checkpoint(path=path, config=config, metadata=metadata)
+
+
+def load_extra_tensors(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """The non-model tensors of a weight file (optimizer state), for resuming training.
+
+    Raises
+    ------
+    WeightFileError
+        As :func:`load_checkpoint`, or an extra tensor's name is not ``optim.<index>.<key>``.
+    """
+    path = Path(path)
+    tensors, _ = _read_safetensors(path)
+    extra = {k: v for k, v in tensors.items() if k.startswith(EXTRA_PREFIX)}
+    for name in extra:
+        if not _EXTRA_NAME.fullmatch(name):
+            raise WeightFileError(f"{path}: optimizer tensor name {name[:80]!r} is not "
+                                  "optim.<index>.<key>")
+    return extra
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    try:
+        payload = path.read_bytes()
+    except FileNotFoundError:
+        raise WeightFileError(f"{path}: no such weight file") from None
+    except IsADirectoryError:
+        raise WeightFileError(f"{path}: is a folder, not a weight file") from None
+    except OSError as exc:
+        raise WeightFileError(f"{path}: cannot read weight file ({exc.strerror})") from None
+    try:
+        tensors = st_load(payload)  # parses; never unpickles
+        header_len = int.from_bytes(payload[:8], "little")
+        header = json.loads(payload[8 : 8 + header_len])
+    except (SafetensorError, ValueError, UnicodeDecodeError, OverflowError,
+            RecursionError) as exc:
+        hint = " (it looks like a pickle/torch .pt file)" if _looks_pickled(payload) else ""
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise WeightFileError(f"{path}: not a safetensors weight file{hint}: {reason}") from None
+    meta_text = (header.get("__metadata__") or {}).get(_META_KEY)
+    if meta_text is None:
+        raise WeightFileError(f"{path}: no napari-cryoden metadata (not written by cryoden?)")
+    try:
+        meta = json.loads(meta_text)
+    except json.JSONDecodeError as exc:
+        raise WeightFileError(f"{path}: corrupt metadata JSON ({exc.msg})") from None
+    except RecursionError:
+        raise WeightFileError(f"{path}: corrupt metadata JSON (nested too deeply)") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise WeightFileError(f"{path}: metadata is not of format {FORMAT!r}")
+    _check_metadata(meta, path)
+    return tensors, meta
+
+
+def _looks_pickled(payload: bytes) -> bool:
+    """Pickle protocol 2-5 (``\\x80\\x0N``) or a torch zip archive (``PK\\x03\\x04``), whose
+    first 8 bytes read as a safetensors header length would exceed the file."""
+    opener = payload[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05") or (
+        payload[:4] == b"PK\x03\x04")
+    return opener and int.from_bytes(payload[:8], "little") > len(payload)
+
+
+def _check_metadata(meta: dict[str, Any], path: Path) -> None:
+    """The fields other code reads must have their types; metadata is data, never code."""
+    problems = []
+    epoch = meta.get("epoch")
+    if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, int)
+                              or epoch < 0):
+        problems.append(f"epoch {epoch!r:.40} is not a whole number >= 0")
+    norm = meta.get("normalization", "none")
+    if not isinstance(norm, str) or norm not in NORMALIZATIONS:
+        problems.append(f"normalization {norm!r:.40} is not one of {', '.join(NORMALIZATIONS)}")
+    for key in ("train_loss", "val_loss", "val_mse", "best_val_loss"):
+        value = meta.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            problems.append(f"{key} {value!r:.40} is not a number")
+    if problems:
+        raise WeightFileError(f"{path}: bad metadata: {'; '.join(problems)}")
+
+
+def _config_from_metadata(meta: dict[str, Any], path: Path) -> Config:
+    try:
+        return Config.from_dict(meta.get("config", {}))
+    except (ConfigError, TypeError, ValueError) as exc:
+        raise WeightFileError(f"{path}: bad config in metadata: {exc}") from None
+
+
+def _check_tensors(tensors: dict[str, torch.Tensor], model: ModelConfig, path: Path) -> None:
+    n_layers = sum(1 for name in tensors if name.endswith(".weight"))
+    if model.depth > n_layers:  # checked first: a corrupt depth must not make a long loop
+        preset = "" if model.preset == "seed" else f" (preset {model.preset!r})"
+        raise WeightFileError(f"{path}: the metadata's model has {model.depth} layers but the "
+                              f"file holds {n_layers} weight tensors{preset}")
+    expected = expected_shapes(model)
+    missing = [k for k in expected if k not in tensors]
+    unexpected = sorted(k for k in tensors if k not in expected)
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {_first_few(missing)}")
+        if unexpected:
+            parts.append(f"unexpected {_first_few(unexpected)}")
+        preset = "" if model.preset == "seed" else f" (preset {model.preset!r})"
+        raise WeightFileError(f"{path}: tensor names do not fit the model{preset}: "
+                              f"{'; '.join(parts)}")
+    for name, shape in expected.items():
+        tensor = tensors[name]
+        if tuple(tensor.shape) != shape:
+            layout = " (out, in, kH, kW)" if name.endswith("weight") else ""
+            preset = "" if model.preset == "seed" else f" for preset {model.preset!r}"
+            raise WeightFileError(f"{path}: {name} has shape {tuple(tensor.shape)}, "
+                                  f"expected {shape}{layout}{preset}")
+        if not tensor.dtype.is_floating_point:
+            raise WeightFileError(f"{path}: {name} has dtype {tensor.dtype}, expected a float type")
+        if not torch.isfinite(tensor.to(torch.float32)).all():  # float64 may overflow float32
+            raise WeightFileError(f"{path}: {name} contains NaN or Inf values (as float32)")
+
+
+def _first_few(names: list[str], n: int = 4) -> str:
+    text = ", ".join(name[:60] for name in names[:n])
+    return text + (f" (+{len(names) - n} more)" if len(names) > n else "")

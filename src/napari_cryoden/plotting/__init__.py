@@ -1,0 +1,1 @@
+"""Qt-free matplotlib figures that the CLI saves and the widgets show."""

@@ -1,0 +1,1 @@
+"""The cryo-EM micrograph simulator: optics, particles, micrographs and movies."""

@@ -1,0 +1,1 @@
+"""The training engine: the loop, its steps, modes, schedules and events."""

@@ -1,0 +1,128 @@
+"""Training without clean targets: what each mode pairs, and what it does to a batch.
+
+``train.mode`` (:data:`~napari_cryoden.config.sections.MODES`) chooses what the net learns from:
+
+- ``n2c``: noisy input, clean target (the seed's protocol);
+- ``n2n``, Noise2Noise (Lehtinen et al. 2018): two independent noisy images of the same
+  specimen, e.g. the sums of the even and of the odd frames of one movie. Streams deliver them
+  as ``Batch(noisy=even, clean=odd)``; per patch, input and target are swapped at random, so
+  the net learns both directions. The expected loss is the MSE to the (unknown) clean image plus
+  the target's noise variance, a constant, so minimising it denoises;
+- ``n2v``, Noise2Void (Krull et al. 2019): single noisy micrographs, streamed as
+  ``Batch(noisy=x, clean=x)``; a few pixels per patch are masked (:mod:`.data.blindspot`) and
+  the loss is taken at those pixels only.
+
+:class:`ModeBatches` turns a stream's batch into ``(input, target, mask)`` on the device with
+generators seeded from ``(seed, step, rank)``, so a run is reproducible (resumed runs included)
+and no host round trip is needed. :func:`find_mode_pairs` builds the file pairs of each mode
+with the same pairing and errors as ``--noisy/--clean``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config.sections import MODES, TrainConfig
+from ..io.images import find_pairs, list_images
+from .blindspot import blind_spots
+
+__all__ = ["MODES", "ModeBatches", "find_half_pairs", "find_mode_pairs", "half_stem",
+           "single_pairs"]
+
+Pairs = list[tuple[Path, Path]]
+
+_HALF_SUFFIX = re.compile(r"[_.-](evn|odd|even)\Z", re.IGNORECASE)
+_TRAIN, _VALIDATION = 0, 1  # generator purposes
+
+
+def half_stem(path: Path) -> str:
+    """The name an even/odd half pairs by: its stem less a trailing ``_EVN``/``_ODD``/``_even``
+    /``_odd`` (MotionCor2's ``-SplitSum`` names), so ``a_EVN.mrc`` pairs with ``a_ODD.mrc``."""
+    return _HALF_SUFFIX.sub("", Path(path).stem)
+
+
+def find_half_pairs(even_dir: str | os.PathLike[str],
+                    odd_dir: str | os.PathLike[str]) -> Pairs:
+    """Pair the even and odd frame sums of two folders by name (see :func:`half_stem`).
+
+    Raises
+    ------
+    InputError
+        A folder is missing or empty, or some files have no partner (the first few are named).
+    """
+    return find_pairs(even_dir, odd_dir, labels=("even", "odd"), key=half_stem)
+
+
+def single_pairs(noisy_dir: str | os.PathLike[str]) -> Pairs:
+    """Each micrograph of a folder paired with itself, the stream's input for ``n2v``."""
+    return [(path, path) for path in list_images(noisy_dir)]
+
+
+def find_mode_pairs(mode: str, first: str | os.PathLike[str],
+                    second: str | os.PathLike[str] | None) -> Pairs:
+    """The file pairs of ``mode``: (noisy, clean) folders, (even, odd) folders, or one noisy
+    folder (``second`` is then ignored)."""
+    if mode == "n2v":
+        return single_pairs(first)
+    if second is None:
+        raise ValueError(f"mode {mode!r} needs two folders")
+    return find_half_pairs(first, second) if mode == "n2n" else find_pairs(first, second)
+
+
+class ModeBatches:
+    """``(input, target, mask)`` of a batch for the run's mode; ``mask`` is None but for n2v.
+
+    Parameters
+    ----------
+    config
+        The run's train section (``mode``, ``seed``, ``n2v_fraction``).
+    device
+        Where the batches are; the generators live there.
+    rank
+        This process's rank: ranks draw different swaps and masks.
+    """
+
+    def __init__(self, config: TrainConfig, device: torch.device, rank: int = 0) -> None:
+        if config.mode not in MODES:
+            raise ValueError(f"unknown mode {config.mode!r}")
+        self.mode, self.fraction = config.mode, config.n2v_fraction
+        self._seed, self._rank = config.seed, rank
+        self._generator = (torch.Generator(device=device) if config.mode != "n2c" else None)
+
+    @property
+    def masked(self) -> bool:
+        """Whether the loss is taken at masked pixels only (n2v)."""
+        return self.mode == "n2v"
+
+    def training(self, noisy: torch.Tensor, clean: torch.Tensor,
+                 step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The batch of global step ``step``: swapped halves (n2n) or blind spots (n2v)."""
+        if self.mode == "n2c":
+            return noisy, clean, None
+        generator = self._seeded(_TRAIN, step)
+        if self.mode == "n2n":
+            swap = torch.rand(noisy.shape[0], generator=generator, device=noisy.device) < 0.5
+            swap = swap.view(-1, 1, 1, 1)
+            return torch.where(swap, clean, noisy), torch.where(swap, noisy, clean), None
+        masked, mask = blind_spots(noisy, self.fraction, generator)
+        return masked, noisy, mask
+
+    def validation(self, noisy: torch.Tensor, clean: torch.Tensor,
+                   index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Validation batch ``index``: n2c and n2n as streamed (the held-out partner is the
+        target); n2v with blind spots that are the same in every epoch."""
+        if self.mode != "n2v":
+            return noisy, clean, None
+        masked, mask = blind_spots(noisy, self.fraction, self._seeded(_VALIDATION, index))
+        return masked, noisy, mask
+
+    def _seeded(self, purpose: int, index: int) -> torch.Generator:
+        assert self._generator is not None
+        words = [self._seed % 2**64, purpose, index, self._rank]
+        state = np.random.SeedSequence(words).generate_state(1, dtype=np.uint64)[0]
+        return self._generator.manual_seed(int(state) >> 1)

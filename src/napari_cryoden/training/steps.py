@@ -1,0 +1,155 @@
+"""The training step on the fast paths: precision, memory layout, cuDNN autotuning, batch size.
+
+``make_step`` returns a callable doing one Adam/MSE update without synchronising with the GPU
+(the loss comes back as a device tensor), so the host can queue the next batch's copy while the
+GPU works. Precisions:
+
+- ``fp32``: float32 everywhere, TF32 off: the plain PyTorch loop and the reference;
+- ``tf32``: float32 tensors, TF32 tensor-core convolutions;
+- ``fp16``: autocast to float16 with a dynamic gradient scaler (the seed's "mixed precision");
+- ``bf16``: autocast to bfloat16 (no scaler needed: bf16 has float32's exponent range).
+
+On CUDA the reduced precisions also use channels_last, the layout cuDNN's tensor-core
+convolutions want, and :func:`prepare_cuda` turns cuDNN's autotuner on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..config.sections import PRECISIONS
+
+__all__ = [
+    "PRECISIONS", "autocast", "choose_batch_size", "compiled_step", "make_step", "prepare_cuda",
+    "uses_channels_last",
+]
+
+_AUTOCAST = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
+Step = Callable[..., torch.Tensor]
+
+
+def check_precision(precision: str) -> str:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return precision
+
+
+def uses_channels_last(precision: str, device: torch.device) -> bool:
+    """channels_last pays off for tensor-core (fp16/bf16) convolutions on CUDA only."""
+    return device.type == "cuda" and precision in _AUTOCAST
+
+
+def prepare_cuda(precision: str) -> None:
+    """cuDNN autotuning on (inputs have fixed shapes while training); TF32 only for ``tf32``."""
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cudnn.allow_tf32 = precision == "tf32"
+    torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+
+
+def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    """The autocast context of ``precision`` on CUDA; a no-op for fp32/tf32 or off CUDA."""
+    dtype = _AUTOCAST.get(check_precision(precision))
+    if dtype is None or device.type != "cuda":
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=dtype)
+
+
+def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, precision: str,
+              scaler: torch.amp.GradScaler | None = None, chunks: int = 1) -> Step:
+    """``step(noisy, clean, before_update=None, mask=None) -> loss``: one update of ``model``.
+
+    The loss comes back detached, on the device. ``noisy``/``clean`` may be float16 (a packed
+    store) or float32; with fp32/tf32 they are promoted to float32. ``before_update(loss)``, if
+    given, runs after the backward pass and before the optimizer step (a place to reduce the
+    loss over ranks or refuse a NaN). ``scaler`` (fp16 only) is created when not given.
+
+    ``chunks > 1`` splits each batch into that many micro-batches whose gradients add up to the
+    whole batch's (the out-of-memory back-off: same update, less memory, slower). With
+    DistributedDataParallel only the last micro-batch synchronises gradients.
+
+    ``mask`` (bool, the shape of ``clean``), if given, restricts the loss to its pixels: the
+    mean squared error over the masked pixels of the whole batch (Noise2Void's blind spots).
+    """
+    device = next(model.parameters()).device
+    check_precision(precision)
+    if precision == "fp16" and scaler is None:
+        scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
+    scaling = scaler is not None and scaler.is_enabled()
+    reduced = precision in _AUTOCAST and device.type == "cuda"
+    layout = torch.channels_last if uses_channels_last(precision, device) else None
+    no_sync = getattr(model, "no_sync", contextlib.nullcontext)
+
+    def step(noisy: torch.Tensor, clean: torch.Tensor,
+             before_update: Callable[[torch.Tensor], None] | None = None,
+             mask: torch.Tensor | None = None) -> torch.Tensor:
+        if not reduced:
+            noisy, clean = noisy.float(), clean.float()
+        optimizer.zero_grad(set_to_none=True)
+        masks = mask.chunk(chunks) if mask is not None else (None,) * len(noisy.chunk(chunks))
+        pieces = list(zip(noisy.chunk(chunks), clean.chunk(chunks), masks, strict=True))
+        masked = mask.sum().clamp(min=1).float() if mask is not None else None
+        total = torch.zeros((), device=noisy.device)
+        for i, (x, y, m) in enumerate(pieces):
+            if layout is not None:
+                x = x.contiguous(memory_format=layout)
+            weight = x.shape[0] / noisy.shape[0]
+            with no_sync() if i < len(pieces) - 1 else contextlib.nullcontext():
+                with autocast(precision, device):
+                    pred = model(x).float()
+                    loss = (nn.functional.mse_loss(pred, y.float()) * weight if m is None
+                            else ((pred - y.float()) ** 2 * m).sum() / masked)
+                (scaler.scale(loss) if scaling else loss).backward()
+            total += loss.detach()
+        if before_update is not None:
+            before_update(total)
+        if scaling:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        return total
+
+    return step
+
+
+def compiled_step(model: nn.Module, optimizer: torch.optim.Optimizer, precision: str) -> Step:
+    """:func:`make_step` over ``torch.compile(model)`` (Inductor fuses bias, ReLU and casts)."""
+    return make_step(torch.compile(model), optimizer, precision)
+
+
+def choose_batch_size(model: nn.Module, side: int, precision: str, device: torch.device, *,
+                      fraction: float = 0.6, most: int = 64) -> int:
+    """The largest power-of-two batch of ``side``² patches whose training step fits in
+    ``fraction`` of the free GPU memory, measured by one probe step at batch 2; at most ``most``.
+
+    Off CUDA returns 4 (the CPU default: larger batches only slow each step down).
+    """
+    if device.type != "cuda":
+        return 4
+    probe = 2
+    torch.cuda.synchronize(device)
+    torch.cuda.empty_cache()
+    before = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    x = torch.zeros(probe, 1, side, side, device=device)
+    make_step(model, optimizer, precision)(x, x)
+    torch.cuda.synchronize(device)
+    per_patch = max(1, (torch.cuda.max_memory_allocated(device) - before) / probe)
+    model.load_state_dict(state)
+    model.zero_grad(set_to_none=True)
+    del x, optimizer
+    torch.cuda.empty_cache()
+    free, _ = torch.cuda.mem_get_info(device)
+    fits = int(free * fraction / per_patch)
+    batch = 1
+    while batch * 2 <= min(fits, most):
+        batch *= 2
+    return batch

@@ -1,0 +1,97 @@
+"""The training step's fast paths: precision handling, the pre-update hook, batch-size choice."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from napari_cryoden.config.sections import Config, ConfigError
+from napari_cryoden.models.nets import build_model
+from napari_cryoden.training.steps import (
+    autocast,
+    choose_batch_size,
+    make_step,
+    uses_channels_last,
+)
+
+
+def _batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    clean = torch.rand(2, 1, 24, 24, generator=gen)
+    return clean + 0.3 * torch.randn(2, 1, 24, 24, generator=gen), clean
+
+
+def test_fp32_step_matches_a_plain_adam_loop() -> None:
+    noisy, clean = _batch()
+    a, b = build_model(seed=1), build_model(seed=1)
+    opt_a = torch.optim.Adam(a.parameters(), lr=1e-3)
+    opt_b = torch.optim.Adam(b.parameters(), lr=1e-3)
+    step = make_step(a, opt_a, "fp32")
+    for _ in range(3):
+        loss = step(noisy, clean)
+        opt_b.zero_grad()
+        ref = torch.nn.functional.mse_loss(b(noisy), clean)
+        ref.backward()
+        opt_b.step()
+        assert float(loss) == pytest.approx(float(ref.detach()), rel=1e-6)
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(pa, pb)
+
+
+def test_float16_batches_are_promoted_off_cuda() -> None:
+    noisy, clean = _batch()
+    model = build_model(seed=1)
+    loss = make_step(model, torch.optim.Adam(model.parameters()), "fp16")(noisy.half(),
+                                                                          clean.half())
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+
+
+def test_before_update_sees_the_loss_and_can_veto_the_update() -> None:
+    noisy, clean = _batch()
+    model = build_model(seed=1)
+    before = [p.detach().clone() for p in model.parameters()]
+    seen: list[float] = []
+
+    def refuse(loss: torch.Tensor) -> None:
+        seen.append(float(loss))
+        raise FloatingPointError("refused")
+
+    step = make_step(model, torch.optim.Adam(model.parameters(), lr=1e-2), "fp32")
+    with pytest.raises(FloatingPointError):
+        step(noisy, clean, before_update=refuse)
+    assert len(seen) == 1 and seen[0] > 0
+    for old, new in zip(before, model.parameters(), strict=True):
+        torch.testing.assert_close(old, new.detach())  # no update happened
+
+
+def test_reduced_precision_is_cuda_only() -> None:
+    cpu = torch.device("cpu")
+    assert not uses_channels_last("fp16", cpu)
+    assert uses_channels_last("bf16", torch.device("cuda"))
+    assert not uses_channels_last("tf32", torch.device("cuda"))
+    with autocast("fp16", cpu):
+        assert not torch.is_autocast_enabled("cpu")
+    with pytest.raises(ValueError, match="precision"):
+        make_step(build_model(), torch.optim.SGD(build_model().parameters(), lr=0.1), "fp8")
+
+
+def test_batch_size_choice_on_cpu_is_the_default() -> None:
+    assert choose_batch_size(build_model(), 256, "fp32", torch.device("cpu")) == 4
+
+
+def test_precision_config_is_validated() -> None:
+    assert Config().train.effective_precision == "fp32"
+    assert Config().replace(train={"amp": True}).train.effective_precision == "fp16"
+    assert Config().replace(train={"precision": "bf16"}).train.effective_precision == "bf16"
+    with pytest.raises(ConfigError, match="precision"):
+        Config().replace(train={"precision": "fp8"})
+    with pytest.raises(ConfigError, match="contradicts"):
+        Config().replace(train={"amp": True, "precision": "bf16"})
+    assert Config().replace(train={"batch_size": 0}).train.batch_size == 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_auto_batch_fits_and_is_a_power_of_two() -> None:
+    model = build_model(seed=0).cuda()
+    batch = choose_batch_size(model, 512, "fp16", torch.device("cuda"))
+    assert batch >= 1 and batch & (batch - 1) == 0
