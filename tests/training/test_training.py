@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from napari_cryoden.config.sections import Config
+from napari_cryoden.devices import resolve_device
 from napari_cryoden.errors import InputError
 from napari_cryoden.io.images import find_pairs
 from napari_cryoden.models.checkpoint import load_checkpoint
@@ -20,7 +21,6 @@ from napari_cryoden.training.loop import (
     TrainEnd,
     TrainStart,
     TrainStep,
-    select_device,
     train,
 )
 
@@ -148,8 +148,8 @@ def test_errors(tmp_path: Path) -> None:
         list(train(tiny_config(), [], [], tmp_path / "run"))
     if not torch.cuda.is_available():
         with pytest.raises(InputError, match="CUDA is not available"):
-            select_device("cuda")
-    assert select_device("cpu").type == "cpu"
+            resolve_device("cuda")
+    assert resolve_device("cpu").type == "cpu"
 
 
 def test_trained_output_is_reloadable(pairs, tmp_path: Path) -> None:

@@ -425,11 +425,11 @@ def _add_device_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _run_denoise(args: argparse.Namespace) -> int:
+    from ..devices import resolve_device
     from ..inference.denoiser import denoise_file
     from ..io.images import list_images
     from ..models.checkpoint import load_checkpoint
     from ..models.pretrained import is_shipped, resolve_model
-    from ..training.loop import select_device
 
     first = args.inputs[0]
     given = is_shipped(first) or first.suffix.lower() == ".safetensors"
@@ -440,7 +440,7 @@ def _run_denoise(args: argparse.Namespace) -> int:
     if not given:
         print(f"model: the shipped general model ({args.model.name}); give a .safetensors "
               "file first to use your own")
-    device = select_device(args.device)
+    device = resolve_device(args.device)
     model, ckpt = load_checkpoint(args.model, device=device)
     files = [f for item in inputs
              for f in (list_images(item) if item.is_dir() else [item])]
@@ -498,14 +498,14 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
 def _run_evaluate(args: argparse.Namespace) -> int:
     import json
 
+    from ..devices import resolve_device
     from ..evaluation.checklist import format_checklist
     from ..evaluation.report import evaluate, write_report
     from ..models.checkpoint import load_checkpoint
     from ..models.pretrained import resolve_model
-    from ..training.loop import select_device
 
     args.model = resolve_model(args.model)
-    device = select_device(args.device)
+    device = resolve_device(args.device)
     model, ckpt = load_checkpoint(args.model, device=device)
     history_path = args.history or args.model.parent / "history.json"
     history = json.loads(history_path.read_text()) if history_path.exists() else None

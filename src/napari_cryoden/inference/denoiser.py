@@ -27,6 +27,7 @@ from torch import nn
 
 from ..config.sections import PRECISIONS, ConfigError
 from ..data.normalize import MAX_FIT_ROWS, Normalizer, fit_normalizer
+from ..devices import resolve_device
 from ..errors import InputError
 from ..io.images import read_image, write_mrc
 from . import loops
@@ -37,7 +38,6 @@ from .tiling import (
     hidden_channels,
     plan_tiles,
     receptive_radius,
-    resolve_device,
     tile_multiple,
 )
 

@@ -21,9 +21,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..devices import resolve_device
+
 __all__ = [
     "AxisTile", "TilePlan", "axis_tiles", "back_off", "hidden_channels", "plan_tiles",
-    "receptive_radius", "resolve_device", "tile_multiple",
+    "receptive_radius", "tile_multiple",
 ]
 
 CPU_ACTIVATION_BYTES = 512 * 2**20
@@ -143,7 +145,7 @@ def plan_tiles(
     min_tile = _round_up(2 * halo + max(16, 2 * multiple), multiple)
     if tile_size is not None and tile_size < min_tile:
         raise ValueError(f"tile_size {tile_size} is below the minimum {min_tile} for halo {halo}")
-    dev = resolve_device(device)
+    dev = resolve_device(device, check=False)
     on_cpu = dev.type == "cpu"
     half = (amp or precision in _REDUCED) and not on_cpu
     per_pixel = (2 if half else 4) * (in_channels + 2 * hidden_channels)
@@ -235,17 +237,6 @@ def hidden_channels(model: nn.Module) -> int:
         return int(channels)
     convs = [m.out_channels for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd)]
     return max(convs, default=1)
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``auto`` → cuda, else mps, else cpu; anything else as given."""
-    if str(device) != "auto":
-        return torch.device(device)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def _fit_axis(n: int, tile_max: int, overlap: int, multiple: int = 1) -> int:

@@ -41,6 +41,7 @@ from ..config.sections import Config
 from ..data.packed import PackedStore
 from ..data.packed_stream import PackedStream
 from ..data.stream import Batch, PatchStream
+from ..devices import device_name, resolve_device
 from ..errors import InputError, SaveError
 from ..evaluation.guards import resume_warning, val_rise_warning
 from ..models.checkpoint import (
@@ -58,7 +59,7 @@ from .schedules import Schedule
 
 __all__ = [
     "Packed", "TrainStart", "TrainStep", "EpochEnd", "CheckpointSaved", "TrainWarning",
-    "TrainEnd", "Event", "select_device", "train",
+    "TrainEnd", "Event", "train",
 ]
 
 Pairs = Sequence[tuple[Path, Path]]
@@ -79,22 +80,6 @@ class Packed:
 
 
 Data = Pairs | Packed
-
-
-def select_device(name: str = "auto") -> torch.device:
-    """``auto`` picks cuda, then mps, then cpu; an explicit device that is absent is an error."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"device {name!r}: CUDA is not available on this machine")
-    if name == "mps" and not (getattr(torch.backends, "mps", None)
-                              and torch.backends.mps.is_available()):
-        raise InputError("device 'mps': Apple MPS is not available on this machine")
-    return torch.device(name)
 
 
 def train(
@@ -135,7 +120,7 @@ def train(
     """
     if isinstance(train_pairs, Packed):
         config = config.replace(data={"patch_size": train_pairs.store.patch_size})
-    world = distributed.join(select_device(config.train.device))
+    world = distributed.join(resolve_device(config.train.device))
     run: _Run | None = None
     try:
         run = _Run(config, train_pairs, val_pairs, Path(run_dir), stop or threading.Event(),
@@ -265,7 +250,7 @@ class _Run:
     # -- the loop ---------------------------------------------------------------------------
     def events(self) -> Iterator[Event]:
         epochs = self.config.train.epochs
-        yield TrainStart(device=_device_name(self.device), epochs=epochs,
+        yield TrainStart(device=device_name(self.device), epochs=epochs,
                          first_epoch=self.first_epoch, steps_per_epoch=len(self.train_stream),
                          n_train_patches=self.train_stream.n_patches_all_ranks,
                          n_val_patches=(self.val_stream.n_patches_all_ranks
@@ -343,7 +328,7 @@ class _Run:
             size = batch.noisy.shape[0]
             if self.chunks >= size:
                 raise InputError(f"out of memory training even one {batch.noisy.shape[-1]}² "
-                                 f"patch at a time on {_device_name(self.device)}: use a "
+                                 f"patch at a time on {device_name(self.device)}: use a "
                                  f"smaller --crop or --patch-size")
             self.chunks *= 2
             if self.device.type == "cuda":
@@ -462,7 +447,7 @@ class _Run:
 
     def _write_history(self, stopped: bool) -> None:
         self.history.update(best_epoch=self.best_epoch, best_val_loss=self.best_loss,
-                            device=_device_name(self.device), stopped=stopped,
+                            device=device_name(self.device), stopped=stopped,
                             world_size=self.world.world_size,
                             global_batch_size=self.world.world_size * self.batch_size,
                             batch_size=self.batch_size, precision=self._precision_text())
@@ -480,12 +465,6 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return device.type
 
 
 def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:

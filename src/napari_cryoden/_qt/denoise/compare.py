@@ -96,11 +96,11 @@ class DenoiseResult:
 
 def run_job(job: DenoiseJob, progress: Callable[[int, int], None] | None = None) -> DenoiseResult:
     """Load the checkpoint and denoise (the worker's body; no Qt, no napari)."""
+    from napari_cryoden.devices import resolve_device
     from napari_cryoden.inference.denoiser import denoise
     from napari_cryoden.models.checkpoint import load_checkpoint
-    from napari_cryoden.training.loop import select_device
 
-    device = select_device(job.device)
+    device = resolve_device(job.device)
     model, checkpoint = load_checkpoint(job.weights, device)
     start = time.perf_counter()
     options = {"normalization": checkpoint.normalization, "device": device, "progress": progress}

@@ -29,11 +29,11 @@ from napari_cryoden._qt.train.worker import (
     Job,
     PastCurves,
     default_run_dir,
-    device_description,
     epochs_done,
     new_job,
     shutdown_jobs,
 )
+from napari_cryoden.devices import describe_choice
 from napari_cryoden.errors import CryodenError, InputError
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
     from napari_cryoden.config.sections import Config
 
-__all__ = ["TrainWidget", "LossPlot", "device_description", "default_run_dir"]
+__all__ = ["TrainWidget", "LossPlot", "default_run_dir"]
 
 
 class TrainWidget(QWidget):
@@ -139,7 +139,7 @@ class TrainWidget(QWidget):
 
     def _update_device(self, *_: Any) -> None:
         choice = self.form.widget("train.device").value
-        where = device_description(choice)
+        where = describe_choice(choice)
         if self.processes.value > 1:
             where = f"{self.processes.value} processes, each on {where}"
         self.device_label.setText(f"Training runs on: {where}")

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from napari_cryoden._qt.train.form import FolderPair, LayerPair, prepare_pairs
-from napari_cryoden.errors import InputError
 
 if importlib.util.find_spec("triton") is not None:  # pragma: no cover - depends on the install
     # torch.optim imports torch._dynamo, which imports triton; triton's first import segfaults
@@ -32,8 +31,8 @@ if importlib.util.find_spec("triton") is not None:  # pragma: no cover - depends
 if TYPE_CHECKING:
     from napari_cryoden.config.sections import Config
 
-__all__ = ["Job", "PastCurves", "SHUTDOWN_S", "default_run_dir", "device_description",
-           "epochs_done", "new_job", "shutdown_jobs"]
+__all__ = ["Job", "PastCurves", "SHUTDOWN_S", "default_run_dir", "epochs_done", "new_job",
+           "shutdown_jobs"]
 
 _BATCH_S = 0.05  # the worker yields at most this often while steps stream in
 SHUTDOWN_S = 10.0
@@ -48,23 +47,6 @@ def default_run_dir() -> Path:
         n += 1
         path = root / f"{stamp}-{n}"
     return path
-
-
-def device_description(choice: str) -> str:
-    """What ``train.device = choice`` will run on, e.g. ``"CPU (8 threads)"`` (imports torch)."""
-    import torch
-
-    from napari_cryoden.training.loop import select_device
-
-    try:
-        device = select_device(choice)
-    except InputError:
-        return f"{choice}: not available on this machine"
-    if device.type == "cuda":
-        return f"GPU: {torch.cuda.get_device_name(device)}"
-    if device.type == "mps":
-        return "Apple MPS"
-    return f"CPU ({torch.get_num_threads()} threads)"
 
 
 def epochs_done(run_dir: Path) -> int:
