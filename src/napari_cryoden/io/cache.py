@@ -1,4 +1,4 @@
-"""A thread-safe LRU of memory-mapped micrographs (public as ``data.io.MicrographCache``)."""
+"""A thread-safe LRU of memory-mapped micrographs (public as ``io.images.MicrographCache``)."""
 
 from __future__ import annotations
 

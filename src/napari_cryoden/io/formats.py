@@ -1,31 +1,38 @@
-"""Headers and pixel access of MRC and TIFF files, each problem an :class:`InputError`.
+"""The image formats by suffix, their headers and pixel access; each problem an InputError.
 
-:func:`read_info` reads only the header; :func:`open_array` maps (or, for a compressed TIFF,
-reads) the pixels as ``(n, ny, nx)`` in the file's own dtype. The public face of this module is
-:mod:`napari_cryoden.io.images`.
+:data:`FORMATS` is the one table of what the package reads: each :class:`Format` names its
+suffixes, whether 3D data in it is a stack of 2D images, and the functions that read its header
+and map its pixels. The napari reader hook, :func:`napari_cryoden.io.images.list_images` and the
+CLI take their suffixes from it. :func:`read_info` reads only the header; :func:`open_array` maps
+(or, for a compressed TIFF, reads) the pixels as ``(n, ny, nx)`` in the file's own dtype, using
+what the header said (an MRC header is read once per file opened). The public face of this
+module is :mod:`napari_cryoden.io.images`.
+
+Adding a format: add a row to :data:`FORMATS` (and, for one napari should open, its patterns to
+``napari.yaml``, which ``tests/io/test_formats.py`` checks against the table).
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import struct
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import tifffile
 
 from ..errors import InputError
-from .mrc import map_mrc, read_mrc_header
+from .info import ImageInfo
+from .mrc import map_mrc, read_mrc_info
+from .tiff import open_tiff, quiet_tifffile, read_tiff_info
 
-__all__ = ["SUPPORTED_SUFFIXES", "ImageInfo", "read_info", "open_array", "file_errors"]
+__all__ = ["FORMATS", "Format", "SUPPORTED_SUFFIXES", "MRC_SUFFIXES", "ImageInfo", "format_of",
+           "is_stack_suffix", "read_info", "open_array", "file_errors"]
 
-SUPPORTED_SUFFIXES = (".mrc", ".mrcs", ".map", ".st", ".rec", ".tif", ".tiff")
-_MRC_SUFFIXES = (".mrc", ".mrcs", ".map", ".st", ".rec")
+Closer = Callable[[], None]
 
 # What the parsers of a corrupt file raise besides OSError/ValueError (tifffile's own errors are
 # ValueErrors; struct, zlib, broken tag tables and "incompatible keyframe" RuntimeErrors the rest).
@@ -35,29 +42,69 @@ _PARSE_ERRORS = (OSError, ValueError, EOFError, IndexError, KeyError, TypeError,
 
 
 @dataclass(frozen=True)
-class ImageInfo:
-    """What a file's header says, read without touching the pixels.
+class Format:
+    """One image file format: the suffixes that pick it and the functions that read it.
 
     Attributes
     ----------
-    path : Path
-        The file.
-    shape : tuple of int
-        ``(n_slices, ny, nx)``; a single micrograph has ``n_slices == 1``.
-    dtype : numpy.dtype
-        The pixel type stored in the file (converted to float32 when read).
-    pixel_size : float
-        Pixel size in Å; 1.0 when the header gives none.
-    kind : str
-        ``"image"`` (one slice), ``"stack"`` (2D images stacked) or ``"volume"`` (an MRC whose
-        header declares a 3D map or tomogram). All three are read as z-slices of 2D images.
+    name : str
+        What users call it, for messages and docs.
+    family : str
+        ``"mrc"`` or ``"tiff"``: formats of one family share a header layout and reader; the
+        napari reader hook opens the ``"mrc"`` family.
+    suffixes : tuple of str
+        Lower-case file suffixes, with the dot.
+    stack : bool
+        3D data in such a file is a stack of 2D images whatever its header says (and MRC files
+        written with such a suffix get MRC2014's image-stack flag).
+    read_info : callable
+        ``(path, stack) -> ImageInfo``: reads and checks the header only.
+    open_array : callable
+        ``(info) -> array``: maps (or reads) the pixels as ``(n, ny, nx)``.
     """
 
-    path: Path
-    shape: tuple[int, int, int]
-    dtype: np.dtype
-    pixel_size: float
-    kind: str = "image"
+    name: str
+    family: str
+    suffixes: tuple[str, ...]
+    stack: bool
+    read_info: Callable[[Path, bool], ImageInfo] = field(repr=False)
+    open_array: Callable[[ImageInfo], np.ndarray] = field(repr=False)
+
+
+FORMATS: tuple[Format, ...] = (
+    Format("MRC", "mrc", (".mrc", ".map", ".rec"), False, read_mrc_info, map_mrc),
+    Format("MRC image stack", "mrc", (".mrcs", ".st"), True, read_mrc_info, map_mrc),
+    Format("TIFF", "tiff", (".tif", ".tiff"), True, read_tiff_info, open_tiff),
+)
+"""Every format the package reads; a suffix belongs to one row."""
+
+SUPPORTED_SUFFIXES = tuple(suffix for fmt in FORMATS for suffix in fmt.suffixes)
+"""Every suffix of :data:`FORMATS`, in table order (the order messages list them in)."""
+MRC_SUFFIXES = tuple(suffix for fmt in FORMATS if fmt.family == "mrc" for suffix in fmt.suffixes)
+"""The suffixes the napari reader hook opens (``napari.yaml`` lists the same)."""
+
+
+def format_of(path: str | os.PathLike[str]) -> Format:
+    """Return the format a file's suffix (any case) picks.
+
+    Raises
+    ------
+    InputError
+        The suffix is not one of :data:`SUPPORTED_SUFFIXES` (the message lists them).
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    for fmt in FORMATS:
+        if suffix in fmt.suffixes:
+            return fmt
+    raise InputError(f"{path}: unsupported file type {suffix or '(no suffix)'!r} "
+                     f"(supported: {', '.join(SUPPORTED_SUFFIXES)})")
+
+
+def is_stack_suffix(path: str | os.PathLike[str]) -> bool:
+    """Return whether 3D data in a file named ``path`` is a stack of 2D images by its suffix."""
+    suffix = Path(path).suffix.lower()
+    return any(fmt.stack for fmt in FORMATS if suffix in fmt.suffixes)
 
 
 def read_info(path: str | os.PathLike[str]) -> ImageInfo:
@@ -66,6 +113,16 @@ def read_info(path: str | os.PathLike[str]) -> ImageInfo:
     Nothing is allocated in proportion to the sizes the header declares: they are checked
     against the file's length first.
 
+    Parameters
+    ----------
+    path : str or PathLike
+        The file; its suffix picks the format (:func:`format_of`).
+
+    Returns
+    -------
+    ImageInfo
+        What the header says, checked against the file's length.
+
     Raises
     ------
     InputError
@@ -73,32 +130,41 @@ def read_info(path: str | os.PathLike[str]) -> ImageInfo:
         than its header says, or not an MRC/TIFF file.
     """
     path = Path(path)
-    is_mrc = _is_mrc(path)
-    with file_errors(path), _quiet_tifffile():
+    fmt = format_of(path)
+    with file_errors(path), quiet_tifffile():
         if path.is_dir():
             raise InputError(f"{path}: is a folder, not a micrograph file")
-        return _mrc_info(path) if is_mrc else _tiff_info(path)
+        return fmt.read_info(path, fmt.stack)
 
 
-def open_array(info: ImageInfo) -> tuple[np.ndarray, Callable[[], None]]:
+def open_array(info: ImageInfo) -> tuple[np.ndarray, Closer]:
     """Map (or, for compressed TIFF, read) the pixels as ``(n, ny, nx)``; return a closer too.
 
-    The memory map is released when the last reference to the array (or a view of it) goes.
+    The header is not read again: ``info`` says where the pixels are. The memory map is
+    released when the last reference to the array (or a view of it) goes.
+
+    Parameters
+    ----------
+    info : ImageInfo
+        What :func:`read_info` said of the file.
+
+    Returns
+    -------
+    array : numpy.ndarray
+        The pixels in the file's own dtype.
+    close : callable
+        Call when done with ``array``.
+
+    Raises
+    ------
+    InputError
+        The file changed since ``info`` was read, or holds fewer pixels than it said.
     """
-    if _is_mrc(info.path):
-        header = read_mrc_header(info.path)
-        if header.shape != info.shape:
-            raise InputError(f"{info.path}: changed while being read (now {header.shape})")
-        return map_mrc(info.path, header), _do_nothing
-    with _quiet_tifffile():
-        try:
-            array = np.asarray(tifffile.memmap(info.path, mode="r"))
-        except ValueError:  # compressed or scattered strips: not mappable
-            array = np.asarray(tifffile.imread(info.path))
-    if array.size != int(np.prod(info.shape)):
-        raise InputError(f"{info.path}: TIFF holds {array.shape} pixels, its header says "
-                         f"{info.shape}")
-    return array.reshape(info.shape), _do_nothing
+    return format_of(info.path).open_array(info), _do_nothing
+
+
+def _do_nothing() -> None:
+    return None
 
 
 @contextlib.contextmanager
@@ -119,71 +185,3 @@ def file_errors(path: Path) -> Iterator[None]:
         lines = text.strip().splitlines()
         reason = lines[0] if lines else type(exc).__name__
         raise InputError(f"{path}: cannot read ({reason})") from exc
-
-
-def _do_nothing() -> None:
-    return None
-
-
-@contextlib.contextmanager
-def _quiet_tifffile() -> Iterator[None]:
-    """Silence tifffile's logged warnings about a corrupt file: the InputError says it once."""
-    logger = logging.getLogger("tifffile")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
-def _mrc_info(path: Path) -> ImageInfo:
-    header = read_mrc_header(path)
-    return ImageInfo(path, header.shape, header.dtype, header.pixel_size, header.kind)
-
-
-def _tiff_info(path: Path) -> ImageInfo:
-    with tifffile.TiffFile(path) as tif:
-        if not tif.series:
-            raise InputError(f"{path}: TIFF file without images")
-        series = tif.series[0]
-        shape, dtype, page = tuple(series.shape), np.dtype(series.dtype), series.keyframe
-        samples, pixel_size = page.samplesperpixel, _tiff_pixel_size(page)
-    if samples > 1 or len(shape) < 2 or dtype.kind not in "biuf":
-        raise InputError(f"{path}: TIFF of shape {shape} and type {dtype} is not a greyscale image")
-    if min(shape) < 1:
-        raise InputError(f"{path}: TIFF of shape {shape} holds no pixels")
-    three_d = _as_3d(shape)
-    return ImageInfo(path, three_d, dtype, pixel_size, "image" if three_d[0] == 1 else "stack")
-
-
-def _tiff_pixel_size(page: tifffile.TiffPage) -> float:
-    """Å per pixel from XResolution in pixels per centimetre; 1.0 for any other unit."""
-    unit, resolution = page.tags.get("ResolutionUnit"), page.tags.get("XResolution")
-    if unit is None or resolution is None:
-        return 1.0
-    try:
-        if int(unit.value) != 3:
-            return 1.0
-        numerator, denominator = resolution.value
-        value = 1e8 * denominator / numerator if numerator > 0 else 0.0
-    except (TypeError, ValueError, ZeroDivisionError, OverflowError):
-        return 1.0
-    return value if np.isfinite(value) and value > 0 else 1.0
-
-
-def _as_3d(shape: tuple[int, ...]) -> tuple[int, int, int]:
-    n = 1
-    for length in shape[:-2]:
-        n *= int(length)
-    return (n, int(shape[-2]), int(shape[-1]))
-
-
-def _is_mrc(path: Path) -> bool:
-    suffix = path.suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES:
-        raise InputError(
-            f"{path}: unsupported file type {suffix or '(no suffix)'!r} "
-            f"(supported: {', '.join(SUPPORTED_SUFFIXES)})"
-        )
-    return suffix in _MRC_SUFFIXES

@@ -4,8 +4,8 @@ A movie's frames are independent exposures of the same specimen: the sum of its 
 (0, 2, 4, …) and the sum of its odd frames (1, 3, 5, …) are two images of the same signal with
 independent noise, each at about half the dose, which is what Noise2Noise learns from.
 
-Movies are read one frame at a time: MRC stacks through a memory map of the project's own
-header check (:mod:`._mrc`), TIFF stacks page by page with tifffile (a compressed page is decoded
+Movies are read one frame at a time: MRC stacks through a memory map placed by the checked
+header (:mod:`.mrc`), TIFF stacks page by page with tifffile (a compressed page is decoded
 alone). Host memory holds two float64 sums and one frame, whatever the number of frames.
 Frames are summed as they are stored: no gain reference, no defect correction, no alignment, so
 split motion-corrected or drift-free movies, or take the even/odd sums your motion-correction
@@ -24,8 +24,9 @@ import numpy as np
 import tifffile
 
 from ..errors import InputError
-from .formats import _quiet_tifffile, file_errors, open_array, read_info
+from .formats import file_errors, format_of, open_array, read_info
 from .images import write_mrc
+from .tiff import quiet_tifffile
 
 __all__ = ["FrameSums", "frame_sums", "iter_frames", "split_frames"]
 
@@ -67,7 +68,7 @@ def iter_frames(path: str | os.PathLike[str]) -> Iterator[tuple[int, float, Iter
         finally:
             tif.close()
         return
-    with file_errors(info.path), _quiet_tifffile():  # MRC (memory map), or a TIFF of few pages
+    with file_errors(info.path), quiet_tifffile():  # MRC (memory map), or a TIFF of few pages
         array, close = open_array(info)
     try:
         yield n_frames, info.pixel_size, (array[k] for k in range(n_frames))
@@ -126,9 +127,9 @@ def split_frames(movie: str | os.PathLike[str], out_dir: str | os.PathLike[str],
 
 def _open_paged_tiff(path: Path, n_frames: int) -> tifffile.TiffFile | None:
     """The open TIFF when it holds one page per frame (read page by page), else None."""
-    if path.suffix.lower() not in (".tif", ".tiff"):
+    if format_of(path).family != "tiff":
         return None
-    with file_errors(path), _quiet_tifffile():
+    with file_errors(path), quiet_tifffile():
         tif = tifffile.TiffFile(path)
         try:
             if len(tif.pages) == n_frames:
@@ -144,7 +145,7 @@ def _open_paged_tiff(path: Path, n_frames: int) -> tifffile.TiffFile | None:
 def _tiff_frames(tif: tifffile.TiffFile, shape: tuple[int, int, int]) -> Iterator[np.ndarray]:
     """Frames of a TIFF movie, one page decoded at a time."""
     n_frames, ny, nx = shape
-    with _quiet_tifffile():
+    with quiet_tifffile():
         for k in range(n_frames):
             frame = tif.pages[k].asarray()
             if frame.shape != (ny, nx):

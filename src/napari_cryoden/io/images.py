@@ -4,10 +4,11 @@ Every image comes back as ``float32``; every problem with a file is an :class:`I
 one-line message starts with the file's path. :class:`MicrographCache` keeps a few files
 memory-mapped so that patches can be cut from a 100 GB dataset without reading it into memory.
 
-MRC headers are checked against the file's size before anything is read or allocated
-(:mod:`._mrc`); NaN or infinite pixels are refused where pixels are read. Stacks of 2D images and
-3D volumes are both read as ``(n_slices, ny, nx)``: each z-slice is a 2D micrograph
-(``ImageInfo.kind`` tells which the header declared); 4D volume stacks are refused.
+Which suffix is which format is the table :data:`.formats.FORMATS`. MRC headers are read by
+mrcfile and checked against the file's size before anything is read or allocated (:mod:`.mrc`);
+NaN or infinite pixels are refused where pixels are read. Stacks of 2D images and 3D volumes are
+both read as ``(n_slices, ny, nx)``: each z-slice is a 2D micrograph (``ImageInfo.kind`` tells
+which the header declared); 4D volume stacks are refused.
 """
 
 from __future__ import annotations
@@ -22,24 +23,35 @@ import numpy as np
 from ..errors import InputError
 from .atomic import atomic_path
 from .cache import MicrographCache
-from .formats import SUPPORTED_SUFFIXES, ImageInfo, file_errors, open_array, read_info
+from .formats import (
+    SUPPORTED_SUFFIXES,
+    ImageInfo,
+    file_errors,
+    is_stack_suffix,
+    open_array,
+    read_info,
+)
 
 __all__ = [
     "SUPPORTED_SUFFIXES",
     "ImageInfo",
     "read_info",
     "read_image",
+    "read_pixels",
     "write_mrc",
     "list_images",
     "find_pairs",
     "MicrographCache",
 ]
 
-_STACK_SUFFIXES = (".mrcs", ".st")  # 3D data written with these suffixes is an image stack
-
 
 def read_image(path: str | os.PathLike[str]) -> tuple[np.ndarray, float]:
     """Read a whole micrograph or stack as float32.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        An MRC or TIFF file (:data:`SUPPORTED_SUFFIXES`).
 
     Returns
     -------
@@ -55,6 +67,28 @@ def read_image(path: str | os.PathLike[str]) -> tuple[np.ndarray, float]:
         or infinite pixels (the first one is located in the message).
     """
     info = read_info(path)
+    return read_pixels(info), info.pixel_size
+
+
+def read_pixels(info: ImageInfo) -> np.ndarray:
+    """Read the pixels of a file whose header :func:`read_info` has read, as float32.
+
+    Parameters
+    ----------
+    info : ImageInfo
+        What the header said; it is not read again.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(ny, nx)`` for a single micrograph, ``(n_slices, ny, nx)`` for a stack or volume.
+
+    Raises
+    ------
+    InputError
+        The file changed since ``info`` was read, does not fit in memory, or holds NaN or
+        infinite pixels (the first one is located in the message).
+    """
     with file_errors(info.path):
         array, close = open_array(info)
         try:
@@ -64,7 +98,7 @@ def read_image(path: str | os.PathLike[str]) -> tuple[np.ndarray, float]:
             close()
     if info.dtype.kind == "f":
         _check_finite(image, info.path)
-    return (image[0] if info.shape[0] == 1 else image), info.pixel_size
+    return image[0] if info.shape[0] == 1 else image
 
 
 def write_mrc(path: str | os.PathLike[str], data: np.ndarray, pixel_size: float) -> None:
@@ -86,7 +120,7 @@ def write_mrc(path: str | os.PathLike[str], data: np.ndarray, pixel_size: float)
         raise ValueError(f"{path}: can only write 2D or 3D data, got shape {array.shape}")
     with atomic_path(path) as tmp, mrcfile.new(tmp, overwrite=True) as mrc:
         mrc.set_data(array)
-        if array.ndim == 3 and path.suffix.lower() in _STACK_SUFFIXES:
+        if array.ndim == 3 and is_stack_suffix(path):
             mrc.set_image_stack()
         mrc.voxel_size = float(pixel_size)
 

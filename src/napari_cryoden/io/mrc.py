@@ -1,71 +1,78 @@
-"""MRC headers read and checked by hand before a single pixel is touched.
+"""MRC headers read by :mod:`mrcfile` and checked before a single pixel is touched.
 
-:mod:`mrcfile` trusts the header: it allocates the declared extended header before checking the
-file holds it (2 GB for a corrupt ``nsymbt``), divides by ``mz`` for volume stacks, and refuses a
-file whose machine stamp is blank although its byte order is plain from the header. Here the
-1024-byte header is decoded with :mod:`struct`, every field that sizes something is checked
-against the file's length, and only then are the pixels memory-mapped with :class:`numpy.memmap`.
-Nothing is allocated in proportion to what the header declares.
+:mod:`mrcfile` parses the 1024-byte header; this module checks every field that sizes something
+against the file's length, and only then are the pixels memory-mapped with
+:class:`numpy.memmap`. Nothing is allocated in proportion to what the header declares: mrcfile's
+own ``header_only`` mode still reads the extended header into a buffer of the declared size
+(2 GB for a corrupt ``nsymbt``) before anything can check it, so :class:`_MainHeader` stops
+mrcfile after the main header. A blank or wrong machine stamp is read in the byte order whose
+mode is known and whose sizes fit the file (a view of mrcfile's header, never a second parse).
 """
 
 from __future__ import annotations
 
 import math
 import os
-import struct
+import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import mrcfile.utils
 import numpy as np
+from mrcfile.mrcfile import MrcFile
 
 from ..errors import InputError
+from .info import ImageInfo
 
-__all__ = ["MrcHeader", "read_mrc_header", "map_mrc", "SUPPORTED_MODES"]
+__all__ = ["read_mrc_info", "map_mrc", "mode_of", "SUPPORTED_MODES"]
 
 HEADER_BYTES = 1024
 SUPPORTED_MODES = {0: "i1", 1: "i2", 2: "f4", 6: "u2", 12: "f2"}
 _UNSUPPORTED_MODES = (3, 4, 101)  # complex int16, complex float32, 4-bit packed
-_STACK_SUFFIXES = (".mrcs", ".st")  # 3D data with these suffixes is an image stack
+_MODE_OF = {np.dtype(code): mode for mode, code in SUPPORTED_MODES.items()}
+_INT_FIELDS = ("nx", "ny", "nz", "mode", "mx", "my", "mz", "ispg", "nsymbt")
 _MAP_ID = b"MAP"  # MRC2014 says 'MAP '; the first three bytes are what readers check
+_WARNINGS = threading.Lock()  # catch_warnings swaps process-wide state: one reader at a time
 
 
-@dataclass(frozen=True)
-class MrcHeader:
-    """What an MRC header says, already checked against the file's size.
+class _MainHeader(MrcFile):
+    """mrcfile's reader stopped after the 1024-byte main header; records the file's stat too."""
 
-    Attributes
-    ----------
-    shape : tuple of int
-        ``(n_slices, ny, nx)``, each >= 1.
-    dtype : numpy.dtype
-        The pixel type with the file's byte order.
-    offset : int
-        Where the pixels start: 1024 + the extended header's size.
-    pixel_size : float
-        Å per pixel along x (1.0 when the header gives none or nonsense).
-    kind : str
-        ``"image"`` (one slice), ``"stack"`` (2D images: space group 0 or a ``.mrcs``/``.st``
-        suffix) or ``"volume"`` (a 3D map or tomogram, read as its z-slices).
-    """
-
-    shape: tuple[int, int, int]
-    dtype: np.dtype
-    offset: int
-    pixel_size: float
-    kind: str
+    def _read(self, header_only: bool = False) -> None:
+        stat = os.fstat(self._iostream.fileno())
+        self.stamp = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        self._header = None
+        if stat.st_size < HEADER_BYTES:
+            return  # reported with the file's name by read_mrc_info
+        self._iostream.seek(0)
+        with _WARNINGS, warnings.catch_warnings():  # the InputError says what is wrong, once
+            warnings.simplefilter("ignore", RuntimeWarning)
+            self._read_header()
 
 
 @dataclass(frozen=True)
 class _Fields:
+    """The header fields that size or place something, seen in one byte order."""
+
     order: str
     nx: int
     ny: int
     nz: int
     mode: int
     mx: int
-    cella_x: float
+    my: int
+    mz: int
     ispg: int
     nsymbt: int
+    cella: tuple[float, float, float]  # cell lengths in Å along x, y, z
+
+    @classmethod
+    def of(cls, header: np.recarray, order: str) -> _Fields:
+        """View mrcfile's parsed header in byte order ``order`` (no bytes are parsed again)."""
+        h = header.view(header.dtype.newbyteorder(order))
+        ints = (int(getattr(h, name)) for name in _INT_FIELDS)
+        return cls(order, *ints, cella=(float(h.cella.x), float(h.cella.y), float(h.cella.z)))
 
     @property
     def plausible(self) -> bool:
@@ -74,12 +81,33 @@ class _Fields:
             self.nx, self.ny, self.nz) >= 1 and self.nsymbt >= 0
 
     def data_bytes(self) -> int:
+        """Bytes of pixel data the header declares (Python ints: no overflow)."""
         itemsize = np.dtype(SUPPORTED_MODES.get(self.mode, "i1")).itemsize
-        return math.prod((self.nx, self.ny, self.nz, itemsize))  # Python ints: no overflow
+        return math.prod((self.nx, self.ny, self.nz, itemsize))
+
+    def voxel_size(self) -> tuple[float, float, float]:
+        """Å per voxel along (z, y, x): cell length / sampling, 0.0 where that is no size."""
+        pairs = zip(self.cella[::-1], (self.mz, self.my, self.mx), strict=True)
+        sizes = [length / sampling if sampling > 0 else 0.0 for length, sampling in pairs]
+        z, y, x = (value if math.isfinite(value) else 0.0 for value in sizes)
+        return z, y, x
 
 
-def read_mrc_header(path: Path) -> MrcHeader:
-    """Decode and check the header of the MRC file at ``path``.
+def read_mrc_info(path: Path, stack: bool = False) -> ImageInfo:
+    """Read the header of the MRC file at ``path`` through mrcfile and check it.
+
+    Parameters
+    ----------
+    path : Path
+        The file.
+    stack : bool
+        Its suffix says 3D data is a stack of 2D images whatever the space group.
+
+    Returns
+    -------
+    ImageInfo
+        Shape, pixel type, sizes, kind, data offset and the file's stat, all checked against
+        the file's length.
 
     Raises
     ------
@@ -90,14 +118,73 @@ def read_mrc_header(path: Path) -> MrcHeader:
     OSError
         The file cannot be opened or read (the caller names the file).
     """
-    with open(path, "rb") as fh:
-        raw = fh.read(HEADER_BYTES)
-        size = os.fstat(fh.fileno()).st_size
-    if len(raw) < HEADER_BYTES:
-        raise InputError(f"{path}: too short for an MRC header ({len(raw)} of 1024 bytes)")
-    if raw[208:211] != _MAP_ID:
+    with _MainHeader(path, permissive=True) as mrc:
+        header, stamp = mrc.header, mrc.stamp
+    size = stamp[1]
+    if header is None:
+        raise InputError(f"{path}: too short for an MRC header ({size} of 1024 bytes)")
+    if bytes(header.map)[:3] != _MAP_ID:
         raise InputError(f"{path}: not an MRC file (no 'MAP' ID in the header) or corrupt")
-    h = _choose_byte_order(raw, size)
+    h = _choose_byte_order(header, size)
+    _check_fields(path, h)
+    _check_size(path, h, size)
+    kind = "image" if h.nz == 1 else ("stack" if h.ispg == 0 or stack else "volume")
+    voxel = h.voxel_size()
+    return ImageInfo(
+        path, shape=(h.nz, h.ny, h.nx), dtype=np.dtype(h.order + SUPPORTED_MODES[h.mode]),
+        pixel_size=voxel[2] if voxel[2] > 0 else 1.0, kind=kind, voxel_size=voxel,
+        image_stack=h.nz > 1 and h.ispg == 0, offset=HEADER_BYTES + h.nsymbt, stamp=stamp)
+
+
+def map_mrc(info: ImageInfo) -> np.ndarray:
+    """Map the pixels as a read-only ``(n, ny, nx)`` array; unmapped when the last view goes.
+
+    The header is not read again: ``info`` (from :func:`read_mrc_info`) says where the pixels
+    are, and the file's stat says whether it is still the file that header came from.
+
+    Raises
+    ------
+    InputError
+        The file was replaced or rewritten since ``info`` was read from it.
+    """
+    with open(info.path, "rb") as fh:
+        stat = os.fstat(fh.fileno())
+        if (stat.st_ino, stat.st_size, stat.st_mtime_ns) != info.stamp:
+            raise InputError(f"{info.path}: changed while being read (now {stat.st_size} "
+                             "bytes, rewritten after its header was read)")
+        return np.memmap(fh, dtype=info.dtype, mode="r", offset=info.offset, shape=info.shape)
+
+
+def mode_of(dtype: np.dtype) -> int:
+    """Return the MRC mode number of a pixel type read from an MRC file (either byte order)."""
+    return _MODE_OF[np.dtype(dtype).newbyteorder("=")]
+
+
+def _stamp_order(header: np.recarray) -> str | None:
+    """The byte order the machine stamp declares, or None if mrcfile does not know it."""
+    try:
+        return mrcfile.utils.byte_order_from_machine_stamp(header.machst)
+    except ValueError:
+        return None
+
+
+def _choose_byte_order(header: np.recarray, size: int) -> _Fields:
+    """The header in the stamp's byte order, or in the other one if only that makes sense.
+
+    Files in the wild carry blank or wrong machine stamps; the byte order whose mode is known and
+    whose sizes are positive wins, an exact fit with the file's size breaking a tie.
+    """
+    first = _stamp_order(header) or "<"
+    orders = (first, ">" if first == "<" else "<")
+    candidates = [_Fields.of(header, order) for order in orders]
+    plausible = [c for c in candidates if c.plausible]
+    if not plausible:
+        return candidates[0]  # reported on by the checks that follow
+    exact = [c for c in plausible if HEADER_BYTES + c.nsymbt + c.data_bytes() == size]
+    return (exact or plausible)[0]
+
+
+def _check_fields(path: Path, h: _Fields) -> None:
     if h.mode in _UNSUPPORTED_MODES:
         raise InputError(f"{path}: MRC mode {h.mode} (complex/4-bit) is not supported")
     if h.mode not in SUPPORTED_MODES:
@@ -111,52 +198,6 @@ def read_mrc_header(path: Path) -> MrcHeader:
                          "supported")
     if h.nsymbt < 0:
         raise InputError(f"{path}: corrupt MRC header: extended header size {h.nsymbt} < 0")
-    _check_size(path, h, size)
-    dtype = np.dtype(h.order + SUPPORTED_MODES[h.mode])
-    kind = "image" if h.nz == 1 else (
-        "stack" if h.ispg == 0 or path.suffix.lower() in _STACK_SUFFIXES else "volume")
-    return MrcHeader((h.nz, h.ny, h.nx), dtype, HEADER_BYTES + h.nsymbt, _pixel_size(h), kind)
-
-
-def map_mrc(path: Path, header: MrcHeader) -> np.ndarray:
-    """The pixels as a read-only ``(n, ny, nx)`` memory map; unmapped when the last view goes."""
-    return np.memmap(path, dtype=header.dtype, mode="r", offset=header.offset,
-                     shape=header.shape)
-
-
-def _fields(raw: bytes, order: str) -> _Fields:
-    nx, ny, nz, mode = struct.unpack_from(order + "4i", raw, 0)
-    (mx,) = struct.unpack_from(order + "i", raw, 28)
-    (cella_x,) = struct.unpack_from(order + "f", raw, 40)
-    ispg, nsymbt = struct.unpack_from(order + "2i", raw, 88)
-    return _Fields(order, nx, ny, nz, mode, mx, cella_x, ispg, nsymbt)
-
-
-def _stamp_order(raw: bytes) -> str | None:
-    """The byte order the machine stamp declares (as mrcfile reads it), or None if unknown."""
-    first, second = raw[212], raw[213]
-    if first == 0x44 and second in (0x44, 0x41):
-        return "<"
-    if first == 0x11 and second == 0x11:
-        return ">"
-    return None
-
-
-def _choose_byte_order(raw: bytes, size: int) -> _Fields:
-    """The header in the stamp's byte order, or in the other one if only that makes sense.
-
-    Files in the wild carry blank or wrong machine stamps; the byte order whose mode is known and
-    whose sizes are positive wins, an exact fit with the file's size breaking a tie.
-    """
-    stamp = _stamp_order(raw)
-    orders = [stamp or "<", ">" if (stamp or "<") == "<" else "<"]
-    candidates = [_fields(raw, order) for order in orders]
-    plausible = [c for c in candidates if c.plausible]
-    if not plausible:
-        return candidates[0]  # reported on by the checks that follow
-    exact = [c for c in plausible
-             if HEADER_BYTES + c.nsymbt + c.data_bytes() == size]
-    return (exact or plausible)[0]
 
 
 def _check_size(path: Path, h: _Fields, size: int) -> None:
@@ -174,8 +215,3 @@ def _check_size(path: Path, h: _Fields, size: int) -> None:
 
 def _extended(h: _Fields) -> str:
     return f" + {h.nsymbt} bytes of extended header" if h.nsymbt else ""
-
-
-def _pixel_size(h: _Fields) -> float:
-    value = h.cella_x / h.mx if h.mx > 0 else 0.0
-    return value if math.isfinite(value) and value > 0 else 1.0
