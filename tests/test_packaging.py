@@ -19,6 +19,8 @@ from pathlib import Path
 import npe2
 import pytest
 
+from napari_cryoden.io.formats import MRC_SUFFIXES
+
 ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = ROOT / "napari.yaml"
 SHIPPED = (
@@ -45,7 +47,7 @@ def test_editable_install_exposes_the_manifest() -> None:
     manifest = npe2.PluginManifest.from_distribution("napari-cryoden")
     assert manifest.name == "napari-cryoden" and manifest.display_name == "napari-cryoden"
     [reader] = manifest.contributions.readers
-    assert set(reader.filename_patterns) == {"*.mrc", "*.mrcs", "*.map", "*.st", "*.rec"}
+    assert set(reader.filename_patterns) == {f"*{suffix}" for suffix in MRC_SUFFIXES}
     assert reader.accepts_directories is False
     [sample] = manifest.contributions.sample_data
     assert sample.key == "synthetic"

@@ -1,8 +1,10 @@
-"""napari reader hook: MRC micrographs, stacks and volumes (.mrc .mrcs .map .st .rec).
+"""napari reader hook: MRC micrographs, stacks and volumes (the MRC rows of the format table).
 
 npe2 calls :func:`napari_get_reader` with a path (or a list of paths) and uses the function it
-returns, or tries another reader on ``None``. Deciding is cheap: only the suffix is looked at.
-Nothing here imports napari, Qt or torch.
+returns, or tries another reader on ``None``. Deciding is cheap: only the suffix is looked at,
+against :data:`napari_cryoden.io.formats.MRC_SUFFIXES` (``napari.yaml`` lists the same). Each
+file's header is read once, by :func:`napari_cryoden.io.images.read_info`, and gives the layer's
+scale and metadata. Nothing here imports napari, Qt or torch.
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import mrcfile
 import numpy as np
 
-__all__ = ["MRC_SUFFIXES", "napari_get_reader", "read_mrc"]
+from .errors import InputError
+from .io.formats import MRC_SUFFIXES, ImageInfo, format_of
+from .io.images import read_info, read_pixels
+from .io.mrc import mode_of
 
-MRC_SUFFIXES = (".mrc", ".mrcs", ".map", ".st", ".rec")
-_STACK_SUFFIXES = (".mrcs", ".st")  # 2D images stacked along the first axis, not a volume
+__all__ = ["MRC_SUFFIXES", "napari_get_reader", "read_mrc"]
 
 PathOrPaths = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 LayerData = tuple[np.ndarray, dict[str, Any], str]
@@ -55,36 +58,32 @@ def read_mrc(path: PathOrPaths) -> list[LayerData]:
 
 
 def _layer(path: Path) -> LayerData:
-    from .io.images import read_image
-
-    data, _ = read_image(path)
-    header = _header_fields(path)
-    voxel = tuple(
-        size if size > 0 else 1.0  # 0 means unknown in MRC headers
-        for size in (header["voxel_size_z"], header["voxel_size_y"], header["voxel_size_x"])
-    )
+    if format_of(path).family != "mrc":
+        raise InputError(f"{path}: not an MRC file (this reader opens {', '.join(MRC_SUFFIXES)})")
+    info = read_info(path)
+    data = read_pixels(info)
+    voxel = tuple(size if size > 0 else 1.0 for size in info.voxel_size)  # 0 means unknown
     if data.ndim == 2:
         scale: tuple[float, ...] = voxel[1:]
-    elif path.suffix.lower() in _STACK_SUFFIXES or header["image_stack"]:
+    elif info.kind == "stack":  # a stack suffix or MRC2014's image-stack flag
         scale = (1.0, *voxel[1:])
     else:
         scale = voxel
-    metadata = {"pixel_size": voxel[2], "path": str(path), "mrc_header": header}
+    metadata = {"pixel_size": voxel[2], "path": str(path), "mrc_header": _header_fields(info)}
     return data, {"name": path.stem, "scale": scale, "metadata": metadata}, "image"
 
 
-def _header_fields(path: Path) -> dict[str, Any]:
+def _header_fields(info: ImageInfo) -> dict[str, Any]:
     """Plain (JSON-able) header fields: sizes, mode, voxel size in Å and the stack flag."""
-    with mrcfile.open(path, header_only=True, permissive=True) as mrc:
-        header, voxel = mrc.header, mrc.voxel_size
-    stack = int(header.nz) > 1 and int(header.ispg) == 0  # MRC2014: space group 0 = image stack
+    nz, ny, nx = info.shape
+    voxel_z, voxel_y, voxel_x = info.voxel_size
     return {
-        "nx": int(header.nx),
-        "ny": int(header.ny),
-        "nz": int(header.nz),
-        "mode": int(header.mode),
-        "voxel_size_x": float(voxel.x),
-        "voxel_size_y": float(voxel.y),
-        "voxel_size_z": float(voxel.z),
-        "image_stack": stack,
+        "nx": nx,
+        "ny": ny,
+        "nz": nz,
+        "mode": mode_of(info.dtype),
+        "voxel_size_x": voxel_x,
+        "voxel_size_y": voxel_y,
+        "voxel_size_z": voxel_z,
+        "image_stack": info.image_stack,
     }
