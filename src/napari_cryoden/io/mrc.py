@@ -17,6 +17,7 @@ import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 import mrcfile.utils
 import numpy as np
@@ -31,7 +32,6 @@ HEADER_BYTES = 1024
 SUPPORTED_MODES = {0: "i1", 1: "i2", 2: "f4", 6: "u2", 12: "f2"}
 _UNSUPPORTED_MODES = (3, 4, 101)  # complex int16, complex float32, 4-bit packed
 _MODE_OF = {np.dtype(code): mode for mode, code in SUPPORTED_MODES.items()}
-_INT_FIELDS = ("nx", "ny", "nz", "mode", "mx", "my", "mz", "ispg", "nsymbt")
 _MAP_ID = b"MAP"  # MRC2014 says 'MAP '; the first three bytes are what readers check
 _WARNINGS = threading.Lock()  # catch_warnings swaps process-wide state: one reader at a time
 
@@ -68,11 +68,12 @@ class _Fields:
     cella: tuple[float, float, float]  # cell lengths in Å along x, y, z
 
     @classmethod
-    def of(cls, header: np.recarray, order: str) -> _Fields:
+    def of(cls, header: np.recarray, order: Literal["<", ">"]) -> _Fields:
         """View mrcfile's parsed header in byte order ``order`` (no bytes are parsed again)."""
-        h = header.view(header.dtype.newbyteorder(order))
-        ints = (int(getattr(h, name)) for name in _INT_FIELDS)
-        return cls(order, *ints, cella=(float(h.cella.x), float(h.cella.y), float(h.cella.z)))
+        h: Any = header.view(header.dtype.newbyteorder(order))
+        return cls(order, int(h.nx), int(h.ny), int(h.nz), int(h.mode), int(h.mx), int(h.my),
+                   int(h.mz), int(h.ispg), int(h.nsymbt),
+                   (float(h.cella.x), float(h.cella.y), float(h.cella.z)))
 
     @property
     def plausible(self) -> bool:
@@ -160,7 +161,7 @@ def mode_of(dtype: np.dtype) -> int:
     return _MODE_OF[np.dtype(dtype).newbyteorder("=")]
 
 
-def _stamp_order(header: np.recarray) -> str | None:
+def _stamp_order(header: np.recarray) -> Literal["<", ">"] | None:
     """The byte order the machine stamp declares, or None if mrcfile does not know it."""
     try:
         return mrcfile.utils.byte_order_from_machine_stamp(header.machst)
@@ -175,7 +176,7 @@ def _choose_byte_order(header: np.recarray, size: int) -> _Fields:
     whose sizes are positive wins, an exact fit with the file's size breaking a tie.
     """
     first = _stamp_order(header) or "<"
-    orders = (first, ">" if first == "<" else "<")
+    orders: tuple[Literal["<", ">"], ...] = (first, ">" if first == "<" else "<")
     candidates = [_Fields.of(header, order) for order in orders]
     plausible = [c for c in candidates if c.plausible]
     if not plausible:
