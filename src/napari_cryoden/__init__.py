@@ -1,9 +1,42 @@
 """napari-cryoden: train and run a cryo-EM micrograph denoiser.
 
-The package is importable without torch, Qt or napari; heavy modules are
-imported by the functions that need them.
+The public API, for scripts (docs/api.md)::
+
+    import napari_cryoden as cryoden
+
+    config = cryoden.Config().replace(train={"epochs": 10})
+    result = cryoden.train(config, noisy="noisy/", clean="clean/", run_dir="run/")
+    denoised = cryoden.denoise(micrograph, cryoden.load_model(result.best_path))
+
+The package is importable without torch, Qt or napari: the names below are loaded on first
+use (as napari's own ``__init__`` does), and heavy modules by the functions that need them.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = [
+    "__version__", "Config", "train", "denoise", "denoise_file", "evaluate", "load_model",
+    "save_model", "simulate_dataset",
+]
+
+_LAZY = {"Config": "napari_cryoden.config",
+         **{name: "napari_cryoden.api" for name in __all__[2:]}}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name on first use (PEP 562), so ``import napari_cryoden`` stays light."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """The module's names, the lazily loaded ones included."""
+    return sorted({*globals(), *__all__})

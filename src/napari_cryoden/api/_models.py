@@ -1,0 +1,230 @@
+"""Load, save and run denoisers: the model half of the public API.
+
+Thin calls into :mod:`napari_cryoden.models` and :mod:`napari_cryoden.inference`; torch is
+imported by the functions, not by this module.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import numpy as np
+
+from ..config.sections import Config
+from ..errors import InputError
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..models.checkpoint import Checkpoint
+
+__all__ = ["Model", "ModelSpec", "denoise", "denoise_file", "load_model", "save_model"]
+
+
+@dataclass(frozen=True)
+class Model:
+    """A denoiser ready to run: the torch module and what its weight file says about it.
+
+    Attributes
+    ----------
+    net : torch.nn.Module
+        The network, in PyTorch's usual form (``net(batch)`` on ``(n, 1, y, x)`` tensors).
+    checkpoint : napari_cryoden.models.checkpoint.Checkpoint
+        The weight file's path, its training configuration and its metadata (epoch, losses).
+    """
+
+    net: torch.nn.Module
+    checkpoint: Checkpoint
+
+    @property
+    def config(self) -> Config:
+        """The configuration the model was trained with."""
+        return self.checkpoint.config
+
+    @property
+    def normalization(self) -> str:
+        """The per-micrograph normalisation the model expects (``meanstd``, ``percentile``…)."""
+        return self.checkpoint.normalization
+
+    @property
+    def path(self) -> Path:
+        """The weight file the model was loaded from."""
+        return self.checkpoint.path
+
+
+ModelSpec: TypeAlias = "Model | str | os.PathLike[str] | None"
+"""A loaded :class:`Model`, a ``.safetensors`` path, a shipped model's name, or None."""
+
+
+def load_model(model: str | os.PathLike[str] | None = "general", *,
+               device: str = "auto") -> Model:
+    """Load a weight file, or a model that ships with the package, ready to denoise.
+
+    Parameters
+    ----------
+    model
+        A ``.safetensors`` file written by training or :func:`save_model`, or the name of a
+        shipped model: ``"general"`` (default; the ``unet-small`` preset) or
+        ``"general-fast"`` (the 3-layer seed net, ~10x faster on a CPU). None: ``"general"``.
+    device
+        ``auto`` (cuda > mps > cpu), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+
+    Returns
+    -------
+    Model
+        The network on ``device`` with its checkpoint (config, normalisation, metadata).
+
+    Raises
+    ------
+    WeightFileError
+        The file is missing, not safetensors, or its tensors do not fit its config.
+    InputError
+        No shipped model has that name.
+
+    Examples
+    --------
+    >>> import napari_cryoden as cryoden
+    >>> model = cryoden.load_model("general-fast", device="cpu")
+    >>> model.config.model.preset
+    'seed'
+    """
+    from ..devices import resolve_device
+    from ..models.checkpoint import load_checkpoint
+    from ..models.pretrained import resolve_model
+
+    net, checkpoint = load_checkpoint(resolve_model(model), device=resolve_device(device))
+    return Model(net, checkpoint)
+
+
+def save_model(model: Model | torch.nn.Module, path: str | os.PathLike[str],
+               config: Config | None = None, **metadata: Any) -> Path:
+    """Save a model with its configuration to a ``.safetensors`` weight file, atomically.
+
+    Parameters
+    ----------
+    model
+        A :class:`Model` (its config and normalisation are kept), or a bare torch module built
+        by :func:`napari_cryoden.models.nets.build_model` (then ``config`` is required).
+    path
+        The file to write; its folder must exist. An existing file is replaced only once the
+        new one is complete.
+    config
+        The configuration to store; default: the :class:`Model`'s own.
+    **metadata
+        JSON-able extras stored with the weights, e.g. ``epoch=12, note="grid 3"``.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written; :func:`load_model` reads it back.
+
+    Raises
+    ------
+    InputError
+        A bare torch module was given without its ``config``.
+    SaveError
+        The file cannot be written (disk full, read-only folder, no such folder).
+
+    Examples
+    --------
+    >>> model = cryoden.load_model("general-fast", device="cpu")
+    >>> cryoden.save_model(model, "my-copy.safetensors", note="before fine-tuning")
+    PosixPath('my-copy.safetensors')
+    """
+    from ..models.checkpoint import save_checkpoint
+
+    if isinstance(model, Model):
+        metadata = {"normalization": model.normalization, **metadata}
+        return save_checkpoint(path, model.net, config or model.config, **metadata)
+    if config is None:
+        raise InputError(f"{path}: save_model needs the config of a bare torch module")
+    return save_checkpoint(path, model, config, **metadata)
+
+
+def denoise(image: np.ndarray, model: ModelSpec = "general", *, device: str = "auto",
+            precision: str = "fp32", tile_size: int | None = None,
+            batch_size: int | None = None) -> np.ndarray:
+    """Denoise a micrograph ``(y, x)`` or a stack ``(z, y, x)`` of any size.
+
+    The image is processed in overlapping tiles that fit the device's memory; the result equals
+    one whole-image pass (docs/inference.md). Intensities keep their scale: the model's
+    normalisation is fitted on each slice and undone on the output.
+
+    Parameters
+    ----------
+    image
+        Any real dtype, e.g. the data of an MRC file (a memory map is read tile by tile).
+    model
+        A :class:`Model` from :func:`load_model` (load it once for many images), a
+        ``.safetensors`` path, or a shipped model's name (``"general"``, ``"general-fast"``).
+    device
+        ``auto`` (cuda > mps > cpu), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+    precision
+        ``fp32`` (exact), ``tf32``, ``fp16`` or ``bf16`` (fastest on CUDA GPUs).
+    tile_size, batch_size
+        Tile edge in pixels and tiles per batch; None: chosen from the free memory.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 array of the input's shape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> noisy = np.random.default_rng(0).normal(0.5, 0.1, (256, 256)).astype(np.float32)
+    >>> cryoden.denoise(noisy, "general-fast", device="cpu").shape
+    (256, 256)
+    """
+    from ..inference.denoiser import denoise as run
+
+    loaded = as_model(model, device)
+    return run(loaded.net, image, normalization=loaded.normalization, device=device,
+               precision=precision, tile_size=tile_size, batch_size=batch_size)
+
+
+def denoise_file(path: str | os.PathLike[str], out: str | os.PathLike[str],
+                 model: ModelSpec = "general", *, device: str = "auto", precision: str = "fp32",
+                 tile_size: int | None = None, batch_size: int | None = None) -> Path:
+    """Denoise a micrograph file (MRC or TIFF) into a float32 MRC file with its pixel size.
+
+    Parameters
+    ----------
+    path
+        The micrograph or stack to read.
+    out
+        The MRC file to write, or an existing folder: the file then keeps its name, with the
+        suffix ``.mrc`` (``.mrcs`` for a ``.mrcs`` stack).
+    model, device, precision, tile_size, batch_size
+        As for :func:`denoise`.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+
+    Raises
+    ------
+    InputError
+        The input cannot be read (missing, truncated, not an image), naming the file.
+
+    Examples
+    --------
+    >>> cryoden.denoise_file("noisy/mic_0000.mrc", "denoised/", device="cpu")
+    PosixPath('denoised/mic_0000.mrc')
+    """
+    from ..inference.denoiser import denoise_file as run
+
+    src, dst = Path(path), Path(out)
+    if dst.is_dir():
+        dst = dst / (src.stem + (".mrcs" if src.suffix.lower() == ".mrcs" else ".mrc"))
+    loaded = as_model(model, device)
+    return run(loaded.net, src, dst, normalization=loaded.normalization, device=device,
+               precision=precision, tile_size=tile_size, batch_size=batch_size)
+
+
+def as_model(model: ModelSpec, device: str) -> Model:
+    return model if isinstance(model, Model) else load_model(model, device=device)
