@@ -1,10 +1,12 @@
-"""The public API at the package root: light to import, thin over the core."""
+"""The public API at the package root: light to import, and docs/api.md's example runs as shown."""
 
 from __future__ import annotations
 
 import importlib
+import re
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from napari_cryoden.config import Config, ConfigError
 from napari_cryoden.errors import CryodenError, InputError
 from napari_cryoden.io.images import read_image
 
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "api.md"
 PUBLIC = ["Config", "train", "denoise", "denoise_file", "evaluate", "load_model", "save_model",
           "simulate_dataset"]
 TINY = {"data": {"patch_size": 32, "shuffle_buffer": 4},
@@ -52,6 +55,30 @@ def test_root_names_survive_importing_every_subpackage() -> None:
             importlib.import_module(f"napari_cryoden.{init.parent.name}")
     for name in PUBLIC:
         assert getattr(napari_cryoden, name) is getattr(api, name), name
+
+
+def docs_example() -> str:
+    blocks = re.findall(r"```python\n(.*?)```", DOCS.read_text(encoding="utf-8"), re.S)
+    runnable = [b for b in blocks if "cryoden.train(" in b]
+    assert len(runnable) == 1, "docs/api.md should have one runnable example"
+    return runnable[0]
+
+
+def test_docs_example_runs_and_the_model_beats_the_noisy_input(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    scope: dict = {}
+    exec(compile(docs_example(), str(DOCS), "exec"), scope)  # noqa: S102 - our own docs
+    result, noisy, denoised = scope["result"], scope["noisy"], scope["denoised"]
+    assert result.epochs_completed == 1 and not result.stopped
+    assert result.best_path.is_file() and tmp_path in result.best_path.parents
+    assert len(result.history["epochs"]) == 1
+    assert denoised.shape == noisy.shape and denoised.dtype == np.float32
+    from_file, _ = read_image(scope["written"])
+    np.testing.assert_allclose(from_file, denoised, rtol=1e-5, atol=1e-6)
+    report = scope["report"]
+    assert report["n_micrographs"] == 8
+    assert report["psnr"] > report["baselines"]["noisy"]["psnr"]
 
 
 def test_save_and_load_model_round_trip(tmp_path: Path) -> None:
