@@ -55,7 +55,7 @@ class Model:
         return self.checkpoint.path
 
 
-ModelSpec: TypeAlias = "Model | str | os.PathLike[str] | None"
+ModelSpec: TypeAlias = Model | str | os.PathLike[str] | None
 """A loaded :class:`Model`, a ``.safetensors`` path, a shipped model's name, or None."""
 
 
