@@ -18,6 +18,7 @@ from qtpy.QtWidgets import QFileDialog, QSizePolicy, QVBoxLayout, QWidget
 
 from napari_cryoden._qt._models import MODELS
 from napari_cryoden._qt.canvas import FigureCanvasWidget, apply_theme
+from napari_cryoden.config.presets import is_default
 
 if TYPE_CHECKING:
     import napari
@@ -140,7 +141,7 @@ class WeightsWidget(QWidget):
 
 def _title(label: str, checkpoint: Any) -> str:
     epoch, preset = checkpoint.epoch, checkpoint.config.model.preset
-    return (f"{label}" + (f" ({preset})" if preset != "seed" else "")
+    return (f"{label}" + ("" if is_default(preset) else f" ({preset})")
             + (f", epoch {epoch}" if epoch is not None else ""))
 
 

@@ -48,11 +48,7 @@ def _f(default: Any, help: str, **kw: Any) -> Any:  # noqa: A002 - mirrors argpa
 class ModelConfig:
     """Architecture of the denoiser. The defaults are the seed's 3-layer net (2,625 parameters)."""
 
-    preset: str = _f(
-        "seed", "Architecture: seed (Conv-ReLU-Conv-ReLU-Conv), deep (5-7 conv layers), "
-        "residual (seed net + skip: y = x + net(x)), wide5 (5x5 kernels) or unet-small "
-        "(2-level U-Net). It sets the defaults of channels, depth and kernel size.",
-        choices=tuple(presets.PRESETS))
+    preset: str = _f(presets.DEFAULT, presets.field_help(), choices=presets.PRESETS)
     channels: int = _f(0, "Feature channels of the hidden layers (unet-small: of its first "
                        "level, doubled per level); 0: the preset's (16; deep: 32).", min=1,
                        zero="preset's")
@@ -76,23 +72,21 @@ class ModelConfig:
 
     @property
     def receptive_radius(self) -> int:
-        """Pixels on each side of an output pixel that influence it (for ``unet-small``: when
-        tiles start on its pooling grid, see :attr:`downsampling`)."""
-        if self.preset == "unet-small":
-            return presets.UNET_RADIUS
-        return self.depth * (self.kernel_size // 2)
+        """Pixels on each side of an output pixel that influence it (for a pooling net such as
+        ``unet-small``: when tiles start on its pooling grid, see :attr:`downsampling`)."""
+        return presets.get(self.preset).radius(self.channels, self.depth, self.kernel_size)
 
     @property
     def downsampling(self) -> int:
         """Total pooling factor: inputs are padded, and tiles aligned, to multiples of it."""
-        return presets.UNET_DOWNSAMPLING if self.preset == "unet-small" else 1
+        return presets.get(self.preset).downsampling
 
     @property
     def activation_channels(self) -> int:
         """Hidden channels alive per full-resolution pixel, for memory estimates: ``channels``
         for the conv stacks; 4 · channels for unet-small (skip, upsampled and concatenated
         activations at full resolution)."""
-        return 4 * self.channels if self.preset == "unet-small" else self.channels
+        return presets.get(self.preset).activation_factor * self.channels
 
 
 @dataclass(frozen=True)

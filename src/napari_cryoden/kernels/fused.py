@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..config import presets
+
 __all__ = ["FusedForward", "KernelConfig", "PackedSeedNet", "available", "check_model",
            "fused_forward", "pack_weights"]
 
@@ -97,7 +99,7 @@ def _convs(model: nn.Module) -> list[nn.Conv2d]:
 
     if not isinstance(model, DenoiseCNN):
         raise ValueError(f"fused kernels need a DenoiseCNN, got {type(model).__name__}")
-    if model.config.preset != "seed" or model.residual:  # residual has the seed's tensors
+    if not presets.get(model.config.preset).fused or model.residual:  # seed-shaped tensors
         raise ValueError(f"fused kernels compute the seed preset only, got preset "
                          f"{model.config.preset!r}")
     names = [name for name, _ in model.named_children()]

@@ -23,6 +23,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from .. import __version__
+from ..config import presets
 from ..config.sections import NORMALIZATIONS, Config, ConfigError, ModelConfig
 from ..errors import WeightFileError
 from ..io.atomic import atomic_write_bytes
@@ -219,7 +220,7 @@ def _config_from_metadata(meta: dict[str, Any], path: Path) -> Config:
 def _check_tensors(tensors: dict[str, torch.Tensor], model: ModelConfig, path: Path) -> None:
     n_layers = sum(1 for name in tensors if name.endswith(".weight"))
     if model.depth > n_layers:  # checked first: a corrupt depth must not make a long loop
-        preset = "" if model.preset == "seed" else f" (preset {model.preset!r})"
+        preset = "" if presets.is_default(model.preset) else f" (preset {model.preset!r})"
         raise WeightFileError(f"{path}: the metadata's model has {model.depth} layers but the "
                               f"file holds {n_layers} weight tensors{preset}")
     expected = expected_shapes(model)
@@ -231,14 +232,14 @@ def _check_tensors(tensors: dict[str, torch.Tensor], model: ModelConfig, path: P
             parts.append(f"missing {_first_few(missing)}")
         if unexpected:
             parts.append(f"unexpected {_first_few(unexpected)}")
-        preset = "" if model.preset == "seed" else f" (preset {model.preset!r})"
+        preset = "" if presets.is_default(model.preset) else f" (preset {model.preset!r})"
         raise WeightFileError(f"{path}: tensor names do not fit the model{preset}: "
                               f"{'; '.join(parts)}")
     for name, shape in expected.items():
         tensor = tensors[name]
         if tuple(tensor.shape) != shape:
             layout = " (out, in, kH, kW)" if name.endswith("weight") else ""
-            preset = "" if model.preset == "seed" else f" for preset {model.preset!r}"
+            preset = "" if presets.is_default(model.preset) else f" for preset {model.preset!r}"
             raise WeightFileError(f"{path}: {name} has shape {tuple(tensor.shape)}, "
                                   f"expected {shape}{layout}{preset}")
         if not tensor.dtype.is_floating_point:

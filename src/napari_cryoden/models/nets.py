@@ -1,8 +1,14 @@
-"""The denoiser networks of the architecture presets (:mod:`napari_cryoden.config.presets`).
+"""The denoiser networks of the architecture presets, and the builder that picks one.
 
-- :class:`DenoiseCNN`: a stack of same-size convolutions (presets ``seed``, ``deep``, ``wide5``,
-  and ``residual``, which adds the input to the output); the seed's 3-layer net by default.
+- :class:`DenoiseCNN`: a stack of same-size convolutions (presets ``seed``, ``deep``,
+  ``wide5``); the seed's 3-layer net by default.
+- :class:`ResidualCNN`: the same stack with the input added to its output (``residual``).
 - :class:`UNetSmall`: the ``unet-small`` preset, a 2-level U-Net.
+
+Which class a preset uses is its registry entry's ``builder``
+(:mod:`napari_cryoden.config.presets`); :func:`build_model` and :func:`expected_shapes` import
+it from there. Every network class takes a resolved :class:`ModelConfig` and has a
+``shapes(config)`` class method.
 
 Every convolution is a module named ``conv1 … convN`` in data-flow order, so that the state
 dict's keys are exactly the weight file's tensor names (``conv{k}.weight`` with shape
@@ -11,6 +17,9 @@ dict's keys are exactly the weight file's tensor names (``conv{k}.weight`` with 
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -18,7 +27,10 @@ from torch import nn
 from ..config import presets
 from ..config.sections import ModelConfig
 
-__all__ = ["DenoiseCNN", "UNetSmall", "build_model", "expected_shapes"]
+__all__ = ["DenoiseCNN", "ResidualCNN", "UNetSmall", "build_model", "expected_shapes",
+           "network_class"]
+
+Shapes = dict[str, tuple[int, ...]]
 
 
 class DenoiseCNN(nn.Module):
@@ -26,28 +38,50 @@ class DenoiseCNN(nn.Module):
 
     With the default :class:`ModelConfig` this is the seed's net:
     Conv2d(1,16,3,p=1) → ReLU → Conv2d(16,16,3,p=1) → ReLU → Conv2d(16,1,3,p=1), 2,625 parameters.
-    With the ``residual`` preset the input is added to the last convolution's output.
     """
+
+    residual = False
+    """Whether the input is added to the last convolution's output (:class:`ResidualCNN`)."""
 
     def __init__(self, config: ModelConfig | None = None) -> None:
         super().__init__()
         self.config = config or ModelConfig()
-        if not presets.get(self.config.preset).conv_stack:
-            raise ValueError(f"DenoiseCNN builds conv stacks, not preset {self.config.preset!r}; "
-                             "use build_model")
-        self.residual = self.config.preset == "residual"
         for k, (c_in, c_out) in enumerate(_layer_channels(self.config), start=1):
             pad = self.config.kernel_size // 2
             conv = nn.Conv2d(c_in, c_out, self.config.kernel_size, padding=pad)
             self.add_module(f"conv{k}", conv)
 
+    @classmethod
+    def shapes(cls, config: ModelConfig) -> Shapes:
+        """Return tensor name → shape of this net for ``config``, in weight-file order.
+
+        Parameters
+        ----------
+        config : ModelConfig
+            Resolved model fields: ``depth`` layers of ``kernel_size`` kernels.
+
+        Returns
+        -------
+        dict
+            ``conv{k}.weight`` → (out, in, kH, kW) and ``conv{k}.bias`` → (out,).
+        """
+        return _conv_shapes(_layer_channels(config), config.kernel_size)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the denoised batch ``x`` (N, 1, H, W), the same shape."""
         convs = list(self.children())
         h = x
         for conv in convs[:-1]:
             h = torch.relu(conv(h))
         out = convs[-1](h)
         return x + out if self.residual else out
+
+
+class ResidualCNN(DenoiseCNN):
+    """The ``residual`` preset: :class:`DenoiseCNN`'s stack predicting a correction,
+    y = x + net(x); its tensors are the seed's."""
+
+    residual = True
 
 
 class UNetSmall(nn.Module):
@@ -71,13 +105,31 @@ class UNetSmall(nn.Module):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        if config.preset != "unet-small":
-            raise ValueError(f"UNetSmall needs preset 'unet-small', got {config.preset!r}")
+        if (config.depth, config.kernel_size) != (presets.UNET_CONVS, 3):
+            raise ValueError(f"UNetSmall has {presets.UNET_CONVS} layers of 3 x 3 kernels, got "
+                             f"{config.depth} of {config.kernel_size} x {config.kernel_size}")
         self.config = config
         for k, (c_in, c_out) in enumerate(_unet_channels(config.channels), start=1):
             self.add_module(f"conv{k}", nn.Conv2d(c_in, c_out, 3, padding=1))
 
+    @classmethod
+    def shapes(cls, config: ModelConfig) -> Shapes:
+        """Return tensor name → shape of this net for ``config``, in weight-file order.
+
+        Parameters
+        ----------
+        config : ModelConfig
+            Resolved model fields; only ``channels`` (C) matters.
+
+        Returns
+        -------
+        dict
+            ``conv1 … conv11``'s weights (out, in, 3, 3) and biases (out,).
+        """
+        return _conv_shapes(_unet_channels(config.channels), 3)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the denoised batch ``x`` (N, 1, H, W), the same shape."""
         height, width = x.shape[-2:]
         factor = presets.UNET_DOWNSAMPLING
         x = F.pad(x, (0, -width % factor, 0, -height % factor))
@@ -108,24 +160,66 @@ def _unet_channels(c: int) -> list[tuple[int, int]]:
             (6 * c, 2 * c), (2 * c, 2 * c), (3 * c, c), (c, c), (c, 1)]
 
 
-def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
-    """Tensor name → shape for a model of this config, in weight-file order."""
-    if config.preset == "unet-small":
-        pairs, k = _unet_channels(config.channels), 3
-    else:
-        pairs, k = _layer_channels(config), config.kernel_size
-    shapes: dict[str, tuple[int, ...]] = {}
+def _conv_shapes(pairs: list[tuple[int, int]], k: int) -> Shapes:
+    shapes: Shapes = {}
     for i, (c_in, c_out) in enumerate(pairs, start=1):
         shapes[f"conv{i}.weight"] = (c_out, c_in, k, k)
         shapes[f"conv{i}.bias"] = (c_out,)
     return shapes
 
 
+def network_class(config: ModelConfig) -> Any:
+    """Return the network class of ``config``'s preset, imported from its registry entry.
+
+    Parameters
+    ----------
+    config : ModelConfig
+        A resolved model config; its preset's :attr:`~napari_cryoden.config.presets.Preset.builder`
+        is ``"module:Class"``.
+
+    Returns
+    -------
+    type
+        The class: ``Class(config)`` builds the net, ``Class.shapes(config)`` lists its tensors.
+    """
+    module, _, name = presets.get(config.preset).builder.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def expected_shapes(config: ModelConfig) -> Shapes:
+    """Return tensor name → shape for a model of this config, in weight-file order.
+
+    Parameters
+    ----------
+    config : ModelConfig
+        A resolved model config.
+
+    Returns
+    -------
+    dict
+        ``conv{k}.weight`` → (out, in, kH, kW) and ``conv{k}.bias`` → (out,), k = 1 … N.
+    """
+    return dict(network_class(config).shapes(config))
+
+
 def build_model(config: ModelConfig | None = None, seed: int | None = None) -> nn.Module:
-    """A freshly initialised model of ``config``'s preset; with ``seed`` the initial weights
-    are reproducible (and, for the seed preset, the same as before presets existed)."""
+    """Build a freshly initialised model of ``config``'s preset.
+
+    Parameters
+    ----------
+    config : ModelConfig, optional
+        The architecture; default: the seed's net.
+    seed : int, optional
+        Makes the initial weights reproducible (for the seed preset, the same as before
+        presets existed); default: drawn from torch's global generator.
+
+    Returns
+    -------
+    torch.nn.Module
+        The network class of the preset's registry entry, built from ``config``.
+    """
     config = config or ModelConfig()
-    kind = UNetSmall if config.preset == "unet-small" else DenoiseCNN
+    kind = network_class(config)
     if seed is None:
         return kind(config)
     with torch.random.fork_rng(devices=[]):
