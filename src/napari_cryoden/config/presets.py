@@ -168,8 +168,23 @@ def register(preset: Preset) -> Preset:
 
 
 def get(name: str) -> Preset:
-    """Return the preset called ``name``; ``ValueError`` (one line, listing the names) if
-    unknown."""
+    """Return the registry entry of a preset.
+
+    Parameters
+    ----------
+    name : str
+        A preset's name, e.g. ``ModelConfig.preset``.
+
+    Returns
+    -------
+    Preset
+        Its entry in :data:`PRESETS`.
+
+    Raises
+    ------
+    ValueError
+        One line listing the known names, if there is no such preset.
+    """
     try:
         return PRESETS[name]
     except (KeyError, TypeError):
@@ -178,13 +193,30 @@ def get(name: str) -> Preset:
 
 
 def is_default(name: str) -> bool:
-    """Return whether ``name`` is the default preset (:data:`DEFAULT`), which messages leave
-    unnamed because its weight files predate presets."""
+    """Return whether a preset is the default one, which messages and titles leave unnamed.
+
+    Parameters
+    ----------
+    name : str
+        A preset's name.
+
+    Returns
+    -------
+    bool
+        ``name`` is :data:`DEFAULT` (the seed's net, whose weight files predate presets).
+    """
     return name == DEFAULT
 
 
 def field_help() -> str:
-    """Return the help text of ``model.preset``: every preset's name and label."""
+    """Return the help text of ``model.preset``.
+
+    Returns
+    -------
+    str
+        Every registered preset's name and label, e.g. ``"Architecture: seed (...), ... or
+        unet-small (2-level U-Net). It sets ..."``.
+    """
     items = [f"{p.name} ({p.label})" for p in PRESETS.values()]
     listed = ", ".join(items[:-1]) + " or " + items[-1] if len(items) > 1 else items[0]
     return f"Architecture: {listed}. It sets the defaults of channels, depth and kernel size."
@@ -192,6 +224,18 @@ def field_help() -> str:
 
 def resolve(name: str, channels: int, depth: int, kernel_size: int) -> tuple[int, int, int]:
     """Return ``(channels, depth, kernel_size)`` with 0 replaced by the preset's defaults.
+
+    Parameters
+    ----------
+    name : str
+        The preset.
+    channels, depth, kernel_size : int
+        The fields as given; 0 takes the preset's value.
+
+    Returns
+    -------
+    tuple of int
+        The resolved ``(channels, depth, kernel_size)``.
 
     Raises
     ------
