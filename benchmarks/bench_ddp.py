@@ -57,7 +57,7 @@ def simulate(out: Path, n: int, size: int, seed: int = 0) -> float:
 
 
 def _pairs(data: Path) -> list:
-    from napari_cryoden.io.images import find_pairs
+    from napari_cryoden.data.pairs import find_pairs
 
     return find_pairs(data / "noisy", data / "clean")
 

@@ -25,11 +25,12 @@ from napari_cryoden._reader import read_mrc
 from napari_cryoden.cli.main import main
 from napari_cryoden.config.sections import Config
 from napari_cryoden.data.normalize import fit_normalizer
+from napari_cryoden.data.pairs import find_pairs
 from napari_cryoden.data.patches import index_patches
 from napari_cryoden.errors import CryodenError, InputError, WeightFileError
 from napari_cryoden.interop.auto import import_raw
 from napari_cryoden.interop.raw import read_sidecar
-from napari_cryoden.io.images import MicrographCache, find_pairs, list_images, read_image, read_info
+from napari_cryoden.io.images import MicrographCache, list_images, read_image, read_info
 from napari_cryoden.models.checkpoint import load_checkpoint, load_extra_tensors, save_checkpoint
 from napari_cryoden.models.nets import build_model
 

@@ -12,8 +12,8 @@ import pytest
 
 from napari_cryoden.cli.main import main
 from napari_cryoden.config.sections import Config
+from napari_cryoden.data.pairs import find_pairs
 from napari_cryoden.evaluation.report import evaluate
-from napari_cryoden.io.images import find_pairs
 from napari_cryoden.models.checkpoint import load_checkpoint
 from napari_cryoden.simulate.micrographs import HIGH_CONTRAST, simulate_dataset
 from napari_cryoden.training.loop import EpochEnd, train

@@ -14,11 +14,11 @@ import torch
 from napari_cryoden.config.presets import PRESETS, UNET_RADIUS
 from napari_cryoden.config.sections import Config, ConfigError, ModelConfig, TrainConfig
 from napari_cryoden.data.normalize import fit_normalizer
+from napari_cryoden.data.pairs import find_pairs
 from napari_cryoden.errors import InputError, WeightFileError
 from napari_cryoden.inference.denoiser import denoise, plan_tiles, receptive_radius
 from napari_cryoden.interop.auto import import_raw
 from napari_cryoden.interop.raw import export_raw
-from napari_cryoden.io.images import find_pairs
 from napari_cryoden.kernels.fused import check_model
 from napari_cryoden.kernels.train import supports
 from napari_cryoden.models.checkpoint import load_checkpoint, save_checkpoint

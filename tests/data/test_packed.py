@@ -16,10 +16,11 @@ from napari_cryoden.cli.main import main
 from napari_cryoden.data import packed
 from napari_cryoden.data.packed import PackedStore, pack
 from napari_cryoden.data.packed_stream import PackedStream
-from napari_cryoden.data.patches import PatchRef, split_pairs
+from napari_cryoden.data.pairs import find_pairs, split_pairs
+from napari_cryoden.data.patches import PatchRef
 from napari_cryoden.data.stream import PatchStream
 from napari_cryoden.errors import InputError
-from napari_cryoden.io.images import find_pairs, write_mrc
+from napari_cryoden.io.images import write_mrc
 
 P = 64  # 4 micrographs of 128² → 16 patches
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from napari_cryoden.data.patches import PatchRef, index_patches, patch_starts, split_pairs
+from napari_cryoden.data.patches import PatchRef, index_patches, patch_starts
 from napari_cryoden.errors import InputError
 from napari_cryoden.io.images import write_mrc
 
@@ -21,10 +21,6 @@ def _pair(root: Path, name: str, shape: tuple[int, ...], clean_shape: tuple[int,
         write_mrc(path, np.zeros(size, np.float32), pixel_size=1.0)
         paths.append(path)
     return paths[0], paths[1]
-
-
-def _fake_pairs(n: int) -> list[tuple[Path, Path]]:
-    return [(Path(f"noisy/m{i:02d}.mrc"), Path(f"clean/m{i:02d}.mrc")) for i in range(n)]
 
 
 def test_grid_covers_every_pixel_with_the_last_patch_at_the_far_edge(tmp_path: Path) -> None:
@@ -76,27 +72,3 @@ def test_unreadable_file_in_index_is_named(tmp_path: Path) -> None:
     clean.write_bytes(b"not an mrc")
     with pytest.raises(InputError, match=str(clean)):
         index_patches([(noisy, clean)], 32)
-
-
-def test_split_is_by_file_disjoint_and_seeded() -> None:
-    pairs = _fake_pairs(20)
-    train, val = split_pairs(pairs, 0.25, seed=7)
-    assert len(val) == 5 and len(train) == 15
-    assert set(train).isdisjoint(val) and set(train) | set(val) == set(pairs)
-    assert train == [p for p in pairs if p in train]  # input order kept
-    assert split_pairs(pairs, 0.25, seed=7) == (train, val)
-    assert split_pairs(list(reversed(pairs)), 0.25, seed=7)[1] == list(reversed(val))
-    assert any(split_pairs(pairs, 0.25, seed=s)[1] != val for s in range(8, 12))
-
-
-def test_split_keeps_one_file_on_each_side() -> None:
-    train, val = split_pairs(_fake_pairs(2), 0.1, seed=0)
-    assert len(train) == 1 and len(val) == 1
-    train, val = split_pairs(_fake_pairs(3), 0.9, seed=0)
-    assert len(train) == 1 and len(val) == 2
-
-
-def test_split_without_validation_and_with_one_file() -> None:
-    assert split_pairs(_fake_pairs(3), 0.0, seed=0) == (_fake_pairs(3), [])
-    with pytest.raises(InputError, match="--val-noisy/--val-clean"):
-        split_pairs(_fake_pairs(1), 0.1, seed=0)

@@ -191,7 +191,7 @@ def test_reader_errors_reach_the_consumer_with_the_file_name(pairs: list) -> Non
 
 _RSS_SCRIPT = """
 import resource, sys
-from napari_cryoden.io.images import find_pairs
+from napari_cryoden.data.pairs import find_pairs
 from napari_cryoden.data.stream import PatchStream
 root = sys.argv[1]
 stream = PatchStream(find_pairs(root + "/noisy", root + "/clean"), patch_size=256, batch_size=4,

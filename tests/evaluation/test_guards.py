@@ -13,6 +13,7 @@ import torch
 
 from napari_cryoden.cli.main import main
 from napari_cryoden.config.sections import Config
+from napari_cryoden.data.pairs import find_pairs
 from napari_cryoden.evaluation.checklist import run_checklist
 from napari_cryoden.evaluation.guards import (
     format_warnings,
@@ -24,7 +25,6 @@ from napari_cryoden.evaluation.guards import (
 )
 from napari_cryoden.evaluation.report import evaluate
 from napari_cryoden.interop.raw import from_layout, to_layout
-from napari_cryoden.io.images import find_pairs
 from napari_cryoden.models.checkpoint import load_checkpoint, load_extra_tensors, save_checkpoint
 from napari_cryoden.models.nets import DenoiseCNN
 from napari_cryoden.training import loop as training

@@ -19,6 +19,7 @@ from scipy.ndimage import gaussian_filter
 from conftest import write_pairs
 from napari_cryoden.cli.main import main
 from napari_cryoden.config.sections import Config, ModelConfig
+from napari_cryoden.data.pairs import find_pairs
 from napari_cryoden.errors import WeightFileError
 from napari_cryoden.interop.auto import distinct_axis_orders, load_validation, score_model
 from napari_cryoden.interop.raw import (
@@ -30,7 +31,6 @@ from napari_cryoden.interop.raw import (
     to_layout,
     write_raw,
 )
-from napari_cryoden.io.images import find_pairs
 from napari_cryoden.models.checkpoint import load_checkpoint
 from napari_cryoden.training.loop import train
 

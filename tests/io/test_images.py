@@ -15,7 +15,6 @@ import tifffile
 from napari_cryoden.errors import InputError
 from napari_cryoden.io.images import (
     MicrographCache,
-    find_pairs,
     list_images,
     read_image,
     read_info,
@@ -192,34 +191,6 @@ def test_list_images_missing_or_empty_folder(tmp_path: Path) -> None:
     (tmp_path / "readme.txt").write_text("no micrographs here")
     with pytest.raises(InputError, match="no micrographs found"):
         list_images(tmp_path)
-
-
-def test_find_pairs_pairs_by_stem_and_names_the_unpaired(tmp_path: Path) -> None:
-    noisy, clean = tmp_path / "noisy", tmp_path / "clean"
-    noisy.mkdir()
-    clean.mkdir()
-    for name in ("b.mrc", "a.mrc"):
-        (noisy / name).write_bytes(b"")
-        (clean / name).write_bytes(b"")
-    assert find_pairs(noisy, clean) == [(noisy / "a.mrc", clean / "a.mrc"),
-                                        (noisy / "b.mrc", clean / "b.mrc")]
-
-    for i in range(5):
-        (noisy / f"extra_{i}.mrc").write_bytes(b"")
-    (clean / "lonely.mrc").write_bytes(b"")
-    with pytest.raises(InputError) as err:
-        find_pairs(noisy, clean)
-    message = str(err.value)
-    assert "extra_0.mrc, extra_1.mrc, extra_2.mrc (+2 more)" in message
-    assert f"only in {clean}: lonely.mrc" in message
-
-
-def test_find_pairs_with_an_empty_folder(tmp_path: Path) -> None:
-    (tmp_path / "noisy").mkdir()
-    (tmp_path / "clean").mkdir()
-    (tmp_path / "clean" / "a.mrc").write_bytes(b"")
-    with pytest.raises(InputError, match="noisy: no micrographs found"):
-        find_pairs(tmp_path / "noisy", tmp_path / "clean")
 
 
 @pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs /proc/self/maps")

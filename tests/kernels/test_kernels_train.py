@@ -305,7 +305,7 @@ def test_training_modules_import_without_triton() -> None:
 @pytest.mark.skipif(not (HAS_TRITON and torch.cuda.is_available()), reason="needs CUDA + Triton")
 def test_fp16_training_on_cuda_runs_the_fused_step(make_pairs, tmp_path) -> None:
     from napari_cryoden.config.sections import Config
-    from napari_cryoden.io.images import find_pairs
+    from napari_cryoden.data.pairs import find_pairs
     from napari_cryoden.training.loop import EpochEnd, train
 
     noisy, clean = make_pairs(n=6, size=128)

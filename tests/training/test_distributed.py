@@ -23,8 +23,8 @@ from safetensors.torch import load_file
 from conftest import write_pairs
 from napari_cryoden.cli.main import main
 from napari_cryoden.config.sections import Config
+from napari_cryoden.data.pairs import find_pairs
 from napari_cryoden.data.stream import PatchStream
-from napari_cryoden.io.images import find_pairs
 from napari_cryoden.models.checkpoint import load_checkpoint
 from napari_cryoden.training.distributed import RANK_WEIGHTS_ENV
 from napari_cryoden.training.events import from_json_line

@@ -11,16 +11,16 @@ import torch
 
 from napari_cryoden.cli.main import main
 from napari_cryoden.config.sections import Config, ConfigError
-from napari_cryoden.errors import InputError
+from napari_cryoden.data.pairs import find_half_pairs, find_pairs, single_pairs
 from napari_cryoden.evaluation.metrics import psnr
 from napari_cryoden.inference.denoiser import denoise
-from napari_cryoden.io.images import find_pairs, read_image, write_mrc
+from napari_cryoden.io.images import read_image, write_mrc
 from napari_cryoden.models.checkpoint import load_checkpoint
 from napari_cryoden.simulate.micrographs import HIGH_CONTRAST
 from napari_cryoden.simulate.movies import simulate_movie_dataset
 from napari_cryoden.training.blindspot import blind_spots, masked_mse
 from napari_cryoden.training.loop import EpochEnd, TrainStep, train
-from napari_cryoden.training.modes import ModeBatches, find_half_pairs, half_stem, single_pairs
+from napari_cryoden.training.modes import ModeBatches
 from napari_cryoden.training.steps import make_step
 
 
@@ -103,24 +103,6 @@ def test_n2n_same_seed_same_losses(halves: Path, tmp_path: Path) -> None:
     first = losses("a", 0)
     assert first == losses("b", 0)
     assert first != losses("c", 1)
-
-
-def test_half_names_pair_even_with_odd(tmp_path: Path) -> None:
-    assert half_stem(Path("x/mic_01_EVN.mrc")) == half_stem(Path("y/mic_01_ODD.mrc")) == "mic_01"
-    assert half_stem(Path("a_even.mrc")) == half_stem(Path("a-odd.tif")) == "a"
-    assert half_stem(Path("oddity.mrc")) == "oddity"
-    for name in ("even", "odd"):
-        (tmp_path / name).mkdir()
-    image = np.zeros((8, 8), np.float32)
-    write_mrc(tmp_path / "even" / "a_EVN.mrc", image, 1.0)
-    write_mrc(tmp_path / "odd" / "a_ODD.mrc", image, 1.0)
-    write_mrc(tmp_path / "odd" / "b_ODD.mrc", image, 1.0)
-    with pytest.raises(InputError, match=r"even and odd files do not pair by name; only in .*"
-                                         r"odd: b_ODD.mrc"):
-        find_half_pairs(tmp_path / "even", tmp_path / "odd")
-    (tmp_path / "odd" / "b_ODD.mrc").unlink()
-    assert [(e.name, o.name) for e, o in find_half_pairs(tmp_path / "even", tmp_path / "odd")] \
-        == [("a_EVN.mrc", "a_ODD.mrc")]
 
 
 # -- Noise2Void -------------------------------------------------------------------------------

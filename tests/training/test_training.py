@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from napari_cryoden.config.sections import Config
+from napari_cryoden.data.pairs import find_pairs
 from napari_cryoden.devices import resolve_device
 from napari_cryoden.errors import InputError
-from napari_cryoden.io.images import find_pairs
 from napari_cryoden.models.checkpoint import load_checkpoint
 from napari_cryoden.training.loop import (
     CheckpointSaved,

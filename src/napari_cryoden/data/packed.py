@@ -28,10 +28,11 @@ import numpy as np
 from .. import __version__
 from ..config.sections import NORMALIZATIONS
 from ..errors import InputError
-from ..io.images import MicrographCache, find_pairs, list_images, read_info
+from ..io.images import MicrographCache, list_images, read_info
 from ._packed_files import check_target, read_index, staging
 from .normalize import Normalizer, fit_normalizer
-from .patches import index_patches, patch_starts, split_pairs
+from .pairs import find_pairs, split_pairs
+from .patches import index_patches, patch_starts
 
 __all__ = ["FORMAT", "VERSION", "PackedStore", "StoreWriter", "pack"]
 
@@ -123,7 +124,7 @@ class PackedStore:
     def split(self, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """Patch indices ``(train, val)``, holding out whole micrograph files.
 
-        The files held out are those :func:`~.patches.split_pairs` holds out for the same seed
+        The files held out are those :func:`~.pairs.split_pairs` holds out for the same seed
         and fraction (it draws on the noisy file name, or the clean one for clean-only stores),
         so a packed run validates on the same micrographs as an unpacked one. The slices of a
         stack stay together. ``val_fraction == 0`` gives an empty validation set.
@@ -157,7 +158,7 @@ def pack(
     Parameters
     ----------
     noisy_dir, clean_dir : path
-        Folders paired by file stem (:func:`~.io.find_pairs`). ``noisy_dir=None`` makes a
+        Folders paired by file stem (:func:`~.pairs.find_pairs`). ``noisy_dir=None`` makes a
         clean-only store of raw clean values, whose noise the loader synthesises.
     out : path
         The store folder to create (its parent must exist).

@@ -1,4 +1,5 @@
-"""The patch index of a dataset (from headers only) and its split into training/validation files.
+"""The patch index of a dataset, from file headers only (the split into training and validation
+files is :func:`.pairs.split_pairs`).
 
 A micrograph of ``ny`` × ``nx`` pixels is cut into square patches on a grid 0, p, 2p, …; the last
 row and column of patches are moved to touch the far edges, so every pixel is covered (the last
@@ -7,19 +8,14 @@ patches may overlap their neighbours). A 4096 × 4096 micrograph with p = 1024 g
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..errors import InputError
 from ..io.images import read_info
 
-__all__ = ["PatchRef", "Pair", "index_patches", "patch_starts", "split_pairs"]
-
-Pair = tuple[Path, Path]
-"""A (noisy, clean) pair of files; also used for (even, odd) halves."""
+__all__ = ["PatchRef", "index_patches", "patch_starts"]
 
 
 @dataclass(frozen=True)
@@ -74,43 +70,6 @@ def index_patches(
             for x in patch_starts(nx, patch_size)
         )
     return refs
-
-
-def split_pairs(
-    pairs: Sequence[Pair], val_fraction: float, seed: int
-) -> tuple[list[Pair], list[Pair]]:
-    """Hold out whole files for validation, chosen by seed; returns ``(train, val)``.
-
-    ``round(val_fraction * n)`` files (at least 1, at most n - 1) go to validation. Which ones
-    depends only on the seed and the noisy file names, not on the order of ``pairs``; both lists
-    keep the input order. ``val_fraction == 0`` gives an empty validation list.
-
-    Raises
-    ------
-    InputError
-        ``val_fraction > 0`` but only one pair is given.
-    """
-    if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    pairs = list(pairs)
-    if val_fraction == 0.0:
-        return pairs, []
-    if len(pairs) < 2:
-        raise InputError(
-            f"only {len(pairs)} micrograph pair: cannot hold out a validation file; "
-            "give more files or explicit --val-noisy/--val-clean folders"
-        )
-    n_val = min(max(round(val_fraction * len(pairs)), 1), len(pairs) - 1)
-    ranked = sorted(range(len(pairs)), key=lambda i: (_draw(seed, pairs[i][0]), i))
-    val_indices = set(ranked[:n_val])
-    train = [p for i, p in enumerate(pairs) if i not in val_indices]
-    val = [p for i, p in enumerate(pairs) if i in val_indices]
-    return train, val
-
-
-def _draw(seed: int, path: Path) -> bytes:
-    """A pseudo-random key of a file for a seed, stable across runs, platforms and folders."""
-    return hashlib.blake2b(f"{seed}\0{Path(path).name}".encode(), digest_size=8).digest()
 
 
 def _shape_text(shape: tuple[int, int, int]) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..config.sections import Config
 from ..errors import CryodenError
+from .pairs import find_mode_pairs, find_pairs, split_pairs
 
 __all__ = ["training_data"]
 
@@ -27,8 +28,6 @@ _NEEDS = {"n2c": "--noisy and --clean folders", "n2n": "--even and --odd folders
 def training_data(args: argparse.Namespace, config: Config) -> tuple[Any, Any, Any]:
     """``(train, val, clean_val)`` for :func:`~napari_cryoden.training.loop.train`; bad or
     contradictory flags raise a one-line :class:`CryodenError`."""
-    from ..io.images import find_pairs
-
     mode = config.train.mode
     if (args.val_noisy is None) != (args.val_clean is None):
         raise CryodenError("give both --val-noisy and --val-clean, or neither")
@@ -71,17 +70,9 @@ def _store_split(args: argparse.Namespace, config: Config) -> tuple[Any, Any]:
 
 
 def _folder_split(args: argparse.Namespace, config: Config) -> tuple[Any, Any]:
-    from ..io.images import find_pairs
-    from ..training.modes import find_half_pairs, single_pairs
-    from .patches import split_pairs
-
     mode = config.train.mode
-    if mode == "n2n":
-        pairs = find_half_pairs(args.even, args.odd)
-    elif mode == "n2v":
-        pairs = single_pairs(args.noisy)
-    else:
-        pairs = find_pairs(args.noisy, args.clean)
-        if args.val_noisy is not None:
-            return pairs, find_pairs(args.val_noisy, args.val_clean)
+    first, second = (args.even, args.odd) if mode == "n2n" else (args.noisy, args.clean)
+    pairs = find_mode_pairs(mode, first, second)
+    if mode == "n2c" and args.val_noisy is not None:
+        return pairs, find_pairs(args.val_noisy, args.val_clean)
     return split_pairs(pairs, config.data.val_fraction, config.train.seed)

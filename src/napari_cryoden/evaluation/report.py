@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from ..data.pairs import find_pairs
 from ..errors import InputError
-from ..io.images import find_pairs, read_image
+from ..io.images import read_image
 from .artifacts import ArtifactAccumulator
 from .checklist import run_checklist
 from .guards import report_warnings
@@ -62,7 +63,7 @@ def evaluate(model: Any, noisy_dir: str | os.PathLike[str], clean_dir: str | os.
         A weight file path (loaded with :func:`~napari_cryoden.models.checkpoint.load_checkpoint`)
         or an already built torch model.
     noisy_dir, clean_dir
-        Folders paired by file name (:func:`~napari_cryoden.io.images.find_pairs`).
+        Folders paired by file name (:func:`~napari_cryoden.data.pairs.find_pairs`).
     patch_size
         Edge of the square patches of the per-patch metrics (last patch aligned to the edge).
     data_range

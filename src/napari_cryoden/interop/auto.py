@@ -132,7 +132,8 @@ def distinct_axis_orders(model: ModelConfig) -> list[str]:
 def load_validation(noisy_dir: str | os.PathLike[str], clean_dir: str | os.PathLike[str],
                     max_images: int = 4, crop: int = 512) -> list[tuple[np.ndarray, np.ndarray]]:
     """Up to ``max_images`` (noisy, clean) pairs, first slice, central ``crop`` px square."""
-    from ..io.images import find_pairs, read_image
+    from ..data.pairs import find_pairs
+    from ..io.images import read_image
 
     images = []
     for noisy_path, clean_path in find_pairs(noisy_dir, clean_dir)[:max_images]:

@@ -14,7 +14,6 @@ which the header declared); 4D volume stacks are refused.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import mrcfile
@@ -40,7 +39,6 @@ __all__ = [
     "read_pixels",
     "write_mrc",
     "list_images",
-    "find_pairs",
     "MicrographCache",
 ]
 
@@ -152,34 +150,6 @@ def list_images(folder: str | os.PathLike[str]) -> list[Path]:
     return files
 
 
-def find_pairs(
-    noisy_dir: str | os.PathLike[str], clean_dir: str | os.PathLike[str], *,
-    labels: tuple[str, str] = ("noisy", "clean"), key: Callable[[Path], str] | None = None,
-) -> list[tuple[Path, Path]]:
-    """Pair the files of two folders by name stem (``noisy/a.mrc`` with ``clean/a.mrc``).
-
-    ``labels`` name the two sides in error messages (e.g. ``("even", "odd")``); ``key`` maps a
-    file to the name it pairs by (default: its stem).
-
-    Raises
-    ------
-    InputError
-        A folder is missing or empty, or some files have no partner (the first few are named).
-    """
-    noisy = _by_stem(list_images(noisy_dir), key)
-    clean = _by_stem(list_images(clean_dir), key)
-    only_noisy = [noisy[s] for s in sorted(set(noisy) - set(clean))]
-    only_clean = [clean[s] for s in sorted(set(clean) - set(noisy))]
-    if only_noisy or only_clean:
-        parts = [
-            f"only in {folder}: {_first_few(files)}"
-            for folder, files in ((noisy_dir, only_noisy), (clean_dir, only_clean)) if files
-        ]
-        raise InputError(f"{labels[0]} and {labels[1]} files do not pair by name; "
-                         + "; ".join(parts))
-    return [(noisy[stem], clean[stem]) for stem in sorted(noisy)]
-
-
 def _check_finite(image: np.ndarray, path: Path) -> None:
     finite = np.isfinite(image)
     if finite.all():
@@ -188,18 +158,3 @@ def _check_finite(image: np.ndarray, path: Path) -> None:
     z, y, x = np.unravel_index(int(np.argmin(finite)), image.shape)  # image is (n, ny, nx)
     raise InputError(f"{path}: {bad} NaN or infinite pixel(s), the first in slice {z} at "
                      f"y={y}, x={x}; replace them first")
-
-
-def _by_stem(files: list[Path], key: Callable[[Path], str] | None = None) -> dict[str, Path]:
-    by_stem: dict[str, Path] = {}
-    for file in files:
-        stem = key(file) if key is not None else file.stem
-        if stem in by_stem:
-            raise InputError(f"{by_stem[stem]} and {file.name} have the same name stem")
-        by_stem[stem] = file
-    return by_stem
-
-
-def _first_few(files: list[Path], n: int = 3) -> str:
-    names = ", ".join(f.name for f in files[:n])
-    return names + (f" (+{len(files) - n} more)" if len(files) > n else "")

@@ -14,64 +14,21 @@
 
 :class:`ModeBatches` turns a stream's batch into ``(input, target, mask)`` on the device with
 generators seeded from ``(seed, step, rank)``, so a run is reproducible (resumed runs included)
-and no host round trip is needed. :func:`find_mode_pairs` builds the file pairs of each mode
-with the same pairing and errors as ``--noisy/--clean``.
+and no host round trip is needed. The file pairs of each mode are
+:func:`~napari_cryoden.data.pairs.find_mode_pairs`.
 """
 
 from __future__ import annotations
-
-import os
-import re
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..config.sections import MODES, TrainConfig
-from ..io.images import find_pairs, list_images
 from .blindspot import blind_spots
 
-__all__ = ["MODES", "ModeBatches", "find_half_pairs", "find_mode_pairs", "half_stem",
-           "single_pairs"]
+__all__ = ["MODES", "ModeBatches"]
 
-Pairs = list[tuple[Path, Path]]
-
-_HALF_SUFFIX = re.compile(r"[_.-](evn|odd|even)\Z", re.IGNORECASE)
 _TRAIN, _VALIDATION = 0, 1  # generator purposes
-
-
-def half_stem(path: Path) -> str:
-    """The name an even/odd half pairs by: its stem less a trailing ``_EVN``/``_ODD``/``_even``
-    /``_odd`` (MotionCor2's ``-SplitSum`` names), so ``a_EVN.mrc`` pairs with ``a_ODD.mrc``."""
-    return _HALF_SUFFIX.sub("", Path(path).stem)
-
-
-def find_half_pairs(even_dir: str | os.PathLike[str],
-                    odd_dir: str | os.PathLike[str]) -> Pairs:
-    """Pair the even and odd frame sums of two folders by name (see :func:`half_stem`).
-
-    Raises
-    ------
-    InputError
-        A folder is missing or empty, or some files have no partner (the first few are named).
-    """
-    return find_pairs(even_dir, odd_dir, labels=("even", "odd"), key=half_stem)
-
-
-def single_pairs(noisy_dir: str | os.PathLike[str]) -> Pairs:
-    """Each micrograph of a folder paired with itself, the stream's input for ``n2v``."""
-    return [(path, path) for path in list_images(noisy_dir)]
-
-
-def find_mode_pairs(mode: str, first: str | os.PathLike[str],
-                    second: str | os.PathLike[str] | None) -> Pairs:
-    """The file pairs of ``mode``: (noisy, clean) folders, (even, odd) folders, or one noisy
-    folder (``second`` is then ignored)."""
-    if mode == "n2v":
-        return single_pairs(first)
-    if second is None:
-        raise ValueError(f"mode {mode!r} needs two folders")
-    return find_half_pairs(first, second) if mode == "n2n" else find_pairs(first, second)
 
 
 class ModeBatches:

@@ -282,8 +282,7 @@ def prepare_pairs(source: LayerPair | FolderPair, run_dir: Path,
     rows become ``data/val_noisy/layer.mrc`` and ``data/val_clean/layer.mrc`` (the CLI's
     ``--val-noisy/--val-clean`` layout).
     """
-    from napari_cryoden.data.patches import split_pairs
-    from napari_cryoden.training.modes import find_mode_pairs
+    from napari_cryoden.data.pairs import find_mode_pairs, split_pairs
 
     fraction, seed = config.data.val_fraction, config.train.seed
     if isinstance(source, FolderPair):
