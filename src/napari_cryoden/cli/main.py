@@ -320,10 +320,12 @@ def _run_train(args: argparse.Namespace) -> int:
         TrainWarning,
     )
     from ..training.loop import train as run_training
+    from ._sources import sources_from_args
 
     _resolve_run_dir(args)
     config = config_from_args(args)
-    train_pairs, val_pairs, clean_val = training_data(args, config)  # bad input fails here
+    train_pairs, val_pairs, clean_val = training_data(  # bad input fails here
+        sources_from_args(args), config)
     if (args.ddp or args.nproc is not None) and not distributed.launched():
         nproc = args.nproc or distributed.default_nproc(config.train.device)
         return distributed.launch(_train_argv(args), nproc)

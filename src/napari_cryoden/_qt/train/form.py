@@ -282,17 +282,19 @@ def prepare_pairs(source: LayerPair | FolderPair, run_dir: Path,
     rows become ``data/val_noisy/layer.mrc`` and ``data/val_clean/layer.mrc`` (the CLI's
     ``--val-noisy/--val-clean`` layout).
     """
-    from napari_cryoden.data.pairs import find_mode_pairs, split_pairs
+    from napari_cryoden.data.pairs import TooFewPairs
+    from napari_cryoden.data.sources import TrainSources, training_data
 
-    fraction, seed = config.data.val_fraction, config.train.seed
     if isinstance(source, FolderPair):
-        pairs = find_mode_pairs(config.train.mode, source.noisy_dir, source.clean_dir)
-        if len(pairs) == 1 and fraction > 0:
+        sources = TrainSources.for_mode(config.train.mode, source.noisy_dir, source.clean_dir)
+        try:
+            train, val, _ = training_data(sources, config)  # the CLI's pairs for these folders
+        except TooFewPairs:
             raise InputError(f"{source.noisy_dir}: only one micrograph, so none can be held "
-                             "out for validation; set 'val fraction' to 0 or add files")
-        return split_pairs(pairs, fraction, seed)
-    return _write_layers(source, run_dir / "data", fraction, config.data.patch_size,
-                         ROLES[config.train.mode])
+                             "out for validation; set 'val fraction' to 0 or add files") from None
+        return train, val
+    return _write_layers(source, run_dir / "data", config.data.val_fraction,
+                         config.data.patch_size, ROLES[config.train.mode])
 
 
 def _write_layers(source: LayerPair, root: Path, fraction: float, patch: int,
