@@ -6,7 +6,7 @@ RUN_DIR/events.jsonl`` in a new session, its output going to ``RUN_DIR/train.log
 :func:`run_process_events` runs in the napari worker thread: it tails ``events.jsonl`` (written
 by rank 0, one JSON object per line; parsed as data with :func:`json.loads`), turns the lines
 back into the core's events and yields them in the same small batches as
-:func:`._train_worker.run_events`, so the widget handles both alike.
+:func:`.worker.run_events`, so the widget handles both alike. :func:`new_job` starts either.
 
 Stop sends SIGINT once to the subprocess's process group (the launcher and torchrun, which
 passes it on to every rank); the ranks save the last weights and the history and exit. If the
@@ -28,14 +28,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from napari_cryoden._qt.train.form import FolderPair, LayerPair, prepare_pairs
+from napari_cryoden._qt.train.worker import (
+    EventBatches,
+    Job,
+    drive,
+    import_triton_on_main_thread,
+    run_events,
+)
 from napari_cryoden.errors import CryodenError, InputError
 
 if TYPE_CHECKING:
-    from napari_cryoden._qt.train.worker import Job
     from napari_cryoden.config.sections import Config
 
 __all__ = ["EVENTS_FILE", "LOG_FILE", "STOP_GRACE_S", "TrainProcess", "TrainProcessError",
-           "check_processes", "train_command", "run_process_events"]
+           "check_processes", "new_job", "train_command", "run_process_events"]
 
 EVENTS_FILE = "events.jsonl"
 LOG_FILE = "train.log"
@@ -202,12 +208,10 @@ def run_process_events(job: Job, source: LayerPair | FolderPair, config: Config,
                        nproc: int) -> Generator[list[Any], None, None]:
     """Worker body for ``nproc`` > 1: prepare the data, start the subprocess, follow its events.
 
-    Batches are yielded as by :func:`._train_worker.run_events`; once stopping, nothing is
+    Batches are yielded as by :func:`.worker.run_events`; once stopping, nothing is
     yielded until the subprocess has ended. A non-zero exit that Stop did not cause raises
     :class:`TrainProcessError` with the run's last error line.
     """
-    from napari_cryoden._qt.train.worker import EventBatches
-
     batches = EventBatches(job)
     process: TrainProcess | None = None
     try:
@@ -234,3 +238,36 @@ def run_process_events(job: Job, source: LayerPair | FolderPair, config: Config,
         job.done.set()
     if batches.pending:
         yield batches.pending
+
+
+def new_job(source: LayerPair | FolderPair, config: Config, run_dir: Path, resume: bool,
+            nproc: int = 1) -> Job:
+    """Create a run's job; call it on the main thread, then start ``job.worker``.
+
+    Parameters
+    ----------
+    source
+        The chosen layers or folders.
+    config
+        The run's config.
+    run_dir
+        The run folder (created).
+    resume
+        Continue the run folder's ``last.safetensors``.
+    nproc
+        1: train in this process (:func:`.worker.run_events`); more:
+        :func:`run_process_events` (a ``cryoden train --nproc`` subprocess).
+
+    Returns
+    -------
+    Job
+        With its napari worker created, not started.
+    """
+    from napari.qt.threading import create_worker
+
+    import_triton_on_main_thread()  # before any training thread can import torch.optim
+    job = Job()
+    job.events = (run_events(job, source, config, run_dir, resume) if nproc <= 1 else
+                  run_process_events(job, source, config, run_dir, resume, nproc))
+    job.worker = create_worker(drive, job.events, _start_thread=False, _ignore_errors=True)
+    return job

@@ -1,9 +1,9 @@
 """The Train widget: pick data, adjust the generated settings form, train with a live loss plot.
 
 The core's :func:`~napari_cryoden.training.loop.train` generator runs in a napari worker thread
-(:mod:`._train_worker`). The worker forwards its events in small batches (at most every 50 ms,
+(:mod:`.worker`). The worker forwards its events in small batches (at most every 50 ms,
 so a fast CPU run cannot flood the main thread); a slot on the main thread updates the plot
-(:mod:`._loss_plot`, redrawn at most every 200 ms), the progress bar and the status line. Stop
+(:mod:`.loss_plot`, redrawn at most every 200 ms), the progress bar and the status line. Stop
 sets the ``stop`` event the core polls at every step; closing the widget or the viewer does the
 same and waits (bounded) for the thread to end.
 """
@@ -23,14 +23,13 @@ from superqt import QCollapsible
 from napari_cryoden._qt._models import MODELS
 from napari_cryoden._qt.train.form import ConfigForm, DataForm, FolderPair, LayerPair
 from napari_cryoden._qt.train.loss_plot import LossPlot
-from napari_cryoden._qt.train.process import check_processes
+from napari_cryoden._qt.train.process import check_processes, new_job
 from napari_cryoden._qt.train.worker import (
     SHUTDOWN_S,
     Job,
     PastCurves,
     default_run_dir,
     epochs_done,
-    new_job,
     shutdown_jobs,
 )
 from napari_cryoden.devices import describe_choice

@@ -22,17 +22,11 @@ from typing import TYPE_CHECKING, Any, cast
 
 from napari_cryoden._qt.train.form import FolderPair, LayerPair, prepare_pairs
 
-if importlib.util.find_spec("triton") is not None:  # pragma: no cover - depends on the install
-    # torch.optim imports torch._dynamo, which imports triton; triton's first import segfaults
-    # when it happens in a worker thread (seen with triton 3.9 + torch 2.13), so do it here, on
-    # the main thread, when the widget module is loaded.
-    import torch._dynamo  # noqa: F401
-
 if TYPE_CHECKING:
     from napari_cryoden.config.sections import Config
 
-__all__ = ["Job", "PastCurves", "SHUTDOWN_S", "default_run_dir", "epochs_done", "new_job",
-           "shutdown_jobs"]
+__all__ = ["EventBatches", "Job", "PastCurves", "SHUTDOWN_S", "default_run_dir", "drive",
+           "epochs_done", "import_triton_on_main_thread", "run_events", "shutdown_jobs"]
 
 _BATCH_S = 0.05  # the worker yields at most this often while steps stream in
 SHUTDOWN_S = 10.0
@@ -63,7 +57,7 @@ class Job:
     """One training run's thread-shared state: the core's stop event and a done flag.
 
     ``process`` is the training subprocess of a run in several processes
-    (:class:`._train_process.TrainProcess`), None otherwise.
+    (:class:`.process.TrainProcess`), None otherwise.
     """
 
     stop: threading.Event = field(default_factory=threading.Event)
@@ -178,19 +172,17 @@ def drive(events: Iterator[list[Any]]) -> Iterator[list[Any]]:
     yield from events
 
 
-def new_job(source: LayerPair | FolderPair, config: Config, run_dir: Path, resume: bool,
-            nproc: int = 1) -> Job:
-    """A job whose napari worker (created, not started) runs :func:`run_events`, or with
-    ``nproc`` > 1 :func:`._train_process.run_process_events` (a ``cryoden train`` subprocess)."""
-    from napari.qt.threading import create_worker
+def import_triton_on_main_thread() -> None:
+    """Import ``torch._dynamo``, and with it triton, now: call it on the main thread.
 
-    from napari_cryoden._qt.train.process import run_process_events
-
-    job = Job()
-    job.events = (run_events(job, source, config, run_dir, resume) if nproc <= 1 else
-                  run_process_events(job, source, config, run_dir, resume, nproc))
-    job.worker = create_worker(drive, job.events, _start_thread=False, _ignore_errors=True)
-    return job
+    ``torch.optim`` imports ``torch._dynamo``, which imports triton; triton's first import
+    segfaults when it happens in a worker thread (seen with triton 3.9 + torch 2.13). So, when
+    triton is installed, the job's starter calls this on the main thread before a training
+    thread starts (:func:`.process.new_job`); later imports are free. Without triton it
+    does nothing.
+    """
+    if importlib.util.find_spec("triton") is not None:  # pragma: no cover - depends on install
+        import torch._dynamo  # noqa: F401
 
 
 def shutdown_jobs(jobs: list[Job], plot_idle: threading.Event,
