@@ -17,7 +17,7 @@ pytest.importorskip("napari")
 pytest.importorskip("pytestqt")
 
 from napari_cryoden._qt.train import process  # noqa: E402
-from napari_cryoden._qt.train.form import FolderPair  # noqa: E402
+from napari_cryoden._qt.train.data_form import FolderPair  # noqa: E402
 from napari_cryoden._qt.train.worker import import_triton_on_main_thread  # noqa: E402
 from napari_cryoden.config.sections import Config  # noqa: E402
 

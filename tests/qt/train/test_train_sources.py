@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("magicgui")
 
-from napari_cryoden._qt.train.form import FolderPair, prepare_pairs  # noqa: E402
+from napari_cryoden._qt.train.data_form import FolderPair, prepare_pairs  # noqa: E402
 from napari_cryoden.cli._sources import sources_from_args  # noqa: E402
 from napari_cryoden.cli.main import build_parser, config_from_args  # noqa: E402
 from napari_cryoden.data.sources import training_data  # noqa: E402

@@ -271,7 +271,6 @@ def test_training_warnings_are_shown_as_notifications(make_napari_viewer: Any, t
     shown: list[str] = []
     monkeypatch.setattr("napari.utils.notifications.show_warning", shown.append)
     _, widget = make_widget(make_napari_viewer, tmp_path)
-    widget._progress_state = {"done": 0, "total": 1, "last": None}
     widget._on_events([TrainWarning(epoch=4, message="validation loss rose 3 epochs in a row")])
     assert shown == ["Training, epoch 4: validation loss rose 3 epochs in a row"]
     assert "rose 3 epochs" in widget.status.text()

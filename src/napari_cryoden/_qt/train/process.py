@@ -27,7 +27,7 @@ from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from napari_cryoden._qt.train.form import FolderPair, LayerPair, prepare_pairs
+from napari_cryoden._qt.train.data_form import FolderPair, LayerPair, prepare_pairs
 from napari_cryoden._qt.train.worker import (
     EventBatches,
     Job,

@@ -10,30 +10,31 @@ same and waits (bounded) for the thread to end.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from magicgui.types import FileDialogMode
-from magicgui.widgets import Container, FileEdit, SpinBox
+from magicgui.widgets import Container
 from qtpy.QtCore import QEvent, QObject, Signal
-from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
-from superqt import QCollapsible
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
 
 from napari_cryoden._qt._models import MODELS
-from napari_cryoden._qt.train.form import ConfigForm, DataForm, FolderPair, LayerPair
+from napari_cryoden._qt.train import layout
+from napari_cryoden._qt.train.data_form import DataForm, FolderPair, LayerPair
+from napari_cryoden._qt.train.form import ConfigForm
 from napari_cryoden._qt.train.loss_plot import LossPlot
 from napari_cryoden._qt.train.process import check_processes, new_job
+from napari_cryoden._qt.train.progress import RunProgress
 from napari_cryoden._qt.train.worker import (
     SHUTDOWN_S,
     Job,
     PastCurves,
     default_run_dir,
-    epochs_done,
+    new_run_dir,
+    resume_dir,
     shutdown_jobs,
 )
 from napari_cryoden.devices import describe_choice
-from napari_cryoden.errors import CryodenError, InputError
+from napari_cryoden.errors import CryodenError
 
 if TYPE_CHECKING:
     import napari
@@ -73,7 +74,6 @@ class TrainWidget(QWidget):
         self.run_dir: Path | None = None
         self._jobs: list[Job] = []
         self._outcome: str | None = None  # "finished", "stopped" or "failed" once known
-        self._progress_state: dict[str, Any] = {}
         self._build()
         self.destroyed.connect(  # closes over the thread-shared state only, not self
             lambda *_, jobs=self._jobs, idle=self.plot.idle: shutdown_jobs(jobs, idle))
@@ -84,18 +84,7 @@ class TrainWidget(QWidget):
     def _build(self) -> None:
         self.data = DataForm(self.viewer)
         self.form = ConfigForm()
-        self.run_folder = FileEdit(mode=FileDialogMode.EXISTING_DIRECTORY, label="run folder")
-        self.run_folder.tooltip = (
-            "Where best.safetensors, last.safetensors and history.json go. Empty: a new folder "
-            "under ~/.napari-cryoden/runs/ is created on Start. Resume continues the run in "
-            "this folder (or the last run of this panel).")
-        self.run_folder.line_edit.native.setPlaceholderText("a new folder on Start")
-        self.processes = SpinBox(
-            value=1, min=1, max=64, label="processes",
-            tooltip="1: train here, in napari. N > 1: data-parallel training in N processes "
-                    "(one per GPU; on the CPU, N processes) as a 'cryoden train --nproc N' "
-                    "subprocess whose progress is shown here; 'batch size' is per process. "
-                    "See docs/distributed.md.")
+        self.run_folder, self.processes = layout.run_folder_edit(), layout.processes_spin()
         self.device_label = QLabel()
         self.device_label.setToolTip("The device that will train ('device' setting).")
         self.form.widget("train.device").changed.connect(self._update_device)
@@ -109,32 +98,29 @@ class TrainWidget(QWidget):
                               *(w for w in self.form.basic if w is not mode), self.processes,
                               self.run_folder])
         self.advanced.extend(self.form.advanced)  # extend after init: labels get one width
-        collapsible = QCollapsible("Advanced settings")
-        collapsible.addWidget(self.advanced.native)
-        collapsible.setToolTip("Model size, normalisation, streaming and random seed.")
-        self.start_button, self.stop_button, self.resume_button = buttons = (
-            QPushButton("Start"), QPushButton("Stop"), QPushButton("Resume"))
-        self.start_button.setToolTip("Train a new model from scratch in a new run folder.")
-        self.stop_button.setToolTip("Stop at the next step; the best and last weights and the "
-                                    "history are kept in the run folder.")
-        self.resume_button.setToolTip("Continue the run folder's last.safetensors up to "
-                                      "'epochs' epochs in total.")
+        self.progress = QProgressBar()
+        self.status = QLabel("Choose the data and press Start.")
+        self.status.setWordWrap(True)
+        self._progress = RunProgress(self.progress, self.status)
+        self.plot = LossPlot(self.viewer)
+        self.plot.setMinimumHeight(260)
+        self._lay_out()
+
+    def _lay_out(self) -> None:
+        advanced = layout.collapsible("Advanced settings", self.advanced,
+                                      "Model size, normalisation, streaming and random seed.")
+        self.start_button, self.stop_button, self.resume_button = buttons = layout.run_buttons()
         row = QHBoxLayout()
         for button, slot in zip(buttons, (self.start, self.stop, self.resume), strict=True):
             button.clicked.connect(lambda *_, slot=slot: slot())
             row.addWidget(button)
-        self.progress = QProgressBar()
-        self.status = QLabel("Choose the data and press Start.")
-        self.status.setWordWrap(True)
-        self.plot = LossPlot(self.viewer)
-        self.plot.setMinimumHeight(260)
-        layout = QVBoxLayout(self)
-        for widget in (self.settings.native, self.device_label, collapsible):
-            layout.addWidget(widget)
-        layout.addLayout(row)
+        column = QVBoxLayout(self)
+        for widget in (self.settings.native, self.device_label, advanced):
+            column.addWidget(widget)
+        column.addLayout(row)
         for widget in (self.progress, self.status):
-            layout.addWidget(widget)
-        layout.addWidget(self.plot, stretch=1)
+            column.addWidget(widget)
+        column.addWidget(self.plot, stretch=1)
 
     def _update_device(self, *_: Any) -> None:
         choice = self.form.widget("train.device").value
@@ -192,7 +178,8 @@ class TrainWidget(QWidget):
             config = self.form.config()
             source = self.data.selection()
             check_processes(source, config, self.processes.value)
-            run_dir = self._resume_dir(config) if resume else self._new_run_dir()
+            run_dir = (resume_dir(self._chosen_folder() or self.run_dir, config.train.epochs)
+                       if resume else new_run_dir(self._chosen_folder()))
         except CryodenError as exc:
             show_error(str(exc))
             return False
@@ -204,26 +191,6 @@ class TrainWidget(QWidget):
     def _chosen_folder(self) -> Path | None:
         text = self.run_folder.line_edit.value.strip()
         return Path(text).expanduser() if text else None
-
-    def _new_run_dir(self) -> Path:
-        chosen = self._chosen_folder()
-        if chosen is None:
-            return default_run_dir()
-        if (chosen / "last.safetensors").exists():
-            raise InputError(f"{chosen} already holds a training run: press Resume to continue "
-                             "it, or choose an empty run folder")
-        return chosen
-
-    def _resume_dir(self, config: Config) -> Path:
-        folder = self._chosen_folder() or self.run_dir
-        if folder is None or not (folder / "last.safetensors").exists():
-            raise InputError(f"{folder or 'no run folder'}: nothing to resume (no "
-                             "last.safetensors); choose a run folder or press Start")
-        done = epochs_done(folder)
-        if done >= config.train.epochs:
-            raise InputError(f"{folder.name} has already trained {done} epoch(s); raise "
-                             f"'epochs' above {done} to continue it")
-        return folder
 
     def _start_worker(self, config: Config, source: LayerPair | FolderPair, run_dir: Path,
                       resume: bool) -> None:
@@ -237,8 +204,7 @@ class TrainWidget(QWidget):
         self.plot.clear()
         self.plot.show_live()
         self.plot.request_redraw()
-        self.progress.setRange(0, 0)  # busy until the first event tells the step count
-        self.status.setText(f"Preparing data in {run_dir}…")
+        self._progress.busy(f"Preparing data in {run_dir}…")  # until TrainStart
         self._set_running(True)
         worker.start()
 
@@ -257,10 +223,10 @@ class TrainWidget(QWidget):
             if isinstance(event, TrainStep):
                 self.plot.add_step(event.epoch - 1 + event.step / event.steps_per_epoch,
                                    event.loss)
-                self._progress_state.update(done=self._progress_state["done"] + 1, last=event)
+                self._progress.step(event)
                 self.step_finished.emit(event)
             elif isinstance(event, TrainStart):
-                self._on_train_start(event)
+                self._progress.start(event)
             elif isinstance(event, PastCurves):
                 self.plot.add_past(event)
             elif isinstance(event, EpochEnd):
@@ -277,30 +243,8 @@ class TrainWidget(QWidget):
             elif isinstance(event, TrainEnd):
                 self._outcome = "stopped" if event.stopped else "finished"
                 self.status.setText(event.describe())
-        self._update_progress()
+        self._progress.update()
         self.plot.request_redraw()
-
-    def _on_train_start(self, event: Any) -> None:
-        total = max(event.epochs - event.first_epoch + 1, 0) * event.steps_per_epoch
-        self._progress_state = {"start": event, "t0": time.monotonic(), "done": 0,
-                                "total": total, "last": None}
-        self.progress.setRange(0, max(total, 1))
-        where = (event.device if event.world_size == 1
-                 else f"{event.world_size} processes × {event.device}")
-        self.status.setText(f"Training on {where}: {event.n_train_patches} training / "
-                            f"{event.n_val_patches} validation patches, "
-                            f"{event.steps_per_epoch} steps per epoch.")
-
-    def _update_progress(self) -> None:
-        state = self._progress_state
-        if not state or state["last"] is None:
-            return
-        done, total, step = state["done"], state["total"], state["last"]
-        elapsed = time.monotonic() - state["t0"]
-        eta = elapsed / done * max(total - done, 0)
-        self.progress.setValue(min(done, total))
-        self.progress.setFormat(f"epoch {step.epoch}/{state['start'].epochs} · step {step.step}/"
-                                f"{step.steps_per_epoch} · ETA {_clock(eta)}")
 
     def _on_error(self, exc: BaseException) -> None:
         from napari.utils.notifications import show_error
@@ -316,15 +260,10 @@ class TrainWidget(QWidget):
         for job in self._jobs:
             job.close_if_abandoned()
         self.plot.show_interactive()
-        if self.progress.maximum() == 0:  # never left "busy": failed while preparing
-            self.progress.setRange(0, 1)
         if self._outcome is None:  # stopped between two yields: the core ended without TrainEnd
             self._outcome = "stopped"
             self.status.setText(f"Stopped: last weights and history are in {self.run_dir}.")
-        state, text = self._progress_state, self._outcome
-        if state.get("last") and self._outcome != "failed":
-            text += f" in epoch {state['last'].epoch}/{state['start'].epochs}"
-        self.progress.setFormat(text)
+        self._progress.finish(self._outcome)
         self._set_running(False)
         self.finished.emit()
 
@@ -355,8 +294,3 @@ class TrainWidget(QWidget):
             self.shutdown()
         return False
 
-
-def _clock(seconds: float) -> str:
-    minutes, secs = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

@@ -4,8 +4,8 @@
 :func:`~napari_cryoden.training.loop.train` generator and yields its events in small batches (at
 most every 50 ms, so a fast CPU run cannot flood the main thread). Nothing here touches a layer
 or a widget; :func:`shutdown_jobs` stops the jobs and waits (bounded) for their threads to end.
-Also the run's small Qt-free helpers: the default run folder, the epochs a run folder has done
-and the device a ``train.device`` choice means.
+Also the run's small Qt-free helpers: the default run folder, the epochs a run folder has done,
+and the folder a Start or a Resume uses.
 """
 
 from __future__ import annotations
@@ -20,13 +20,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from napari_cryoden._qt.train.form import FolderPair, LayerPair, prepare_pairs
+from napari_cryoden._qt.train.data_form import FolderPair, LayerPair, prepare_pairs
+from napari_cryoden.errors import InputError
 
 if TYPE_CHECKING:
     from napari_cryoden.config.sections import Config
 
 __all__ = ["EventBatches", "Job", "PastCurves", "SHUTDOWN_S", "default_run_dir", "drive",
-           "epochs_done", "import_triton_on_main_thread", "run_events", "shutdown_jobs"]
+           "epochs_done", "import_triton_on_main_thread", "new_run_dir", "resume_dir", "run_events",
+           "shutdown_jobs"]
 
 _BATCH_S = 0.05  # the worker yields at most this often while steps stream in
 SHUTDOWN_S = 10.0
@@ -50,6 +52,40 @@ def epochs_done(run_dir: Path) -> int:
         return max((int(e["epoch"]) for e in history.get("epochs", [])), default=0)
     except (OSError, ValueError, KeyError, TypeError):
         return 0
+
+
+def new_run_dir(chosen: Path | None) -> Path:
+    """Give the folder of a new run: ``chosen``, or :func:`default_run_dir` when None.
+
+    Raises
+    ------
+    InputError
+        ``chosen`` already holds a run (a ``last.safetensors``).
+    """
+    if chosen is None:
+        return default_run_dir()
+    if (chosen / "last.safetensors").exists():
+        raise InputError(f"{chosen} already holds a training run: press Resume to continue "
+                         "it, or choose an empty run folder")
+    return chosen
+
+
+def resume_dir(folder: Path | None, epochs: int) -> Path:
+    """Give the run folder to continue up to ``epochs`` epochs in total.
+
+    Raises
+    ------
+    InputError
+        No folder, no ``last.safetensors`` in it, or it has already trained ``epochs``.
+    """
+    if folder is None or not (folder / "last.safetensors").exists():
+        raise InputError(f"{folder or 'no run folder'}: nothing to resume (no "
+                         "last.safetensors); choose a run folder or press Start")
+    done = epochs_done(folder)
+    if done >= epochs:
+        raise InputError(f"{folder.name} has already trained {done} epoch(s); raise "
+                         f"'epochs' above {done} to continue it")
+    return folder
 
 
 @dataclass

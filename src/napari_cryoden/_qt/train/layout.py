@@ -1,0 +1,89 @@
+"""The Train widget's fixed controls: run folder, process count, the run buttons, a section.
+
+Each builder returns one ready widget with its tooltip; :class:`.widget.TrainWidget` wires
+them up and lays them out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from magicgui.types import FileDialogMode
+from magicgui.widgets import Container, FileEdit, SpinBox
+from qtpy.QtWidgets import QPushButton
+from superqt import QCollapsible
+
+__all__ = ["collapsible", "processes_spin", "run_buttons", "run_folder_edit"]
+
+
+def run_folder_edit() -> FileEdit:
+    """Build the run folder chooser (empty: a new folder on Start).
+
+    Returns
+    -------
+    FileEdit
+        A folder chooser with a placeholder and tooltip.
+    """
+    edit = FileEdit(mode=FileDialogMode.EXISTING_DIRECTORY, label="run folder")
+    edit.tooltip = (
+        "Where best.safetensors, last.safetensors and history.json go. Empty: a new folder "
+        "under ~/.napari-cryoden/runs/ is created on Start. Resume continues the run in "
+        "this folder (or the last run of this panel).")
+    edit.line_edit.native.setPlaceholderText("a new folder on Start")
+    return edit
+
+
+def processes_spin() -> SpinBox:
+    """Build the number-of-processes box (1: train in napari; N > 1: a subprocess).
+
+    Returns
+    -------
+    SpinBox
+        1 to 64, starting at 1.
+    """
+    return SpinBox(
+        value=1, min=1, max=64, label="processes",
+        tooltip="1: train here, in napari. N > 1: data-parallel training in N processes "
+                "(one per GPU; on the CPU, N processes) as a 'cryoden train --nproc N' "
+                "subprocess whose progress is shown here; 'batch size' is per process. "
+                "See docs/distributed.md.")
+
+
+def run_buttons() -> tuple[QPushButton, QPushButton, QPushButton]:
+    """Build the Start, Stop and Resume buttons, with tooltips.
+
+    Returns
+    -------
+    tuple of QPushButton
+        ``(start, stop, resume)``, not yet connected.
+    """
+    start, stop, resume = QPushButton("Start"), QPushButton("Stop"), QPushButton("Resume")
+    start.setToolTip("Train a new model from scratch in a new run folder.")
+    stop.setToolTip("Stop at the next step; the best and last weights and the history are "
+                    "kept in the run folder.")
+    resume.setToolTip("Continue the run folder's last.safetensors up to 'epochs' epochs in "
+                      "total.")
+    return start, stop, resume
+
+
+def collapsible(title: str, content: Container[Any], tooltip: str) -> QCollapsible:
+    """Build a collapsed section holding ``content``.
+
+    Parameters
+    ----------
+    title
+        The section's header.
+    content
+        The magicgui container shown when expanded.
+    tooltip
+        The header's tooltip.
+
+    Returns
+    -------
+    QCollapsible
+        The section, collapsed.
+    """
+    section = QCollapsible(title)
+    section.addWidget(content.native)
+    section.setToolTip(tooltip)
+    return section
