@@ -7,7 +7,6 @@ pairs as they do (:func:`napari_cryoden.data.sources.training_data`).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import threading
@@ -112,15 +111,14 @@ def train(config: Config, *, run_dir: str | os.PathLike[str], noisy: Folder = No
     >>> result = cryoden.train(config, noisy="data/noisy", clean="data/clean", run_dir="run")
     >>> model = cryoden.load_model(result.best_path)
     """
-    from ..data.sources import training_data
+    from ..data.sources import TrainSources, training_data
     from ..training.events import TrainEnd
     from ..training.loop import train as run_training
 
     if (even is not None or odd is not None) and config.train.mode == "n2c":
         config = config.replace(train={"mode": "n2n"})  # even/odd halves mean Noise2Noise
-    folders = {"noisy": noisy, "clean": clean, "even": even, "odd": odd, "store": store,
-               "val_noisy": val_noisy, "val_clean": val_clean}
-    sources = argparse.Namespace(**{k: None if v is None else Path(v) for k, v in folders.items()})
+    sources = TrainSources(noisy=noisy, clean=clean, even=even, odd=odd, store=store,
+                           val_noisy=val_noisy, val_clean=val_clean)
     train_set, val_set, clean_val = training_data(sources, config)
     events = run_training(config, train_set, val_set, Path(run_dir), stop=stop, resume=resume,
                           clean_val_pairs=clean_val)
