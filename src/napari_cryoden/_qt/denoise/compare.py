@@ -26,13 +26,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from napari_cryoden.errors import InputError
+from napari_cryoden.inference.region import Box, denoise_region
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     import napari
     from napari.layers import Image, Shapes
-    from torch import nn
 
 __all__ = [
     "Box",
@@ -53,20 +53,6 @@ PERCENTILES = (0.5, 99.5)
 _MAX_SAMPLES = 2**20
 _EPS = 1e-6
 _GRID_SPACING = 6  # screen pixels between the panels
-
-
-@dataclass(frozen=True)
-class Box:
-    """Pixels ``[y0, y1) × [x0, x1)`` of an image, in its data coordinates."""
-
-    y0: int
-    y1: int
-    x0: int
-    x1: int
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return (self.y1 - self.y0, self.x1 - self.x0)
 
 
 @dataclass(frozen=True)
@@ -139,29 +125,6 @@ def import_raw_folder(folder: Path, layout: str, out: Path,
         layout = choose_layout(rank_layouts(buffers, config.model, images,
                                             config.data.normalization))
     return import_raw(folder, out, layout=layout).axes
-
-
-def denoise_region(model: nn.Module, image: Any, box: Box, *, normalization: str,
-                   device: Any = "cpu", progress: Callable[[int, int], None] | None = None,
-                   name: str | None = None) -> np.ndarray:
-    """Denoise the pixels ``box`` of a 2D ``image`` exactly as a whole-image run would.
-
-    The normaliser is fitted on the whole image; the box is read with a margin of the model's
-    receptive radius (the image border, where there is no margin, is zero-padded as in the
-    whole-image pass). Returns a float32 array of ``box.shape``.
-    """
-    from napari_cryoden.data.normalize import fit_normalizer
-    from napari_cryoden.inference.denoiser import denoise, receptive_radius
-
-    normalizer = fit_normalizer(np.asarray(image), normalization, name)
-    margin = receptive_radius(model)
-    ny, nx = np.shape(image)
-    y0, x0 = max(box.y0 - margin, 0), max(box.x0 - margin, 0)
-    y1, x1 = min(box.y1 + margin, ny), min(box.x1 + margin, nx)
-    crop = normalizer.apply(np.asarray(image[y0:y1, x0:x1], dtype=np.float32))
-    out = denoise(model, crop, normalization="none", device=device, progress=progress, name=name)
-    inner = out[box.y0 - y0:box.y1 - y0, box.x0 - x0:box.x1 - x0]
-    return np.asarray(normalizer.invert(inner), dtype=np.float32)
 
 
 def rectangle_box(shapes: Shapes, image: Image) -> Box:
