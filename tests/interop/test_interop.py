@@ -20,12 +20,18 @@ from conftest import write_pairs
 from napari_cryoden.cli.main import main
 from napari_cryoden.config.sections import Config, ModelConfig
 from napari_cryoden.data.pairs import find_pairs
-from napari_cryoden.errors import WeightFileError
-from napari_cryoden.interop.auto import distinct_axis_orders, load_validation, score_model
+from napari_cryoden.errors import InputError, WeightFileError
+from napari_cryoden.interop.auto import (
+    distinct_axis_orders,
+    import_raw_folder,
+    load_validation,
+    score_model,
+)
 from napari_cryoden.interop.raw import (
     LAYOUTS,
     all_axis_orders,
     check_roundtrips,
+    export_raw,
     from_layout,
     read_raw,
     to_layout,
@@ -357,3 +363,22 @@ def test_check_weights_catches_a_broken_reader(streaks, monkeypatch) -> None:
                         lambda b, s, a: real(b, s, "hwio" if a == "whio" else a))
     rows = {r.layout: r for r in check_roundtrips(model, ckpt.config)}
     assert not rows["fortran"].passed and rows["oihw"].passed and rows["hwio"].passed
+
+
+# -- the Denoise widget's import, headless -----------------------------------------------------
+def test_import_raw_folder_reads_the_sidecar_layout_or_ranks_on_a_pair(streaks,
+                                                                        tmp_path: Path) -> None:
+    original, _ = load_checkpoint(streaks["model"])
+    folder = tmp_path / "raw"
+    export_raw(streaks["model"], folder, "fortran")
+    explicit = tmp_path / "explicit.safetensors"
+    assert import_raw_folder(folder, "fortran", explicit) == "whio"
+    pair = load_validation(*streaks["val"])[0]
+    ranked = tmp_path / "auto.safetensors"
+    assert import_raw_folder(folder, "auto", ranked, pair) == "whio"
+    for path in (explicit, ranked):
+        imported, ckpt = load_checkpoint(path)
+        assert torch.equal(output(imported), output(original))
+        assert ckpt.normalization == "meanstd"  # from the sidecar
+    with pytest.raises(InputError, match="noisy/clean pair"):
+        import_raw_folder(folder, "auto", tmp_path / "none.safetensors")

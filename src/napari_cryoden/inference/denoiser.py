@@ -101,7 +101,8 @@ def denoise(
         ``none``, ``meanstd`` or ``percentile``: fitted on each whole slice, applied to its tiles
         and inverted on the outputs, so brightness is kept and tiling does not change the result.
     device
-        ``cpu``, ``cuda``, ``cuda:N``, ``mps`` or ``auto`` (cuda > mps > cpu).
+        ``cpu``, ``cuda``, ``cuda:N``, ``mps`` or ``auto`` (cuda > mps > cpu); a
+        ``torch.device`` is taken as already resolved and used as given.
     tile_size, batch_size
         Largest tile edge (halo included) and tiles per forward pass; chosen from the device and
         the memory available when ``None`` (see :func:`plan_tiles`).
@@ -136,7 +137,7 @@ def denoise(
         An unknown ``precision`` or ``normalization``.
     """
     stack = _as_stack(image)
-    dev = resolve_device(device)
+    dev = _device(device)
     precision = _resolve_precision(precision, amp, dev)
     if precision in loops.AUTOCAST and dev.type == "cpu":
         warnings.warn(f"denoise: {precision} on CPU is usually slower than fp32 (it needs "
@@ -206,7 +207,7 @@ def compare_precision(
         An unknown ``precision`` or ``normalization``.
     """
     stack = _as_stack(image)
-    dev = resolve_device(device)
+    dev = _device(device)
     precision = _resolve_precision(precision, False, dev)
     step = max(1, math.ceil(stack.shape[1] / MAX_FIT_ROWS))
     std = float(np.asarray(stack[0, ::step], np.float64).std())
@@ -283,6 +284,11 @@ def _back_off(plan: TilePlan, shape: tuple[int, ...]) -> TilePlan:
                   f"retrying with tile {new.tile} x batch {new.batch}", RuntimeWarning,
                   stacklevel=3)
     return new
+
+
+def _device(device: str | torch.device) -> torch.device:
+    """A ``torch.device`` as given (resolved once by the caller), else the resolved choice."""
+    return device if isinstance(device, torch.device) else resolve_device(device)
 
 
 def _resolve_precision(precision: str, amp: bool, dev: torch.device) -> str:

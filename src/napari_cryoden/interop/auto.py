@@ -40,7 +40,7 @@ from .raw import (
 
 __all__ = ["AUTO_MARGIN", "Candidate", "LayoutRanking", "LayoutAmbiguousError", "ImportResult",
            "AUTO_MIN_T", "distinct_axis_orders", "load_validation", "score_model", "rank_layouts",
-           "choose_layout", "import_raw"]
+           "choose_layout", "import_config", "import_raw", "import_raw_folder"]
 
 AUTO_MARGIN = 0.01  # the best layout must beat the runner-up's MSE by more than this (relative)
 AUTO_MIN_T = 3.0  # ... and do so consistently: paired t of the per-tile MSE differences
@@ -277,9 +277,8 @@ def import_raw(folder: str | os.PathLike[str], out: str | os.PathLike[str], *,
     from ..models.checkpoint import save_checkpoint
 
     sidecar = read_sidecar(folder) or {}
-    config = _import_config(model, normalization, sidecar, Path(folder))
-    names = names or RawNames(sidecar.get("weights_pattern", RawNames.weights),
-                              sidecar.get("bias_pattern", RawNames.bias))
+    config = import_config(folder, sidecar, model, normalization)
+    names = names or _sidecar_names(sidecar)
     layout = layout or sidecar.get("layout") or "oihw"
     buffers = read_raw_buffers(folder, config.model, names)
     images = load_validation(*validation, max_images, crop) if validation else None
@@ -308,11 +307,77 @@ def import_raw(folder: str | os.PathLike[str], out: str | os.PathLike[str], *,
     return result
 
 
-def _import_config(model: ModelConfig | None, normalization: str | None,
-                   sidecar: dict[str, Any], folder: Path) -> Config:
+def import_raw_folder(folder: str | os.PathLike[str], layout: str, out: str | os.PathLike[str],
+                      pair: tuple[np.ndarray, np.ndarray] | None = None) -> str:
+    """Write a folder of raw weight files as the weight file ``out``; return the axes used.
+
+    What *Open raw weight folder…* of the Denoise widget runs (in a worker).
+
+    Parameters
+    ----------
+    folder, out
+        The raw folder and the weight file to write.
+    layout
+        A layout name, an axis string, or ``"auto"``: rank the axis orders on ``pair``.
+    pair
+        A (noisy, clean) pair of 2D images, needed for ``"auto"``.
+
+    Returns
+    -------
+    str
+        The axis string the folder was read in.
+
+    Raises
+    ------
+    InputError
+        ``"auto"`` without a pair.
+    LayoutAmbiguousError
+        ``"auto"`` found no clear winner.
+    """
+    if layout == "auto":
+        if pair is None:
+            raise InputError("layout auto needs a noisy/clean pair to rank the layouts")
+        sidecar = read_sidecar(folder) or {}
+        config = import_config(folder, sidecar)
+        buffers = read_raw_buffers(folder, config.model, _sidecar_names(sidecar))
+        images = [(np.asarray(pair[0], np.float32), np.asarray(pair[1], np.float32))]
+        layout = choose_layout(rank_layouts(buffers, config.model, images,
+                                            config.data.normalization))
+    return import_raw(folder, out, layout=layout).axes
+
+
+def import_config(folder: str | os.PathLike[str], sidecar: dict[str, Any],
+                  model: ModelConfig | None = None, normalization: str | None = None) -> Config:
+    """The config a raw folder's weights are imported with.
+
+    Parameters
+    ----------
+    folder
+        The raw folder (named in errors).
+    sidecar
+        Its ``cryoden_raw.json`` (:func:`~napari_cryoden.interop.raw.read_sidecar`), or ``{}``.
+    model, normalization
+        Given explicitly (flags); default: the sidecar's, else the seed's net and ``"none"``.
+
+    Returns
+    -------
+    Config
+        The architecture and the intensity normalisation of the weights.
+
+    Raises
+    ------
+    WeightFileError
+        The sidecar's model does not make a valid config.
+    """
     try:
         model_dict = dict(sidecar.get("model", {})) if model is None else asdict(model)
         norm = normalization or sidecar.get("normalization") or "none"
         return Config.from_dict({"model": model_dict, "data": {"normalization": norm}})
     except ConfigError as exc:
         raise WeightFileError(f"{folder}: {exc}") from None
+
+
+def _sidecar_names(sidecar: dict[str, Any]) -> RawNames:
+    """The file name patterns of a sidecar, else the Fortran trainer's."""
+    return RawNames(sidecar.get("weights_pattern", RawNames.weights),
+                    sidecar.get("bias_pattern", RawNames.bias))

@@ -1,13 +1,16 @@
 """The Denoise panel: run a trained model on an image layer, whole or a region, and compare.
 
 The user picks an image layer, a model (one the Train widget registered, or a ``.safetensors``
-file), a device and a region, and clicks *Denoise*. The core's :func:`inference.denoise` runs in
-a napari worker; its progress callback is forwarded to the main thread, where the progress bar
-and, at the end, the ``"<name> denoised"`` layer are updated. Workers never touch layers.
+file), a device and a region, and clicks *Denoise*. The panel turns its choices into a
+:class:`~napari_cryoden.inference.job.DenoiseJob`; the core's
+:func:`~napari_cryoden.inference.job.run_job` runs it in a napari worker; its progress callback is
+forwarded to the main thread, where the progress bar and, at the end, the ``"<name> denoised"``
+layer are updated. Workers never touch layers.
 
-A region (a Shapes rectangle or the field of view) is denoised with a margin of the model's
-receptive radius and normalised with the statistics of the whole slice, so the pixels written
-are exactly those of a whole-image run; the rest of ``"<name> denoised"`` keeps the input.
+A region (a Shapes rectangle or the field of view, :mod:`.regions`) is denoised by
+:func:`~napari_cryoden.inference.region.denoise_region`: its pixels are exactly those of a
+whole-image run; the rest of ``"<name> denoised"`` keeps the input (:mod:`.layers`, which also
+holds the side-by-side compare). *Open raw weight folder…* is in :mod:`.raw_folders`.
 """
 
 from __future__ import annotations
@@ -24,19 +27,13 @@ from psygnal import Signal
 from superqt.utils import ensure_main_thread
 
 from napari_cryoden._qt._models import MODELS, SHIPPED_LABELS
-from napari_cryoden._qt.denoise.compare import (
-    Box,
-    DenoiseJob,
-    DenoiseResult,
-    SideBySide,
-    field_of_view_box,
-    import_raw_folder,
-    rectangle_box,
-    run_job,
-    write_denoised,
-)
+from napari_cryoden._qt.denoise.layers import SideBySide, write_denoised
+from napari_cryoden._qt.denoise.raw_folders import RAW_LAYOUTS, RawFolders, message
+from napari_cryoden._qt.denoise.regions import field_of_view_box, rectangle_box
 from napari_cryoden.config.sections import DEVICES
-from napari_cryoden.errors import CryodenError, InputError
+from napari_cryoden.errors import InputError
+from napari_cryoden.inference.job import DenoiseJob, DenoiseResult, run_job
+from napari_cryoden.inference.region import Box
 
 if TYPE_CHECKING:
     import napari
@@ -46,11 +43,9 @@ __all__ = ["DenoiseWidget", "REGIONS", "RAW_LAYOUTS"]
 WHOLE, RECTANGLE, FIELD_OF_VIEW = (
     "whole image", "rectangle in a Shapes layer", "current field of view")
 REGIONS = (WHOLE, RECTANGLE, FIELD_OF_VIEW)
-RAW_LAYOUTS = ("oihw", "fortran", "hwio", "seed-legacy", "auto")  # interop.LAYOUTS + auto
-AUTO_CROP = 512  # px: auto ranks the layouts on this central square of the noisy/clean pair
 
 
-class DenoiseWidget(Container):
+class DenoiseWidget(RawFolders, Container):
     """Denoise an image layer with a trained model, and compare noisy | denoised | clean."""
 
     finished = Signal(object)
@@ -62,8 +57,6 @@ class DenoiseWidget(Container):
         super().__init__(labels=True)
         self.viewer = viewer
         self.worker: Any = None
-        self.raw_worker: Any = None
-        self.raw_folder: Path | None = None
         self.side_by_side = SideBySide(viewer)
         self._source: Image | None = None
         self._clean_chosen = False
@@ -73,6 +66,17 @@ class DenoiseWidget(Container):
 
     # ---- building ---------------------------------------------------------------------------
     def _build(self) -> None:
+        self._build_raw()
+        self._build_model_choice()
+        self._build_run()
+        self._build_compare()
+        self.extend([self.image, self.model, self.open_button, self.raw_layout,
+                     self.raw_button, self.device, self.region,
+                     self.shapes, self.denoise_button, self.progress, self.status,
+                     self.clean, self.compare_button])
+        self.shapes.visible = False
+
+    def _build_model_choice(self) -> None:
         self.image = ComboBox(label="Image", choices=self._images,
                               tooltip="The micrograph or stack to denoise (an Image layer).")
         self.model = ComboBox(label="Model", choices=lambda _: MODELS.labels(), tooltip=(
@@ -82,17 +86,10 @@ class DenoiseWidget(Container):
             "'general-fast' (the 3-layer net, ~10x faster on a CPU)."))
         self.open_button = PushButton(text="Open weight file…", tooltip=(
             "Choose a .safetensors weight file written by cryoden; it is added to Model."))
-        self.raw_button = PushButton(text="Open raw weight folder…", tooltip=(
-            "Choose a folder of raw float32 files (conv1_weights.bin, conv1_bias.bin, …), e.g. "
-            "from the Fortran trainer; it is read in Raw layout and added to Model."))
-        self.raw_layout = ComboBox(label="Raw layout", choices=RAW_LAYOUTS, value="oihw",
-                                   tooltip=(
-            "How the raw files order each kernel: oihw (PyTorch), fortran (whio), hwio, "
-            "seed-legacy (hwio, the seed's bug), or auto: try them all on the Image layer and "
-            "the Clean layer and keep the clear winner. Set from the folder's cryoden_raw.json "
-            "when it has one; changing it re-reads the folder."))
         self.device = ComboBox(label="Device", choices=DEVICES, value="auto", tooltip=(
             "Where the model runs: auto (cuda > mps > cpu), cpu, cuda or mps."))
+
+    def _build_run(self) -> None:
         self.region = ComboBox(label="Region", choices=REGIONS, value=WHOLE, tooltip=(
             "Denoise the whole image (every slice of a stack), the first selected rectangle of a "
             "Shapes layer, or what the canvas shows now. Regions of a stack use the slice shown."))
@@ -102,17 +99,14 @@ class DenoiseWidget(Container):
             "Adds (or updates) the layer '<image> denoised' with the same scale and position."))
         self.progress = ProgressBar(label="Progress", value=0, min=0, max=1)
         self.status = Label(label="", value="")
+
+    def _build_compare(self) -> None:
         self.clean = ComboBox(label="Clean (optional)", choices=self._clean_choices, tooltip=(
             "A noise-free or reference image shown as the third panel of Compare; 'none' "
             "shows noisy | denoised only. Contrast is taken from it when given."))
         self.compare_button = PushButton(text="Compare side by side", tooltip=(
             "Grid view: noisy | denoised | clean with the same contrast limits; pan and zoom "
             "move all panels together. Click again to go back."))
-        self.extend([self.image, self.model, self.open_button, self.raw_layout,
-                     self.raw_button, self.device, self.region,
-                     self.shapes, self.denoise_button, self.progress, self.status,
-                     self.clean, self.compare_button])
-        self.shapes.visible = False
 
     def _connect(self) -> None:
         events = self.viewer.layers.events
@@ -126,8 +120,6 @@ class DenoiseWidget(Container):
         self.native.destroyed.connect(partial(MODELS.changed.disconnect,
                                               self._on_model_registered, missing_ok=True))
         self.open_button.clicked.connect(self._open_weight_file)
-        self.raw_button.clicked.connect(self._open_raw_folder)
-        self.raw_layout.changed.connect(self._on_raw_layout_changed)
         self.region.changed.connect(self._on_region_changed)
         self.denoise_button.clicked.connect(self.start)
         self.compare_button.clicked.connect(self.toggle_compare)
@@ -180,81 +172,6 @@ class DenoiseWidget(Container):
         MODELS.register(path.name, path)
         self.model.value = path.name
 
-    # ---- raw weight folders ------------------------------------------------------------------
-    def _open_raw_folder(self) -> None:
-        from qtpy.QtWidgets import QFileDialog
-
-        folder = QFileDialog.getExistingDirectory(self.native, "Open a raw weight folder")
-        if folder:
-            self.add_raw_folder(folder)
-
-    def _on_raw_layout_changed(self, value: str) -> None:
-        if self.raw_folder is not None:
-            self.add_raw_folder(self.raw_folder, value)
-
-    def add_raw_folder(self, folder: str | Path, layout: str | None = None) -> None:
-        """Import a raw weight folder in ``layout`` (default: its sidecar's, else the chosen
-        one) in a worker; the model is registered as ``"<folder> (raw, <layout>)"``."""
-        from napari_cryoden.interop.raw import read_sidecar
-
-        folder = Path(folder)
-        try:
-            layout = layout or _layout_choice((read_sidecar(folder) or {}).get("layout"),
-                                              self.raw_layout.value)
-        except CryodenError as exc:
-            show_error(_message(exc))
-            return
-        self.raw_folder = folder
-        with self.raw_layout.changed.blocked():
-            self.raw_layout.value = layout
-        try:
-            pair = self._auto_pair() if layout == "auto" else None
-        except InputError as exc:
-            show_error(_message(exc))
-            return
-        self._start_raw_import(folder, layout, pair)
-
-    def _auto_pair(self) -> tuple[np.ndarray, np.ndarray]:
-        noisy, clean = self.image.value, self.clean.value
-        if noisy is None or clean is None or clean is noisy:
-            raise InputError("Raw layout auto needs a noisy/clean pair: pick the noisy "
-                             "micrograph under Image and its clean reference under 'Clean "
-                             "(optional)', or choose the writer's layout")
-        pair = tuple(_central_slice(layer.data) for layer in (noisy, clean))
-        if pair[0].shape != pair[1].shape:
-            raise InputError(f"{noisy.name!r} and {clean.name!r} differ in shape: auto needs "
-                             "a matching noisy/clean pair")
-        return pair  # type: ignore[return-value]
-
-    def _start_raw_import(self, folder: Path, layout: str,
-                          pair: tuple[np.ndarray, np.ndarray] | None) -> None:
-        from napari.qt.threading import create_worker
-
-        if self.raw_worker is not None:
-            show_warning("Still reading the previous raw weight folder: try again in a moment")
-            return
-        out = _raw_dir() / f"{len(MODELS.registered())}-{folder.name}-{layout}.safetensors"
-        self.raw_button.enabled, self.raw_button.text = False, "Reading raw weights…"
-        self.raw_worker = create_worker(import_raw_folder, folder, layout, out, pair, _connect={
-            "returned": partial(self._on_raw_returned, folder, layout, out),
-            "errored": self._on_raw_errored, "finished": self._on_raw_finished})
-
-    def _on_raw_returned(self, folder: Path, layout: str, out: Path, axes: str) -> None:
-        label = f"{folder.name} (raw, {layout if layout != 'auto' else 'auto: ' + axes})"
-        MODELS.register(label, out)
-        self.model.value = label
-        self.raw_loaded.emit(label)
-
-    def _on_raw_errored(self, exc: BaseException) -> None:
-        ranking = getattr(exc, "ranking", None)
-        table = "\n".join(ranking.table().splitlines()[:4]) if ranking is not None else ""
-        show_error(f"Could not read the raw weight folder: {_message(exc)}"
-                   + (f"\n{table}" if table else ""))
-
-    def _on_raw_finished(self) -> None:
-        self.raw_worker = None
-        self.raw_button.enabled, self.raw_button.text = True, "Open raw weight folder…"
-
     # ---- running ------------------------------------------------------------------------------
     @property
     def busy(self) -> bool:
@@ -267,7 +184,7 @@ class DenoiseWidget(Container):
         try:
             job, source = self._make_job()
         except Exception as exc:  # a slot must not raise: tell the user instead
-            show_error(_message(exc))
+            show_error(message(exc))
             return
         from napari.qt.threading import create_worker
 
@@ -326,7 +243,7 @@ class DenoiseWidget(Container):
         try:
             layer = write_denoised(self.viewer, source, result.data, job.box, job.z, metadata)
         except Exception as exc:  # e.g. the input changed shape meanwhile
-            show_error(f"Could not write the denoised layer: {_message(exc)}")
+            show_error(f"Could not write the denoised layer: {message(exc)}")
             return
         size = "×".join(str(n) for n in result.data.shape)
         self.status.value = f"{size} px in {result.seconds:.2f} s"
@@ -350,7 +267,7 @@ class DenoiseWidget(Container):
             notifications.show_warning(f"Check the weights: {warning}")
 
     def _on_errored(self, exc: BaseException) -> None:
-        show_error(f"Denoising failed: {_message(exc)}")
+        show_error(f"Denoising failed: {message(exc)}")
 
     def _on_finished(self) -> None:
         self.worker, self._source = None, None
@@ -380,40 +297,3 @@ class DenoiseWidget(Container):
             panels.append(clean)
         self.side_by_side.show(panels, reference=panels[2] if len(panels) == 3 else noisy)
         self.compare_button.text = "Back to single view"
-
-
-def _message(exc: BaseException) -> str:
-    """Our errors are written for users; others get their type name for the bug report."""
-    return str(exc) if isinstance(exc, CryodenError) else f"{type(exc).__name__}: {exc}"
-
-
-def _layout_choice(sidecar_layout: str | None, current: str) -> str:
-    """The combo choice for a sidecar's layout (a name or an axis string), else ``current``."""
-    from napari_cryoden.interop.raw import LAYOUTS
-
-    if sidecar_layout in RAW_LAYOUTS:
-        return str(sidecar_layout)
-    names = [name for name, axes in LAYOUTS.items() if axes == sidecar_layout]
-    return names[0] if names else current
-
-
-def _central_slice(data: Any) -> np.ndarray:
-    """The first slice of a stack, central ``AUTO_CROP`` px square, as float32."""
-    image = np.asarray(data[0] if np.ndim(data) == 3 else data, np.float32)
-    y, x = (max((n - AUTO_CROP) // 2, 0) for n in image.shape)
-    return image[y:y + AUTO_CROP, x:x + AUTO_CROP]
-
-
-_RAW_DIR: list[Path] = []
-
-
-def _raw_dir() -> Path:
-    """A temporary folder for imported raw models, removed when Python exits."""
-    if not _RAW_DIR:
-        import atexit
-        import shutil
-        import tempfile
-
-        _RAW_DIR.append(Path(tempfile.mkdtemp(prefix="cryoden-raw-")))
-        atexit.register(shutil.rmtree, _RAW_DIR[0], ignore_errors=True)
-    return _RAW_DIR[0]

@@ -1,0 +1,82 @@
+"""One denoise request as plain data, and the function that carries it out (no Qt, no napari).
+
+The Denoise widget builds a :class:`DenoiseJob` from its choices on the main thread, runs
+:func:`run_job` in a worker, and writes the :class:`DenoiseResult` into a layer back on the main
+thread. The device is resolved once per job and handed down as a ``torch.device``. Torch is
+imported only when a job runs, so that building a job stays light.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .region import Box, denoise_region
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["DenoiseJob", "DenoiseResult", "run_job"]
+
+
+@dataclass(frozen=True)
+class DenoiseJob:
+    """Everything a denoise run needs: plain data, no layers.
+
+    ``image`` is the whole image or stack when denoising it whole; for a region (``box``) it is
+    the 2D slice ``z`` of a stack (``z`` is None for a 2D image). ``device`` is a choice
+    (``auto``, ``cpu``, ``cuda[:n]``, ``mps``) or a ``torch.device``.
+    """
+
+    weights: Path
+    device: str | torch.device
+    image: Any
+    box: Box | None = None
+    name: str = "image"
+    z: int | None = None
+
+
+@dataclass(frozen=True)
+class DenoiseResult:
+    """The denoised image (or the pixels of ``job.box``) and how long the model ran."""
+
+    job: DenoiseJob
+    data: np.ndarray
+    seconds: float
+
+
+def run_job(job: DenoiseJob, progress: Callable[[int, int], None] | None = None) -> DenoiseResult:
+    """Resolve the device, load the checkpoint and denoise the whole image or the box.
+
+    Parameters
+    ----------
+    job
+        What to denoise, with which weights, where.
+    progress
+        Called as ``progress(done_tiles, total_tiles)`` after each batch of tiles (from the
+        thread that runs the job).
+
+    Returns
+    -------
+    DenoiseResult
+        The float32 result (the image's shape, or ``job.box.shape``) and the model's run time
+        (loading excluded).
+    """
+    from ..devices import resolve_device
+    from ..models.checkpoint import load_checkpoint
+    from .denoiser import denoise
+
+    device = resolve_device(job.device)
+    model, checkpoint = load_checkpoint(job.weights, device)
+    start = time.perf_counter()
+    options = {"normalization": checkpoint.normalization, "device": device, "progress": progress}
+    if job.box is None:
+        data = denoise(model, np.asarray(job.image), name=job.name, **options)
+    else:
+        data = denoise_region(model, job.image, job.box, name=job.name, **options)
+    return DenoiseResult(job, data, time.perf_counter() - start)

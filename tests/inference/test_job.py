@@ -1,0 +1,64 @@
+"""The denoise job of the widget, headless: one device resolution, whole image or a box."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from napari_cryoden.config.sections import Config
+from napari_cryoden.errors import InputError
+from napari_cryoden.inference import denoiser
+from napari_cryoden.inference.job import DenoiseJob, run_job
+from napari_cryoden.inference.region import Box
+from napari_cryoden.models.checkpoint import load_checkpoint, save_checkpoint
+from napari_cryoden.models.nets import build_model
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    config = Config()  # the seed's net, meanstd normalisation
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    return save_checkpoint(path, build_model(config.model, seed=0), config, epoch=1)
+
+
+def _micrograph() -> np.ndarray:
+    return np.random.default_rng(3).normal(2.0, 0.5, (80, 96)).astype(np.float32)
+
+
+def _reference(weights: Path, image: np.ndarray) -> np.ndarray:
+    model, checkpoint = load_checkpoint(weights)
+    return denoiser.denoise(model, image, normalization=checkpoint.normalization)
+
+
+def test_a_whole_image_job_equals_the_core_result_and_reports_progress(weights: Path) -> None:
+    image = _micrograph()
+    seen: list[tuple[int, int]] = []
+    result = run_job(DenoiseJob(weights, "cpu", image, name="mic"),
+                     lambda done, total: seen.append((done, total)))
+    np.testing.assert_allclose(result.data, _reference(weights, image), atol=1e-6)
+    assert result.seconds >= 0 and seen and seen[-1][0] == seen[-1][1]
+
+
+def test_a_box_job_equals_the_crop_of_the_whole_image(weights: Path) -> None:
+    image = _micrograph()
+    result = run_job(DenoiseJob(weights, "auto", image, Box(10, 50, 0, 30), "mic"))
+    np.testing.assert_allclose(result.data, _reference(weights, image)[10:50, 0:30], atol=1e-5)
+
+
+def test_the_device_is_resolved_once_per_job(weights: Path, monkeypatch) -> None:
+    """denoise() takes the job's torch.device as resolved: it does not resolve it again."""
+    def refuse(choice: object, **_: object) -> torch.device:
+        raise AssertionError(f"resolved again: {choice!r}")
+
+    monkeypatch.setattr(denoiser, "resolve_device", refuse)
+    result = run_job(DenoiseJob(weights, "cpu", _micrograph()))
+    assert result.data.shape == (80, 96)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_missing_device_is_a_one_line_error(weights: Path) -> None:
+    with pytest.raises(InputError, match="CUDA is not available"):
+        run_job(DenoiseJob(weights, "cuda", _micrograph()))
