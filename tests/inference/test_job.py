@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 import torch
 
 from napari_cryoden.config.sections import Config
+from napari_cryoden.devices import resolve_device
 from napari_cryoden.errors import InputError
 from napari_cryoden.inference import denoiser
 from napari_cryoden.inference.job import DenoiseJob, run_job
@@ -49,13 +51,21 @@ def test_a_box_job_equals_the_crop_of_the_whole_image(weights: Path) -> None:
 
 
 def test_the_device_is_resolved_once_per_job(weights: Path, monkeypatch) -> None:
-    """denoise() takes the job's torch.device as resolved: it does not resolve it again."""
-    def refuse(choice: object, **_: object) -> torch.device:
-        raise AssertionError(f"resolved again: {choice!r}")
+    """The job resolves its choice once; denoise() takes the torch.device as resolved."""
+    calls: list[object] = []
 
-    monkeypatch.setattr(denoiser, "resolve_device", refuse)
-    result = run_job(DenoiseJob(weights, "cpu", _micrograph()))
-    assert result.data.shape == (80, 96)
+    def counted(choice: object = "auto", *, check: bool = True) -> torch.device:
+        calls.extend([choice] if check else [])  # check=False only parses (tile planning)
+        return resolve_device(choice, check=check)
+
+    for module in list(sys.modules.values()):
+        if module is not None and module.__name__.startswith("napari_cryoden") and \
+                getattr(module, "resolve_device", None) is resolve_device:
+            monkeypatch.setattr(module, "resolve_device", counted)
+    for box in (None, Box(0, 20, 0, 20)):
+        run_job(DenoiseJob(weights, "cpu", _micrograph(), box))
+        assert calls == ["cpu"]
+        calls.clear()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")

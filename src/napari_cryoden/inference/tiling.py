@@ -149,11 +149,7 @@ def plan_tiles(
     on_cpu = dev.type == "cpu"
     half = (amp or precision in _REDUCED) and not on_cpu
     per_pixel = (2 if half else 4) * (in_channels + 2 * hidden_channels)
-    budget = budget_bytes if budget_bytes is not None else _activation_budget(dev)
-    if not on_cpu:  # the input and the accumulated output of a slice live on the device
-        per_pixel += 8
-        budget = max(budget - 8 * ny * nx, budget // 4)
-    pixels = max(1, budget // per_pixel)
+    pixels = _batch_pixels(dev, ny * nx, per_pixel, budget_bytes)
     if tile_size is None:
         per_tile = min(pixels // (batch_size or 1), _INT32_ELEMENTS // max(hidden_channels, 1))
         fit = max(min_tile, math.isqrt(per_tile) // 32 * 32)
@@ -166,9 +162,24 @@ def plan_tiles(
     n_tiles = nz * gy * gx
     if batch_size is None:
         fits = _preferred_tile(True, halo, hidden_channels) ** 2 if on_cpu else pixels
-        most = max(1, min(MAX_BATCH, n_tiles, fits // (ty * tx)))
-        batch_size = math.ceil(n_tiles / math.ceil(n_tiles / most))  # equal batches
+        batch_size = _even_batch(n_tiles, fits // (ty * tx))
     return TilePlan((ty, tx), halo, blend, max(1, batch_size), (gy, gx), n_tiles, multiple)
+
+
+def _batch_pixels(dev: torch.device, plane_pixels: int, per_pixel: int,
+                  budget_bytes: int | None) -> int:
+    """Tile pixels one batch may hold: the activation budget over the bytes per pixel."""
+    budget = budget_bytes if budget_bytes is not None else _activation_budget(dev)
+    if dev.type != "cpu":  # the input and the accumulated output of a slice live on the device
+        per_pixel += 8
+        budget = max(budget - 8 * plane_pixels, budget // 4)
+    return max(1, budget // per_pixel)
+
+
+def _even_batch(n_tiles: int, fits: int) -> int:
+    """The batch size: at most ``fits`` tiles (and :data:`MAX_BATCH`), equal batches."""
+    most = max(1, min(MAX_BATCH, n_tiles, fits))
+    return math.ceil(n_tiles / math.ceil(n_tiles / most))
 
 
 def _preferred_tile(on_cpu: bool, halo: int, hidden_channels: int) -> int:

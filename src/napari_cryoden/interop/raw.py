@@ -12,7 +12,8 @@ buffer's axes in C order (last letter fastest), from ``o`` (out channels), ``i``
 - ``seed-legacy`` (``hwio``): what the seed's old loader assumed,
   ``reshape(kH, kW, in, out).transpose(3, 2, 0, 1)`` — the same order as ``hwio``.
 
-Any permutation of the four letters is accepted too (e.g. ``ohwi``). :func:`check_roundtrips`
+Any permutation of the four letters is accepted too (e.g. ``ohwi``); the axis arithmetic is in
+:mod:`napari_cryoden.interop.layouts` (re-exported here). :func:`check_roundtrips`
 writes a model in every format and layout and checks that reading it back changes no output.
 docs/weight-interop.md draws the memory orders and works through the seed's bug;
 :mod:`napari_cryoden.interop.auto` imports folders and ranks the layouts on data (``auto``).
@@ -20,7 +21,6 @@ docs/weight-interop.md draws the memory orders and works through the seed's bug;
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import string
@@ -37,6 +37,15 @@ from ..config.sections import Config, ModelConfig
 from ..errors import InputError, WeightFileError
 from ..io.atomic import atomic_write_bytes
 from ..models.nets import build_model, expected_shapes
+from .layouts import (
+    AXES,
+    LAYOUTS,
+    all_axis_orders,
+    from_layout,
+    layout_name,
+    resolve_layout,
+    to_layout,
+)
 
 __all__ = [
     "AXES", "LAYOUTS", "SIDECAR", "RawNames", "resolve_layout", "layout_name", "all_axis_orders",
@@ -44,9 +53,6 @@ __all__ = [
     "read_raw", "read_sidecar", "export_raw", "RoundTrip", "check_roundtrips", "format_roundtrips",
 ]
 
-AXES = "oihw"  # the model's own order: (out, in, kH, kW)
-LAYOUTS: dict[str, str] = {"oihw": "oihw", "fortran": "whio", "hwio": "hwio",
-                           "seed-legacy": "hwio"}
 SIDECAR = "cryoden_raw.json"  # written by export_raw; optional on import
 _SIDECAR_TYPES = {"layout": str, "model": dict, "normalization": str, "weights_pattern": str,
                   "bias_pattern": str}
@@ -82,42 +88,6 @@ def _plain_pattern(pattern: object) -> bool:
         return False
     bare = bool(fields) and all(field == ("k", "", None) for field in fields)
     return bare and pattern.format(k=1) not in (".", "..")
-
-
-def all_axis_orders() -> list[str]:
-    """The 24 permutations of ``"oihw"``, the model's own order first."""
-    return ["".join(p) for p in itertools.permutations(AXES)]
-
-
-def resolve_layout(layout: str) -> str:
-    """The axis string of a layout name (``oihw``, ``fortran``, ``hwio``, ``seed-legacy``) or of
-    a permutation of ``oihw`` given directly; ``auto`` is not a layout (see interop_auto)."""
-    axes = LAYOUTS.get(layout, layout)
-    if sorted(axes) != sorted(AXES):
-        known = ", ".join([*LAYOUTS, "auto"])
-        raise InputError(f"unknown layout {layout!r}: use one of {known}, or a permutation of "
-                         f"the letters o, i, h, w (C order, last fastest)")
-    return axes
-
-
-def layout_name(axes: str) -> str:
-    """A readable name of an axis string: ``"whio (fortran)"``, ``"hwio (seed-legacy)"``."""
-    others = [name for name, value in LAYOUTS.items() if value == axes and name != axes]
-    return f"{axes} ({' = '.join(others)})" if others else axes
-
-
-def to_layout(weight: np.ndarray, axes: str) -> np.ndarray:
-    """The flat buffer a writer of layout ``axes`` produces from an (out, in, kH, kW) array."""
-    order = [AXES.index(a) for a in resolve_layout(axes)]
-    return np.ascontiguousarray(np.transpose(weight, order)).ravel()
-
-
-def from_layout(buffer: np.ndarray, shape: tuple[int, ...], axes: str) -> np.ndarray:
-    """Read a flat buffer of layout ``axes`` as an (out, in, kH, kW) array of ``shape``."""
-    axes = resolve_layout(axes)
-    size = dict(zip(AXES, shape, strict=True))
-    stacked = np.asarray(buffer).reshape([size[a] for a in axes])
-    return np.ascontiguousarray(np.transpose(stacked, [axes.index(a) for a in AXES]))
 
 
 def write_raw(model: torch.nn.Module, folder: str | os.PathLike[str], layout: str = "oihw",
