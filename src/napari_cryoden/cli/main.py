@@ -427,10 +427,9 @@ def _add_device_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _run_denoise(args: argparse.Namespace) -> int:
-    from ..devices import resolve_device
     from ..inference.denoiser import denoise_file
+    from ..inference.load import load_denoiser
     from ..io.images import list_images
-    from ..models.checkpoint import load_checkpoint
     from ..models.pretrained import is_shipped, resolve_model
 
     first = args.inputs[0]
@@ -442,8 +441,8 @@ def _run_denoise(args: argparse.Namespace) -> int:
     if not given:
         print(f"model: the shipped general model ({args.model.name}); give a .safetensors "
               "file first to use your own")
-    device = resolve_device(args.device)
-    model, ckpt = load_checkpoint(args.model, device=device)
+    denoiser = load_denoiser(args.model, args.device)
+    model, ckpt, device = denoiser.net, denoiser.checkpoint, denoiser.device
     files = [f for item in inputs
              for f in (list_images(item) if item.is_dir() else [item])]
     args.out.mkdir(parents=True, exist_ok=True)

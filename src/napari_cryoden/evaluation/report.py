@@ -100,9 +100,10 @@ def evaluate(model: Any, noisy_dir: str | os.PathLike[str], clean_dir: str | os.
     if target_kind not in TARGET_NOTES:
         raise InputError(f"target_kind must be 'clean' or 'noisy', got {target_kind!r}")
     if isinstance(model, (str, os.PathLike)):
-        from ..models.checkpoint import load_checkpoint
+        from ..inference.load import load_denoiser
 
-        model, checkpoint = load_checkpoint(model, device=device)
+        loaded = load_denoiser(model, device)
+        model, checkpoint, device = loaded.net, loaded.checkpoint, loaded.device
     if normalization is None:
         normalization = checkpoint.normalization if checkpoint is not None else "none"
     if denoise_fn is None:

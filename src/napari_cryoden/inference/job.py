@@ -2,8 +2,9 @@
 
 The Denoise widget builds a :class:`DenoiseJob` from its choices on the main thread, runs
 :func:`run_job` in a worker, and writes the :class:`DenoiseResult` into a layer back on the main
-thread. The device is resolved once per job and handed down as a ``torch.device``. Torch is
-imported only when a job runs, so that building a job stays light.
+thread. The model and the device are resolved once per job by
+:func:`~napari_cryoden.inference.load.load_denoiser`, and the device handed down as a
+``torch.device``. Torch is imported only when a job runs, so that building a job stays light.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .region import Box, denoise_region
+from .load import load_denoiser
+from .region import Box
 
 if TYPE_CHECKING:
     import torch
@@ -67,16 +69,10 @@ def run_job(job: DenoiseJob, progress: Callable[[int, int], None] | None = None)
         The float32 result (the image's shape, or ``job.box.shape``) and the model's run time
         (loading excluded).
     """
-    from ..devices import resolve_device
-    from ..models.checkpoint import load_checkpoint
-    from .denoiser import denoise
-
-    device = resolve_device(job.device)
-    model, checkpoint = load_checkpoint(job.weights, device)
+    denoiser = load_denoiser(job.weights, job.device)
     start = time.perf_counter()
-    options = {"normalization": checkpoint.normalization, "device": device, "progress": progress}
     if job.box is None:
-        data = denoise(model, np.asarray(job.image), name=job.name, **options)
+        data = denoiser.denoise(np.asarray(job.image), name=job.name, progress=progress)
     else:
-        data = denoise_region(model, job.image, job.box, name=job.name, **options)
+        data = denoiser.denoise_region(job.image, job.box, name=job.name, progress=progress)
     return DenoiseResult(job, data, time.perf_counter() - start)
