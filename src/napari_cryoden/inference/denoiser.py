@@ -6,11 +6,11 @@ tile edge are discarded (weight 0), the rest of the overlap is blended with a co
 weights are normalised to sum to one. Tiles at the image border touch it, so the net's zero padding
 acts exactly as in the untiled pass. A pooling model (the ``unet-small`` preset) gets tiles on
 its pooling grid and the halo its edge reaches (``ModelConfig.downsampling``,
-``ModelConfig.receptive_radius``), which keeps the equality. The geometry is in :mod:`._tiling`,
-the loop in :mod:`._tile_loops`; docs/inference.md explains the rule, the memory planning and the
+``ModelConfig.receptive_radius``), which keeps the equality. The geometry is in :mod:`.tiling`,
+the loop in :mod:`.loops`; docs/inference.md explains the rule, the memory planning and the
 fast paths (channels_last on CPU; fp16/bf16 with channels_last and cuDNN autotuning on CUDA).
 How a run is set up (device, precision, layout, tiles) is in :mod:`.options`; the fp32 check of a
-reduced precision in :mod:`.precision` (both re-exported here).
+reduced precision in :mod:`.precision` (re-exported here).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ the blended result equals one whole-image pass, and how the sizes are chosen.
 For a model that pools (``unet-small``: ``multiple`` 4) tiles start on multiples of ``multiple``
 and are that many pixels long, and the image counts as zero-padded (after normalisation) to a
 multiple of it at the bottom and right, as the model pads it itself: tiles that reach into the
-padding are cut with zeros there (``_tile_loops``), and their weights stop at the image's edge.
+padding are cut with zeros there (``loops``), and their weights stop at the image's edge.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ MAX_BATCH = 32
 """Most tiles in one forward pass."""
 CPU_TILE_BYTES = 16 * 2**20
 """Default CPU tiles hold at most this many bytes per hidden activation (512² for 16 channels):
-well below the 32 MiB up to which glibc keeps freed blocks on its heap (see ``_tile_loops``)."""
+well below the 32 MiB up to which glibc keeps freed blocks on its heap (see ``loops``)."""
 DEVICE_TILE_CORE = 1024
 """Default tile edge on CUDA/MPS, without its halo and blend: large tiles, batched."""
 _MAX_BLEND = 64
