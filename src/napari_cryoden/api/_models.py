@@ -7,7 +7,6 @@ imported by the functions, not by this module.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -15,44 +14,18 @@ import numpy as np
 
 from ..config.sections import Config
 from ..errors import InputError
+from ..inference.load import Denoiser, load_denoiser
 
 if TYPE_CHECKING:
     import torch
 
-    from ..models.checkpoint import Checkpoint
 
 __all__ = ["Model", "ModelSpec", "denoise", "denoise_file", "load_model", "save_model"]
 
 
-@dataclass(frozen=True)
-class Model:
-    """A denoiser ready to run: the torch module and what its weight file says about it.
-
-    Attributes
-    ----------
-    net : torch.nn.Module
-        The network, in PyTorch's usual form (``net(batch)`` on ``(n, 1, y, x)`` tensors).
-    checkpoint : napari_cryoden.models.checkpoint.Checkpoint
-        The weight file's path, its training configuration and its metadata (epoch, losses).
-    """
-
-    net: torch.nn.Module
-    checkpoint: Checkpoint
-
-    @property
-    def config(self) -> Config:
-        """The configuration the model was trained with."""
-        return self.checkpoint.config
-
-    @property
-    def normalization(self) -> str:
-        """The per-micrograph normalisation the model expects (``meanstd``, ``percentile``…)."""
-        return self.checkpoint.normalization
-
-    @property
-    def path(self) -> Path:
-        """The weight file the model was loaded from."""
-        return self.checkpoint.path
+Model = Denoiser
+"""A denoiser ready to run (:class:`~napari_cryoden.inference.load.Denoiser`): ``net``,
+``checkpoint``, ``config``, ``normalization``, ``path`` and ``device``."""
 
 
 ModelSpec: TypeAlias = Model | str | os.PathLike[str] | None
@@ -91,12 +64,7 @@ def load_model(model: str | os.PathLike[str] | None = "general", *,
     >>> model.config.model.preset
     'seed'
     """
-    from ..devices import resolve_device
-    from ..models.checkpoint import load_checkpoint
-    from ..models.pretrained import resolve_model
-
-    net, checkpoint = load_checkpoint(resolve_model(model), device=resolve_device(device))
-    return Model(net, checkpoint)
+    return load_denoiser(model, device)
 
 
 def save_model(model: Model | torch.nn.Module, path: str | os.PathLike[str],
@@ -182,8 +150,8 @@ def denoise(image: np.ndarray, model: ModelSpec = "general", *, device: str = "a
     from ..inference.denoiser import denoise as run
 
     loaded = as_model(model, device)
-    return run(loaded.net, image, normalization=loaded.normalization, device=device,
-               precision=precision, tile_size=tile_size, batch_size=batch_size)
+    return run(loaded.net, image, **loaded.options(), precision=precision, tile_size=tile_size,
+               batch_size=batch_size)
 
 
 def denoise_file(path: str | os.PathLike[str], out: str | os.PathLike[str],
@@ -222,8 +190,8 @@ def denoise_file(path: str | os.PathLike[str], out: str | os.PathLike[str],
     if dst.is_dir():
         dst = dst / (src.stem + (".mrcs" if src.suffix.lower() == ".mrcs" else ".mrc"))
     loaded = as_model(model, device)
-    return run(loaded.net, src, dst, normalization=loaded.normalization, device=device,
-               precision=precision, tile_size=tile_size, batch_size=batch_size)
+    return run(loaded.net, src, dst, **loaded.options(), precision=precision,
+               tile_size=tile_size, batch_size=batch_size)
 
 
 def as_model(model: ModelSpec, device: str) -> Model:

@@ -20,6 +20,7 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
+    from ..config.sections import Config
     from ..models.checkpoint import Checkpoint
     from .region import Box
 
@@ -33,6 +34,11 @@ class Denoiser:
     net: torch.nn.Module
     checkpoint: Checkpoint
     device: torch.device
+
+    @property
+    def config(self) -> Config:
+        """The configuration the model was trained with."""
+        return self.checkpoint.config
 
     @property
     def normalization(self) -> str:
