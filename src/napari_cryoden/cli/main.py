@@ -14,12 +14,12 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..config.sections import Config, DataConfig, ModelConfig, TrainConfig
+from ..config.flags import add_flags, config_from_args, config_to_argv
+from ..config.sections import Config
 from ..errors import CryodenError, InputError
 
 __all__ = ["main", "build_parser"]
@@ -197,16 +197,6 @@ def _run_split_frames(args: argparse.Namespace) -> int:
 
 
 # -- train ------------------------------------------------------------------------------------
-_TRAIN_FLAGS: dict[type, tuple[str, ...]] = {
-    ModelConfig: ("preset", "channels", "depth", "kernel_size"),
-    DataConfig: ("patch_size", "crop", "normalization", "val_fraction", "shuffle_buffer",
-                 "reader_threads"),
-    TrainConfig: ("epochs", "batch_size", "lr", "seed", "device", "amp", "precision", "fused",
-                  "schedule", "plateau_patience", "mode", "n2v_fraction"),
-}
-_SECTION = {ModelConfig: "model", DataConfig: "data", TrainConfig: "train"}
-
-
 def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--noisy", type=Path, help="folder of noisy micrographs")
     p.add_argument("--clean", type=Path,
@@ -240,39 +230,20 @@ def _add_train(p: argparse.ArgumentParser) -> None:
                    help="also write every training event as one JSON object per line to FILE "
                         "(rank 0 only; '-': stdout, the usual lines then go to stderr); see "
                         "docs/distributed.md")
-    for section, names in _TRAIN_FLAGS.items():
-        group = p.add_argument_group(f"{_SECTION[section]} options")
-        for f in fields(section):
-            if f.name in names:
-                _add_config_flag(group, f)
+    add_flags(p)
 
 
-def _add_config_flag(group: Any, f: Any) -> None:
-    flag = "--" + f.name.replace("_", "-")
-    default = f"0 = the {f.metadata['zero']}" if "zero" in f.metadata else f.default
-    help_text = f"{f.metadata['help']} (default: {default})".replace("%", "%%")
-    if f.type == "bool":
-        group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
-                           help=help_text)
-        return
-    kind = {"int": int, "float": float, "str": str, "int | None": int}[str(f.type)]
-    group.add_argument(flag, type=kind, default=None, choices=f.metadata.get("choices"),
-                       help=help_text)
+def train_config(args: argparse.Namespace) -> Config:
+    """The run config: defaults overridden by the flags given; ``--even`` implies n2n."""
+    base = Config()
+    if getattr(args, "even", None) is not None and getattr(args, "mode", None) is None:
+        base = base.replace(train={"mode": "n2n"})  # --even/--odd mean Noise2Noise
+    return config_from_args(args, base)
 
 
-def config_from_args(args: argparse.Namespace) -> Config:
-    """The run config: defaults overridden by the flags the user gave."""
-    sections: dict[str, dict[str, Any]] = {}
-    for section, names in _TRAIN_FLAGS.items():
-        given = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
-        sections[_SECTION[section]] = given
-    if getattr(args, "even", None) is not None and "mode" not in sections["train"]:
-        sections["train"]["mode"] = "n2n"  # --even/--odd mean Noise2Noise
-    return Config().replace(**sections)
-
-
-def _train_argv(args: argparse.Namespace) -> list[str]:
-    """The ``train`` arguments the user gave, without ``--ddp``/``--nproc`` (for each rank)."""
+def _train_argv(args: argparse.Namespace, config: Config) -> list[str]:
+    """The ``train`` arguments of each rank: the sources given and the whole run config,
+    without ``--ddp``/``--nproc``."""
     argv = ["train", "--out", str(args.out)]
     for name, flag in (("store", "--store"), ("noisy", "--noisy"), ("clean", "--clean"),
                        ("even", "--even-sums"), ("odd", "--odd")):  # --even-sums: see _add_train
@@ -284,14 +255,7 @@ def _train_argv(args: argparse.Namespace) -> list[str]:
         argv.append("--resume")
     if args.events is not None:
         argv += ["--events", args.events]
-    for names in _TRAIN_FLAGS.values():
-        for name in names:
-            value, flag = getattr(args, name, None), "--" + name.replace("_", "-")
-            if isinstance(value, bool):
-                argv.append(flag if value else "--no-" + flag[2:])
-            elif value is not None:
-                argv += [flag, str(value)]
-    return argv
+    return argv + config_to_argv(config)
 
 
 def _resolve_run_dir(args: argparse.Namespace) -> None:
@@ -323,12 +287,12 @@ def _run_train(args: argparse.Namespace) -> int:
     from ._sources import sources_from_args
 
     _resolve_run_dir(args)
-    config = config_from_args(args)
+    config = train_config(args)
     train_pairs, val_pairs, clean_val = training_data(  # bad input fails here
         sources_from_args(args), config)
     if (args.ddp or args.nproc is not None) and not distributed.launched():
         nproc = args.nproc or distributed.default_nproc(config.train.device)
-        return distributed.launch(_train_argv(args), nproc)
+        return distributed.launch(_train_argv(args, config), nproc)
     stop = threading.Event()
     events = run_training(config, train_pairs, val_pairs, args.out, stop=stop,
                           resume=args.resume, clean_val_pairs=clean_val)

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import CryodenError
 from . import presets
+from .spec import FieldSpec, field_specs
 
 __all__ = [
     "NORMALIZATIONS",
@@ -26,6 +27,9 @@ __all__ = [
     "DataConfig",
     "TrainConfig",
     "Config",
+    "FieldSpec",
+    "SECTIONS",
+    "FIELDS",
     "field_help",
 ]
 
@@ -189,8 +193,9 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
-        for section in (self.model, self.data, self.train):
-            _check_ranges(section)
+        for name, _ in SECTIONS:
+            section = getattr(self, name)
+            _check_ranges(name, section)
             section.validate()
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
@@ -201,14 +206,11 @@ class Config:
         """A config from nested dicts; missing keys take defaults, unknown keys are refused."""
         if not isinstance(data, dict):
             raise ConfigError(f"config must be a mapping, got {type(data).__name__}")
-        unknown = set(data) - {"model", "data", "train"}
+        unknown = set(data) - {name for name, _ in SECTIONS}
         if unknown:
             raise ConfigError(f"unknown config section(s): {', '.join(sorted(unknown))}")
-        sections = {
-            name: _section_from_dict(kind, data.get(name, {}), name)
-            for name, kind in (("model", ModelConfig), ("data", DataConfig),
-                               ("train", TrainConfig))
-        }
+        sections = {name: _section_from_dict(kind, data.get(name, {}), name)
+                    for name, kind in SECTIONS}
         return cls(**sections)
 
     def replace(self, **sections: dict[str, Any]) -> Config:
@@ -227,49 +229,60 @@ class Config:
         return Config.from_dict(merged)
 
 
+SECTIONS: tuple[tuple[str, type], ...] = (
+    ("model", ModelConfig), ("data", DataConfig), ("train", TrainConfig))
+"""The sections by name, in :class:`Config`'s order: the one table the CLI and the GUI use."""
+FIELDS: tuple[FieldSpec, ...] = tuple(
+    spec for name, kind in SECTIONS for spec in field_specs(name, kind))
+"""Every field of every section, described once (field names are unique across sections)."""
+_BY_KEY = {spec.key: spec for spec in FIELDS}
+_SECTION_NAMES = {kind: name for name, kind in SECTIONS}
+
+
 def field_help(section: type, name: str) -> str:
-    """The help text of one field, for CLI flags and widget tooltips."""
-    for f in fields(section):
-        if f.name == name:
-            return str(f.metadata.get("help", ""))
-    raise KeyError(name)
+    """Return the help text of one field, for CLI flags and widget tooltips.
 
+    Parameters
+    ----------
+    section
+        The section's dataclass, e.g. :class:`DataConfig`.
+    name
+        The field's name; unknown names raise :class:`KeyError`.
 
-_TYPES: dict[str, tuple[type, ...]] = {
-    "int": (int,), "float": (int, float), "bool": (bool,), "str": (str,),
-    "int | None": (int, type(None)),
-}
+    Returns
+    -------
+    str
+        The field's ``help`` metadata.
+    """
+    key = f"{_SECTION_NAMES[section]}.{name}"
+    if key not in _BY_KEY:
+        raise KeyError(name)
+    return _BY_KEY[key].help
 
 
 def _section_from_dict(kind: type, values: Any, name: str) -> Any:
     if not isinstance(values, dict):
         raise ConfigError(f"config section {name!r} must be a mapping")
-    known = {f.name: f for f in fields(kind)}
-    unknown = set(values) - set(known)
+    known = {f.name for f in fields(kind)}
+    unknown = set(values) - known
     if unknown:
         raise ConfigError(f"unknown key(s) in {name}: {', '.join(sorted(unknown))}")
     for key, value in values.items():
-        allowed = _TYPES[str(known[key].type)]
-        if isinstance(value, bool) and bool not in allowed:
-            raise ConfigError(f"{name}.{key} must be {known[key].type}, got {value!r}")
-        if not isinstance(value, allowed):
-            raise ConfigError(f"{name}.{key} must be {known[key].type}, got {value!r}")
-        if known[key].type == "float":
+        spec = _BY_KEY[f"{name}.{key}"]
+        if not spec.accepts_type(value):
+            raise ConfigError(f"{name}.{key} must be {spec.type_name}, got {value!r}")
+        if spec.kind == "float":
             values = {**values, key: float(value)}
     return kind(**values)
 
 
-def _check_ranges(section: Any) -> None:
+def _check_ranges(name: str, section: Any) -> None:
     for f in fields(section):
         value = getattr(section, f.name)
         if value is None or isinstance(value, (bool, str)):
             continue  # choices are checked by the section's own validate()
-        name = f"{_SECTION_NAMES[type(section)]}.{f.name}"
-        low, high = f.metadata.get("min"), f.metadata.get("max")
-        if low is not None and value < low:
-            raise ConfigError(f"{name} must be >= {low}, got {value}")
-        if high is not None and value > high:
-            raise ConfigError(f"{name} must be <= {high}, got {value}")
-
-
-_SECTION_NAMES = {ModelConfig: "model", DataConfig: "data", TrainConfig: "train"}
+        spec = _BY_KEY[f"{name}.{f.name}"]
+        if spec.min is not None and value < spec.min:
+            raise ConfigError(f"{spec.key} must be >= {spec.min}, got {value}")
+        if spec.max is not None and value > spec.max:
+            raise ConfigError(f"{spec.key} must be <= {spec.max}, got {value}")

@@ -21,7 +21,8 @@ from test_train_widget import TIMEOUT_MS, make_widget, run_to_end  # noqa: E402
 from napari_cryoden._qt._models import MODELS  # noqa: E402
 from napari_cryoden._qt.train.data_form import FolderPair, LayerPair  # noqa: E402
 from napari_cryoden._qt.train.process import EVENTS_FILE, train_command  # noqa: E402
-from napari_cryoden.cli.main import build_parser, config_from_args  # noqa: E402
+from napari_cryoden.cli.main import build_parser  # noqa: E402
+from napari_cryoden.config.flags import config_from_args  # noqa: E402
 from napari_cryoden.config.sections import Config  # noqa: E402
 
 

@@ -1,30 +1,28 @@
 """The Train widget's settings form, generated from the config dataclasses.
 
-:class:`ConfigForm` iterates :func:`dataclasses.fields` of the three config sections and picks a
-widget from each field's type and metadata (``min``/``max`` → spin box limits, ``choices`` →
-combo box, ``bool`` → check box, ``int | None`` → spin box where 0 means "none", ``zero`` → spin
+:class:`ConfigForm` iterates the config's field descriptions (``config.FIELDS``) and picks
+a widget from each one's kind and limits (``min``/``max`` → spin box limits, a choice →
+combo box, a bool → check box, an optional int → spin box where 0 means "none", ``zero`` → spin
 box where 0 means that default, e.g. the preset's); tooltips are the fields' ``help``.
 The data source (layers or folders) is :mod:`.data_form`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, LineEdit, SpinBox
 
 from napari_cryoden._qt.train.data_form import LAYER_SPLIT_HELP
-from napari_cryoden.config.sections import Config, DataConfig, ModelConfig, TrainConfig
+from napari_cryoden.config.sections import FIELDS, SECTIONS, Config, FieldSpec
 
 if TYPE_CHECKING:
     from magicgui.widgets.bases import ValueWidget
 
 __all__ = ["GUI_DEFAULTS", "BASIC_FIELDS", "ConfigForm"]
 
-SECTIONS: tuple[tuple[str, type], ...] = (
-    ("model", ModelConfig), ("data", DataConfig), ("train", TrainConfig))
+_SPECS = {spec.key: spec for spec in FIELDS}
 GUI_DEFAULTS: dict[str, Any] = {"data.patch_size": 128, "train.epochs": 30, "train.lr": 2e-3}
 """Defaults for training on one micrograph in the viewer (measured on the sample: 31.3 dB, vs
 30.1 dB for the best Gaussian blur; patch 256 / 10 epochs gave 27.2 dB); the config dataclasses
@@ -35,28 +33,28 @@ BASIC_FIELDS = ("train.mode", "data.patch_size", "data.val_fraction", "train.epo
 _LARGEST = 1_000_000
 
 
-def field_widget(f: dataclasses.Field, value: Any) -> ValueWidget:
+def field_widget(spec: FieldSpec, value: Any) -> ValueWidget:
     """A magicgui widget for one config field, initialised to ``value``."""
-    kind, meta = str(f.type), f.metadata
-    kw: dict[str, Any] = {"name": f.name, "label": f.name.replace("_", " "),
-                          "tooltip": meta.get("help", "")}
-    if "choices" in meta:
-        return ComboBox(value=value, choices=list(meta["choices"]), **kw)
-    if kind == "bool":
+    kw: dict[str, Any] = {"name": spec.name, "label": spec.name.replace("_", " "),
+                          "tooltip": spec.help}
+    largest = _LARGEST if spec.max is None else spec.max
+    if spec.kind == "choice":
+        return ComboBox(value=value, choices=list(spec.choices), **kw)
+    if spec.kind == "bool":
         return CheckBox(value=value, **kw)
-    if kind == "int | None":  # 0 stands for None ("whole patch")
+    if spec.kind == "int" and spec.optional:  # 0 stands for None ("whole patch")
         kw["tooltip"] += " 0 = whole patch."
         kw["label"] += " (0 = whole patch)"
-        return SpinBox(value=value or 0, min=0, max=meta.get("max", _LARGEST), **kw)
-    if kind == "int" and "zero" in meta:  # 0 stands for a default, e.g. the preset's
-        kw["label"] += f" (0 = {meta['zero']})"
-        return SpinBox(value=value, min=0, max=meta.get("max", _LARGEST), **kw)
-    if kind == "int":
-        return SpinBox(value=value, min=meta.get("min", 0), max=meta.get("max", _LARGEST), **kw)
-    if kind == "float":
+        return SpinBox(value=value or 0, min=0, max=largest, **kw)
+    if spec.kind == "int" and spec.zero is not None:  # 0 stands for a default, e.g. the preset's
+        kw["label"] += f" (0 = {spec.zero})"
+        return SpinBox(value=value, min=0, max=largest, **kw)
+    if spec.kind == "int":
+        return SpinBox(value=value, min=0 if spec.min is None else spec.min, max=largest, **kw)
+    if spec.kind == "float":
         step = 10 ** math.floor(math.log10(value)) / 10 if value > 0 else 0.01
-        return FloatSpinBox(value=value, min=meta.get("min", 0.0),
-                            max=meta.get("max", float(_LARGEST)), step=step, **kw)
+        return FloatSpinBox(value=value, min=0.0 if spec.min is None else spec.min,
+                            max=float(largest), step=step, **kw)
     return LineEdit(value=str(value), **kw)
 
 
@@ -71,10 +69,8 @@ class ConfigForm:
     def __init__(self, defaults: dict[str, Any] | None = None) -> None:
         values = {**GUI_DEFAULTS, **(defaults or {})}
         self._widgets: dict[str, ValueWidget] = {}
-        for section, kind in SECTIONS:
-            for f in dataclasses.fields(kind):
-                key = f"{section}.{f.name}"
-                self._widgets[key] = field_widget(f, values.get(key, f.default))
+        for spec in FIELDS:
+            self._widgets[spec.key] = field_widget(spec, values.get(spec.key, spec.default))
         self.basic = [w for key, w in self._widgets.items() if key in BASIC_FIELDS]
         self.advanced = [w for key, w in self._widgets.items() if key not in BASIC_FIELDS]
         val_fraction = self.widget("data.val_fraction")
@@ -90,7 +86,7 @@ class ConfigForm:
         for key, widget in self._widgets.items():
             section, name = key.split(".")
             value = widget.value
-            if str(_field(key).type) == "int | None":
+            if _SPECS[key].optional:
                 value = int(value) or None
             out[section][name] = value
         return out
@@ -100,7 +96,3 @@ class ConfigForm:
         return Config.from_dict(self.values())
 
 
-def _field(key: str) -> dataclasses.Field:
-    section, name = key.split(".")
-    kind = dict(SECTIONS)[section]
-    return next(f for f in dataclasses.fields(kind) if f.name == name)

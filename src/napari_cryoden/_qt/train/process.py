@@ -1,8 +1,8 @@
 """A Train widget run in several processes: ``cryoden train --nproc N`` as a subprocess.
 
 The widget prepares the data as for one process (layers are written to the run folder, folders
-are used as they are), then starts ``python -m napari_cryoden.cli train … --nproc N --events
-RUN_DIR/events.jsonl`` in a new session, its output going to ``RUN_DIR/train.log``.
+are used as they are), then starts ``python -m napari_cryoden.cli train … --events
+RUN_DIR/events.jsonl … --nproc N`` in a new session, its output going to ``RUN_DIR/train.log``.
 :func:`run_process_events` runs in the napari worker thread: it tails ``events.jsonl`` (written
 by rank 0, one JSON object per line; parsed as data with :func:`json.loads`), turns the lines
 back into the core's events and yields them in the same small batches as
@@ -16,7 +16,6 @@ touches Qt.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import subprocess
@@ -35,6 +34,7 @@ from napari_cryoden._qt.train.worker import (
     import_triton_on_main_thread,
     run_events,
 )
+from napari_cryoden.config.flags import config_to_argv
 from napari_cryoden.errors import CryodenError, InputError
 
 if TYPE_CHECKING:
@@ -73,9 +73,11 @@ def train_command(config: Config, source: LayerPair | FolderPair,
 
     ``pairs`` are what :func:`prepare_pairs` gave: for layers their folders are passed
     (the validation strip as ``--val-noisy/--val-clean``), for folders the folders themselves.
-    Every config field becomes its flag, so the ranks train exactly the form's config.
+    The arguments are those ``cryoden train --nproc`` hands each rank (every config field as
+    its flag, by :func:`~napari_cryoden.config.flags.config_to_argv`), then ``--nproc``.
     """
     mode = config.train.mode
+    # --even-sums: the spelling of --even that torchrun's parser leaves alone (see cli train)
     first, second = (("--even-sums", "--odd") if mode == "n2n" else ("--noisy", "--clean"))
     if isinstance(source, FolderPair):
         dirs = [source.noisy_dir, source.clean_dir]
@@ -90,15 +92,8 @@ def train_command(config: Config, source: LayerPair | FolderPair,
                  "--val-clean", str(pairs[1][0][1].parent)]
     if resume:
         argv.append("--resume")
-    for section in (config.model, config.data, config.train):
-        for f in dataclasses.fields(section):
-            value, flag = getattr(section, f.name), "--" + f.name.replace("_", "-")
-            if isinstance(value, bool):
-                argv.append(flag if value else "--no-" + flag[2:])
-            elif value is not None:
-                argv += [flag, str(value)]
-    return [sys.executable, "-m", "napari_cryoden.cli", *argv, "--nproc", str(nproc),
-            "--events", str(run_dir / EVENTS_FILE)]
+    argv += ["--events", str(run_dir / EVENTS_FILE), *config_to_argv(config)]
+    return [sys.executable, "-m", "napari_cryoden.cli", *argv, "--nproc", str(nproc)]
 
 
 class TrainProcess:

@@ -1,0 +1,105 @@
+"""One typed description per config field: the kind of value it holds, its limits and its help.
+
+:func:`field_specs` reads a config section's dataclass fields once (their annotation and the
+``metadata`` they were declared with) into :class:`FieldSpec` records. The config's own checks,
+the command-line flags (:mod:`.flags`) and the napari Train widget's form all dispatch on
+:attr:`FieldSpec.kind` rather than on annotation strings, so a field type is understood in one
+place: a field whose annotation is not listed in :data:`_ANNOTATIONS` fails at import.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+__all__ = ["Kind", "FieldSpec", "field_specs"]
+
+Kind = Literal["int", "float", "bool", "choice", "str"]
+
+_ANNOTATIONS: dict[str, tuple[Kind, bool]] = {
+    "int": ("int", False), "int | None": ("int", True), "float": ("float", False),
+    "bool": ("bool", False), "str": ("str", False),
+}
+"""Annotation as written (``from __future__ import annotations``) → (kind, None allowed)."""
+
+_PYTHON_TYPES: dict[Kind, tuple[type, ...]] = {
+    "int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "choice": (str,),
+}
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """What one config field holds, e.g. ``train.batch_size``: an int >= 0, help, default.
+
+    ``kind`` is ``"choice"`` for a string restricted to ``choices``. ``optional`` fields may
+    be None (their default). ``zero`` names what 0 stands for (e.g. ``"preset's"``) where
+    0 is allowed below ``min`` as "take the default".
+    """
+
+    section: str
+    name: str
+    kind: Kind
+    default: Any
+    help: str
+    optional: bool = False
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[str, ...] = ()
+    zero: str | None = None
+
+    @property
+    def key(self) -> str:
+        """``"section.name"``, e.g. ``"train.batch_size"``."""
+        return f"{self.section}.{self.name}"
+
+    @property
+    def flag(self) -> str:
+        """The command-line flag, e.g. ``"--batch-size"``."""
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def type_name(self) -> str:
+        """The type as error messages name it: ``int``, ``float``, ``bool``, ``str``, ``int |
+        None``."""
+        base = "str" if self.kind == "choice" else self.kind
+        return f"{base} | None" if self.optional else base
+
+    def accepts_type(self, value: Any) -> bool:
+        """Whether ``value`` has a type this field takes (an int is a float; a bool is no int)."""
+        allowed = _PYTHON_TYPES[self.kind] + ((type(None),) if self.optional else ())
+        if isinstance(value, bool) and bool not in allowed:
+            return False
+        return isinstance(value, allowed)
+
+
+def field_specs(section: str, cls: type) -> tuple[FieldSpec, ...]:
+    """Describe every field of the config section dataclass ``cls``, named ``section``.
+
+    Parameters
+    ----------
+    section
+        The section's name in :class:`~.sections.Config`, e.g. ``"train"``.
+    cls
+        The section's dataclass; each field's ``metadata`` holds ``help`` and optionally
+        ``min``, ``max``, ``choices`` and ``zero``.
+
+    Returns
+    -------
+    tuple of FieldSpec
+        One per field, in declaration order.
+    """
+    return tuple(_spec(section, f) for f in dataclasses.fields(cls))
+
+
+def _spec(section: str, f: dataclasses.Field) -> FieldSpec:
+    try:
+        kind, optional = _ANNOTATIONS[str(f.type)]
+    except KeyError:
+        raise TypeError(f"{section}.{f.name}: unsupported annotation {f.type!r}") from None
+    meta = f.metadata
+    choices = tuple(meta.get("choices", ()))
+    return FieldSpec(section=section, name=f.name, kind="choice" if choices else kind,
+                     default=f.default, help=str(meta.get("help", "")), optional=optional,
+                     min=meta.get("min"), max=meta.get("max"), choices=choices,
+                     zero=meta.get("zero"))
