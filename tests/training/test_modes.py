@@ -228,12 +228,13 @@ def test_torchrun_passes_even_odd_and_mode_through_to_each_rank(tmp_path: Path) 
     hidden ``--even-sums`` spelling, which both parsers read right."""
     from torch.distributed.run import get_args_parser
 
-    from napari_cryoden.cli.main import _train_argv, build_parser, train_config
+    from napari_cryoden.cli.main import build_parser
+    from napari_cryoden.cli.train import rank_argv, train_config
     from napari_cryoden.training.distributed import launch_command
 
     args = build_parser().parse_args(["train", "--even", "E", "--odd", "O", "--out", "R",
                                       "--mode", "n2n", "--n2v-fraction", "0.02", "--nproc", "2"])
-    command = launch_command(_train_argv(args, train_config(args)), 2)
+    command = launch_command(rank_argv(args, train_config(args)), 2)
     launcher = get_args_parser().parse_args(command[3:])  # after python -m torch.distributed.run
     assert launcher.training_script == "napari_cryoden.cli"
     rank_args = build_parser().parse_args(launcher.training_script_args)

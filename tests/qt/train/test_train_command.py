@@ -10,7 +10,8 @@ pytest.importorskip("magicgui")
 
 from napari_cryoden._qt.train.form import FolderPair, LayerPair  # noqa: E402
 from napari_cryoden._qt.train.process import train_command  # noqa: E402
-from napari_cryoden.cli.main import _train_argv, build_parser, train_config  # noqa: E402
+from napari_cryoden.cli.main import build_parser  # noqa: E402
+from napari_cryoden.cli.train import rank_argv, train_config  # noqa: E402
 from napari_cryoden.config.sections import Config  # noqa: E402
 
 CONFIGS = {
@@ -31,7 +32,7 @@ def test_folders_run_the_argv_the_cli_hands_each_rank(tmp_path: Path, mode: str,
     argv = train_command(config, source, ([], []), tmp_path / "run", resume, 3)
     args = build_parser().parse_args(argv[3:])
     assert train_config(args) == config
-    assert argv[3:] == [*_train_argv(args, config), "--nproc", "3"]
+    assert argv[3:] == [*rank_argv(args, config), "--nproc", "3"]
 
 
 def test_layers_run_the_argv_the_cli_hands_each_rank(tmp_path: Path) -> None:
@@ -41,4 +42,4 @@ def test_layers_run_the_argv_the_cli_hands_each_rank(tmp_path: Path) -> None:
     source = LayerPair("noisy", "clean", None, None, 1.0)
     argv = train_command(CONFIGS["n2c"], source, pairs, tmp_path / "run", False, 2)
     args = build_parser().parse_args(argv[3:])
-    assert argv[3:] == [*_train_argv(args, train_config(args)), "--nproc", "2"]
+    assert argv[3:] == [*rank_argv(args, train_config(args)), "--nproc", "2"]

@@ -77,7 +77,7 @@ def train_command(config: Config, source: LayerPair | FolderPair,
     its flag, by :func:`~napari_cryoden.config.flags.config_to_argv`), then ``--nproc``.
     """
     mode = config.train.mode
-    # --even-sums: the spelling of --even that torchrun's parser leaves alone (see cli train)
+    # --even-sums: the spelling of --even that torchrun's parser leaves alone (cli/train.py)
     first, second = (("--even-sums", "--odd") if mode == "n2n" else ("--noisy", "--clean"))
     if isinstance(source, FolderPair):
         dirs = [source.noisy_dir, source.clean_dir]

@@ -1,0 +1,66 @@
+"""What the commands share: exit statuses, the progress bar, file lists, the warnings banner."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["EXIT_OK", "EXIT_ERROR", "EXIT_INTERRUPTED", "progress", "expand_folders",
+           "print_warnings"]
+
+EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 2, 130
+
+
+def progress(total: int, desc: str, unit: str) -> Any:
+    """Return a tqdm bar on stderr, hidden when stderr is not a terminal.
+
+    Parameters
+    ----------
+    total
+        Steps to completion.
+    desc, unit
+        Its label and what one step is, e.g. ``"denoise"``, ``"micrograph"``.
+
+    Returns
+    -------
+    tqdm
+        Call ``update(1)`` per step and ``close()`` at the end.
+    """
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True,
+                disable=None, leave=False)
+
+
+def expand_folders(items: Sequence[Path]) -> list[Path]:
+    """Return the micrographs named: files as given, folders as the images in them.
+
+    Parameters
+    ----------
+    items
+        Files and folders, in the order given.
+
+    Returns
+    -------
+    list of Path
+        The files; a folder's images in :func:`~napari_cryoden.io.images.list_images` order.
+    """
+    from ..io.images import list_images
+
+    return [f for item in items for f in (list_images(item) if item.is_dir() else [item])]
+
+
+def print_warnings(warnings: Sequence[str]) -> None:
+    """Print the scramble guards' warnings as a banner on stderr (nothing if there are none).
+
+    Parameters
+    ----------
+    warnings
+        One message per warning.
+    """
+    from ..evaluation.guards import format_warnings
+
+    if warnings:
+        print(format_warnings(warnings), file=sys.stderr)
