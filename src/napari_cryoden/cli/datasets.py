@@ -1,4 +1,7 @@
-"""Commands that make training data: ``simulate``, ``split-frames`` and ``pack``."""
+"""Commands that make training data: ``simulate``, ``split-frames`` and ``pack``.
+
+Each has ``add_NAME(parser)`` and ``run_NAME(args) -> exit status`` (see :class:`.main.Command`).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Commands that run a trained model: ``denoise`` and ``evaluate``."""
+"""Commands that run a trained model: ``denoise`` and ``evaluate``.
+
+Each has ``add_NAME(parser)`` and ``run_NAME(args) -> exit status`` (see :class:`.main.Command`).
+"""
 
 from __future__ import annotations
 

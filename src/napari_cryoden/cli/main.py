@@ -26,35 +26,39 @@ __all__ = ["main", "build_parser", "Command", "COMMANDS"]
 
 @dataclass(frozen=True)
 class Command:
-    """One ``cryoden`` command: its name, one-line help, how it adds its flags and its body."""
+    """One ``cryoden`` command.
+
+    Each command module provides ``add_NAME(parser)``, which adds the command's flags, and
+    ``run_NAME(args) -> int``, which parses them into calls to the core and returns the exit
+    status; errors the user can act on are raised, and :func:`main` prints them.
+    """
 
     name: str
-    help: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
+    help: str
 
 
 COMMANDS: tuple[Command, ...] = (
-    Command("simulate", "Simulate noisy/clean micrograph pairs with known ground truth.",
-            datasets.add_simulate, datasets.run_simulate),
-    Command("train", "Train the denoiser on noisy/clean pairs, even/odd halves (--mode n2n) or "
-                     "noisy micrographs alone (--mode n2v); streams from disk.",
-            train.add_train, train.run_train),
-    Command("split-frames", "Sum the even and the odd frames of movies (for --mode n2n).",
-            datasets.add_split_frames, datasets.run_split_frames),
-    Command("denoise", "Denoise micrographs with a trained model (tiled; any size).",
-            denoise.add_denoise, denoise.run_denoise),
-    Command("evaluate", "Score a model against clean targets: metrics, checklist, figures.",
-            denoise.add_evaluate, denoise.run_evaluate),
-    Command("export-raw", "Write a model as raw float32 files for the Fortran/cuDNN trainer.",
-            weights.add_export_raw, weights.run_export_raw),
-    Command("import-raw", "Read raw float32 weight files (any layout, or auto) into a model.",
-            weights.add_import_raw, weights.run_import_raw),
-    Command("check-weights", "Round-trip a model through every format and layout; pass/fail "
-                             "table.",
-            weights.add_check_weights, weights.run_check_weights),
-    Command("pack", "Pack a dataset's patches into a float16 store for fast training.",
-            datasets.add_pack, datasets.run_pack),
+    Command("simulate", datasets.add_simulate, datasets.run_simulate,
+            "Simulate noisy/clean micrograph pairs with known ground truth."),
+    Command("train", train.add_train, train.run_train,
+            "Train the denoiser on noisy/clean pairs, even/odd halves (--mode n2n) or noisy "
+            "micrographs alone (--mode n2v); streams from disk."),
+    Command("split-frames", datasets.add_split_frames, datasets.run_split_frames,
+            "Sum the even and the odd frames of movies (for --mode n2n)."),
+    Command("denoise", denoise.add_denoise, denoise.run_denoise,
+            "Denoise micrographs with a trained model (tiled; any size)."),
+    Command("evaluate", denoise.add_evaluate, denoise.run_evaluate,
+            "Score a model against clean targets: metrics, checklist, figures."),
+    Command("export-raw", weights.add_export_raw, weights.run_export_raw,
+            "Write a model as raw float32 files for the Fortran/cuDNN trainer."),
+    Command("import-raw", weights.add_import_raw, weights.run_import_raw,
+            "Read raw float32 weight files (any layout, or auto) into a model."),
+    Command("check-weights", weights.add_check_weights, weights.run_check_weights,
+            "Round-trip a model through every format and layout; pass/fail table."),
+    Command("pack", datasets.add_pack, datasets.run_pack,
+            "Pack a dataset's patches into a float16 store for fast training."),
 )
 """Every command, in the order ``cryoden --help`` lists them."""
 

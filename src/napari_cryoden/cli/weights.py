@@ -1,6 +1,7 @@
 """Weight interop commands: ``export-raw``, ``import-raw`` and ``check-weights``.
 
-See docs/weight-interop.md for the raw layouts and the scramble guards.
+Each has ``add_NAME(parser)`` and ``run_NAME(args) -> exit status`` (see :class:`.main.Command`).
+The raw layouts and the scramble guards are in docs/weight-interop.md.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """One validated configuration: the source of CLI flags, widget forms and checkpoint metadata.
 
 The configuration is three frozen dataclasses grouped in :class:`Config`. Each field carries its
-help text in ``metadata["help"]``; the CLI builds its flags from it and the napari Train widget its
+help text in ``metadata["help"]``, read once into the :class:`~.spec.FieldSpec` records of
+:data:`FIELDS`; the CLI builds its flags from them (:mod:`.flags`) and the napari Train widget its
 form, so a field is documented once. :meth:`Config.from_dict` rejects unknown keys and bad values
 with a one-line :class:`ConfigError`, which is how metadata read from a weight file is checked too.
 """
