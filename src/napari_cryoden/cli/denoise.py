@@ -46,13 +46,12 @@ def add_denoise(p: argparse.ArgumentParser) -> None:
 
 def run_denoise(args: argparse.Namespace) -> int:
     """Denoise every micrograph given into ``--out``, tile by tile."""
-    from ..devices import resolve_device
     from ..inference.denoiser import denoise_file
-    from ..models.checkpoint import load_checkpoint
+    from ..inference.load import load_denoiser
 
     model_path, inputs = _model_and_inputs(args.inputs)
-    device = resolve_device(args.device)
-    model, ckpt = load_checkpoint(model_path, device=device)
+    denoiser = load_denoiser(model_path, args.device)
+    model, ckpt, device = denoiser.net, denoiser.checkpoint, denoiser.device
     files = expand_folders(inputs)
     args.out.mkdir(parents=True, exist_ok=True)
     options = {"normalization": ckpt.normalization, "device": device,
@@ -122,15 +121,13 @@ def add_evaluate(p: argparse.ArgumentParser) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """Score the model against the clean targets; write the report, print its summary."""
-    from ..devices import resolve_device
     from ..evaluation.checklist import format_checklist
     from ..evaluation.report import evaluate, write_report
-    from ..models.checkpoint import load_checkpoint
-    from ..models.pretrained import resolve_model
+    from ..inference.load import load_denoiser
 
-    model_path = resolve_model(args.model)
-    device = resolve_device(args.device)
-    model, ckpt = load_checkpoint(model_path, device=device)
+    denoiser = load_denoiser(args.model, args.device)
+    model, ckpt, device, model_path = (denoiser.net, denoiser.checkpoint, denoiser.device,
+                                       denoiser.path)
     history_path = args.history or model_path.parent / "history.json"
     history = json.loads(history_path.read_text()) if history_path.exists() else None
     report = evaluate(

@@ -149,10 +149,11 @@ def run_train(args: argparse.Namespace) -> int:
     """Train as the flags say (or launch the ranks that do); return the exit status."""
     from ..data.sources import training_data
     from ..training import distributed
+    from ._sources import sources_from_args
 
     _resolve_run_dir(args)
     config = train_config(args)
-    data = training_data(args, config)  # bad input fails here, before anything starts
+    data = training_data(sources_from_args(args), config)  # bad input fails here
     if (args.ddp or args.nproc is not None) and not distributed.launched():
         nproc = args.nproc or distributed.default_nproc(config.train.device)
         return distributed.launch(rank_argv(args, config), nproc)

@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("magicgui")
 
-from napari_cryoden._qt.train.form import FolderPair, LayerPair  # noqa: E402
+from napari_cryoden._qt.train.data_form import FolderPair, LayerPair  # noqa: E402
 from napari_cryoden._qt.train.process import train_command  # noqa: E402
 from napari_cryoden.cli.main import build_parser  # noqa: E402
 from napari_cryoden.cli.train import rank_argv, train_config  # noqa: E402
