@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .guards import output_warnings
+from .scores import ChecklistInput
 
 __all__ = ["SEED_CHECKLIST", "THRESHOLDS", "run_checklist", "format_checklist"]
 
@@ -57,22 +58,22 @@ _T = THRESHOLDS
 _NOISY_TARGET = "target is noisy: the value is capped by the target's own noise"
 
 
-def run_checklist(summary: Mapping[str, Any], history: Any = None,
+def run_checklist(summary: ChecklistInput | Mapping[str, Any], history: Any = None,
                   patches: Sequence[Mapping[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Measure the seed's ten checklist items.
 
     Parameters
     ----------
     summary
-        An evaluation report, or any mapping with its keys ``pooled`` (a
-        :meth:`PairAccumulator.result`), ``baselines`` (``noisy`` and ``gaussian``, each with a
-        ``pooled`` result), ``artifacts`` (an :meth:`ArtifactAccumulator.result`), ``target_kind``
-        and optionally ``model`` (checkpoint metadata with its ``epoch``).
+        The scores to judge: a :class:`~napari_cryoden.evaluation.scoring.ChecklistInput`
+        (:meth:`Scores.checklist_input`), or an evaluation report (read with
+        :meth:`ChecklistInput.from_report`). Without the noisy baselines, item 7 is not judged.
     history
         The training history: a list of ``{"epoch", "train_loss", "val_loss", "val_mse"}``
         records, or a history.json mapping with an ``epochs`` list; ``None`` when unknown.
     patches
-        Per-patch rows with ``rmse`` and ``bias``; ``summary["patches"]`` by default.
+        Per-patch rows with ``rmse`` and ``bias``, for a report ``summary``; its ``patches``
+        by default.
 
     Returns
     -------
@@ -80,14 +81,15 @@ def run_checklist(summary: Mapping[str, Any], history: Any = None,
         One per item: ``id``, ``check`` (the seed's wording), ``measure``, ``value``,
         ``threshold``, ``passed`` (True, False or None) and ``note``.
     """
+    scores = (summary if isinstance(summary, ChecklistInput)
+              else ChecklistInput.from_report(summary, patches))
     epochs = _epochs(history)
-    record = _evaluated_epoch(epochs, summary.get("model") or {})
-    patches = list(summary.get("patches", []) if patches is None else patches)
-    noisy = summary.get("target_kind") == "noisy"
-    return [_loss_smooth(epochs), _train_val(record), _test_val(summary, record),
-            _correlation(summary, noisy), _brightness(summary), _scatter(summary),
-            _visual(summary, noisy), _consistency(patches), _psnr(summary, noisy),
-            _artifacts(summary, patches)]
+    record = _evaluated_epoch(epochs, scores.epoch)
+    noisy = scores.target_kind == "noisy"
+    return [_loss_smooth(epochs), _train_val(record), _test_val(scores, record),
+            _correlation(scores, noisy), _brightness(scores), _scatter(scores),
+            _visual(scores, noisy), _consistency(scores.patches), _psnr(scores, noisy),
+            _artifacts(scores)]
 
 
 def _item(n: int, measure: str, value: Any, threshold: str, passed: bool | None,
@@ -105,11 +107,11 @@ def _epochs(history: Any) -> list[Mapping[str, Any]]:
 
 
 def _evaluated_epoch(epochs: list[Mapping[str, Any]],
-                     model: Mapping[str, Any]) -> Mapping[str, Any] | None:
+                     epoch: int | None) -> Mapping[str, Any] | None:
     """The history record of the evaluated checkpoint's epoch, else of the best val loss."""
     if not epochs:
         return None
-    match = [e for e in epochs if e.get("epoch") == model.get("epoch", object())]
+    match = [e for e in epochs if epoch is not None and e.get("epoch") == epoch]
     if match:
         return match[0]
     scored = [e for e in epochs if e.get("val_loss") is not None]
@@ -145,27 +147,27 @@ def _train_val(record: Mapping[str, Any] | None) -> dict[str, Any]:
                               "tolerance": tolerance}, threshold, ok)
 
 
-def _test_val(summary: Mapping[str, Any], record: Mapping[str, Any] | None) -> dict[str, Any]:
+def _test_val(scores: ChecklistInput, record: Mapping[str, Any] | None) -> dict[str, Any]:
     measure = "|test MSE − validation MSE| (pooled test MSE; val_mse of the evaluated epoch)"
     threshold = f"<= max({_T['match_abs']}, {_T['match_rel']:.0%} of val_mse)"
     if record is None or record.get("val_mse") is None:
         return _item(3, measure, None, threshold, None, "no validation MSE in history")
-    test, val = float(summary["pooled"]["mse"]), float(record["val_mse"])
+    test, val = float(scores.pooled["mse"]), float(record["val_mse"])
     tolerance, ok = _matches(test, val)
     return _item(3, measure, {"test_mse": test, "val_mse": val, "gap": abs(test - val),
                               "tolerance": tolerance, "epoch": record.get("epoch")}, threshold, ok)
 
 
-def _correlation(summary: Mapping[str, Any], noisy: bool) -> dict[str, Any]:
-    corr = float(summary["pooled"]["corr"])
+def _correlation(scores: ChecklistInput, noisy: bool) -> dict[str, Any]:
+    corr = float(scores.pooled["corr"])
     notes = output_warnings(corr, None) + ([_NOISY_TARGET] if noisy else [])
     return _item(4, "Pearson r of denoised vs target (all pixels)", corr,
                  f"> {_T['min_corr']}", _finite(corr) and corr > _T["min_corr"],
                  "; ".join(notes) or None)
 
 
-def _brightness(summary: Mapping[str, Any]) -> dict[str, Any]:
-    pooled = summary["pooled"]
+def _brightness(scores: ChecklistInput) -> dict[str, Any]:
+    pooled = scores.pooled
     shift = abs(pooled["brightness_diff"]) / pooled["std_target"] if pooled["std_target"] else 0.0
     value = {"brightness_diff": pooled["brightness_diff"], "diff_over_std": shift,
              "hist_overlap": pooled["hist_overlap"]}
@@ -174,8 +176,8 @@ def _brightness(summary: Mapping[str, Any]) -> dict[str, Any]:
                  f"<= {_T['max_brightness_sigma']}; overlap >= {_T['min_hist_overlap']}", ok)
 
 
-def _scatter(summary: Mapping[str, Any]) -> dict[str, Any]:
-    pooled = summary["pooled"]
+def _scatter(scores: ChecklistInput) -> dict[str, Any]:
+    pooled = scores.pooled
     slope = float(pooled["calib_slope"])
     value = {"calib_slope": slope, "calib_intercept": pooled["calib_intercept"],
              "slope_pred_on_target": pooled["slope"]}
@@ -186,22 +188,22 @@ def _scatter(summary: Mapping[str, Any]) -> dict[str, Any]:
                  "docs/checklist.md")
 
 
-def _visual(summary: Mapping[str, Any], noisy: bool) -> dict[str, Any]:
-    model = summary["pooled"]["psnr"]
-    gain = model - summary["baselines"]["noisy"]["pooled"]["psnr"]
-    gaussian = summary["baselines"]["gaussian"]
-    margin = model - gaussian["pooled"]["psnr"]
+def _visual(scores: ChecklistInput, noisy: bool) -> dict[str, Any]:
+    measure = "PSNR gain over the noisy input; PSNR margin over the best Gaussian filter"
     need = _T["min_gain_db_noisy" if noisy else "min_gain_db_clean"]
+    threshold = f"gain > {need} dB; margin > {_T['min_margin_gaussian_db']} dB"
+    if scores.noisy_pooled is None or scores.gaussian_pooled is None:
+        return _item(7, measure, None, threshold, None, "needs the noisy image")
+    gain = scores.pooled["psnr"] - scores.noisy_pooled["psnr"]
+    margin = scores.pooled["psnr"] - scores.gaussian_pooled["psnr"]
     ok = gain > need and margin > _T["min_margin_gaussian_db"]
     value = {"gain_over_noisy_db": gain, "margin_over_gaussian_db": margin,
-             "gaussian_sigma": gaussian.get("sigma")}
+             "gaussian_sigma": scores.gaussian_sigma}
     notes = ["noisy target: the gain cannot exceed 10·log10(2) ≈ 3 dB"] if noisy else []
     if gain < 0:  # PSNR below the noisy input's: the model is worse than the identity
         notes.insert(0, "the model is worse than the identity (the noisy input itself): "
                         "scrambled weights or the wrong normalisation?")
-    return _item(7, "PSNR gain over the noisy input; PSNR margin over the best Gaussian filter",
-                 value, f"gain > {need} dB; margin > {_T['min_margin_gaussian_db']} dB", ok,
-                 "; ".join(notes) or None)
+    return _item(7, measure, value, threshold, ok, "; ".join(notes) or None)
 
 
 def _consistency(patches: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -229,11 +231,11 @@ def _spread(values: Sequence[float]) -> tuple[float, float]:
     return cv, (max(values) / middle if middle else 1.0)
 
 
-def _psnr(summary: Mapping[str, Any], noisy: bool) -> dict[str, Any]:
-    pooled = summary["pooled"]
+def _psnr(scores: ChecklistInput, noisy: bool) -> dict[str, Any]:
+    pooled = scores.pooled
     value = float(pooled["psnr"])
     notes = [_NOISY_TARGET] if noisy else []
-    data_range = float(summary.get("data_range", 1.0))
+    data_range = scores.data_range
     span = pooled.get("max_target", 0.0) - pooled.get("min_target", 0.0)
     if span > 1.05 * data_range or span < 0.05 * data_range:
         notes.append(f"target spans {span:.3g} but data_range is {data_range:g}: PSNR depends "
@@ -243,10 +245,9 @@ def _psnr(summary: Mapping[str, Any], noisy: bool) -> dict[str, Any]:
                  "; ".join(notes) or None)
 
 
-def _artifacts(summary: Mapping[str, Any],
-               patches: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    art, std = summary.get("artifacts") or {}, summary["pooled"]["std_target"]
-    biases = [abs(float(p["bias"])) for p in patches if p.get("bias") is not None]
+def _artifacts(scores: ChecklistInput) -> dict[str, Any]:
+    art, std = scores.artifacts or {}, scores.pooled["std_target"]
+    biases = [abs(float(p["bias"])) for p in scores.patches if p.get("bias") is not None]
     bias = max(biases) / std if biases and std else None
     value = {"max_patch_bias_over_std": bias, "border_ratio": art.get("border_ratio"),
              "seam_ratio": art.get("seam_ratio"), "seam_z": art.get("seam_z"),

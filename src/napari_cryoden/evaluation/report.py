@@ -1,10 +1,9 @@
 """Score a model on a folder of micrograph pairs: metrics, baselines, checklist and figures.
 
-:func:`evaluate` reads one (noisy, target) pair at a time, denoises it and feeds streaming
-accumulators (:mod:`napari_cryoden.evaluation.metrics`), so memory stays flat however large the
+:func:`evaluate` reads one (noisy, target) pair at a time, denoises it and feeds the streaming
+:class:`~napari_cryoden.evaluation.scoring.Scorer`, so memory stays flat however large the
 dataset. Besides the model it scores two baselines on the same pixels: the noisy input itself, and
-the
-best Gaussian filter, whose width is searched on the first micrograph and then applied to all.
+the best Gaussian filter, whose width is searched on the first micrograph and then applied to all.
 Scramble guards (:mod:`napari_cryoden.evaluation.guards`) add ``warnings`` when the model's
 correlation is <= 0 or it does worse than the noisy input, the seed's symptoms of scrambled weights.
 The returned report is the JSON written by ``cryoden evaluate`` (see docs/metrics.md).
@@ -24,27 +23,14 @@ import numpy as np
 from ..data.pairs import find_pairs
 from ..errors import InputError
 from ..io.images import read_image
-from .artifacts import ArtifactAccumulator
 from .checklist import run_checklist
 from .guards import report_warnings
-from .metrics import (
-    GAUSSIAN_SEARCH_CROP,
-    PairAccumulator,
-    best_gaussian,
-    centre_crop,
-    gaussian_baseline,
-    patch_metrics,
-)
+from .metrics import centre_crop
+from .scoring import TARGET_NOTES, Scorer
 
 __all__ = ["evaluate", "write_report", "TARGET_NOTES"]
 
-TARGET_NOTES = {
-    "clean": "The target is noise-free ground truth: the metrics measure the denoiser's error.",
-    "noisy": "The target is itself a noisy micrograph: PSNR is then capped by the target's noise "
-             "(and correlation likewise), so the values understate the denoiser's quality.",
-}
 _PANEL_CROP = 512
-_MEANS = ("mse", "rmse", "psnr", "corr")
 
 ProgressFn = Callable[[int, int, str], None]
 
@@ -114,22 +100,25 @@ def evaluate(model: Any, noisy_dir: str | os.PathLike[str], clean_dir: str | os.
         history = checkpoint.metadata.get("epochs")
 
     pairs = find_pairs(noisy_dir, clean_dir)
-    score = _DatasetScore(patch_size, data_range)
+    scorer, panel = Scorer(patch_size, data_range), None
     for done, (noisy_path, clean_path) in enumerate(pairs, start=1):
         noisy, clean = _read_pair(noisy_path, clean_path)
         denoised = denoise_fn(model, noisy, normalization=normalization, device=device)
         _check_output(denoised, noisy, noisy_path)
-        score.add(noisy_path.name, noisy, denoised, clean)
+        scorer.add(denoised, clean, noisy, file=noisy_path.name)
+        panel = panel or _panel(noisy, denoised, clean)
         del noisy, clean, denoised
         if progress is not None:
             progress(done, len(pairs), noisy_path.name)
 
-    report = score.report(target_kind)
+    scores = scorer.result(target_kind)
+    report = scores.to_json()
     report["model"] = _model_info(model, checkpoint, normalization)
-    report["checklist"] = run_checklist(report, history, report["patches"])
+    report["checklist"] = run_checklist(scores.checklist_input(report["model"].get("epoch")),
+                                        history)
     report["warnings"] = report_warnings(report)
     if figures_dir is not None:
-        report["figures"] = _save_figures(Path(figures_dir), score, history)
+        report["figures"] = _save_figures(Path(figures_dir), scorer, panel, history)
     return report
 
 
@@ -151,96 +140,6 @@ def _check_output(denoised: np.ndarray, noisy: np.ndarray, path: Path) -> None:
                          "(diverged weights, or wrong normalization for this model?)")
 
 
-class _DatasetScore:
-    """Accumulators for the model and both baselines, fed one micrograph slice at a time."""
-
-    def __init__(self, patch_size: int, data_range: float) -> None:
-        self.patch_size, self.data_range = int(patch_size), float(data_range)
-        self.accs: dict[str, PairAccumulator] = {}
-        self.artifacts = ArtifactAccumulator()
-        self.patches: list[dict[str, Any]] = []
-        self.baseline_patches: dict[str, list[dict[str, float]]] = {"noisy": [], "gaussian": []}
-        self.sigma = 0.0
-        self.n_micrographs = 0
-        self.panel: tuple[np.ndarray, ...] | None = None
-
-    def add(self, name: str, noisy: np.ndarray, denoised: np.ndarray, clean: np.ndarray) -> None:
-        self.n_micrographs += 1
-        stacks = [a if a.ndim == 3 else a[np.newaxis] for a in (noisy, denoised, clean)]
-        for z, (n2, d2, c2) in enumerate(zip(*stacks, strict=True)):
-            if not self.accs:
-                self._start(n2, d2, c2)
-            gauss = gaussian_baseline(n2, self.sigma)
-            for key, pred in (("model", d2), ("noisy", n2), ("gaussian", gauss)):
-                self.accs[key].update(pred, c2)
-            self.artifacts.update(d2, c2)
-            self._add_patches(name, z, n2, d2, gauss, c2)
-
-    def _add_patches(self, name: str, z: int, noisy: np.ndarray, denoised: np.ndarray,
-                     gauss: np.ndarray, clean: np.ndarray) -> None:
-        size, dr = self.patch_size, self.data_range
-        rows_n = patch_metrics(noisy, clean, size, dr)
-        rows_g = patch_metrics(gauss, clean, size, dr)
-        self.baseline_patches["noisy"] += rows_n
-        self.baseline_patches["gaussian"] += rows_g
-        for row, rn, rg in zip(patch_metrics(denoised, clean, size, dr), rows_n, rows_g,
-                               strict=True):
-            self.patches.append({"file": name, "z": z, **row, "noisy_rmse": rn["rmse"],
-                                 "gaussian_rmse": rg["rmse"]})
-
-    def _start(self, noisy: np.ndarray, denoised: np.ndarray, clean: np.ndarray) -> None:
-        """First slice: fix the histogram range, search the Gaussian sigma, keep the panel."""
-        low, high = np.percentile(np.concatenate([centre_crop(noisy, 2048).ravel(),
-                                                  centre_crop(clean, 2048).ravel()]), [0.1, 99.9])
-        pad = 0.1 * (high - low) or 0.5
-        hist_range = (float(low - pad), float(high + pad))
-        self.accs = {key: PairAccumulator(self.data_range, hist_range=hist_range)
-                     for key in ("model", "noisy", "gaussian")}
-        search = (centre_crop(a, GAUSSIAN_SEARCH_CROP) for a in (noisy, clean))
-        self.sigma, _ = best_gaussian(*search, data_range=self.data_range)
-        self.panel = tuple(centre_crop(a, _PANEL_CROP).copy() for a in (noisy, denoised, clean))
-
-    def report(self, target_kind: str) -> dict[str, Any]:
-        if not self.patches:
-            raise InputError("no pixels were evaluated")
-        by_rmse = sorted(self.patches, key=lambda p: p["rmse"])
-        gaussian_note = (f"sigma = {self.sigma:.3g} px, searched on the first micrograph "
-                         f"(central crop of at most {GAUSSIAN_SEARCH_CROP} px), then applied to "
-                         "all micrographs")
-        return {
-            **_patch_means(self.patches),
-            "data_range": self.data_range,
-            "target_kind": target_kind,
-            "target_note": TARGET_NOTES[target_kind],
-            "n_micrographs": self.n_micrographs,
-            "n_patches": len(self.patches),
-            "patch_size": self.patch_size,
-            "pooled": self.accs["model"].result(),
-            "baselines": {
-                "noisy": {**_patch_means(self.baseline_patches["noisy"]),
-                          "pooled": self.accs["noisy"].result()},
-                "gaussian": {"sigma": self.sigma, "note": gaussian_note,
-                             **_patch_means(self.baseline_patches["gaussian"]),
-                             "pooled": self.accs["gaussian"].result()},
-            },
-            "artifacts": self.artifacts.result(),
-            "best_patch": by_rmse[0],
-            "worst_patch": by_rmse[-1],
-            "patches": self.patches,
-        }
-
-
-
-
-def _patch_means(rows: list[dict[str, Any]]) -> dict[str, float]:
-    means = {}
-    for key in _MEANS:
-        values = np.array([r[key] for r in rows], dtype=np.float64)
-        values = values[~np.isnan(values)]
-        means[key] = float(values.mean()) if values.size else math.nan
-    return means
-
-
 def _model_info(model: Any, checkpoint: Any, normalization: str) -> dict[str, Any]:
     params = getattr(model, "parameters", None)
     info: dict[str, Any] = {"normalization": normalization, "path": None,
@@ -252,19 +151,27 @@ def _model_info(model: Any, checkpoint: Any, normalization: str) -> dict[str, An
     return info
 
 
-def _save_figures(folder: Path, score: _DatasetScore, history: Any) -> dict[str, str]:
+def _panel(noisy: np.ndarray, denoised: np.ndarray,
+           clean: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Central crops of the first slice, for the report's noisy | denoised | clean panel."""
+    return tuple(centre_crop(a if a.ndim == 2 else a[0], _PANEL_CROP).copy()
+                 for a in (noisy, denoised, clean))
+
+
+def _save_figures(folder: Path, scorer: Scorer, panel: tuple[np.ndarray, ...] | None,
+                  history: Any) -> dict[str, str]:
     from ..plotting import reports as plotting
 
     epochs = history.get("epochs") if isinstance(history, Mapping) else history
     steps = history.get("steps") if isinstance(history, Mapping) else None
-    model, noisy = score.accs["model"], score.accs["noisy"]
+    model, noisy = scorer.accumulators["model"], scorer.accumulators["noisy"]
     figures = {
         "scatter": plotting.scatter_figure(*model.sample()),
         "histograms": plotting.histogram_figure(model.bin_edges, {
             "noisy": noisy.hist_pred, "denoised": model.hist_pred, "clean": model.hist_target}),
     }
-    if score.panel is not None:
-        figures["panel"] = plotting.panel_figure(*score.panel)
+    if panel is not None:
+        figures["panel"] = plotting.panel_figure(*panel)
     if epochs or steps:
         figures["loss"] = plotting.loss_figure(steps, epochs)
     return {name: str(plotting.save_figure(fig, folder / f"{name}.png"))
