@@ -7,7 +7,9 @@ import pytest
 from scipy import ndimage
 
 from napari_cryoden.evaluation.checklist import run_checklist
-from napari_cryoden.evaluation.inspection import analyse
+from napari_cryoden.evaluation.inspection import analyse, metric_map
+from napari_cryoden.evaluation.metrics import METRICS
+from napari_cryoden.evaluation.report import summary_lines
 from napari_cryoden.evaluation.scores import ChecklistInput
 from napari_cryoden.evaluation.scoring import Scorer
 
@@ -68,3 +70,21 @@ def test_the_noisy_image_is_given_for_every_micrograph_or_none() -> None:
     scorer.add(denoised, clean, noisy)
     with pytest.raises(ValueError, match="every micrograph or for none"):
         scorer.add(denoised, clean)
+
+
+def test_every_metric_of_the_table_reaches_the_report_and_the_summary() -> None:
+    noisy, denoised, clean = trio()
+    scorer = Scorer(32)
+    scorer.add(denoised, clean, noisy, file="a.mrc")
+    report = scorer.result().to_json()
+    lines = summary_lines(report)
+    for m in METRICS:
+        assert np.isfinite(report[m.key]) and np.isfinite(report["pooled"][m.key]), m.key
+        for name in ("noisy", "gaussian"):
+            assert np.isfinite(report["baselines"][name][m.key]), (name, m.key)
+        assert all(m.key in row for row in report["patches"])
+        assert metric_map(report["patches"], m.key).shape == (3, 4)
+        assert m.name in lines[0]
+        assert m.format(report[m.key]) in lines[1]
+    assert [line.split()[0] for line in lines[1:4]] == ["model", "noisy", "Gaussian"]
+    assert lines[-1].startswith("target: clean (1 micrographs, 12 patches")

@@ -30,12 +30,8 @@ from qtpy.QtWidgets import (
 
 from napari_cryoden._qt._models import MODELS
 from napari_cryoden._qt.canvas import FigureCanvasWidget
-from napari_cryoden.evaluation.inspection import (
-    MAP_METRICS,
-    PatchAnalysis,
-    analyse,
-    metric_map,
-)
+from napari_cryoden.evaluation.inspection import PatchAnalysis, analyse, metric_map
+from napari_cryoden.evaluation.metrics import METRICS
 
 if TYPE_CHECKING:
     import napari
@@ -44,13 +40,13 @@ __all__ = ["InspectWidget", "PatchAnalysis", "analyse", "metric_map", "OUTLINE_N
 
 OUTLINE_NAME = "inspected patch"
 WORKER_PIXELS = 2048 * 2048  # larger images are analysed in a worker thread
+MAP_METRICS = {m.label: m for m in METRICS}
 COLUMNS = [("patch #", None, "{:.0f}"), ("y", "y", "{:.0f}"), ("x", "x", "{:.0f}"),
-           ("MSE", "mse", "{:.2e}"), ("RMSE", "rmse", "{:.4f}"), ("PSNR", "psnr", "{:.2f}"),
-           ("r", "corr", "{:.4f}"), ("noisy RMSE", "noisy_rmse", "{:.4f}")]
+           *[(m.label, m.key, m.fmt) for m in METRICS], ("noisy RMSE", "noisy_rmse", "{:.4f}")]
 _COLUMN_TIPS = ("patch number (row-major)", "top row (px)", "left column (px)",
-                "mean squared error, denoised vs clean", "root mean squared error",
-                "peak signal-to-noise ratio (dB), for the data range above",
-                "Pearson correlation, denoised vs clean", "RMSE of the noisy input vs clean")
+                *[f"{m.description}, denoised vs clean "
+                  f"({'higher' if m.higher_is_better else 'lower'} is better)" for m in METRICS],
+                "RMSE of the noisy input vs clean")
 _VERDICT = {True: ("✓", "#2e7d32"), False: ("✗", "#c62828"), None: ("–", "#616161")}
 
 
@@ -322,8 +318,8 @@ class InspectWidget(QWidget):
         scale, translate = self._transform()
         self._outline(np.array([lo, [lo[0], hi[1]], hi, [hi[0], lo[1]]]), scale, translate)
         self._focus(lo * scale + translate, hi * scale + translate)
-        title = (f"patch {index} (y {row['y']}, x {row['x']}): RMSE {row['rmse']:.4g}, "
-                 f"PSNR {row['psnr']:.2f} dB, r {row['corr']:.3f}")
+        title = f"patch {index} (y {row['y']}, x {row['x']}): " + ", ".join(
+            f"{m.label} {m.format(row[m.key])}" for m in METRICS)
         self.canvas.show_figure(patch_figure(*crops, title=title))
 
     def _transform(self) -> tuple[np.ndarray, np.ndarray]:
@@ -368,7 +364,7 @@ class InspectWidget(QWidget):
             self._map_layer = None
             return
         name, size = f"{self.map_metric.value} map", self.analysis.patch_size
-        data = metric_map(self.analysis.rows, MAP_METRICS[self.map_metric.value])
+        data = metric_map(self.analysis.rows, MAP_METRICS[self.map_metric.value].key)
         scale, translate = self._transform()
         kwargs = {"scale": scale * size, "translate": translate + scale * (size - 1) / 2}
         limits = _limits(data)

@@ -155,14 +155,10 @@ def summary_table(report: dict[str, Any]) -> str:
     Returns
     -------
     str
-        A row per image kind (MSE, PSNR, Pearson r), then what the targets were.
+        A row per image kind (each metric of ``evaluation.metrics.METRICS``), then what
+        the targets were.
     """
-    noisy, gaussian = report["baselines"]["noisy"], report["baselines"]["gaussian"]
-    rows = [("model", report), ("noisy input", noisy),
-            (f"Gaussian σ={gaussian['sigma']:.2f}", gaussian)]
-    lines = [f"{'':>16} {'MSE':>10} {'PSNR (dB)':>10} {'Pearson r':>10}"]
-    lines += [f"{name:>16} {r['mse']:>10.6f} {r['psnr']:>10.2f} {r['corr']:>10.4f}"
-              for name, r in rows]
-    lines.append(f"target: {report['target_kind']} ({report['n_micrographs']} micrographs, "
-                 f"{report['n_patches']} patches, data range {report['data_range']})")
-    return "\n".join(lines)
+    from ..evaluation.report import summary_lines
+
+    return "
+".join(summary_lines(report))

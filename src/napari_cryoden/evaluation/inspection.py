@@ -19,9 +19,7 @@ from .checklist import run_checklist
 from .scores import Scores
 from .scoring import Scorer
 
-__all__ = ["MAP_METRICS", "PatchAnalysis", "analyse", "metric_map"]
-
-MAP_METRICS = {"RMSE": "rmse", "MSE": "mse", "PSNR": "psnr", "r": "corr"}
+__all__ = ["PatchAnalysis", "analyse", "metric_map"]
 
 
 @dataclass(frozen=True)
@@ -99,7 +97,8 @@ def metric_map(rows: list[dict[str, float]], key: str) -> np.ndarray:
     rows
         Patch rows with ``y``, ``x`` and ``key``.
     key
-        The metric, e.g. ``"rmse"``.
+        The metric's key, e.g. ``"rmse"`` (a :data:`~napari_cryoden.evaluation.metrics.METRICS`
+        key).
 
     Returns
     -------

@@ -1,5 +1,9 @@
 """Image-quality metrics of a denoiser, streamed so that memory stays flat over a dataset.
 
+:data:`METRICS` is the one table of the headline metrics (MSE, RMSE, PSNR, Pearson r, ...): each
+:class:`Metric` says its key, label, format, whether higher is better, how to compute it on a
+patch and how to pool it over a dataset. The report JSON, ``cryoden evaluate``'s summary, the
+Inspect widget's table and its metric map all read it, so a new metric is one row here.
 :class:`PairAccumulator` keeps float64 sums (of pred, target, their squares, their product and
 the squared residual), fixed-bin histograms and a bounded random sample of pixel pairs; any
 number of micrographs can be fed to it one at a time and :meth:`PairAccumulator.result` gives
@@ -11,7 +15,8 @@ MSE, PSNR, Pearson r, brightness, the least-squares fits and the histogram overl
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
@@ -19,6 +24,10 @@ from scipy import ndimage
 from ..data.patches import patch_starts
 
 __all__ = [
+    "METRICS",
+    "Metric",
+    "PatchPair",
+    "nanmean",
     "PairAccumulator",
     "compare",
     "psnr",
@@ -37,6 +46,92 @@ _SUMS = ("p", "t", "pp", "tt", "pt", "dd")
 def psnr(mse: float, data_range: float = 1.0) -> float:
     """Peak signal-to-noise ratio ``10·log10(data_range² / mse)`` in dB (inf when mse is 0)."""
     return math.inf if mse <= 0 else 10.0 * math.log10(data_range**2 / mse)
+
+
+class PatchPair:
+    """One (prediction, target) patch in float64, with its residual and MSE computed once."""
+
+    def __init__(self, pred: np.ndarray, target: np.ndarray, data_range: float) -> None:
+        self.pred, self.target = pred.astype(np.float64), target.astype(np.float64)
+        self.data_range = float(data_range)
+        self.residual = self.pred - self.target
+        self.mse = float(np.mean(self.residual * self.residual))
+
+
+PoolFn = Callable[[Mapping[str, float], Sequence[float]], float]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One headline metric: how it is named and shown, computed on a patch and pooled.
+
+    Attributes
+    ----------
+    key
+        Its key in patch rows and in the report JSON.
+    label, name
+        Short label (table column, metric map) and longer name (text summaries).
+    fmt
+        Format of one value, e.g. ``"{:.4f}"``.
+    higher_is_better
+        Whether a larger value is a better denoiser.
+    description
+        One line for tooltips.
+    on_patch
+        The value on one :class:`PatchPair`.
+    pooled
+        The value over a dataset, from the :meth:`PairAccumulator.result` of all its pixels and
+        the per-patch values.
+    """
+
+    key: str
+    label: str
+    name: str
+    fmt: str
+    higher_is_better: bool
+    description: str
+    on_patch: Callable[[PatchPair], float]
+    pooled: PoolFn
+
+    def format(self, value: float | None) -> str:
+        """Return ``value`` formatted with :attr:`fmt` (``"-"`` for ``None``)."""
+        return "-" if value is None else self.fmt.format(value)
+
+
+def nanmean(values: Sequence[float]) -> float:
+    """Return the mean of the values that are not NaN (NaN when none is; flat patches have no r).
+
+    Parameters
+    ----------
+    values
+        Per-patch values.
+
+    Returns
+    -------
+    float
+        Their mean, NaN skipped.
+    """
+    array = np.asarray(values, dtype=np.float64)
+    array = array[~np.isnan(array)]
+    return float(array.mean()) if array.size else math.nan
+
+
+def _pixels(key: str) -> PoolFn:
+    """Pooled over all pixels: the :class:`PairAccumulator` result's own ``key``."""
+    return lambda pixels, _values: float(pixels[key])
+
+
+METRICS: tuple[Metric, ...] = (
+    Metric("mse", "MSE", "MSE", "{:.2e}", False, "mean squared error",
+           lambda pair: pair.mse, _pixels("mse")),
+    Metric("rmse", "RMSE", "RMSE", "{:.4f}", False, "root mean squared error",
+           lambda pair: math.sqrt(pair.mse), _pixels("rmse")),
+    Metric("psnr", "PSNR", "PSNR (dB)", "{:.2f}", True,
+           "peak signal-to-noise ratio (dB), 10·log10(data_range² / MSE)",
+           lambda pair: psnr(pair.mse, pair.data_range), _pixels("psnr")),
+    Metric("corr", "r", "Pearson r", "{:.4f}", True, "Pearson correlation",
+           lambda pair: _pearson(pair.pred, pair.target), _pixels("corr")),
+)
 
 
 class PairAccumulator:
@@ -219,19 +314,16 @@ def patch_metrics(pred: np.ndarray, target: np.ndarray, patch_size: int,
     Returns
     -------
     list of dict
-        One per patch: ``y``, ``x``, ``mse``, ``rmse``, ``psnr``, ``corr`` (NaN on a flat
+        One per patch: ``y``, ``x``, every :data:`METRICS` key (``corr`` is NaN on a flat
         patch) and ``bias`` (mean of pred − target).
     """
     _check_2d_pair(pred, target)
     rows = []
     for y, x in patch_grid(pred.shape, patch_size):
-        p = pred[y:y + patch_size, x:x + patch_size].astype(np.float64)
-        t = target[y:y + patch_size, x:x + patch_size].astype(np.float64)
-        d = p - t
-        mse = float(np.mean(d * d))
-        rows.append({"y": y, "x": x, "mse": mse, "rmse": math.sqrt(mse),
-                     "psnr": psnr(mse, data_range), "corr": _pearson(p, t),
-                     "bias": float(d.mean())})
+        pair = PatchPair(pred[y:y + patch_size, x:x + patch_size],
+                         target[y:y + patch_size, x:x + patch_size], data_range)
+        rows.append({"y": y, "x": x, **{m.key: m.on_patch(pair) for m in METRICS},
+                     "bias": float(pair.residual.mean())})
     return rows
 
 

@@ -25,10 +25,10 @@ from ..errors import InputError
 from ..io.images import read_image
 from .checklist import run_checklist
 from .guards import report_warnings
-from .metrics import centre_crop
+from .metrics import METRICS, centre_crop
 from .scoring import TARGET_NOTES, Scorer
 
-__all__ = ["evaluate", "write_report", "TARGET_NOTES"]
+__all__ = ["evaluate", "write_report", "summary_lines", "TARGET_NOTES"]
 
 _PANEL_CROP = 512
 
@@ -176,6 +176,34 @@ def _save_figures(folder: Path, scorer: Scorer, panel: tuple[np.ndarray, ...] | 
         figures["loss"] = plotting.loss_figure(steps, epochs)
     return {name: str(plotting.save_figure(fig, folder / f"{name}.png"))
             for name, fig in figures.items()}
+
+
+def summary_lines(report: Mapping[str, Any]) -> list[str]:
+    """Return the text table of the model's and baselines' metrics that ``cryoden evaluate`` prints.
+
+    Parameters
+    ----------
+    report
+        An evaluation report (:func:`evaluate`, or its JSON read back).
+
+    Returns
+    -------
+    list of str
+        A header of every :data:`~napari_cryoden.evaluation.metrics.METRICS` name, one row of
+        means over patches each for the model, the noisy input and the Gaussian filter, and a
+        line saying what was evaluated.
+    """
+    baselines = report.get("baselines") or {}
+    rows: list[tuple[str, Mapping[str, Any]]] = [("model", report)]
+    if baselines:
+        rows += [("noisy input", baselines["noisy"]),
+                 (f"Gaussian σ={baselines['gaussian']['sigma']:.2f}", baselines["gaussian"])]
+    lines = [f"{'':>16}" + "".join(f" {m.name:>10}" for m in METRICS)]
+    lines += [f"{name:>16}" + "".join(f" {m.format(row.get(m.key)):>10}" for m in METRICS)
+              for name, row in rows]
+    lines.append(f"target: {report['target_kind']} ({report['n_micrographs']} micrographs, "
+                 f"{report['n_patches']} patches, data range {report['data_range']})")
+    return lines
 
 
 def write_report(report: Mapping[str, Any], json_path: str | os.PathLike[str]) -> Path:

@@ -11,7 +11,6 @@ Both ``cryoden evaluate`` (:mod:`.report`) and the Inspect widget (:mod:`.inspec
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -20,10 +19,12 @@ from ..errors import InputError
 from .artifacts import ArtifactAccumulator
 from .metrics import (
     GAUSSIAN_SEARCH_CROP,
+    METRICS,
     PairAccumulator,
     best_gaussian,
     centre_crop,
     gaussian_baseline,
+    nanmean,
     patch_metrics,
 )
 from .scores import TARGET_NOTES, ChecklistInput, PatchScore, PredictionScore, Scores
@@ -31,7 +32,6 @@ from .scores import TARGET_NOTES, ChecklistInput, PatchScore, PredictionScore, S
 __all__ = ["Scorer", "Scores", "PredictionScore", "PatchScore", "ChecklistInput", "TARGET_NOTES"]
 
 _HIST_CROP = 2048  # the histogram range is fixed on the first micrograph's central crop this big
-_MEANS = ("mse", "rmse", "psnr", "corr")
 
 
 class Scorer:
@@ -134,12 +134,8 @@ class Scorer:
 
 
 def _prediction(acc: PairAccumulator, rows: Sequence[Mapping[str, float]]) -> PredictionScore:
-    return PredictionScore({key: _nanmean([row[key] for row in rows]) for key in _MEANS},
-                           acc.result())
-
-
-def _nanmean(values: Sequence[float]) -> float:
-    """Mean of the values that are not NaN (NaN when none is): flat patches have no r."""
-    array = np.asarray(values, dtype=np.float64)
-    array = array[~np.isnan(array)]
-    return float(array.mean()) if array.size else math.nan
+    """Means over patches and pooled values of every metric of :data:`METRICS`."""
+    pixels = acc.result()
+    values = {m.key: [row[m.key] for row in rows] for m in METRICS}
+    return PredictionScore({key: nanmean(v) for key, v in values.items()},
+                           {**pixels, **{m.key: m.pooled(pixels, values[m.key]) for m in METRICS}})
