@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from napari_cryoden.cli.main import main as cryoden  # noqa: E402
 from napari_cryoden.data.pairs import find_pairs  # noqa: E402
-from napari_cryoden.evaluation.metrics import best_gaussian, gaussian_baseline  # noqa: E402
+from napari_cryoden.evaluation.baselines import best_gaussian, gaussian_baseline  # noqa: E402
 from napari_cryoden.io.images import read_image  # noqa: E402
 
 # name -> (mode, preset, extra train flags)

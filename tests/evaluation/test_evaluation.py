@@ -16,7 +16,8 @@ from scipy import ndimage
 
 from napari_cryoden.config.sections import Config
 from napari_cryoden.errors import InputError
-from napari_cryoden.evaluation.metrics import compare, patch_grid
+from napari_cryoden.evaluation.metrics import patch_grid
+from napari_cryoden.evaluation.pixels import compare
 from napari_cryoden.evaluation.report import evaluate, write_report
 from napari_cryoden.models.checkpoint import save_checkpoint
 from napari_cryoden.models.nets import build_model

@@ -8,16 +8,11 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from napari_cryoden.evaluation import metrics
+from napari_cryoden.evaluation import pixels
 from napari_cryoden.evaluation.artifacts import ArtifactAccumulator
-from napari_cryoden.evaluation.metrics import (
-    PairAccumulator,
-    best_gaussian,
-    compare,
-    patch_grid,
-    patch_metrics,
-    psnr,
-)
+from napari_cryoden.evaluation.baselines import best_gaussian
+from napari_cryoden.evaluation.metrics import patch_grid, patch_metrics, psnr
+from napari_cryoden.evaluation.pixels import PairAccumulator, compare
 
 
 @pytest.fixture
@@ -77,7 +72,7 @@ def test_agrees_with_numpy(pair: tuple[np.ndarray, np.ndarray]) -> None:
 def test_streaming_over_chunks_equals_one_shot(pair: tuple[np.ndarray, np.ndarray],
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     pred, target = pair
-    monkeypatch.setattr(metrics, "_BLOCK", 1000)  # also split each update into blocks
+    monkeypatch.setattr(pixels, "_BLOCK", 1000)  # also split each update into blocks
     hist_range = (-0.5, 1.5)
     acc = PairAccumulator(hist_range=hist_range)
     for rows in np.array_split(np.arange(pred.shape[0]), 7):

@@ -1,66 +1,42 @@
 """The Inspect widget: per-patch metrics of a denoised micrograph, and the seed's checklist.
 
-"Analyse" scores every patch of the denoised image against the clean one
-(:func:`metrics.patch_metrics`) and the whole image (:func:`metrics.compare`, the noisy and
-best-Gaussian baselines, :class:`metrics.ArtifactAccumulator`), then runs
-:func:`checklist.run_checklist`. A row of the sortable table jumps the viewer to its patch,
-outlines it and plots its scatter and histograms; "metric map" overlays one value per patch.
+"Analyse" scores every patch of the denoised image against the clean one, and the whole image
+with the noisy and best-Gaussian baselines (:func:`napari_cryoden.evaluation.inspection.analyse`,
+the same scorer as ``cryoden evaluate``), then runs the checklist. A row of the sortable table
+(:mod:`napari_cryoden._qt.inspect.table`) jumps the viewer to its patch, outlines it and plots
+its scatter and histograms; "metric map" overlays one value per patch
+(:mod:`napari_cryoden._qt.inspect.overlays`).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, PushButton, SpinBox
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import (
-    QAbstractItemView,
-    QHBoxLayout,
-    QLabel,
-    QSplitter,
-    QTableWidget,
-    QTableWidgetItem,
-    QVBoxLayout,
-    QWidget,
-)
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
 
 from napari_cryoden._qt._models import MODELS
 from napari_cryoden._qt.canvas import FigureCanvasWidget
+from napari_cryoden._qt.inspect.chips import show_chips
+from napari_cryoden._qt.inspect.overlays import (
+    OUTLINE_NAME,
+    focus,
+    outline_patch,
+    show_metric_map,
+)
+from napari_cryoden._qt.inspect.table import COLUMNS, build_table, fill_table
 from napari_cryoden.evaluation.inspection import PatchAnalysis, analyse, metric_map
 from napari_cryoden.evaluation.metrics import METRICS
 
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["InspectWidget", "PatchAnalysis", "analyse", "metric_map", "OUTLINE_NAME"]
+__all__ = ["InspectWidget", "PatchAnalysis", "analyse", "metric_map", "OUTLINE_NAME", "COLUMNS"]
 
-OUTLINE_NAME = "inspected patch"
 WORKER_PIXELS = 2048 * 2048  # larger images are analysed in a worker thread
 MAP_METRICS = {m.label: m for m in METRICS}
-COLUMNS = [("patch #", None, "{:.0f}"), ("y", "y", "{:.0f}"), ("x", "x", "{:.0f}"),
-           *[(m.label, m.key, m.fmt) for m in METRICS], ("noisy RMSE", "noisy_rmse", "{:.4f}")]
-_COLUMN_TIPS = ("patch number (row-major)", "top row (px)", "left column (px)",
-                *[f"{m.description}, denoised vs clean "
-                  f"({'higher' if m.higher_is_better else 'lower'} is better)" for m in METRICS],
-                "RMSE of the noisy input vs clean")
-_VERDICT = {True: ("✓", "#2e7d32"), False: ("✗", "#c62828"), None: ("–", "#616161")}
-
-
-class _NumberItem(QTableWidgetItem):
-    """A read-only cell that shows a formatted number and sorts by its value (NaN last)."""
-
-    def __init__(self, value: float, fmt: str) -> None:
-        super().__init__("" if math.isnan(value) else fmt.format(value))
-        self.setData(Qt.ItemDataRole.UserRole, float(value))
-        self.setFlags(Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsEnabled)
-
-    def __lt__(self, other: QTableWidgetItem) -> bool:
-        a, b = self.data(Qt.ItemDataRole.UserRole), other.data(Qt.ItemDataRole.UserRole)
-        return (not math.isnan(a)) and (math.isnan(b) or a < b)
 
 
 class InspectWidget(QWidget):
@@ -74,7 +50,7 @@ class InspectWidget(QWidget):
         self._map_layer: Any = None
         self._worker: Any = None
         self._build_form()
-        self.table = self._build_table()
+        self.table = build_table(self._on_row_selected)
         self.summary = QLabel("Choose the images and press Analyse.")
         self.summary.setWordWrap(True)
         self.chips = QHBoxLayout()
@@ -128,21 +104,6 @@ class InspectWidget(QWidget):
         self.analyse_button.changed.connect(self.run_analysis)
         self.show_map.changed.connect(self.update_metric_map)
         self.map_metric.changed.connect(self.update_metric_map)
-
-    def _build_table(self) -> QTableWidget:
-        table = QTableWidget(0, len(COLUMNS))
-        table.setHorizontalHeaderLabels([c[0] for c in COLUMNS])
-        for j, tip in enumerate(_COLUMN_TIPS):
-            table.horizontalHeaderItem(j).setToolTip(tip)
-        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        table.verticalHeader().setVisible(False)
-        table.horizontalHeader().setSortIndicatorShown(True)
-        table.verticalHeader().setDefaultSectionSize(22)
-        table.horizontalHeader().setStretchLastSection(True)
-        table.setToolTip("Click a column header to sort; click a row to go to its patch.")
-        table.itemSelectionChanged.connect(self._on_row_selected)
-        return table
 
     def _layout(self) -> None:
         bottom = QWidget()
@@ -247,8 +208,9 @@ class InspectWidget(QWidget):
     def show_analysis(self, analysis: PatchAnalysis) -> None:
         """Fill the table, the checklist chips and the metric map from ``analysis``."""
         self.analysis = analysis
-        self._fill_table(analysis)
-        self._show_checklist(analysis)
+        fill_table(self.table, analysis)
+        show_chips(self.chips, analysis.checklist)
+        self.summary.setText(analysis.summary_text())
         self._show_guard_warnings(analysis)
         self.update_metric_map()
 
@@ -270,33 +232,6 @@ class InspectWidget(QWidget):
             self.summary.setText(f"<span style='color:#e03c31; font-weight:bold'>Check the "
                                  f"weights:{lines}</span><br>{html.escape(self.summary.text())}")
 
-    def _fill_table(self, analysis: PatchAnalysis) -> None:
-        table = self.table
-        table.setSortingEnabled(False)
-        table.clearContents()
-        table.setRowCount(len(analysis.rows))
-        for i, row in enumerate(analysis.rows):
-            for j, (_, key, fmt) in enumerate(COLUMNS):
-                value = i if key is None else row.get(key, math.nan)
-                table.setItem(i, j, _NumberItem(float(value), fmt))
-        table.setColumnHidden(len(COLUMNS) - 1, not analysis.has_noisy)
-        table.resizeColumnsToContents()
-        for j in range(len(COLUMNS) - 1):  # room for the sort arrow next to each header
-            table.setColumnWidth(j, table.columnWidth(j) + 4)
-        table.setSortingEnabled(True)
-
-    def _show_checklist(self, analysis: PatchAnalysis) -> None:
-        while self.chips.count():
-            self.chips.takeAt(0).widget().deleteLater()
-        for item in analysis.checklist:
-            mark, colour = _VERDICT[item["passed"]]
-            chip = QLabel(f"{item['id']} {mark}")
-            chip.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            chip.setStyleSheet(f"background:{colour}; color:white; border-radius:4px; "
-                               "padding:2px 6px; font-weight:bold;")
-            chip.setToolTip(_chip_tooltip(item))
-            self.chips.addWidget(chip)
-        self.summary.setText(analysis.summary_text())
 
     # -- one patch -------------------------------------------------------------------------
     def _on_row_selected(self) -> None:
@@ -316,8 +251,9 @@ class InspectWidget(QWidget):
         lo = np.array([y, x], float) - 0.5  # pixel edges, in data coordinates
         hi = lo + np.array(crops[2].shape, float)
         scale, translate = self._transform()
-        self._outline(np.array([lo, [lo[0], hi[1]], hi, [hi[0], lo[1]]]), scale, translate)
-        self._focus(lo * scale + translate, hi * scale + translate)
+        outline_patch(self.viewer, np.array([lo, [lo[0], hi[1]], hi, [hi[0], lo[1]]]),
+                      max(size / 48, 1.0), scale, translate)
+        focus(self.viewer, lo * scale + translate, hi * scale + translate)
         title = f"patch {index} (y {row['y']}, x {row['x']}): " + ", ".join(
             f"{m.label} {m.format(row[m.key])}" for m in METRICS)
         self.canvas.show_figure(patch_figure(*crops, title=title))
@@ -328,32 +264,6 @@ class InspectWidget(QWidget):
             return np.ones(2), np.zeros(2)
         return np.asarray(layer.scale[-2:], float), np.asarray(layer.translate[-2:], float)
 
-    def _outline(self, rect: np.ndarray, scale: np.ndarray, translate: np.ndarray) -> None:
-        from napari.layers import Shapes
-
-        width = max(self.analysis.patch_size / 48, 1.0)
-        layer = next((lay for lay in self.viewer.layers
-                      if lay.name == OUTLINE_NAME and isinstance(lay, Shapes)), None)
-        if layer is None:
-            with _keep_active(self.viewer):
-                self.viewer.add_shapes([rect], shape_type="rectangle", name=OUTLINE_NAME,
-                                       edge_color="#ffd400", face_color="transparent",
-                                       edge_width=width, scale=scale, translate=translate)
-            return
-        layer.scale, layer.translate = scale, translate
-        layer.data = [rect]
-        layer.edge_width = [width]
-        position = self.viewer.layers.index(layer)
-        if position != len(self.viewer.layers) - 1:  # keep it above the metric map
-            self.viewer.layers.move(position, len(self.viewer.layers))
-
-    def _focus(self, lo: np.ndarray, hi: np.ndarray) -> None:
-        camera = self.viewer.scene.camera if hasattr(self.viewer, "scene") else self.viewer.camera
-        canvas = getattr(getattr(self.viewer, "canvas", None), "size", None) or \
-            getattr(self.viewer, "_canvas_size", (600, 800))
-        camera.center = tuple((lo + hi) / 2)
-        camera.zoom = 0.9 * float(np.min(np.asarray(canvas, float) / (hi - lo)))
-
     # -- metric map ------------------------------------------------------------------------
     def update_metric_map(self, *_: Any) -> None:
         """Add, update or remove the ``"<metric> map"`` overlay (one value per patch)."""
@@ -363,28 +273,10 @@ class InspectWidget(QWidget):
                 self.viewer.layers.remove(layer)
             self._map_layer = None
             return
-        name, size = f"{self.map_metric.value} map", self.analysis.patch_size
-        data = metric_map(self.analysis.rows, MAP_METRICS[self.map_metric.value].key)
-        scale, translate = self._transform()
-        kwargs = {"scale": scale * size, "translate": translate + scale * (size - 1) / 2}
-        limits = _limits(data)
-        if layer is None:
-            with _keep_active(self.viewer):
-                self._map_layer = self.viewer.add_image(
-                    data, name=name, colormap="viridis", opacity=0.5, contrast_limits=limits,
-                    blending="translucent", **kwargs)
-            return
-        layer.data, layer.name, layer.contrast_limits = data, name, limits
-        layer.scale, layer.translate = kwargs["scale"], kwargs["translate"]
-
-
-@contextmanager
-def _keep_active(viewer: Any) -> Iterator[None]:
-    """Add overlay layers without taking the layer controls away from the user's layer."""
-    active = viewer.layers.selection.active
-    yield
-    if active is not None and active in viewer.layers:
-        viewer.layers.selection.active = active
+        metric = MAP_METRICS[self.map_metric.value]
+        self._map_layer = show_metric_map(
+            self.viewer, layer, metric_map(self.analysis.rows, metric.key), f"{metric.label} map",
+            self.analysis.patch_size, *self._transform())
 
 
 def _layer_array(layer: Any, label: str) -> np.ndarray:
@@ -394,27 +286,3 @@ def _layer_array(layer: Any, label: str) -> np.ndarray:
         raise ValueError(f"{label}: '{layer.name}' has shape {array.shape}; Inspect needs a 2D "
                          "grey-scale micrograph")
     return array
-
-
-def _limits(data: np.ndarray) -> tuple[float, float]:
-    finite = data[np.isfinite(data)]
-    if finite.size == 0:
-        return 0.0, 1.0
-    low, high = float(finite.min()), float(finite.max())
-    return (low, high) if high > low else (low - 0.5, high + 0.5)
-
-
-def _chip_tooltip(item: dict[str, Any]) -> str:
-    verdict = {True: "PASS", False: "FAIL", None: "not judged"}[item["passed"]]
-    lines = [f"<b>{item['id']}. {item['check']}: {verdict}</b>", f"measure: {item['measure']}",
-             f"value: {_format_value(item['value'])}", f"need: {item['threshold']}"]
-    if item.get("note"):
-        lines.append(f"note: {item['note']}")
-    return "<br>".join(lines)
-
-
-def _format_value(value: Any) -> str:
-    if isinstance(value, dict):
-        return ", ".join(f"{k} {_format_value(v)}" for k, v in value.items() if v is not None)
-    return "–" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
-

@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from .metrics import _BLOCK, _check_2d_pair
+from .metrics import _check_2d_pair
+from .pixels import _BLOCK
 
 __all__ = ["ArtifactAccumulator"]
 

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from .pixels import compare
+
 __all__ = ["VAL_RISE_EPOCHS", "RESUME_TOLERANCE", "output_warnings", "report_warnings",
            "image_warnings", "val_rise_warning", "resume_warning", "format_warnings"]
 
@@ -84,8 +86,6 @@ def image_warnings(denoised: np.ndarray, clean: np.ndarray,
                    noisy: np.ndarray | None = None) -> list[str]:
     """:func:`output_warnings` of one denoised image against its clean target (and the noisy
     input, when given) — for views that hold the images, like the napari widgets."""
-    from .metrics import compare
-
     model = compare(denoised, clean)
     base = compare(noisy, clean) if noisy is not None else {}
     return output_warnings(model["corr"], model["mse"], base.get("mse"), base.get("corr"))

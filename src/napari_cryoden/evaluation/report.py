@@ -23,9 +23,10 @@ import numpy as np
 from ..data.pairs import find_pairs
 from ..errors import InputError
 from ..io.images import read_image
+from .baselines import centre_crop
 from .checklist import run_checklist
 from .guards import report_warnings
-from .metrics import METRICS, centre_crop
+from .metrics import METRICS
 from .scoring import TARGET_NOTES, Scorer
 
 __all__ = ["evaluate", "write_report", "summary_lines", "TARGET_NOTES"]

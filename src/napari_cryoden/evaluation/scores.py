@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .metrics import GAUSSIAN_SEARCH_CROP
+from .baselines import GAUSSIAN_SEARCH_CROP
 
 __all__ = ["TARGET_NOTES", "PatchScore", "PredictionScore", "Scores", "ChecklistInput"]
 

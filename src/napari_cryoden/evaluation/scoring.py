@@ -17,16 +17,9 @@ import numpy as np
 
 from ..errors import InputError
 from .artifacts import ArtifactAccumulator
-from .metrics import (
-    GAUSSIAN_SEARCH_CROP,
-    METRICS,
-    PairAccumulator,
-    best_gaussian,
-    centre_crop,
-    gaussian_baseline,
-    nanmean,
-    patch_metrics,
-)
+from .baselines import GAUSSIAN_SEARCH_CROP, best_gaussian, centre_crop, gaussian_baseline
+from .metrics import METRICS, nanmean, patch_metrics
+from .pixels import PairAccumulator
 from .scores import TARGET_NOTES, ChecklistInput, PatchScore, PredictionScore, Scores
 
 __all__ = ["Scorer", "Scores", "PredictionScore", "PatchScore", "ChecklistInput", "TARGET_NOTES"]

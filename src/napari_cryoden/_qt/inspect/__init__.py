@@ -1,0 +1,1 @@
+"""Parts of the Inspect widget (`_qt/inspect_widget.py`): table, checklist chips, overlays."""

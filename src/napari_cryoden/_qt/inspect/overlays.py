@@ -1,0 +1,108 @@
+"""The Inspect widget's viewer overlays: the inspected patch's outline and the metric map."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+__all__ = ["OUTLINE_NAME", "keep_active", "outline_patch", "focus", "show_metric_map"]
+
+OUTLINE_NAME = "inspected patch"
+
+
+@contextmanager
+def keep_active(viewer: Any) -> Iterator[None]:
+    """Add overlay layers without taking the layer controls away from the user's layer."""
+    active = viewer.layers.selection.active
+    yield
+    if active is not None and active in viewer.layers:
+        viewer.layers.selection.active = active
+
+
+def outline_patch(viewer: Any, rect: np.ndarray, width: float, scale: np.ndarray,
+                  translate: np.ndarray) -> None:
+    """Draw ``rect`` as the one outline of the :data:`OUTLINE_NAME` layer, above the others.
+
+    Parameters
+    ----------
+    viewer
+        The napari viewer.
+    rect
+        The 4 corners of the patch, in data coordinates of the clean layer.
+    width
+        Edge width of the outline.
+    scale, translate
+        The clean layer's transform (y, x).
+    """
+    from napari.layers import Shapes
+
+    layer = next((lay for lay in viewer.layers
+                  if lay.name == OUTLINE_NAME and isinstance(lay, Shapes)), None)
+    if layer is None:
+        with keep_active(viewer):
+            viewer.add_shapes([rect], shape_type="rectangle", name=OUTLINE_NAME,
+                              edge_color="#ffd400", face_color="transparent",
+                              edge_width=width, scale=scale, translate=translate)
+        return
+    layer.scale, layer.translate = scale, translate
+    layer.data = [rect]
+    layer.edge_width = [width]
+    position = viewer.layers.index(layer)
+    if position != len(viewer.layers) - 1:  # keep it above the metric map
+        viewer.layers.move(position, len(viewer.layers))
+
+
+def focus(viewer: Any, lo: np.ndarray, hi: np.ndarray) -> None:
+    """Centre the camera on the box ``lo``–``hi`` (world coordinates) and zoom to fill 90 %."""
+    camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
+    canvas = getattr(getattr(viewer, "canvas", None), "size", None) or \
+        getattr(viewer, "_canvas_size", (600, 800))
+    camera.center = tuple((lo + hi) / 2)
+    camera.zoom = 0.9 * float(np.min(np.asarray(canvas, float) / (hi - lo)))
+
+
+def show_metric_map(viewer: Any, layer: Any, data: np.ndarray, name: str, patch_size: int,
+                    scale: np.ndarray, translate: np.ndarray) -> Any:
+    """Add or update the metric map: one value per patch, laid over the image.
+
+    Parameters
+    ----------
+    viewer
+        The napari viewer.
+    layer
+        The map layer to update, or ``None`` to add one.
+    data
+        One value per patch on the patch grid (:func:`~napari_cryoden.evaluation.inspection.
+        metric_map`).
+    name
+        The layer's name, e.g. ``"RMSE map"``.
+    patch_size
+        Patch edge in pixels: one map pixel covers one patch.
+    scale, translate
+        The clean layer's transform (y, x).
+
+    Returns
+    -------
+    napari.layers.Image
+        The map layer.
+    """
+    kwargs = {"scale": scale * patch_size, "translate": translate + scale * (patch_size - 1) / 2}
+    limits = _limits(data)
+    if layer is None:
+        with keep_active(viewer):
+            return viewer.add_image(data, name=name, colormap="viridis", opacity=0.5,
+                                    contrast_limits=limits, blending="translucent", **kwargs)
+    layer.data, layer.name, layer.contrast_limits = data, name, limits
+    layer.scale, layer.translate = kwargs["scale"], kwargs["translate"]
+    return layer
+
+
+def _limits(data: np.ndarray) -> tuple[float, float]:
+    finite = data[np.isfinite(data)]
+    if finite.size == 0:
+        return 0.0, 1.0
+    low, high = float(finite.min()), float(finite.max())
+    return (low, high) if high > low else (low - 0.5, high + 0.5)
