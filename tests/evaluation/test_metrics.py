@@ -11,7 +11,7 @@ from scipy import ndimage
 from napari_cryoden.evaluation import pixels
 from napari_cryoden.evaluation.artifacts import ArtifactAccumulator
 from napari_cryoden.evaluation.baselines import best_gaussian
-from napari_cryoden.evaluation.metrics import patch_grid, patch_metrics, psnr
+from napari_cryoden.evaluation.metrics import METRICS, patch_grid, patch_metrics, psnr, ssim
 from napari_cryoden.evaluation.pixels import PairAccumulator, compare
 
 
@@ -174,3 +174,53 @@ def test_artifacts_find_dark_rim_and_seam() -> None:
     r = acc.result()
     assert r["seam_ratio"] > 1.1 and r["seam_z"] > 6
     assert r["seam_line"] == "column 70 of 128x128"
+
+
+def _textured(seed: int, shape: tuple[int, int] = (64, 64)) -> np.ndarray:
+    image = ndimage.gaussian_filter(np.random.default_rng(seed).random(shape), 2)
+    return ((image - image.min()) / np.ptp(image)).astype(np.float32)
+
+
+def test_ssim_identities() -> None:
+    x, y = _textured(0), _textured(1)
+    assert ssim(x, x) == pytest.approx(1.0, abs=1e-12)
+    assert ssim(x, y) == pytest.approx(ssim(y, x), abs=1e-15)  # symmetric
+    assert ssim(3 * x, 3 * y, data_range=3.0) == pytest.approx(ssim(x, y), rel=1e-6)
+    noise = np.random.default_rng(2).standard_normal(x.shape).astype(np.float32)
+    scores = [ssim(x + level * noise, x) for level in (0.01, 0.03, 0.1, 0.3)]
+    assert scores == sorted(scores, reverse=True) and 0 < scores[-1] < scores[0] < 1
+    assert ssim(1 - x, x) < 0  # inverted contrast: structure anti-correlated
+
+
+def test_ssim_of_flat_images_is_the_luminance_term() -> None:
+    """Constant images a and b: σ = 0, so SSIM = (2ab + C1) / (a² + b² + C1), C1 = (0.01 L)²."""
+    a, b = np.full((16, 16), 0.5), np.full((16, 16), 0.25)
+    assert ssim(a, b) == pytest.approx((0.25 + 1e-4) / (0.3125 + 1e-4), rel=1e-12)  # 0.80006
+    assert ssim(a, b, data_range=2.0) == pytest.approx((0.25 + 4e-4) / (0.3125 + 4e-4))
+
+
+def test_ssim_of_an_11px_pair_is_its_one_full_window() -> None:
+    """In an 11 x 11 pair one pixel has its whole 11 x 11 window (σ 1.5): computed by hand."""
+    rng = np.random.default_rng(3)
+    x, y = rng.random((11, 11)), rng.random((11, 11))
+    r2 = np.add.outer(np.arange(-5, 6) ** 2, np.arange(-5, 6) ** 2)
+    w = np.exp(-r2 / (2 * 1.5**2))
+    w /= w.sum()
+    mx, my = (w * x).sum(), (w * y).sum()
+    vx, vy = (w * (x - mx) ** 2).sum(), (w * (y - my) ** 2).sum()
+    cxy = (w * (x - mx) * (y - my)).sum()
+    c1, c2 = 0.01**2, 0.03**2
+    expected = (2 * mx * my + c1) * (2 * cxy + c2) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+    assert ssim(x, y) == pytest.approx(expected, rel=1e-9)
+
+
+def test_ssim_is_a_patch_metric_pooled_as_the_mean_of_patches() -> None:
+    target = _textured(4, (96, 96))
+    pred = target + np.float32(0.05) * _textured(5, (96, 96))
+    rows = patch_metrics(pred, target, 48)
+    assert [r["ssim"] for r in rows] == [
+        pytest.approx(ssim(pred[y:y + 48, x:x + 48], target[y:y + 48, x:x + 48]))
+        for y, x in patch_grid(target.shape, 48)]
+    metric = next(m for m in METRICS if m.key == "ssim")
+    assert metric.higher_is_better and metric.format(0.91234) == "0.9123"
+    assert metric.pooled({}, [0.2, 0.4, math.nan]) == pytest.approx(0.3)

@@ -16,15 +16,58 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 from ..data.patches import patch_starts
 
-__all__ = ["METRICS", "Metric", "PatchPair", "nanmean", "psnr", "patch_grid", "patch_metrics"]
+__all__ = ["METRICS", "Metric", "PatchPair", "nanmean", "psnr", "ssim", "patch_grid",
+           "patch_metrics"]
+
+SSIM_SIGMA, SSIM_K1, SSIM_K2 = 1.5, 0.01, 0.03  # Wang et al. (2004)
+_SSIM_RADIUS = 5  # the Gaussian window is 11 x 11 px, as Wang et al.'s
 
 
 def psnr(mse: float, data_range: float = 1.0) -> float:
     """Peak signal-to-noise ratio ``10·log10(data_range² / mse)`` in dB (inf when mse is 0)."""
     return math.inf if mse <= 0 else 10.0 * math.log10(data_range**2 / mse)
+
+
+def ssim(pred: np.ndarray, target: np.ndarray, data_range: float = 1.0) -> float:
+    """Return the structural similarity (SSIM, Wang et al. 2004) of a 2D pair.
+
+    Local means, variances and covariance are weighted by an 11 × 11 Gaussian window of
+    sigma 1.5 px (weights summing to 1); the SSIM map ``(2 μp μt + C1)(2 σpt + C2) /
+    ((μp² + μt² + C1)(σp² + σt² + C2))``, with ``C1 = (0.01 L)²`` and ``C2 = (0.03 L)²``, is
+    averaged over the pixels whose window lies inside the image (all pixels when none does).
+
+    Parameters
+    ----------
+    pred, target
+        Two 2D arrays of one shape.
+    data_range
+        ``L``: the peak-to-peak range of the clean data, as PSNR uses (1.0 for [0, 1]).
+
+    Returns
+    -------
+    float
+        1 for identical images, smaller the less alike they are (down to -1).
+    """
+    p, t = np.asarray(pred, np.float64), np.asarray(target, np.float64)
+    _check_2d_pair(p, t)
+
+    def mean(x: np.ndarray) -> np.ndarray:
+        return ndimage.gaussian_filter(x, SSIM_SIGMA, mode="reflect",
+                                       truncate=_SSIM_RADIUS / SSIM_SIGMA)
+
+    mu_p, mu_t = mean(p), mean(t)
+    var_p, var_t, cov = (mean(p * p) - mu_p**2, mean(t * t) - mu_t**2,
+                         mean(p * t) - mu_p * mu_t)
+    c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
+    ssim_map = ((2 * mu_p * mu_t + c1) * (2 * cov + c2)
+                / ((mu_p**2 + mu_t**2 + c1) * (var_p + var_t + c2)))
+    r = _SSIM_RADIUS
+    inside = ssim_map[r:-r, r:-r] if min(ssim_map.shape) > 2 * r else ssim_map
+    return float(inside.mean())
 
 
 class PatchPair:
@@ -100,6 +143,11 @@ def _pixels(key: str) -> PoolFn:
     return lambda pixels, _values: float(pixels[key])
 
 
+def _patch_mean(_pixels: Mapping[str, float], values: Sequence[float]) -> float:
+    """Pooled as the mean of the per-patch values (for metrics of local structure)."""
+    return nanmean(values)
+
+
 METRICS: tuple[Metric, ...] = (
     Metric("mse", "MSE", "MSE", "{:.2e}", False, "mean squared error",
            lambda pair: pair.mse, _pixels("mse")),
@@ -110,7 +158,11 @@ METRICS: tuple[Metric, ...] = (
            lambda pair: psnr(pair.mse, pair.data_range), _pixels("psnr")),
     Metric("corr", "r", "Pearson r", "{:.4f}", True, "Pearson correlation",
            lambda pair: _pearson(pair.pred, pair.target), _pixels("corr")),
+    Metric("ssim", "SSIM", "SSIM", "{:.4f}", True,
+           "structural similarity (Wang et al. 2004; Gaussian window, sigma 1.5 px)",
+           lambda pair: ssim(pair.pred, pair.target, pair.data_range), _patch_mean),
 )
+
 
 def patch_grid(shape: Sequence[int], patch_size: int) -> list[tuple[int, int]]:
     """Top-left ``(y, x)`` of square patches tiling the last two axes of ``shape``.
