@@ -62,10 +62,10 @@ class Scorer:
             The micrograph's file name, kept in its patch rows.
         """
         self.n_micrographs += 1
-        stacks = [None if a is None else a if a.ndim == 3 else a[np.newaxis]
-                  for a in (denoised, clean, noisy)]
-        for z in range(stacks[0].shape[0]):
-            self._add_slice(*(None if s is None else s[z] for s in stacks), file, z)
+        denoised, clean = _stack(denoised), _stack(clean)
+        noisy = None if noisy is None else _stack(noisy)
+        for z in range(denoised.shape[0]):
+            self._add_slice(denoised[z], clean[z], None if noisy is None else noisy[z], file, z)
 
     def _add_slice(self, denoised: np.ndarray, clean: np.ndarray, noisy: np.ndarray | None,
                    file: str | None, z: int) -> None:
@@ -93,8 +93,9 @@ class Scorer:
                              for name in names}
         self._rows = {name: [] for name in names}
         if noisy is not None:
-            search = (centre_crop(a, GAUSSIAN_SEARCH_CROP) for a in (noisy, clean))
-            self.sigma, _ = best_gaussian(*search, data_range=self.data_range)
+            self.sigma, _ = best_gaussian(centre_crop(noisy, GAUSSIAN_SEARCH_CROP),
+                                          centre_crop(clean, GAUSSIAN_SEARCH_CROP),
+                                          data_range=self.data_range)
 
     def result(self, target_kind: str = "clean") -> Scores:
         """Return the scores of everything added so far.
@@ -124,6 +125,11 @@ class Scorer:
         baselines = {f"{name}_rmse": self._rows[name][i]["rmse"]
                      for name in ("noisy", "gaussian") if name in self._rows}
         return PatchScore(int(row["y"]), int(row["x"]), values, file, z, **baselines)
+
+
+def _stack(image: np.ndarray) -> np.ndarray:
+    """A micrograph as a stack of one slice; a stack as it is."""
+    return image if image.ndim == 3 else image[np.newaxis]
 
 
 def _prediction(acc: PairAccumulator, rows: Sequence[Mapping[str, float]]) -> PredictionScore:
