@@ -160,5 +160,4 @@ def summary_table(report: dict[str, Any]) -> str:
     """
     from ..evaluation.report import summary_lines
 
-    return "
-".join(summary_lines(report))
+    return "\n".join(summary_lines(report))
