@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from napari_cryoden.config.sections import Config
+from napari_cryoden.data.packed import Packed, pack
 from napari_cryoden.data.pairs import find_pairs
 from napari_cryoden.devices import resolve_device
 from napari_cryoden.errors import InputError
@@ -21,6 +22,7 @@ from napari_cryoden.training.loop import (
     TrainEnd,
     TrainStart,
     TrainStep,
+    TrainWarning,
     train,
 )
 
@@ -211,9 +213,9 @@ def _disk_full_on(monkeypatch, epochs: set[int]) -> None:
     import errno
     import os
 
-    from napari_cryoden.training import loop as training
+    from napari_cryoden.training import checkpointing
 
-    real_save, real_write = training.save_checkpoint, os.write
+    real_save, real_write = checkpointing.save_checkpoint, os.write
     state = {"full": False}
 
     def save(path, model, config, **kw):
@@ -228,7 +230,7 @@ def _disk_full_on(monkeypatch, epochs: set[int]) -> None:
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_write(fd, data)
 
-    monkeypatch.setattr(training, "save_checkpoint", save)
+    monkeypatch.setattr(checkpointing, "save_checkpoint", save)
     monkeypatch.setattr(os, "write", write)
 
 
@@ -255,3 +257,21 @@ def test_disk_full_at_the_last_save_is_an_error_and_keeps_the_previous(pairs, tm
         run_all(tiny_config(), pairs, tmp_path / "run")
     _, last = load_checkpoint(tmp_path / "run" / "last.safetensors")
     assert last.epoch == 2  # the previous checkpoint is intact and loads
+
+
+def test_a_store_s_patch_size_replaces_the_configured_one_with_a_warning(make_pairs,
+                                                                         tmp_path: Path) -> None:
+    noisy, clean = make_pairs(n=2, size=64)
+    store = pack(noisy, clean, tmp_path / "store", patch_size=16)
+    events = list(train(tiny_config(train={"epochs": 1}), Packed(store), None, tmp_path / "a"))
+    assert isinstance(events[0], TrainStart) and isinstance(events[1], TrainWarning)
+    assert [e for e in events if isinstance(e, TrainWarning)] == [events[1]]
+    assert str(store.path) in events[1].message and "16 px" in events[1].message
+    assert "32 px" in events[1].message
+    _, ckpt = load_checkpoint(tmp_path / "a" / "best.safetensors")
+    assert ckpt.config.data.patch_size == 16
+    history = json.loads((tmp_path / "a" / "history.json").read_text())
+    assert [w["message"] for w in history["warnings"]] == [events[1].message]
+    same = tiny_config(train={"epochs": 1}, data={"patch_size": 16})
+    assert not any(isinstance(e, TrainWarning)
+                   for e in train(same, Packed(store), None, tmp_path / "b"))

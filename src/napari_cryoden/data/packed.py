@@ -20,6 +20,7 @@ import json
 import math
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -34,7 +35,7 @@ from .normalize import Normalizer, fit_normalizer
 from .pairs import find_pairs, split_pairs
 from .patches import index_patches, patch_starts
 
-__all__ = ["FORMAT", "VERSION", "PackedStore", "StoreWriter", "pack"]
+__all__ = ["FORMAT", "VERSION", "Packed", "PackedStore", "StoreWriter", "pack"]
 
 FORMAT, VERSION = "cryoden-pack", 1
 _F16 = np.dtype("<f2")
@@ -140,6 +141,20 @@ class PackedStore:
         val_sources = np.array([f in val_files for f in files], dtype=bool)
         is_val = val_sources[self.patch_source] if self.count else np.zeros(0, bool)
         return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+
+
+@dataclass(frozen=True)
+class Packed:
+    """Patches of a packed store (``cryoden pack``) as a training or validation set.
+
+    ``indices`` selects patches (e.g. one side of :meth:`PackedStore.split`); None: all of them.
+    """
+
+    store: PackedStore
+    indices: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return self.store.count if self.indices is None else len(self.indices)
 
 
 def pack(

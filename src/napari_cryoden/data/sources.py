@@ -157,8 +157,7 @@ def training_data(sources: TrainSources, config: Config) -> tuple[Any, Any, Pair
 
 
 def _store_split(path: Path, config: Config) -> tuple[Any, Any]:
-    from ..training.loop import Packed
-    from .packed import PackedStore
+    from .packed import Packed, PackedStore
 
     store = PackedStore.open(path)
     if store.noise is not None and config.train.mode == "n2n":
