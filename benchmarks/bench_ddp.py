@@ -10,7 +10,7 @@ Usage::
 2. Times a plain fp32 PyTorch loop on one device: the same net, Adam and MSE, all patches
    already normalised in device memory, no per-step synchronisation: the upper bound for one GPU.
 3. For each N in ``--gpus`` runs ``torchrun --standalone --nproc-per-node N`` on this very
-   script in worker mode, which iterates ``napari_cryoden.training.loop.train`` (streaming from
+   script in worker mode, which iterates ``napari_cryoden.training.train`` (streaming from
    disk, batch ``--batch-size`` per GPU, no validation). Rank 0 times the steps.
 
 Reported: steady patches/s (steps 4… of epochs 2…, i.e. without the epoch's start-up), epoch
@@ -107,7 +107,7 @@ def _sync(device: str) -> None:
 def worker(args: argparse.Namespace) -> None:
     """One torchrun rank: train, and on rank 0 write the step times to ``--result``."""
     from napari_cryoden.config.sections import Config
-    from napari_cryoden.training.loop import EpochEnd, TrainStart, TrainStep, train
+    from napari_cryoden.training import EpochEnd, TrainStart, TrainStep, train
 
     config = Config.from_dict({
         "data": {"patch_size": args.patch, "reader_threads": args.reader_threads},

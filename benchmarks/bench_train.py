@@ -229,7 +229,7 @@ def cryoden_run(store_dir: Path, precision: str, batch: int, max_steps: int, epo
     """``training.train`` on a store; returns throughput and, with validation, the val loss."""
     from napari_cryoden.config.sections import Config
     from napari_cryoden.data.packed import Packed, PackedStore
-    from napari_cryoden.training.loop import EpochEnd, TrainStart, TrainStep, train
+    from napari_cryoden.training import EpochEnd, TrainStart, TrainStep, train
 
     store = PackedStore.open(store_dir)
     train_idx, val_idx = store.split(val_fraction, seed=0)

@@ -16,7 +16,7 @@ from napari_cryoden.data.pairs import find_pairs
 from napari_cryoden.evaluation.report import evaluate
 from napari_cryoden.models.checkpoint import load_checkpoint
 from napari_cryoden.simulate.micrographs import HIGH_CONTRAST, simulate_dataset
-from napari_cryoden.training.loop import EpochEnd, train
+from napari_cryoden.training import EpochEnd, train
 
 # docs/simulator.md explains why physical single-frame contrast is too weak for the seed net.
 PARAMS = HIGH_CONTRAST

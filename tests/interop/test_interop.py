@@ -38,7 +38,7 @@ from napari_cryoden.interop.raw import (
     write_raw,
 )
 from napari_cryoden.models.checkpoint import load_checkpoint
-from napari_cryoden.training.loop import train
+from napari_cryoden.training import train
 
 
 # -- emulating the Fortran writers -------------------------------------------------------------

@@ -306,7 +306,7 @@ def test_training_modules_import_without_triton() -> None:
 def test_fp16_training_on_cuda_runs_the_fused_step(make_pairs, tmp_path) -> None:
     from napari_cryoden.config.sections import Config
     from napari_cryoden.data.pairs import find_pairs
-    from napari_cryoden.training.loop import EpochEnd, train
+    from napari_cryoden.training import EpochEnd, train
 
     noisy, clean = make_pairs(n=6, size=128)
     pairs = find_pairs(noisy, clean)

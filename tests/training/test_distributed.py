@@ -26,9 +26,9 @@ from napari_cryoden.config.sections import Config
 from napari_cryoden.data.pairs import find_pairs
 from napari_cryoden.data.stream import PatchStream
 from napari_cryoden.models.checkpoint import load_checkpoint
+from napari_cryoden.training import EpochEnd, TrainStep, train
 from napari_cryoden.training.distributed import RANK_WEIGHTS_ENV
 from napari_cryoden.training.events import from_json_line
-from napari_cryoden.training.loop import EpochEnd, TrainStep, train
 
 WORLD = 2
 

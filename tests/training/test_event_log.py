@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -91,3 +93,21 @@ def test_cli_events_to_stdout_moves_the_usual_lines_to_stderr(make_pairs, tmp_pa
     events = [from_json_line(line) for line in captured.out.splitlines()]
     assert isinstance(events[0], TrainStart) and isinstance(events[-1], TrainEnd)
     assert "Finished after 2 epoch(s)" in captured.err
+
+
+def test_the_training_package_exports_train_and_the_events_without_importing_torch() -> None:
+    code = ("import sys\n"
+            "import napari_cryoden.training as training\n"
+            "from napari_cryoden.training import EpochEnd, TrainStep\n"
+            "from napari_cryoden.training.events import EpochEnd as home\n"
+            "assert EpochEnd is home and 'torch' not in sys.modules, sorted(sys.modules)\n"
+            "assert training.train.__module__ == 'napari_cryoden.training.loop'\n"
+            "print('torch' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"  # train itself needs torch, loaded on first use
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        import napari_cryoden.training as training
+
+        training.Nope  # noqa: B018

@@ -16,7 +16,7 @@ from napari_cryoden.data.pairs import find_pairs
 from napari_cryoden.devices import resolve_device
 from napari_cryoden.errors import InputError
 from napari_cryoden.models.checkpoint import load_checkpoint
-from napari_cryoden.training.loop import (
+from napari_cryoden.training import (
     CheckpointSaved,
     EpochEnd,
     TrainEnd,

@@ -1,9 +1,11 @@
 """The progress events of training: small frozen dataclasses the CLI and the GUI consume.
 
-:func:`napari_cryoden.training.loop.train` yields them in this order: one :class:`TrainStart`, then
+:func:`napari_cryoden.training.train` yields them in this order: one :class:`TrainStart`, then
 per epoch many :class:`TrainStep`, one :class:`EpochEnd` and one or two :class:`CheckpointSaved`,
-and finally one :class:`TrainEnd`. A :class:`TrainWarning` may come after an :class:`EpochEnd` or,
-when resuming, right after :class:`TrainStart`; consumers that do not know it may ignore it.
+and finally one :class:`TrainEnd`. A :class:`TrainWarning` may come after an :class:`EpochEnd`,
+after a step that ran out of memory, or right after :class:`TrainStart` (when resuming, or when a
+packed store's patch size replaces the configured one); consumers that do not know it may ignore
+it. ``napari_cryoden.training`` exports the event classes too; this module is their home.
 """
 
 from __future__ import annotations

@@ -41,15 +41,7 @@ from ..evaluation.guards import resume_warning, val_rise_warning
 from . import distributed
 from .checkpointing import Checkpointer, Record
 from .distributed import World
-from .events import (  # noqa: F401  (re-exported until importers use training.events)
-    CheckpointSaved,
-    EpochEnd,
-    Event,
-    TrainEnd,
-    TrainStart,
-    TrainStep,
-    TrainWarning,
-)
+from .events import EpochEnd, Event, TrainEnd, TrainStart, TrainStep
 from .modes import ModeBatches
 from .schedules import Schedule
 from .setup import Data, Engine, Stream, open_streams, store_patch_size_note

@@ -210,7 +210,7 @@ class TrainWidget(QWidget):
 
     # -- slots on the main thread ---------------------------------------------------------
     def _on_events(self, events: list[Any]) -> None:
-        from napari_cryoden.training.loop import (
+        from napari_cryoden.training import (
             CheckpointSaved,
             EpochEnd,
             TrainEnd,
