@@ -24,7 +24,8 @@ import numpy as np
 from ..config.sections import ConfigError
 from ..io.atomic import atomic_path
 from ..io.images import write_mrc
-from .micrographs import SimulationParams, _record, simulate_exposure
+from .micrographs import shot_record, simulate_exposure
+from .params import SimulationParams
 
 __all__ = ["SimulatedMovies", "expose_frames", "simulate_movie_dataset"]
 
@@ -97,27 +98,35 @@ def simulate_movie_dataset(
     for i, child in enumerate(np.random.SeedSequence(seed).spawn(n)):
         rng = np.random.default_rng(child)
         shot = simulate_exposure(params, rng, size)
-        stream = expose_frames(shot.truth, params.dose, frames, params, rng)
         name = f"mic_{i:04d}"
-        if movies:
-            paths["movies"].append(out / "movies" / f"{name}.mrcs")
-            stream = _written(stream, paths["movies"][-1], frames, shot.truth.shape, params)
-        if even_odd:
-            for half, data in zip(("even", "odd"), _half_sums(stream), strict=True):
-                paths[half].append(out / half / f"{name}.mrc")
-                write_mrc(paths[half][-1], data, params.pixel_size)
-        else:
-            for _ in stream:  # writes the movie
-                pass
+        _write_frames(expose_frames(shot.truth, params.dose, frames, params, rng), out, name,
+                      paths, params, frames, shot.truth.shape)
         paths["clean"].append(out / "clean" / f"{name}.mrc")
         write_mrc(paths["clean"][-1], shot.truth * np.float32(scale), params.pixel_size)
-        records.append(_record(f"{name}.mrc", shot))
+        records.append(shot_record(f"{name}.mrc", shot))
         if progress is not None:
             progress(i + 1, n)
     _write_json(out / "simulation.json", params, seed, size, frames, scale, records)
     found = {folder: tuple(paths.get(folder, ())) for folder in ("movies", "even", "odd")}
     return SimulatedMovies(out, found["movies"], found["even"], found["odd"],
                            tuple(paths["clean"]), frames, scale)
+
+
+def _write_frames(stream: Iterator[np.ndarray], out: Path, name: str,
+                  paths: dict[str, list[Path]], params: SimulationParams, n_frames: int,
+                  shape: tuple[int, ...]) -> None:
+    """Write one movie's frames as a stack (``movies`` in ``paths``) and/or as even/odd sums
+    (``even`` in ``paths``), appending the files written to ``paths``."""
+    if "movies" in paths:
+        paths["movies"].append(out / "movies" / f"{name}.mrcs")
+        stream = _written(stream, paths["movies"][-1], n_frames, shape, params)
+    if "even" in paths:
+        for half, data in zip(("even", "odd"), _half_sums(stream), strict=True):
+            paths[half].append(out / half / f"{name}.mrc")
+            write_mrc(paths[half][-1], data, params.pixel_size)
+    else:
+        for _ in stream:  # writes the movie
+            pass
 
 
 def _check(frames: int, movies: bool, even_odd: bool, params: SimulationParams) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 from scipy import fft as sfft
 
 if TYPE_CHECKING:
-    from .micrographs import SimulationParams
+    from .params import SimulationParams
 
 _CARBON_POTENTIAL = 1.5  # V, carbon film (with its thin ice) above the ice in the hole
 _ICE_FREE_PATH = 3500.0  # Å, inelastic mean free path of 300 kV electrons in ice

@@ -12,7 +12,7 @@ from scipy import fft as sfft
 from .optics import gaussian_ft, interaction_constant
 
 if TYPE_CHECKING:
-    from .micrographs import SimulationParams
+    from .params import SimulationParams
 
 _PROTEIN_VOLUME = 1.21  # Å³ per Da
 _PROTEIN_POTENTIAL = 2.4  # V, mean inner potential of protein above that of vitreous ice
