@@ -1,5 +1,6 @@
-"""The files of a packed store (see :mod:`.packed`): checking ``index.json`` and the data file
-sizes, and writing a store folder atomically.
+"""The files of a packed store (see :mod:`.packed`): its format constants, checking
+``index.json``, the data file sizes and the noise parameters, and writing a store folder
+atomically.
 
 Every problem is a one-line :class:`InputError` naming the file: a store that opens has every key
 with the right type, patch lists of ``count`` entries pointing at existing sources, and data files
@@ -18,9 +19,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..config.sections import NORMALIZATIONS
 from ..errors import InputError
-from ..io.atomic import _fsync_folder
+from ..io.atomic import fsync_folder
+
+FORMAT, VERSION = "cryoden-pack", 1
+PATCH_DTYPE = np.dtype("<f2")  # the patches' dtype on disk
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "format": (str,), "version": (int,), "patch_size": (int,), "count": (int,), "dtype": (str,),
@@ -141,7 +147,7 @@ def staging(out: Path, overwrite: bool) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         yield tmp
-        _fsync_folder(tmp)
+        fsync_folder(tmp)
         check_target(out, overwrite)
         old = None
         if out.exists():
@@ -153,8 +159,55 @@ def staging(out: Path, overwrite: bool) -> Iterator[Path]:
             if old is not None:
                 os.replace(old, out)
             raise
-        _fsync_folder(out.parent)
+        fsync_folder(out.parent)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def noise_params(noise: dict[str, float] | None, pixel_sizes: list[float],
+                 files: list[tuple[Path | None, Path]]) -> dict[str, float]:
+    """Check the noise parameters of a clean-only store, filling in the defaults.
+
+    Parameters
+    ----------
+    noise
+        ``dose`` (required), ``read_noise`` (default 0) and ``pixel_size`` (default: the
+        files' pixel size, which must then be the same for all).
+    pixel_sizes
+        The pixel size of each file (Å).
+    files
+        The ``(noisy, clean)`` files, named in errors.
+
+    Returns
+    -------
+    dict
+        ``{"dose", "pixel_size", "read_noise"}`` as floats.
+
+    Raises
+    ------
+    InputError
+        Missing, unknown or out-of-range parameters, or files of different pixel sizes
+        without ``pixel_size``.
+    """
+    if noise is None:
+        raise InputError("a clean-only store needs noise parameters (--dose)")
+    unknown = set(noise) - {"dose", "read_noise", "pixel_size"}
+    if unknown or "dose" not in noise:
+        raise InputError(f"noise parameters need 'dose' and take only 'read_noise' and "
+                         f"'pixel_size' (got {', '.join(sorted(noise))})")
+    pixel_size = noise.get("pixel_size")
+    if pixel_size is None:
+        if len(set(pixel_sizes)) > 1:
+            i = next(i for i, p in enumerate(pixel_sizes) if p != pixel_sizes[0])
+            raise InputError(f"{files[i][1]}: pixel size {pixel_sizes[i]} Å differs from "
+                             f"{files[0][1]}'s {pixel_sizes[0]} Å; give --pixel-size")
+        pixel_size = pixel_sizes[0]
+    params = {"dose": float(noise["dose"]), "pixel_size": float(pixel_size),
+              "read_noise": float(noise.get("read_noise", 0.0))}
+    if not (params["dose"] > 0 and params["pixel_size"] > 0 and params["read_noise"] >= 0
+            and all(math.isfinite(v) for v in params.values())):
+        raise InputError(f"noise parameters must be finite, dose and pixel size > 0 and read "
+                         f"noise >= 0 (got {params})")
+    return params

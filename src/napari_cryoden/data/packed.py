@@ -16,29 +16,25 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
-import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
-from .. import __version__
 from ..config.sections import NORMALIZATIONS
 from ..errors import InputError
 from ..io.images import MicrographCache, list_images, read_info
-from ._packed_files import check_target, read_index, staging
-from .normalize import Normalizer, fit_normalizer
+from ._packed_files import FORMAT, PATCH_DTYPE, VERSION, check_target, noise_params, read_index
+from ._packed_writer import StoreWriter
 from .pairs import find_pairs, split_pairs
-from .patches import index_patches, patch_starts
+from .patches import index_patches
 
+# StoreWriter lives in ._packed_writer and FORMAT/VERSION in ._packed_files; this is their
+# public home.
 __all__ = ["FORMAT", "VERSION", "Packed", "PackedStore", "StoreWriter", "pack"]
-
-FORMAT, VERSION = "cryoden-pack", 1
-_F16 = np.dtype("<f2")
 
 
 class PackedStore:
@@ -106,7 +102,7 @@ class PackedStore:
             raise KeyError(f"{self.path}: no array {array!r} (has {', '.join(self.arrays)})")
         if array not in self._maps:
             shape = (self.count, self.patch_size, self.patch_size)
-            self._maps[array] = _memmap(self.file(array), _F16, shape)
+            self._maps[array] = _memmap(self.file(array), PATCH_DTYPE, shape)
         return self._maps[array]
 
     def patch(self, i: int, array: str = "clean") -> np.ndarray:
@@ -211,7 +207,7 @@ def pack(
     refs = index_patches([(n or c, c) for n, c in files], patch_size)  # checks shapes and sizes
     pixel_sizes = [read_info(c).pixel_size for _, c in files]
     if noisy_dir is None:
-        noise = _noise_params(noise, pixel_sizes, files)
+        noise = noise_params(noise, pixel_sizes, files)
     with StoreWriter(out, patch_size, normalization=normalization, noise=noise,
                      overwrite=overwrite) as writer, MicrographCache(max_open=2) as cache:
         for pair, group in itertools.groupby(refs, key=lambda r: r.pair):
@@ -227,144 +223,8 @@ def pack(
     return PackedStore.open(out)
 
 
-class StoreWriter:
-    """Write a store micrograph by micrograph; on a clean exit of its ``with`` block it is
-    fsynced and renamed onto ``out`` (complete or absent), on an error it is discarded.
-
-    Parameters
-    ----------
-    out : path
-        The store folder to create (its parent must exist).
-    patch_size : int
-        Side of the patches, cut on the grid of :func:`~.patches.patch_starts`.
-    normalization : str
-        Pair stores: fitted on each noisy micrograph and applied to both. Clean-only stores
-        (``noise`` given) hold raw values and record ``"none"``.
-    noise : dict, optional
-        Makes a clean-only store: ``{"dose", "pixel_size", "read_noise"}`` as in :func:`pack`.
-    overwrite : bool
-        Replace an existing store at ``out`` once the new one is complete.
-    """
-
-    def __init__(self, out: str | os.PathLike[str], patch_size: int, *,
-                 normalization: str = "meanstd", noise: dict[str, float] | None = None,
-                 overwrite: bool = False) -> None:
-        self.out, self.patch_size = Path(out), patch_size
-        self.noise = noise
-        self.normalization = "none" if noise is not None else normalization
-        self.arrays = ["clean"] if noise is not None else ["noisy", "clean"]
-        check_target(self.out, overwrite)
-        self._stack = contextlib.ExitStack()
-        self._tmp = self._stack.enter_context(staging(self.out, overwrite))
-        names = [*self.arrays, *([] if noise is not None else ["affine"])]
-        self._handles: dict[str, IO[bytes]] = {
-            name: self._stack.enter_context(open(self._tmp / f"{name}.{_EXT[name]}", "wb"))
-            for name in names}
-        self._sources: list[dict[str, Any]] = []
-        self._patches: dict[str, list[int]] = {"source": [], "y": [], "x": []}
-
-    def __enter__(self) -> StoreWriter:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, *rest: Any) -> None:
-        if kind is None:
-            self._finish()
-        self._stack.__exit__(kind, *rest)
-
-    def add(self, noisy_image: np.ndarray | None, clean_image: np.ndarray, *,
-            noisy: str | os.PathLike[str] | None, clean: str | os.PathLike[str], z: int = 0,
-            pixel_size: float = 1.0) -> int:
-        """Append every patch of one micrograph (slice); returns how many.
-
-        ``noisy_image`` is None for clean-only stores. The images may be memory-mapped: they are
-        read patch by patch. ``noisy``/``clean``/``z``/``pixel_size`` describe the source in
-        ``index.json`` and name it in errors.
-        """
-        if (noisy_image is None) != (self.noise is not None):
-            raise ValueError("a clean-only store takes clean images alone; a pair store pairs")
-        if noisy_image is not None and np.shape(noisy_image) != np.shape(clean_image):
-            raise InputError(f"{noisy}: shape {np.shape(noisy_image)} differs from {clean}'s "
-                             f"{np.shape(clean_image)}")
-        ny, nx = np.shape(clean_image)
-        if min(ny, nx) < self.patch_size:
-            raise InputError(f"{noisy or clean}: {nx}x{ny} is smaller than the patch size "
-                             f"{self.patch_size}; use a smaller --patch-size")
-        normalizer = Normalizer()
-        if noisy_image is not None:
-            name = str(noisy) if z == 0 else f"{noisy} slice {z}"
-            normalizer = fit_normalizer(noisy_image, self.normalization, name=name)
-        source = len(self._sources)
-        self._sources.append({"noisy": None if noisy is None else os.path.abspath(noisy),
-                              "clean": os.path.abspath(clean), "z": z,
-                              "pixel_size": float(pixel_size)})
-        p, count = self.patch_size, 0
-        for y in patch_starts(ny, p):
-            for x in patch_starts(nx, p):
-                for array, image, path in (("noisy", noisy_image, noisy),
-                                           ("clean", clean_image, clean)):
-                    if image is not None:
-                        self._write(array, normalizer.apply(np.asarray(image[y:y + p, x:x + p],
-                                                                       np.float32)), path, z, y, x)
-                if noisy_image is not None:
-                    affine = np.array([normalizer.offset, normalizer.scale], dtype="<f4")
-                    self._handles["affine"].write(affine.tobytes())
-                for key, value in (("source", source), ("y", y), ("x", x)):
-                    self._patches[key].append(value)
-                count += 1
-        return count
-
-    def _write(self, array: str, values: np.ndarray, path: Any, z: int, y: int, x: int) -> None:
-        with np.errstate(over="ignore", invalid="ignore"):
-            half = values.astype(_F16)
-        if not np.isfinite(half).all():
-            what = (f"after normalization {self.normalization!r}: use --normalization meanstd"
-                    if self.noise is None else "(raw values of a clean-only store)")
-            raise InputError(f"{path}: slice {z} patch at y={y} x={x} is NaN or outside "
-                             f"float16's range {what}")
-        self._handles[array].write(np.ascontiguousarray(half).data)
-
-    def _finish(self) -> None:
-        index = {"format": FORMAT, "version": VERSION, "patch_size": self.patch_size,
-                 "count": len(self._patches["source"]), "dtype": "float16",
-                 "arrays": self.arrays, "normalization": self.normalization,
-                 "sources": self._sources, "patches": self._patches, "noise": self.noise,
-                 "created_by": f"napari-cryoden {__version__}"}
-        for handle in self._handles.values():
-            handle.flush()
-            os.fsync(handle.fileno())
-        (self._tmp / "index.json").write_text(json.dumps(index, separators=(",", ":")) + "\n")
-        with open(self._tmp / "index.json", "rb") as fh:
-            os.fsync(fh.fileno())
-
-
-_EXT = {"noisy": "f16", "clean": "f16", "affine": "f32"}
-
-
-def _noise_params(noise: dict[str, float] | None, pixel_sizes: list[float],
-                  files: list[tuple[Path | None, Path]]) -> dict[str, float]:
-    if noise is None:
-        raise InputError("a clean-only store needs noise parameters (--dose)")
-    unknown = set(noise) - {"dose", "read_noise", "pixel_size"}
-    if unknown or "dose" not in noise:
-        raise InputError(f"noise parameters need 'dose' and take only 'read_noise' and "
-                         f"'pixel_size' (got {', '.join(sorted(noise))})")
-    pixel_size = noise.get("pixel_size")
-    if pixel_size is None:
-        if len(set(pixel_sizes)) > 1:
-            i = next(i for i, p in enumerate(pixel_sizes) if p != pixel_sizes[0])
-            raise InputError(f"{files[i][1]}: pixel size {pixel_sizes[i]} Å differs from "
-                             f"{files[0][1]}'s {pixel_sizes[0]} Å; give --pixel-size")
-        pixel_size = pixel_sizes[0]
-    params = {"dose": float(noise["dose"]), "pixel_size": float(pixel_size),
-              "read_noise": float(noise.get("read_noise", 0.0))}
-    if not (params["dose"] > 0 and params["pixel_size"] > 0 and params["read_noise"] >= 0
-            and all(math.isfinite(v) for v in params.values())):
-        raise InputError(f"noise parameters must be finite, dose and pixel size > 0 and read "
-                         f"noise >= 0 (got {params})")
-    return params
-
-
 def _memmap(path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+    """``path`` memory-mapped read-only as ``shape`` (an empty array for no patches)."""
     if shape[0] == 0:
         return np.zeros(shape, dtype)
     return np.memmap(path, dtype=dtype, mode="r", shape=shape)

@@ -24,8 +24,9 @@ from ..config.sections import NORMALIZATIONS
 from ..errors import InputError
 from ._packed_ring import RING, Ring
 from ._sharding import ShardedCounts
+from .batches import Batch
 from .packed import PackedStore
-from .stream import Batch, _rng
+from .reading import epoch_rng
 
 __all__ = ["PackedStream"]
 
@@ -126,9 +127,9 @@ class PackedStream(ShardedCounts):
         order, n_all = self._indices, self.n_patches_all_ranks
         corners = np.zeros((n_all, 2), dtype=np.int64)
         if self._shuffle:
-            order = order[_rng(self._seed, epoch, 0).permutation(len(order))]
+            order = order[epoch_rng(self._seed, epoch, 0).permutation(len(order))]
             margin = self.store.patch_size - self.sample_size
-            corners = _rng(self._seed, epoch, 1).integers(0, margin + 1, size=(n_all, 2))
+            corners = epoch_rng(self._seed, epoch, 1).integers(0, margin + 1, size=(n_all, 2))
         step = slice(self._rank, n_all, self._world_size)
         return order[:n_all][step], corners[step]
 
@@ -160,7 +161,7 @@ class PackedStream(ShardedCounts):
 
     def _generator(self, epoch: int) -> torch.Generator:
         generator = torch.Generator(device=self.device)
-        seed = _rng(self._seed, epoch, 2 + self._rank).integers(2**63)
+        seed = epoch_rng(self._seed, epoch, 2 + self._rank).integers(2**63)
         return generator.manual_seed(int(seed))
 
     def _finish(self, arrays: dict[str, torch.Tensor], extra: torch.Tensor,

@@ -21,13 +21,10 @@ from __future__ import annotations
 import functools
 import itertools
 import os
-import queue
 import threading
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -35,23 +32,12 @@ import torch
 from ..config.sections import NORMALIZATIONS
 from ..io.images import MicrographCache
 from ._sharding import ShardedCounts
+from .batches import Batch, PinnedStager, Sample, to_tensors
 from .normalize import Normalizer, fit_normalizer
 from .patches import PatchRef, index_patches
+from .reading import OrderedReader, epoch_rng, shuffled
 
 __all__ = ["Batch", "PatchStream"]
-
-
-class Batch(NamedTuple):
-    """One batch of training pairs, normalised per micrograph; ``raw = x * scale + offset``.
-
-    ``noisy`` and ``clean`` are float32 ``(B, 1, h, w)`` on the stream's device; ``offset`` and
-    ``scale`` are float32 ``(B,)`` (use ``scale[:, None, None, None]`` to broadcast).
-    """
-
-    noisy: torch.Tensor
-    clean: torch.Tensor
-    offset: torch.Tensor
-    scale: torch.Tensor
 
 
 @dataclass(frozen=True)
@@ -59,13 +45,6 @@ class _Task:
     ref: PatchRef
     y: int  # top-left corner of the region to read (patch corner + crop offset)
     x: int
-
-
-@dataclass(frozen=True)
-class _Sample:
-    noisy: np.ndarray  # (h, w) float32, normalised
-    clean: np.ndarray
-    normalizer: Normalizer
 
 
 class PatchStream(ShardedCounts):
@@ -154,14 +133,13 @@ class PatchStream(ShardedCounts):
         """The epoch the next iteration will stream."""
         return self._epoch
 
-
     def _batches(self, epoch: int) -> Iterator[Batch]:
         cache = MicrographCache(max_open=max(4, 2 * self._reader_threads))
-        reader = _OrderedReader(lambda task: self._read(cache, task), self._reader_threads)
+        reader = OrderedReader(lambda task: self._read(cache, task), self._reader_threads)
         try:
             samples = reader.map(self._plan(epoch), window=2 * self._reader_threads)
             if self._shuffle:
-                samples = _shuffled(samples, self._shuffle_buffer, _rng(self._seed, epoch, 1))
+                samples = shuffled(samples, self._shuffle_buffer, epoch_rng(self._seed, epoch, 1))
             yield from self._collate(samples)
         finally:
             reader.close()
@@ -179,7 +157,7 @@ class PatchStream(ShardedCounts):
         if not self._shuffle:
             yield from (_Task(ref, ref.y, ref.x) for ref in self._patches)
             return
-        rng = _rng(self._seed, epoch, 0)
+        rng = epoch_rng(self._seed, epoch, 0)
         margin = self._patch_size - (self._crop or self._patch_size)
         for group in rng.permutation(len(self._groups)):
             for index in rng.permutation(self._groups[group]):
@@ -187,15 +165,15 @@ class PatchStream(ShardedCounts):
                 dy, dx = (int(v) for v in rng.integers(0, margin + 1, size=2))
                 yield _Task(ref, ref.y + dy, ref.x + dx)
 
-    def _read(self, cache: MicrographCache, task: _Task) -> _Sample:
+    def _read(self, cache: MicrographCache, task: _Task) -> Sample:
         ref, size = task.ref, self.sample_size
         noisy_path, clean_path = self._pairs[ref.pair]
         normalizer = self._normalizer(cache, ref.pair, ref.z)
         noisy = normalizer.apply(cache.read_patch(noisy_path, ref.z, task.y, task.x, size, size))
         if clean_path == noisy_path:  # a file paired with itself (Noise2Void): read it once
-            return _Sample(noisy, noisy, normalizer)
+            return Sample(noisy, noisy, normalizer)
         clean = cache.read_patch(clean_path, ref.z, task.y, task.x, size, size)
-        return _Sample(noisy, normalizer.apply(clean), normalizer)
+        return Sample(noisy, normalizer.apply(clean), normalizer)
 
     def _normalizer(self, cache: MicrographCache, pair: int, z: int) -> Normalizer:
         """The normaliser of one noisy micrograph slice, fitted once and cached (it is tiny)."""
@@ -213,12 +191,12 @@ class PatchStream(ShardedCounts):
         with self._normalizers_lock:
             return self._normalizers.setdefault((pair, z), normalizer)
 
-    def _collate(self, samples: Iterable[_Sample]) -> Iterator[Batch]:
-        to_device: Callable[[list[_Sample]], Batch] = (
-            _PinnedStager(self.device) if self.device.type == "cuda"
-            else functools.partial(_to_tensors, device=self.device)
+    def _collate(self, samples: Iterable[Sample]) -> Iterator[Batch]:
+        to_device: Callable[[list[Sample]], Batch] = (
+            PinnedStager(self.device) if self.device.type == "cuda"
+            else functools.partial(to_tensors, device=self.device)
         )
-        batch: list[_Sample] = []
+        batch: list[Sample] = []
         for sample in samples:
             batch.append(sample)
             if len(batch) == self._batch_size:
@@ -226,151 +204,6 @@ class PatchStream(ShardedCounts):
                 batch = []
         if batch and not self._drop_last:
             yield to_device(batch)
-
-
-def _to_tensors(batch: list[_Sample], device: torch.device | None = None) -> Batch:
-    """Fresh CPU tensors (moved to ``device`` if given, e.g. MPS)."""
-    noisy = torch.from_numpy(np.stack([s.noisy for s in batch])[:, None])
-    clean = torch.from_numpy(np.stack([s.clean for s in batch])[:, None])
-    offset, scale = _affine(batch)
-    result = Batch(noisy, clean, offset, scale)
-    if device is not None and device.type != "cpu":
-        result = Batch(*(t.to(device) for t in result))
-    return result
-
-
-def _affine(batch: list[_Sample]) -> tuple[torch.Tensor, torch.Tensor]:
-    offset = torch.tensor([s.normalizer.offset for s in batch], dtype=torch.float32)
-    scale = torch.tensor([s.normalizer.scale for s in batch], dtype=torch.float32)
-    return offset, scale
-
-
-class _PinnedStager:
-    """Two pinned host buffers used alternately for non-blocking copies to a CUDA device.
-
-    A buffer is refilled only after the CUDA event recorded behind its last copy has completed,
-    so the host never overwrites memory that a copy still reads.
-    """
-
-    def __init__(self, device: torch.device) -> None:
-        self._device = device
-        self._slots: list[dict[str, Any]] = [{}, {}]
-        self._turn = 0
-
-    def __call__(self, batch: list[_Sample]) -> Batch:
-        slot = self._slots[self._turn]
-        self._turn ^= 1
-        if slot.get("event") is not None:
-            slot["event"].synchronize()
-        shape = (len(batch), 1, *batch[0].noisy.shape)
-        if slot.get("noisy") is None or slot["noisy"].shape[0] < len(batch):
-            slot["noisy"] = torch.empty(shape, dtype=torch.float32, pin_memory=True)
-            slot["clean"] = torch.empty(shape, dtype=torch.float32, pin_memory=True)
-        n = len(batch)
-        noisy_host, clean_host = slot["noisy"][:n], slot["clean"][:n]
-        np.stack([s.noisy for s in batch], out=noisy_host.numpy()[:, 0])
-        np.stack([s.clean for s in batch], out=clean_host.numpy()[:, 0])
-        offset, scale = _affine(batch)
-        result = Batch(
-            noisy_host.to(self._device, non_blocking=True),
-            clean_host.to(self._device, non_blocking=True),
-            offset.to(self._device),
-            scale.to(self._device),
-        )
-        slot["event"] = torch.cuda.Event()
-        slot["event"].record(torch.cuda.current_stream(self._device))
-        return result
-
-
-class _Slot:
-    """The result of one background read, waited for in submission order."""
-
-    def __init__(self) -> None:
-        self._done = threading.Event()
-        self._value: Any = None
-        self._error: BaseException | None = None
-
-    def set(self, value: Any = None, error: BaseException | None = None) -> None:
-        self._value, self._error = value, error
-        self._done.set()
-
-    def result(self) -> Any:
-        self._done.wait()
-        if self._error is not None:
-            raise self._error
-        return self._value
-
-
-class _OrderedReader:
-    """Daemon threads applying ``fn`` to items; results are returned in item order."""
-
-    def __init__(self, fn: Callable[[Any], Any], n_threads: int) -> None:
-        self._fn = fn
-        self._tasks: queue.SimpleQueue[tuple[Any, _Slot] | None] = queue.SimpleQueue()
-        self._stop = threading.Event()
-        self._threads = [
-            threading.Thread(target=self._work, name=f"cryoden-reader-{i}", daemon=True)
-            for i in range(n_threads)
-        ]
-        for thread in self._threads:
-            thread.start()
-
-    def map(self, items: Iterable[Any], window: int) -> Iterator[Any]:
-        """Results of ``fn`` over ``items`` in order, with at most ``window`` reads in flight."""
-        pending: deque[_Slot] = deque()
-        items = iter(items)
-        exhausted = False
-        while True:
-            while not exhausted and len(pending) < window:
-                item = next(items, _END)
-                if item is _END:
-                    exhausted = True
-                    break
-                pending.append(_Slot())
-                self._tasks.put((item, pending[-1]))
-            if not pending:
-                return
-            yield pending.popleft().result()
-
-    def close(self) -> None:
-        """Skip the queued reads, let running ones finish, and join every thread."""
-        self._stop.set()
-        for _ in self._threads:
-            self._tasks.put(None)
-        for thread in self._threads:
-            thread.join()
-
-    def _work(self) -> None:
-        while (task := self._tasks.get()) is not None:
-            if self._stop.is_set():
-                continue
-            item, slot = task
-            try:
-                slot.set(self._fn(item))
-            except BaseException as exc:  # re-raised in the consumer's thread
-                slot.set(error=exc)
-
-
-_END = object()
-
-
-def _shuffled(samples: Iterable[Any], size: int, rng: np.random.Generator) -> Iterator[Any]:
-    """Pass items through a buffer of ``size``: each new item evicts a random held one."""
-    buffer: list[Any] = []
-    for sample in samples:
-        if len(buffer) < size:
-            buffer.append(sample)
-            continue
-        j = int(rng.integers(size))
-        evicted, buffer[j] = buffer[j], sample
-        yield evicted
-    for j in rng.permutation(len(buffer)):
-        yield buffer[j]
-
-
-def _rng(seed: int, epoch: int, stream: int) -> np.random.Generator:
-    """Independent generators per (seed, epoch, purpose); negative seeds are allowed."""
-    return np.random.default_rng([seed % 2**64, epoch % 2**64, stream])
 
 
 def _group_by_pair(patches: Sequence[PatchRef]) -> list[np.ndarray]:

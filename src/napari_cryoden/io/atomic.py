@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..errors import SaveError
 
-__all__ = ["atomic_path", "atomic_write_bytes", "save_error"]
+__all__ = ["atomic_path", "atomic_write_bytes", "fsync_folder", "save_error"]
 
 _HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
 _NAME_CHARS = 100  # of the destination's name kept in the temporary name (255-byte limit)
@@ -69,7 +69,7 @@ def atomic_path(path: str | os.PathLike[str], *, clean_stale: bool = False) -> I
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
-    _fsync_folder(path.parent)
+    fsync_folder(path.parent)
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], payload: bytes, *,
@@ -148,8 +148,14 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _fsync_folder(folder: Path) -> None:
-    """Make a rename durable (POSIX); a no-op where folders cannot be opened."""
+def fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (POSIX); a no-op where folders cannot be opened.
+
+    Parameters
+    ----------
+    folder
+        The folder whose entries changed.
+    """
     with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)
         try:

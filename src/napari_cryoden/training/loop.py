@@ -33,8 +33,8 @@ from typing import Any
 import torch
 
 from ..config.sections import Config
+from ..data.batches import Batch
 from ..data.packed import Packed
-from ..data.stream import Batch
 from ..devices import device_name, resolve_device
 from ..errors import InputError, SaveError
 from ..evaluation.guards import resume_warning, val_rise_warning
