@@ -128,7 +128,7 @@ class Checkpointer:
             return self.run_dir / name
         record, engine = self.record, self.engine
         epochs = record.history["epochs"]
-        done = next((e for e in epochs if e["epoch"] == epoch), {})
+        done: dict[str, Any] = next((e for e in epochs if e["epoch"] == epoch), {})
         extra = _optimizer_tensors(engine.optimizer) if with_optimizer else None
         resume_state = {"schedule": self.schedule.state()} if with_optimizer else {}
         path = save_checkpoint(
