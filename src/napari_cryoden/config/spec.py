@@ -10,7 +10,8 @@ place: a field whose annotation is not listed in :data:`_ANNOTATIONS` fails at i
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 __all__ = ["Kind", "FieldSpec", "field_specs"]
@@ -45,8 +46,13 @@ class FieldSpec:
     optional: bool = False
     min: float | None = None
     max: float | None = None
-    choices: tuple[str, ...] = ()
+    choices_from: Collection[str] = field(default=(), compare=False)
     zero: str | None = None
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        """The allowed values, read now: a registry (the presets) may have grown since."""
+        return tuple(self.choices_from)
 
     @property
     def key(self) -> str:
@@ -98,8 +104,8 @@ def _spec(section: str, f: dataclasses.Field) -> FieldSpec:
     except KeyError:
         raise TypeError(f"{section}.{f.name}: unsupported annotation {f.type!r}") from None
     meta = f.metadata
-    choices = tuple(meta.get("choices", ()))
+    choices = meta.get("choices", ())
     return FieldSpec(section=section, name=f.name, kind="choice" if choices else kind,
                      default=f.default, help=str(meta.get("help", "")), optional=optional,
-                     min=meta.get("min"), max=meta.get("max"), choices=choices,
+                     min=meta.get("min"), max=meta.get("max"), choices_from=choices,
                      zero=meta.get("zero"))
