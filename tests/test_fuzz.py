@@ -332,3 +332,15 @@ def test_mutated_weight_files_load_or_refuse(weight_base, scratch, edits, raw_ed
         assert torch.isfinite(out).all()
     assert ckpt.normalization in ("none", "meanstd", "percentile")
     assert all(name.startswith("optim.") for name in extra)
+
+
+def test_a_tiff_that_trips_tifffiles_assert_is_refused(tiff_bases, scratch) -> None:
+    """Byte 38 of the plain TIFF set to 3 made tifffile fail an internal assert (found by the
+    fuzzer in a full run): that is a corrupt file, refused in one line naming it."""
+    raw = bytearray(tiff_bases[0][1])
+    raw[38] = 3
+    path = scratch / "assert.tif"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CryodenError) as info:
+        read_info(path)
+    assert str(info.value).startswith(f"{path}: cannot read") and "\n" not in str(info.value)

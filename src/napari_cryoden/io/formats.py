@@ -36,9 +36,10 @@ Closer = Callable[[], None]
 
 # What the parsers of a corrupt file raise besides OSError/ValueError (tifffile's own errors are
 # ValueErrors; struct, zlib, broken tag tables and "incompatible keyframe" RuntimeErrors the rest).
+# tifffile asserts on some corrupt files (e.g. a shaped series whose keyframe has no dtype)
 _PARSE_ERRORS = (OSError, ValueError, EOFError, IndexError, KeyError, TypeError, struct.error,
                  zlib.error, ZeroDivisionError, OverflowError, AttributeError, RecursionError,
-                 RuntimeError)
+                 RuntimeError, AssertionError)
 
 
 @dataclass(frozen=True)
