@@ -5,8 +5,8 @@ Usage::
     python benchmarks/bench_ddp.py [--gpus 1 2] [--n-micrographs 256] [--size 1024] [--patch 256]
                                    [--batch-size 16] [--epochs 6] [--device cuda]
 
-1. Simulates ``--n-micrographs`` noisy/clean pairs (napari_cryoden.simulate.micrographs, one process
-   per core) into ``--data`` (a temporary folder by default).
+1. Simulates ``--n-micrographs`` noisy/clean pairs (napari_cryoden.simulation.micrographs,
+   one process per core) into ``--data`` (a temporary folder by default).
 2. Times a plain fp32 PyTorch loop on one device: the same net, Adam and MSE, all patches
    already normalised in device memory, no per-step synchronisation: the upper bound for one GPU.
 3. For each N in ``--gpus`` runs ``torchrun --standalone --nproc-per-node N`` on this very
@@ -37,7 +37,8 @@ import torch
 
 def _simulate_one(job: tuple[str, int, int, np.random.SeedSequence]) -> None:
     from napari_cryoden.io.images import write_mrc
-    from napari_cryoden.simulate.micrographs import SimulationParams, simulate_micrograph
+    from napari_cryoden.simulation.micrographs import simulate_micrograph
+    from napari_cryoden.simulation.params import SimulationParams
 
     out, index, size, seed = job
     noisy, clean = simulate_micrograph(SimulationParams(), np.random.default_rng(seed), size)

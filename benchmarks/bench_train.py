@@ -61,7 +61,8 @@ EMPIAR_10025_PATCHES = 29_913  # the seed's epoch
 
 # -- data ---------------------------------------------------------------------------------------
 def _simulate(seed: np.random.SeedSequence) -> tuple[np.ndarray, np.ndarray]:
-    from napari_cryoden.simulate.micrographs import HIGH_CONTRAST, simulate_micrograph
+    from napari_cryoden.simulation.micrographs import simulate_micrograph
+    from napari_cryoden.simulation.params import HIGH_CONTRAST
 
     return simulate_micrograph(HIGH_CONTRAST, np.random.default_rng(seed), PATCH)
 
@@ -74,7 +75,7 @@ def generate(data: Path, n: int, n_pairs: int, n_small: int, deadline: float) ->
     hold unrotated micrographs. Simulation stops adding at ``deadline`` seconds.
     """
     from napari_cryoden.data.packed import StoreWriter
-    from napari_cryoden.simulate.micrographs import HIGH_CONTRAST
+    from napari_cryoden.simulation.params import HIGH_CONTRAST
 
     names = {"clean": data / "clean_store", "pairs": data / "pair_store",
              "small": data / "small_store"}

@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from napari_cryoden.simulate.micrographs import (  # noqa: E402
+from napari_cryoden.simulation.micrographs import (  # noqa: E402
     SimulatedMicrograph,
     SimulationParams,
     ctf_zero,

@@ -323,8 +323,8 @@ def step_shipped(session: Session) -> float:
 def step_train_n2n(session: Session) -> float:
     """Noise2Noise in the Train panel: even/odd frame sums of one simulated 8-frame movie."""
     from napari_cryoden.io.images import read_image
-    from napari_cryoden.simulate.micrographs import HIGH_CONTRAST
-    from napari_cryoden.simulate.movies import simulate_movie_dataset
+    from napari_cryoden.simulation.movies import simulate_movie_dataset
+    from napari_cryoden.simulation.params import HIGH_CONTRAST
 
     simulate_movie_dataset(session.scratch / "halves", 1, 1024, seed=3, params=HIGH_CONTRAST,
                            frames=8, movies=False, even_odd=True)

@@ -21,7 +21,7 @@ from napari_cryoden.io.images import read_image
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "api.md"
 PUBLIC = ["Config", "train", "denoise", "denoise_file", "evaluate", "load_model", "save_model",
-          "simulate_dataset"]
+          "simulate"]
 TINY = {"data": {"patch_size": 32, "shuffle_buffer": 4},
         "train": {"epochs": 1, "batch_size": 4, "device": "cpu"}}
 
@@ -135,9 +135,9 @@ def test_bad_sources_and_parameters_are_one_line_errors(make_pairs, tmp_path: Pa
     with pytest.raises(CryodenError, match="give either --noisy and --clean folders"):
         napari_cryoden.train(Config.from_dict(TINY), noisy=noisy, run_dir=tmp_path / "run")
     with pytest.raises(ConfigError, match="n must be >= 1"):
-        napari_cryoden.simulate_dataset(tmp_path / "sim", n=0)
+        napari_cryoden.simulate(tmp_path / "sim", n=0)
     with pytest.raises(ConfigError, match="unknown parameter.*dose_rate"):
-        napari_cryoden.simulate_dataset(tmp_path / "sim", n=1, size=16, dose_rate=3.0)
+        napari_cryoden.simulate(tmp_path / "sim", n=1, size=16, dose_rate=3.0)
 
 
 def test_interrupting_a_run_keeps_its_history_and_last_weights(make_pairs, tmp_path: Path) -> None:

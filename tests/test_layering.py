@@ -63,7 +63,7 @@ LAYERS: list[tuple[str, ...]] = [
     (ROOT, "errors", "devices"),  # the bottom: imported by anyone
     ("config",),
     ("io",),
-    ("data", "simulate"),
+    ("data", "simulation"),
     ("models",),
     ("kernels",),
     ("inference", "plotting"),

@@ -29,7 +29,7 @@ SHIPPED = (
     "napari_cryoden/_reader.py",
     "napari_cryoden/_sample_data.py",
     "napari_cryoden/data/__init__.py",
-    "napari_cryoden/simulate/micrographs.py",
+    "napari_cryoden/simulation/micrographs.py",
     "napari_cryoden/models/pretrained/__init__.py",
     # the models the Denoise widget defaults to
     "napari_cryoden/models/pretrained/general.safetensors",

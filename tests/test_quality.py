@@ -15,7 +15,8 @@ from napari_cryoden.config.sections import Config
 from napari_cryoden.data.pairs import find_pairs
 from napari_cryoden.evaluation.report import evaluate
 from napari_cryoden.models.checkpoint import load_checkpoint
-from napari_cryoden.simulate.micrographs import HIGH_CONTRAST, simulate_dataset
+from napari_cryoden.simulation.micrographs import simulate_dataset
+from napari_cryoden.simulation.params import HIGH_CONTRAST
 from napari_cryoden.training import EpochEnd, train
 
 # docs/simulator.md explains why physical single-frame contrast is too weak for the seed net.

@@ -20,13 +20,14 @@ LayerData = tuple[np.ndarray, dict[str, Any], str]
 def make_synthetic_micrograph() -> list[LayerData]:
     """A seeded 1024² simulated micrograph as two image layers: noisy and its clean target.
 
-    The specimen is :data:`~napari_cryoden.simulate.micrographs.HIGH_CONTRAST` (the demo's), so a
+    The specimen is :data:`~napari_cryoden.simulation.micrographs.HIGH_CONTRAST` (the demo's), so a
     model trained on it for a few minutes on a laptop visibly denoises it.
 
     Both layers have the pixel size (Å) as their scale and contrast limits at the 0.5 and 99.5
     percentiles of their own pixels; their metadata record the defocus and the simulation.
     """
-    from .simulate.micrographs import HIGH_CONTRAST, simulate_exposure
+    from .simulation.micrographs import simulate_exposure
+    from .simulation.params import HIGH_CONTRAST
 
     params = HIGH_CONTRAST
     shot = simulate_exposure(params, np.random.default_rng(SAMPLE_SEED), SAMPLE_SIZE)

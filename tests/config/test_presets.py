@@ -23,7 +23,7 @@ from napari_cryoden.kernels.fused import check_model
 from napari_cryoden.kernels.train import supports
 from napari_cryoden.models.checkpoint import load_checkpoint, save_checkpoint
 from napari_cryoden.models.nets import build_model, expected_shapes
-from napari_cryoden.simulate.micrographs import simulate_dataset
+from napari_cryoden.simulation.micrographs import simulate_dataset
 from napari_cryoden.training import EpochEnd, TrainStep, train
 from napari_cryoden.training.schedules import Schedule
 

@@ -16,8 +16,9 @@ from napari_cryoden.config.sections import ConfigError
 from napari_cryoden.errors import InputError
 from napari_cryoden.io.frames import frame_sums, split_frames
 from napari_cryoden.io.images import read_image
-from napari_cryoden.simulate.micrographs import SimulationParams, simulate_dataset
-from napari_cryoden.simulate.movies import simulate_movie_dataset
+from napari_cryoden.simulation.micrographs import simulate_dataset
+from napari_cryoden.simulation.movies import simulate_movie_dataset
+from napari_cryoden.simulation.params import SimulationParams
 
 
 def movie(n_frames: int, shape: tuple[int, int] = (24, 20), dtype: str = "uint16",

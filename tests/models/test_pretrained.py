@@ -18,7 +18,8 @@ from napari_cryoden.errors import InputError
 from napari_cryoden.inference.denoiser import denoise
 from napari_cryoden.models.checkpoint import load_checkpoint
 from napari_cryoden.models.pretrained import DEFAULT, SHIPPED, resolve_model, shipped_path
-from napari_cryoden.simulate.micrographs import SimulationParams, simulate_dataset
+from napari_cryoden.simulation.micrographs import simulate_dataset
+from napari_cryoden.simulation.params import SimulationParams
 
 PRESETS = {"general": "unet-small", "general-fast": "seed"}
 

@@ -16,8 +16,8 @@ from napari_cryoden.evaluation.metrics import psnr
 from napari_cryoden.inference.denoiser import denoise
 from napari_cryoden.io.images import read_image, write_mrc
 from napari_cryoden.models.checkpoint import load_checkpoint
-from napari_cryoden.simulate.micrographs import HIGH_CONTRAST
-from napari_cryoden.simulate.movies import simulate_movie_dataset
+from napari_cryoden.simulation.movies import simulate_movie_dataset
+from napari_cryoden.simulation.params import HIGH_CONTRAST
 from napari_cryoden.training import EpochEnd, TrainStep, train
 from napari_cryoden.training.blindspot import blind_spots, masked_mse
 from napari_cryoden.training.modes import ModeBatches

@@ -11,12 +11,12 @@ from ..config.sections import ConfigError
 from ._models import ModelSpec, as_model
 
 if TYPE_CHECKING:
-    from ..simulate.micrographs import SimulatedDataset
+    from ..simulation.micrographs import SimulatedDataset
 
-__all__ = ["evaluate", "simulate_dataset"]
+__all__ = ["evaluate", "simulate"]
 
 
-def simulate_dataset(out_dir: str | os.PathLike[str], n: int = 8, *, size: int = 512,
+def simulate(out_dir: str | os.PathLike[str], n: int = 8, *, size: int = 512,
                      seed: int = 0, vary: dict[str, tuple[float, float]] | None = None,
                      **params: Any) -> SimulatedDataset:
     """Write simulated noisy/clean micrograph pairs, for trying out training and evaluation.
@@ -38,14 +38,14 @@ def simulate_dataset(out_dir: str | os.PathLike[str], n: int = 8, *, size: int =
     vary
         Fields drawn per micrograph from a range, e.g. ``{"dose": (10.0, 60.0)}``.
     **params
-        Fields of :class:`napari_cryoden.simulate.micrographs.SimulationParams`, in the
+        Fields of :class:`napari_cryoden.simulation.micrographs.SimulationParams`, in the
         microscopist's units: ``dose`` (e/Å², default 20), ``pixel_size`` (Å), ``clean_dose``
         (None: noise-free targets), ``defocus_min``/``defocus_max`` (µm), ``contrast_scale``
         (1: physical; 20 makes particles plain, as in the demo) and more.
 
     Returns
     -------
-    napari_cryoden.simulate.micrographs.SimulatedDataset
+    napari_cryoden.simulation.micrographs.SimulatedDataset
         The files written; ``.noisy_dir`` and ``.clean_dir`` are the two folders.
 
     Raises
@@ -55,12 +55,12 @@ def simulate_dataset(out_dir: str | os.PathLike[str], n: int = 8, *, size: int =
 
     Examples
     --------
-    >>> data = cryoden.simulate_dataset("sim", n=4, size=256, dose=30.0, contrast_scale=20.0)
+    >>> data = cryoden.simulate("sim", n=4, size=256, dose=30.0, contrast_scale=20.0)
     >>> data.noisy_dir
     PosixPath('sim/noisy')
     """
-    from ..simulate.micrographs import SimulationParams
-    from ..simulate.micrographs import simulate_dataset as run
+    from ..simulation.micrographs import simulate_dataset as run
+    from ..simulation.params import SimulationParams
 
     if n < 1 or size < 16:
         raise ConfigError(f"simulation: n must be >= 1 and size >= 16 (got {n}, {size})")

@@ -64,7 +64,8 @@ def _value_or_range(text: str) -> float | tuple[float, float]:
 
 def run_simulate(args: argparse.Namespace) -> int:
     """Simulate noisy/clean pairs (or movies, even/odd sums) as the flags say."""
-    from ..simulate.micrographs import SimulationParams, simulate_dataset
+    from ..simulation.micrographs import simulate_dataset
+    from ..simulation.params import SimulationParams
 
     overrides, vary = _simulation_overrides(args)
     if args.n < 1 or args.size < 16:
@@ -108,7 +109,7 @@ def _simulation_overrides(args: argparse.Namespace) -> tuple[dict[str, float], d
 
 
 def _simulate_movies(args: argparse.Namespace, params: Any) -> int:
-    from ..simulate.movies import simulate_movie_dataset
+    from ..simulation.movies import simulate_movie_dataset
 
     if not (args.movies or args.even_odd):
         raise CryodenError("--frames is for --movies and/or --even-odd")

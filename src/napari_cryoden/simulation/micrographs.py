@@ -41,14 +41,11 @@ from .optics import (
     frequencies,
     texture_phase_ft,
 )
-from .params import HIGH_CONTRAST, PARTICLE_KINDS, SimulationParams, check_ranges
+from .params import SimulationParams, check_ranges
 from .particles import particle_phase_ft, place_particles
 
-# PARTICLE_KINDS, SimulationParams, HIGH_CONTRAST and check_ranges live in .params; they are
-# re-exported here, where docs/simulator.md imports the simulator from.
-__all__ = ["PARTICLE_KINDS", "SimulationParams", "HIGH_CONTRAST", "SimulatedMicrograph",
-           "SimulatedDataset", "simulate_exposure", "simulate_micrograph", "simulate_dataset",
-           "electron_wavelength", "ctf_zero", "check_ranges", "shot_record"]
+__all__ = ["SimulatedMicrograph", "SimulatedDataset", "simulate_exposure", "simulate_micrograph",
+           "simulate_dataset", "electron_wavelength", "ctf_zero", "shot_record"]
 
 
 @dataclass(frozen=True)

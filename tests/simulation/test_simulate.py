@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 
 from napari_cryoden.config.sections import ConfigError
-from napari_cryoden.simulate.micrographs import (
+from napari_cryoden.simulation.micrographs import (
     ctf_zero,
     electron_wavelength,
     simulate_dataset,
     simulate_exposure,
     simulate_micrograph,
 )
-from napari_cryoden.simulate.params import PARTICLE_KINDS, SimulationParams
+from napari_cryoden.simulation.params import PARTICLE_KINDS, SimulationParams
 
 # 3 Å pixels put a dozen particles into a 256² test micrograph.
 SMALL = SimulationParams(pixel_size=3.0, carbon_edge_probability=0.0)
