@@ -30,6 +30,7 @@ system-deps:
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/mypy
 
 test: $(STAMP) system-deps lint
 	xvfb-run -a $(PY) -m pytest -q

@@ -72,7 +72,8 @@ def run_denoise(args: argparse.Namespace) -> int:
 
 def _model_and_inputs(inputs: Sequence[Path]) -> tuple[Path, list[Path]]:
     """The weight file (the first input if it names one, else the shipped general model)
-    and the micrographs after it."""
+    and the micrographs after it.
+    """
     from ..models.pretrained import is_shipped, resolve_model
 
     first = inputs[0]

@@ -204,7 +204,8 @@ def _rank() -> int:
 
 def _open_event_log(target: str | None) -> tuple[TextIO | None, TextIO]:
     """``(log, out)``: where ``--events`` lines go (None: nowhere, or not rank 0) and where
-    the usual lines go (stderr when the events take stdout)."""
+    the usual lines go (stderr when the events take stdout).
+    """
     if target is None or _rank() != 0:
         return None, sys.stdout
     if target == "-":
@@ -216,7 +217,8 @@ def _open_event_log(target: str | None) -> tuple[TextIO | None, TextIO]:
 
 class _EventPrinter:
     """The usual lines of a run: the start, a progress bar per epoch, each epoch's end, best
-    checkpoints, warnings (on stderr) and the end."""
+    checkpoints, warnings (on stderr) and the end.
+    """
 
     def __init__(self, out: TextIO, source: str) -> None:
         self.out, self.source, self.bar = out, source, None

@@ -78,7 +78,8 @@ class ModelConfig:
     @property
     def receptive_radius(self) -> int:
         """Pixels on each side of an output pixel that influence it (for a pooling net such as
-        ``unet-small``: when tiles start on its pooling grid, see :attr:`downsampling`)."""
+        ``unet-small``: when tiles start on its pooling grid, see :attr:`downsampling`).
+        """
         return presets.get(self.preset).radius(self.channels, self.depth, self.kernel_size)
 
     @property
@@ -90,7 +91,8 @@ class ModelConfig:
     def activation_channels(self) -> int:
         """Hidden channels alive per full-resolution pixel, for memory estimates: ``channels``
         for the conv stacks; 4 · channels for unet-small (skip, upsampled and concatenated
-        activations at full resolution)."""
+        activations at full resolution).
+        """
         return presets.get(self.preset).activation_factor * self.channels
 
 

@@ -67,7 +67,8 @@ class FieldSpec:
     @property
     def type_name(self) -> str:
         """The type as error messages name it: ``int``, ``float``, ``bool``, ``str``, ``int |
-        None``."""
+        None``.
+        """
         base = "str" if self.kind == "choice" else self.kind
         return f"{base} | None" if self.optional else base
 

@@ -121,7 +121,7 @@ def _check_sizes(folder: Path, index: dict[str, Any]) -> None:
 
 
 def _is(value: Any, types: tuple[type, ...]) -> bool:
-    """isinstance that does not take a bool for an int."""
+    """Isinstance that does not take a bool for an int."""
     return isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
 
 

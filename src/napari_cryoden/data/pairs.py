@@ -209,7 +209,8 @@ def split_pairs(
 
 class TooFewPairs(InputError):
     """Too few pairs to hold out a validation file (:func:`split_pairs`); the Train widget
-    words it for its own controls."""
+    words it for its own controls.
+    """
 
 
 def _draw(seed: int, path: Path) -> bytes:

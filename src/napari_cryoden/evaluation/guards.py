@@ -85,7 +85,8 @@ def report_warnings(report: Mapping[str, Any]) -> list[str]:
 def image_warnings(denoised: np.ndarray, clean: np.ndarray,
                    noisy: np.ndarray | None = None) -> list[str]:
     """:func:`output_warnings` of one denoised image against its clean target (and the noisy
-    input, when given) — for views that hold the images, like the napari widgets."""
+    input, when given) — for views that hold the images, like the napari widgets.
+    """
     model = compare(denoised, clean)
     base = compare(noisy, clean) if noisy is not None else {}
     return output_warnings(model["corr"], model["mse"], base.get("mse"), base.get("corr"))

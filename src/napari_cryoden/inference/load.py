@@ -52,7 +52,8 @@ class Denoiser:
 
     def options(self) -> dict[str, Any]:
         """The keyword arguments of :func:`~napari_cryoden.inference.denoiser.denoise` that
-        come from the model: its normalisation and its (resolved) device."""
+        come from the model: its normalisation and its (resolved) device.
+        """
         return {"normalization": self.normalization, "device": self.device}
 
     def denoise(self, image: Any, **options: Any) -> np.ndarray:

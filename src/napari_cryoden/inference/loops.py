@@ -170,7 +170,8 @@ class _Slices:
 
     def cut(self, dst: torch.Tensor, z: int, row: AxisTile, col: AxisTile) -> None:
         """Copy tile (row, col) of slice ``z``, normalised, into ``dst`` (h, w); where the tile
-        reaches past the image (a pooling model's padded grid) ``dst`` is zero."""
+        reaches past the image (a pooling model's padded grid) ``dst`` is zero.
+        """
         th, tw = dst.shape
         if self.on_device:
             image = self._slice(z)[0]

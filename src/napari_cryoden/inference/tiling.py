@@ -241,7 +241,8 @@ def back_off(plan: TilePlan, shape: tuple[int, ...]) -> TilePlan:
 
 def hidden_channels(model: nn.Module) -> int:
     """The widest layer's channel count, for the activation estimate (a config's
-    ``activation_channels``, e.g. 4 · channels for unet-small, else its ``channels``)."""
+    ``activation_channels``, e.g. 4 · channels for unet-small, else its ``channels``).
+    """
     config = getattr(model, "config", None)
     channels = getattr(config, "activation_channels", getattr(config, "channels", None))
     if channels is not None:
@@ -252,7 +253,8 @@ def hidden_channels(model: nn.Module) -> int:
 
 def _fit_axis(n: int, tile_max: int, overlap: int, multiple: int = 1) -> int:
     """Smallest tile length (≤ ``tile_max``) that covers ``n`` in as few tiles as ``tile_max``;
-    a multiple of ``multiple`` covering ``n`` padded to one, when that is > 1."""
+    a multiple of ``multiple`` covering ``n`` padded to one, when that is > 1.
+    """
     if multiple > 1:
         padded = _round_up(n, multiple)
         if padded <= tile_max:
@@ -269,7 +271,8 @@ def _fit_axis(n: int, tile_max: int, overlap: int, multiple: int = 1) -> int:
 
 def _axis_count(n: int, tile: int, overlap: int, multiple: int) -> int:
     """Tiles along an axis of ``n`` pixels; with ``multiple`` > 1, tiles on that grid (starts
-    rounded to it, so the most a start moves is absorbed: neighbours still overlap enough)."""
+    rounded to it, so the most a start moves is absorbed: neighbours still overlap enough).
+    """
     if multiple == 1:
         return _tile_count(n, tile, overlap)
     padded = _round_up(n, multiple)

@@ -29,7 +29,8 @@ def all_axis_orders() -> list[str]:
 
 def resolve_layout(layout: str) -> str:
     """The axis string of a layout name (``oihw``, ``fortran``, ``hwio``, ``seed-legacy``) or of
-    a permutation of ``oihw`` given directly; ``auto`` is not a layout (see :mod:`.auto`)."""
+    a permutation of ``oihw`` given directly; ``auto`` is not a layout (see :mod:`.auto`).
+    """
     axes = LAYOUTS.get(layout, layout)
     if sorted(axes) != sorted(AXES):
         known = ", ".join([*LAYOUTS, "auto"])

@@ -119,7 +119,8 @@ def distinct_axis_orders(model: ModelConfig) -> list[str]:
 def score_model(model: torch.nn.Module | None, images: Images,
                 normalization: str = "none") -> tuple[float, float]:
     """Pooled MSE and Pearson r of the model's output on the images; ``None`` scores the
-    noisy input itself (the identity)."""
+    noisy input itself (the identity).
+    """
     outputs = _outputs(model, images, normalization)
     p = np.concatenate([o.astype(np.float64).ravel() for o in outputs])
     t = np.concatenate([c.astype(np.float64).ravel() for _, c in images])
@@ -163,7 +164,8 @@ def _paired_tiles(best: torch.nn.Module, second: torch.nn.Module, images: Images
 def rank_layouts(buffers: dict[str, np.ndarray], model: ModelConfig, images: Images,
                  normalization: str = "none") -> LayoutRanking:
     """Score every distinct axis order (the same for all layers) and rank them by MSE; the
-    best two are also compared tile by tile (:func:`choose_layout` needs both tests)."""
+    best two are also compared tile by tile (:func:`choose_layout` needs both tests).
+    """
     scored = []
     for axes in distinct_axis_orders(model):
         mse, corr = score_model(model_from_buffers(buffers, model, axes), images, normalization)
@@ -181,7 +183,8 @@ def choose_layout(ranking: LayoutRanking, margin: float = AUTO_MARGIN,
                   min_t: float = AUTO_MIN_T) -> str:
     """The best candidate's axes, or :class:`LayoutAmbiguousError` when the best two are
     within ``margin`` (relative MSE) of each other, or the best does not win consistently
-    over the validation tiles (paired t below ``min_t``)."""
+    over the validation tiles (paired t below ``min_t``).
+    """
     if ranking.margin > margin and ranking.t_stat >= min_t:
         return ranking.best.axes
     first, second = ranking.candidates[0], ranking.candidates[1]

@@ -241,7 +241,8 @@ class RoundTrip:
 def check_roundtrips(model: torch.nn.Module, config: Config,
                      workdir: str | os.PathLike[str] | None = None) -> list[RoundTrip]:
     """Write ``model`` in every format and layout, read it back, compare outputs on a fixed
-    input (seeded, 48 px); plus two control mis-reads that must differ (the seed's bug)."""
+    input (seeded, 48 px); plus two control mis-reads that must differ (the seed's bug).
+    """
     from ..models.checkpoint import load_checkpoint, save_checkpoint
 
     image = torch.from_numpy(np.random.default_rng(0).random((1, 1, 48, 48), np.float32))
@@ -281,7 +282,8 @@ def _raw_diff(model: torch.nn.Module, config: Config, root: Path, written: str, 
 
 def format_roundtrips(rows: Sequence[RoundTrip]) -> str:
     """A pass/fail table of round trips; a control that does not differ is noted, not failed
-    (the model is then insensitive to that mis-read)."""
+    (the model is then insensitive to that mis-read).
+    """
     lines = [f"{'format':<12} {'layout':<28} {'expect':<7} {'max |Δ|':>10}  result"]
     for row in rows:
         expect = "equal" if row.expect_equal else "differ"

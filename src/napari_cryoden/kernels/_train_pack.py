@@ -47,7 +47,8 @@ def pack_training(w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor, b2: torc
                   w3: torch.Tensor, b3: torch.Tensor
                   ) -> tuple[PackedSeedNet, dict[str, torch.Tensor]]:
     """The forward's :class:`PackedSeedNet` and the backward's ``w1x``, ``w3_dot``, ``w2t``
-    from the parameters in torch's layouts (~15 tiny device kernels, no host sync)."""
+    from the parameters in torch's layouts (~15 tiny device kernels, no host sync).
+    """
     chans = w1.shape[0]
     maps = _maps(w1.device)
     f16, f32 = torch.float16, torch.float32
@@ -78,7 +79,8 @@ def unpack_gradients(total: torch.Tensor, db3: torch.Tensor, chans: int,
                      device: torch.device) -> list[torch.Tensor]:
     """The backward kernel's summed partials (``9·C² + 49·C``: gW2 per tap ``[in, out]``, gW1
     ``[window tap, out]`` with db1 in row 9, gW3 ``[in, window offset]``, db2) and ``db3``, in
-    torch's layouts: dW1, db1, dW2, db2, dW3, db3."""
+    torch's layouts: dW1, db1, dW2, db2, dW3, db3.
+    """
     n2, n1 = 9 * chans * chans, 16 * chans
     g2 = total[:n2].reshape(9, chans, chans)  # tap, in, out
     g1 = total[n2:n2 + n1].reshape(16, chans)  # window tap (+ ones at 9), out

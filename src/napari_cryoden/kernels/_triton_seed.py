@@ -31,7 +31,8 @@ _jit = triton.jit if triton is not None else (lambda fn: fn)
 @_jit
 def tile_coords(tiles_w, TH: tl.constexpr, TW: tl.constexpr):
     """This program's tile: batch index, origin, and each pixel's (row, column) in the tile
-    and in the image, flattened to ``TH * TW``."""
+    and in the image, flattened to ``TH * TW``.
+    """
     pid = tl.program_id(0)
     b = tl.program_id(1).to(tl.int64)
     row0 = (pid // tiles_w) * TH
@@ -46,7 +47,8 @@ def tile_coords(tiles_w, TH: tl.constexpr, TW: tl.constexpr):
 def conv3_tile(h_ptr, w3_ptr, b3_ptr, H, W, tiles_w,
                C: tl.constexpr, TH: tl.constexpr, TW: tl.constexpr):
     """``b3 + sum_s <h2[p + s], w3_s>`` (zero padding) for the pixels of this program's tile,
-    in fp32; returned with the tile's coordinates (as :func:`tile_coords`)."""
+    in fp32; returned with the tile's coordinates (as :func:`tile_coords`).
+    """
     b, row0, col0, ir, ic, r, c = tile_coords(tiles_w, TH, TW)
     ch = tl.arange(0, C)
     hb = h_ptr + (b * H + row0) * W * C + col0 * C

@@ -74,7 +74,8 @@ class TrainKernelConfig:
 def supports(model: nn.Module) -> bool:
     """Whether :func:`make_fused_step` can train ``model`` here: the seed net's shape (any hidden
     width a multiple of 16 up to 64; fastest at 16), float32 or float16 parameters, on CUDA with
-    Triton (or on CPU under ``TRITON_INTERPRET=1``)."""
+    Triton (or on CPU under ``TRITON_INTERPRET=1``).
+    """
     try:
         convs = _convs(model)
     except ValueError:
@@ -104,7 +105,8 @@ def _note_occupancy(compiled: object, config: TrainKernelConfig, chans: int,
                     device: torch.device) -> None:
     """Remember how many backward programs fit on one SM at once, from the compiled kernel's
     registers and shared memory: the tiles are split evenly over the programs, so a launch of
-    exactly one full wave leaves no SM idle at the end."""
+    exactly one full wave leaves no SM idle at the end.
+    """
     key = (config, chans, str(device))
     if config.programs_per_sm or device.type != "cuda" or key in _OCCUPANCY:
         return
@@ -165,7 +167,8 @@ def _launch_backward(x: torch.Tensor, hidden: torch.Tensor, error: torch.Tensor,
                      weights: dict[str, torch.Tensor],
                      config: TrainKernelConfig) -> tuple[torch.Tensor, object]:
     """Per-program partial sums ``(programs, 9·C² + 49·C)`` of the backward kernel, and what
-    the launch returned (Triton's compiled kernel: ``n_regs``, ``n_spills``)."""
+    the launch returned (Triton's compiled kernel: ``n_regs``, ``n_spills``).
+    """
     from . import _triton_train as kt
 
     batch, height, width, chans = hidden.shape
@@ -278,7 +281,8 @@ def make_fused_step(model: nn.Module, optimizer: torch.optim.Optimizer,
 def stage_launchers(model: nn.Module, x: torch.Tensor, target: torch.Tensor,
                     config: TrainKernelConfig | None = None) -> dict[str, Callable[[], object]]:
     """For benchmarks: each piece of one fused step's loss and gradients, alone, on buffers
-    allocated here (each piece runs once first, so later ones see real data)."""
+    allocated here (each piece runs once first, so later ones see real data).
+    """
     config = config or TrainKernelConfig()
     convs = _convs(model)
     params = _parameters(convs)

@@ -186,7 +186,8 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, An
 
 def _looks_pickled(payload: bytes) -> bool:
     """Pickle protocol 2-5 (``\\x80\\x0N``) or a torch zip archive (``PK\\x03\\x04``), whose
-    first 8 bytes read as a safetensors header length would exceed the file."""
+    first 8 bytes read as a safetensors header length would exceed the file.
+    """
     opener = payload[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05") or (
         payload[:4] == b"PK\x03\x04")
     return opener and int.from_bytes(payload[:8], "little") > len(payload)

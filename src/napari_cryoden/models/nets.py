@@ -79,7 +79,8 @@ class DenoiseCNN(nn.Module):
 
 class ResidualCNN(DenoiseCNN):
     """The ``residual`` preset: :class:`DenoiseCNN`'s stack predicting a correction,
-    y = x + net(x); its tensors are the seed's."""
+    y = x + net(x); its tensors are the seed's.
+    """
 
     residual = True
 

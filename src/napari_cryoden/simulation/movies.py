@@ -116,7 +116,8 @@ def _write_frames(stream: Iterator[np.ndarray], out: Path, name: str,
                   paths: dict[str, list[Path]], params: SimulationParams, n_frames: int,
                   shape: tuple[int, ...]) -> None:
     """Write one movie's frames as a stack (``movies`` in ``paths``) and/or as even/odd sums
-    (``even`` in ``paths``), appending the files written to ``paths``."""
+    (``even`` in ``paths``), appending the files written to ``paths``.
+    """
     if "movies" in paths:
         paths["movies"].append(out / "movies" / f"{name}.mrcs")
         stream = _written(stream, paths["movies"][-1], n_frames, shape, params)

@@ -98,7 +98,8 @@ class CheckpointSaved:
 class TrainWarning:
     """Something looks wrong (see :mod:`napari_cryoden.evaluation.guards`): the validation loss
     rose for several epochs, or resumed weights score worse than recorded. ``epoch`` is the epoch it
-    concerns (the resumed one for the latter); ``message`` is one line for the user."""
+    concerns (the resumed one for the latter); ``message`` is one line for the user.
+    """
 
     epoch: int
     message: str

@@ -216,7 +216,8 @@ class _Run:
     def _step_or_back_off(self, epoch: int,
                           batch: Batch) -> Generator[Event, None, tuple[float, int]]:
         """:meth:`_step`; on out-of-memory, split batches into twice as many micro-batches (the
-        same update, less memory) with a warning and redo the step. Returns its (loss, n)."""
+        same update, less memory) with a warning and redo the step. Returns its (loss, n).
+        """
         while True:
             try:
                 return self._step(batch)
@@ -249,7 +250,8 @@ class _Run:
     def _validate(self, stream: Stream | None = None, *,
                   clean: bool = False) -> tuple[float | None, float | None]:
         """(loss, raw MSE) on the validation stream, the mode's way (n2n: against the held-out
-        partner, n2v: at fixed blind spots); ``clean``: plain noisy→clean on ``stream``."""
+        partner, n2v: at fixed blind spots); ``clean``: plain noisy→clean on ``stream``.
+        """
         stream = stream if clean else self.val_stream
         if stream is None:
             return None, None

@@ -72,7 +72,8 @@ class ModeBatches:
     def validation(self, noisy: torch.Tensor, clean: torch.Tensor,
                    index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Validation batch ``index``: n2c and n2n as streamed (the held-out partner is the
-        target); n2v with blind spots that are the same in every epoch."""
+        target); n2v with blind spots that are the same in every epoch.
+        """
         if self.mode != "n2v":
             return noisy, clean, None
         masked, mask = blind_spots(noisy, self.fraction, self._seeded(_VALIDATION, index))

@@ -84,7 +84,8 @@ class Schedule:
     def load_state(self, state: Any, steps_done: int) -> None:
         """Continue from a saved :meth:`state`; ``steps_done`` are the steps of the completed
         epochs. A state of another schedule (or none) starts this one at ``steps_done``, from
-        ``lr``."""
+        ``lr``.
+        """
         self.step = self.epoch_step = steps_done
         if isinstance(state, dict) and state.get("kind") == self.kind:
             self.step = self.epoch_step = _count(state.get("step"), steps_done)

@@ -46,7 +46,7 @@ def uses_channels_last(precision: str, device: torch.device) -> bool:
 
 
 def prepare_cuda(precision: str) -> None:
-    """cuDNN autotuning on (inputs have fixed shapes while training); TF32 only for ``tf32``."""
+    """CuDNN autotuning on (inputs have fixed shapes while training); TF32 only for ``tf32``."""
     torch.backends.cudnn.benchmark = True
     torch.backends.cudnn.allow_tf32 = precision == "tf32"
     torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
