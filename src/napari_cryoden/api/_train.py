@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from ..config.sections import Config
 
@@ -117,14 +117,15 @@ def train(config: Config, *, run_dir: str | os.PathLike[str], noisy: Folder = No
 
     if (even is not None or odd is not None) and config.train.mode == "n2c":
         config = config.replace(train={"mode": "n2n"})  # even/odd halves mean Noise2Noise
-    sources = TrainSources(noisy=noisy, clean=clean, even=even, odd=odd, store=store,
-                           val_noisy=val_noisy, val_clean=val_clean)
+    sources = TrainSources(noisy=_path(noisy), clean=_path(clean), even=_path(even),
+                           odd=_path(odd), store=_path(store), val_noisy=_path(val_noisy),
+                           val_clean=_path(val_clean))
     train_set, val_set, clean_val = training_data(sources, config)
     events = run_training(config, train_set, val_set, Path(run_dir), stop=stop, resume=resume,
                           clean_val_pairs=clean_val)
     end: TrainEnd | None = None
     # closing: an exception (Ctrl-C, a failing callback) still saves history and last weights
-    with closing(cast("Generator[Event, None, None]", events)):
+    with closing(events):
         for event in events:
             if callback is not None:
                 callback(event)
@@ -144,3 +145,7 @@ def _result(run_dir: Path, end: TrainEnd | None) -> TrainResult:
         best_epoch=end.best_epoch if end else None,
         best_val_loss=end.best_val_loss if end else None,
         stopped=end.stopped if end else True)
+
+
+def _path(folder: Folder) -> Path | None:
+    return None if folder is None else Path(folder)

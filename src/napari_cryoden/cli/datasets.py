@@ -94,7 +94,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _simulation_overrides(args: argparse.Namespace) -> tuple[dict[str, float], dict[str, Any]]:
+def _simulation_overrides(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(overrides, vary)``: fixed simulation parameters given, and the LO:HI ranges."""
     given = {"dose": args.dose, "pixel_size": args.pixel_size,
              "contrast_scale": args.contrast_scale}

@@ -221,7 +221,8 @@ class _EventPrinter:
     """
 
     def __init__(self, out: TextIO, source: str) -> None:
-        self.out, self.source, self.bar = out, source, None
+        self.out, self.source = out, source
+        self.bar: Any | None = None  # the epoch's tqdm bar
 
     def show(self, event: Any) -> None:
         if isinstance(event, TrainStart):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import Any
 
 __all__ = ["ShardedCounts"]
@@ -28,7 +28,7 @@ class ShardedCounts:
     def _plan_size(self) -> int:
         raise NotImplementedError
 
-    def _batches(self, epoch: int) -> Iterator[Any]:
+    def _batches(self, epoch: int) -> Generator[Any, None, None]:
         raise NotImplementedError
 
     def set_epoch(self, epoch: int) -> None:
@@ -40,7 +40,7 @@ class ShardedCounts:
             return self.n_patches // self._batch_size
         return math.ceil(self.n_patches / self._batch_size)
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Generator[Any, None, None]:
         return self._batches(self._epoch)
 
     @property

@@ -15,7 +15,7 @@ number of reader threads.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 
 import numpy as np
 import torch
@@ -133,7 +133,7 @@ class PackedStream(ShardedCounts):
         step = slice(self._rank, n_all, self._world_size)
         return order[:n_all][step], corners[step]
 
-    def _batches(self, epoch: int) -> Iterator[Batch]:
+    def _batches(self, epoch: int) -> Generator[Batch, None, None]:
         order, corners = self._plan(epoch)
         n_batches, size = len(self), self._batch_size
         if n_batches == 0:

@@ -151,8 +151,8 @@ def training_data(sources: TrainSources, config: Config) -> tuple[Any, Any, Pair
         train, val = _store_split(sources.store, config)
     else:
         train, val = _folder_split(sources, config)
-    if sources.val_noisy is None or mode == "n2c":
-        return train, val, None
+    if sources.val_noisy is None or sources.val_clean is None or mode == "n2c":
+        return train, val, None  # check() refused one validation folder without the other
     return train, val, find_pairs(sources.val_noisy, sources.val_clean)
 
 

@@ -22,7 +22,7 @@ import functools
 import itertools
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,7 +133,7 @@ class PatchStream(ShardedCounts):
         """The epoch the next iteration will stream."""
         return self._epoch
 
-    def _batches(self, epoch: int) -> Iterator[Batch]:
+    def _batches(self, epoch: int) -> Generator[Batch, None, None]:
         cache = MicrographCache(max_open=max(4, 2 * self._reader_threads))
         reader = OrderedReader(lambda task: self._read(cache, task), self._reader_threads)
         try:

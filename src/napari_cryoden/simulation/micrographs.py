@@ -240,7 +240,7 @@ def _form_image(
 
 
 def _draw(vary: dict[str, tuple[float, float]], child: np.random.SeedSequence
-          ) -> dict[str, float]:
+          ) -> dict[str, Any]:
     """One value per varied field, from a generator spawned from the micrograph's seed."""
     if not vary:
         return {}

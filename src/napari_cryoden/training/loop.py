@@ -59,7 +59,7 @@ def train(
     stop: threading.Event | None = None,
     resume: bool = False,
     clean_val_pairs: Data | None = None,
-) -> Iterator[Event]:
+) -> Generator[Event, None, None]:
     """Train the model of ``config`` on noisy→clean pairs, yielding progress events.
 
     With ``config.train.mode`` ``n2n`` the pairs are (even, odd) halves of each exposure, with
@@ -146,7 +146,7 @@ class _Run:
             self.record.pending.append(self.record.warn(done, message))
 
     # -- the loop ---------------------------------------------------------------------------
-    def events(self) -> Iterator[Event]:
+    def events(self) -> Generator[Event, None, None]:
         """Train epoch by epoch, yielding progress events; save last weights when stopped."""
         epochs, record, engine = self.config.train.epochs, self.record, self.engine
         yield TrainStart(device=device_name(engine.device), epochs=epochs,

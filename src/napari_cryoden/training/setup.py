@@ -98,7 +98,8 @@ class Engine:
         fused = (not modes.masked and tc.fused and precision == "fp16"
                  and device.type == "cuda" and not world.enabled and _fused_supported(model))
         if steps.uses_channels_last(precision, device) and not fused:
-            model = model.to(memory_format=torch.channels_last)
+            # torch's stubs omit the memory_format overload of Module.to that it documents
+            model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         net = distributed.wrap_model(model, world)
         optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr)
         batch_size = tc.batch_size or steps.choose_batch_size(

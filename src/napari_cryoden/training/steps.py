@@ -80,7 +80,7 @@ def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, precision: str
     check_precision(precision)
     if precision == "fp16" and scaler is None:
         scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
-    scaling = scaler is not None and scaler.is_enabled()
+    scaling = scaler if scaler is not None and scaler.is_enabled() else None
     reduced = precision in _AUTOCAST and device.type == "cuda"
     layout = torch.channels_last if uses_channels_last(precision, device) else None
     no_sync = getattr(model, "no_sync", contextlib.nullcontext)
@@ -104,13 +104,13 @@ def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, precision: str
                     pred = model(x).float()
                     loss = (nn.functional.mse_loss(pred, y.float()) * weight if m is None
                             else ((pred - y.float()) ** 2 * m).sum() / masked)
-                (scaler.scale(loss) if scaling else loss).backward()
+                (scaling.scale(loss) if scaling is not None else loss).backward()
             total += loss.detach()
         if before_update is not None:
             before_update(total)
-        if scaling:
-            scaler.step(optimizer)
-            scaler.update()
+        if scaling is not None:
+            scaling.step(optimizer)
+            scaling.update()
         else:
             optimizer.step()
         return total
@@ -120,7 +120,9 @@ def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, precision: str
 
 def compiled_step(model: nn.Module, optimizer: torch.optim.Optimizer, precision: str) -> Step:
     """:func:`make_step` over ``torch.compile(model)`` (Inductor fuses bias, ReLU and casts)."""
-    return make_step(torch.compile(model), optimizer, precision)
+    compiled = torch.compile(model)
+    assert isinstance(compiled, nn.Module)  # an OptimizedModule wrapping ``model``
+    return make_step(compiled, optimizer, precision)
 
 
 def choose_batch_size(model: nn.Module, side: int, precision: str, device: torch.device, *,
