@@ -95,7 +95,8 @@ class InspectWidget(QWidget):
                                        self.patch_size, self.data_range, self.analyse_button])
         self.map_row = Container(widgets=[self.show_map, self.map_metric], layout="horizontal",
                                  labels=False)
-        self._guessing, self._user_set = False, set()
+        self._guessing = False
+        self._user_set: set[ComboBox] = set()
         self._hints = {self.clean: lambda n: "clean" in n or "target" in n,
                        self.denoised: lambda n: "denois" in n,
                        self.noisy: lambda n: ("noisy" in n or "raw" in n) and "denois" not in n}
@@ -165,9 +166,14 @@ class InspectWidget(QWidget):
         except ValueError as exc:
             show_error(str(exc))
             return
+        noisy, denoised, clean = arrays
+        if denoised is None or clean is None:
+            show_error("Inspect needs a denoised and a clean image")
+            return
         self._clean_layer = self.clean.value
-        args = (*arrays, int(self.patch_size.value), float(self.data_range.value), history, epoch)
-        if arrays[2].size <= WORKER_PIXELS:
+        args = (noisy, denoised, clean, int(self.patch_size.value), float(self.data_range.value),
+                history, epoch)
+        if clean.size <= WORKER_PIXELS:
             try:
                 self.show_analysis(analyse(*args))
             except ValueError as exc:
@@ -235,7 +241,8 @@ class InspectWidget(QWidget):
 
     # -- one patch -------------------------------------------------------------------------
     def _on_row_selected(self) -> None:
-        rows = self.table.selectionModel().selectedRows()
+        selection = self.table.selectionModel()
+        rows = selection.selectedRows() if selection is not None else []
         item = self.table.item(rows[0].row(), 0) if rows else None
         if item is not None and self.analysis is not None:
             self.show_patch(int(item.data(Qt.ItemDataRole.UserRole)))
@@ -245,9 +252,13 @@ class InspectWidget(QWidget):
         from napari_cryoden.plotting.weights import patch_figure
 
         analysis = self.analysis
+        if analysis is None:  # nothing analysed yet
+            return
         row, size = analysis.rows[index], analysis.patch_size
         y, x = int(row["y"]), int(row["x"])
-        crops = [None if a is None else a[y:y + size, x:x + size] for a in analysis.images]
+        window = np.s_[y:y + size, x:x + size]
+        noisy, denoised, clean = analysis.images
+        crops = (None if noisy is None else noisy[window], denoised[window], clean[window])
         lo = np.array([y, x], float) - 0.5  # pixel edges, in data coordinates
         hi = lo + np.array(crops[2].shape, float)
         scale, translate = self._transform()

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from magicgui.types import FileDialogMode
 from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton
 from qtpy.QtWidgets import QFileDialog, QSizePolicy, QVBoxLayout, QWidget
 
@@ -43,7 +44,8 @@ class WeightsWidget(QWidget):
             tooltip="A model of this session: one being trained (updated after each new best "
                     "epoch) or a weight file opened here or in the Denoise widget.")
         self.file_edit = FileEdit(
-            label="weight file", mode="r", filter="Weight files (*.safetensors)",
+            label="weight file", mode=FileDialogMode.EXISTING_FILE,
+            filter="Weight files (*.safetensors)",
             tooltip="Open a napari-cryoden weight file (.safetensors); it is added to the models "
                     "of this session.")
         self.export_button = PushButton(text="Export PNG…",

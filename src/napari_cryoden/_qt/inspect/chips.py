@@ -24,7 +24,10 @@ def show_chips(row: QHBoxLayout, checklist: Sequence[Mapping[str, Any]]) -> None
         Items of :func:`napari_cryoden.evaluation.checklist.run_checklist`.
     """
     while row.count():
-        row.takeAt(0).widget().deleteLater()
+        taken = row.takeAt(0)
+        widget = taken.widget() if taken is not None else None
+        if widget is not None:
+            widget.deleteLater()
     for item in checklist:
         mark, colour = _VERDICT[item["passed"]]
         chip = QLabel(f"{item['id']} {mark}")

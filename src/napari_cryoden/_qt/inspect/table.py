@@ -53,13 +53,17 @@ def build_table(on_select: Callable[[], None]) -> QTableWidget:
     table = QTableWidget(0, len(COLUMNS))
     table.setHorizontalHeaderLabels([c[0] for c in COLUMNS])
     for j, tip in enumerate(_COLUMN_TIPS):
-        table.horizontalHeaderItem(j).setToolTip(tip)
+        item = table.horizontalHeaderItem(j)
+        assert item is not None  # made by setHorizontalHeaderLabels above
+        item.setToolTip(tip)
     table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
     table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-    table.verticalHeader().setVisible(False)
-    table.horizontalHeader().setSortIndicatorShown(True)
-    table.verticalHeader().setDefaultSectionSize(22)
-    table.horizontalHeader().setStretchLastSection(True)
+    columns, rows = table.horizontalHeader(), table.verticalHeader()
+    assert columns is not None and rows is not None  # a table view always has both headers
+    rows.setVisible(False)
+    columns.setSortIndicatorShown(True)
+    rows.setDefaultSectionSize(22)
+    columns.setStretchLastSection(True)
     table.setToolTip("Click a column header to sort; click a row to go to its patch.")
     table.itemSelectionChanged.connect(on_select)
     return table

@@ -226,7 +226,8 @@ def _write_layers(source: LayerPair, root: Path, fraction: float, patch: int,
     pairs: dict[str, tuple[Path, Path]] = {}
     for prefix, halves in parts.items():
         paths = [root / f"{prefix}{role}" / "layer.mrc" for role in roles if role is not None]
-        for path, part in zip(paths, halves, strict=False):
+        arrays = [half for half in halves if half is not None]  # n2v: the noisy half alone
+        for path, part in zip(paths, arrays, strict=True):
             path.parent.mkdir(parents=True, exist_ok=True)
             write_mrc(path, part, source.pixel_size)
         pairs[prefix] = (paths[0], paths[-1])  # n2v: the noisy file paired with itself

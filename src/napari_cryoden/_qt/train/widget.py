@@ -285,7 +285,7 @@ class TrainWidget(QWidget):
     def _watch_window(self) -> None:
         """Stop training when the viewer's window closes (watch its Close event)."""
         window = self.window()
-        if window is not self and window is not self._watched_window:
+        if window is not None and window is not self and window is not self._watched_window:
             window.installEventFilter(self)
             self._watched_window = window
 
