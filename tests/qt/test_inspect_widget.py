@@ -203,6 +203,16 @@ def test_mismatched_shapes_are_reported_not_raised(make_napari_viewer: Any,
     assert errors and "shape" in errors[0] and widget.table.rowCount() == 0
 
 
+
+def test_analyse_without_images_says_what_is_missing(make_napari_viewer: Any,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    errors: list[str] = []
+    monkeypatch.setattr("napari.utils.notifications.show_error", errors.append)
+    widget = InspectWidget(make_napari_viewer())  # no image layers: nothing to choose
+    widget.analyse_button.native.click()
+    assert errors == ["Inspect needs a denoised and a clean image"]
+    assert widget.table.rowCount() == 0
+
 def test_a_scrambled_denoised_layer_is_flagged_loudly(make_napari_viewer: Any,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     warned: list[str] = []
