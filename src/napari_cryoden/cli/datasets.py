@@ -95,7 +95,7 @@ def run_simulate(args: argparse.Namespace) -> int:
 
 
 def _simulation_overrides(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(overrides, vary)``: fixed simulation parameters given, and the LO:HI ranges."""
+    """Return ``(overrides, vary)``: the fixed simulation parameters given, and the LO:HI ranges."""
     given = {"dose": args.dose, "pixel_size": args.pixel_size,
              "contrast_scale": args.contrast_scale}
     overrides = {k: v for k, v in given.items() if isinstance(v, float)}

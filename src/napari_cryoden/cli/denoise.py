@@ -71,8 +71,10 @@ def run_denoise(args: argparse.Namespace) -> int:
 
 
 def _model_and_inputs(inputs: Sequence[Path]) -> tuple[Path, list[Path]]:
-    """The weight file (the first input if it names one, else the shipped general model)
-    and the micrographs after it.
+    """Split the inputs into the weight file and the micrographs after it.
+
+    The weight file is the first input if it names one (a shipped model's name or a
+    ``.safetensors`` file), else the shipped general model.
     """
     from ..models.pretrained import is_shipped, resolve_model
 

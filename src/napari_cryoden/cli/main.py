@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _error_message(exc: Exception) -> str:
-    """What follows ``cryoden: error:`` for an error the user can act on."""
+    """Return what follows ``cryoden: error:`` for an error the user can act on."""
     if isinstance(exc, CryodenError) or not isinstance(exc, OSError):
         return str(exc)  # a CryodenError's message, or a FloatingPointError's
     if isinstance(exc, _PATH_ERRORS):

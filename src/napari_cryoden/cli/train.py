@@ -203,8 +203,11 @@ def _rank() -> int:
 
 
 def _open_event_log(target: str | None) -> tuple[TextIO | None, TextIO]:
-    """``(log, out)``: where ``--events`` lines go (None: nowhere, or not rank 0) and where
-    the usual lines go (stderr when the events take stdout).
+    """Pick the streams for the ``--events`` lines and the usual lines, as ``(log, out)``.
+
+    ``log`` is None when the events go nowhere (no ``--events``, or not rank 0), stdout for
+    ``--events -``, else the named file, opened (its folder created); ``out`` is stderr when the
+    events take stdout, else stdout.
     """
     if target is None or _rank() != 0:
         return None, sys.stdout
@@ -216,8 +219,10 @@ def _open_event_log(target: str | None) -> tuple[TextIO | None, TextIO]:
 
 
 class _EventPrinter:
-    """The usual lines of a run: the start, a progress bar per epoch, each epoch's end, best
-    checkpoints, warnings (on stderr) and the end.
+    """Print the usual lines of a run as its training events arrive.
+
+    The lines are the start, a progress bar per epoch, each epoch's end, best checkpoints,
+    warnings (on stderr) and the end.
     """
 
     def __init__(self, out: TextIO, source: str) -> None:

@@ -1,6 +1,7 @@
-"""The files of a packed store (see :mod:`.packed`): its format constants, checking
-``index.json``, the data file sizes and the noise parameters, and writing a store folder
-atomically.
+"""The files of a packed store (see :mod:`.packed`): checking them, and writing them atomically.
+
+This module holds the store's format constants, checks ``index.json``, the data file sizes and
+the noise parameters, and writes a store folder atomically (:func:`staging`).
 
 Every problem is a one-line :class:`InputError` naming the file: a store that opens has every key
 with the right type, patch lists of ``count`` entries pointing at existing sources, and data files
@@ -143,7 +144,11 @@ def check_target(out: Path, overwrite: bool) -> None:
 
 @contextlib.contextmanager
 def staging(out: Path, overwrite: bool) -> Iterator[Path]:
-    """A temporary sibling folder, renamed onto ``out`` on a clean exit, removed otherwise."""
+    """Yield a temporary sibling folder, renamed onto ``out`` on a clean exit, removed otherwise.
+
+    ``out`` is checked (:func:`check_target`) only once the folder is complete, so an existing
+    store is replaced only with ``overwrite`` and only by a finished one.
+    """
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         yield tmp

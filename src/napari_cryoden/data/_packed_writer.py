@@ -20,8 +20,10 @@ __all__ = ["StoreWriter"]
 
 
 class StoreWriter:
-    """Write a store micrograph by micrograph; on a clean exit of its ``with`` block it is
-    fsynced and renamed onto ``out`` (complete or absent), on an error it is discarded.
+    """Write a store micrograph by micrograph, so that it is complete or absent.
+
+    On a clean exit of its ``with`` block the store is fsynced and renamed onto ``out``; on an
+    error it is discarded.
 
     Parameters
     ----------

@@ -65,7 +65,7 @@ def to_tensors(batch: list[Sample], device: torch.device | None = None) -> Batch
 
 
 def _affine(batch: list[Sample]) -> tuple[torch.Tensor, torch.Tensor]:
-    """The normalisers' offsets and scales as float32 ``(B,)`` CPU tensors."""
+    """Return the normalisers' offsets and scales as float32 ``(B,)`` CPU tensors."""
     offset = torch.tensor([s.normalizer.offset for s in batch], dtype=torch.float32)
     scale = torch.tensor([s.normalizer.scale for s in batch], dtype=torch.float32)
     return offset, scale

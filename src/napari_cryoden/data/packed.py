@@ -82,7 +82,7 @@ class PackedStore:
         return cls(path, read_index(path, FORMAT, VERSION))
 
     def file(self, array: str) -> Path:
-        """The file of ``array`` (``"noisy"``, ``"clean"`` or ``"affine"``)."""
+        """Return the file of ``array`` (``"noisy"``, ``"clean"`` or ``"affine"``)."""
         return self.path / (f"{array}.f32" if array == "affine" else f"{array}.f16")
 
     @property
@@ -97,7 +97,13 @@ class PackedStore:
         return total + (self.count * 8 if "noisy" in self.arrays else 0)
 
     def array(self, array: str) -> np.ndarray:
-        """The whole ``(count, P, P)`` float16 array, memory-mapped read-only."""
+        """Return the whole ``(count, P, P)`` float16 array, memory-mapped read-only.
+
+        Raises
+        ------
+        KeyError
+            The store has no such array (a clean-only store has no ``"noisy"``).
+        """
         if array not in self.arrays:
             raise KeyError(f"{self.path}: no array {array!r} (has {', '.join(self.arrays)})")
         if array not in self._maps:

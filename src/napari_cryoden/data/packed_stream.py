@@ -123,7 +123,7 @@ class PackedStream(ShardedCounts):
 
 
     def _plan(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
-        """This rank's patch indices in order and their crop corners ``(n, 2)``."""
+        """Return this rank's patch indices in order and their crop corners ``(n, 2)``."""
         order, n_all = self._indices, self.n_patches_all_ranks
         corners = np.zeros((n_all, 2), dtype=np.int64)
         if self._shuffle:

@@ -72,9 +72,10 @@ def find_pairs(
 
 
 def half_stem(path: str | os.PathLike[str]) -> str:
-    """Give the name an even/odd half pairs by: its stem less a trailing ``_EVN``/``_ODD``/
-    ``_even``/``_odd`` (MotionCor2's ``-SplitSum`` names), so ``a_EVN.mrc`` pairs with
-    ``a_ODD.mrc``.
+    """Return the name an even/odd half pairs by: its stem less the half's suffix.
+
+    The suffix is a trailing ``_EVN``, ``_ODD``, ``_even`` or ``_odd`` (MotionCor2's
+    ``-SplitSum`` names), so ``a_EVN.mrc`` pairs with ``a_ODD.mrc``.
 
     Parameters
     ----------
@@ -208,13 +209,18 @@ def split_pairs(
 
 
 class TooFewPairs(InputError):
-    """Too few pairs to hold out a validation file (:func:`split_pairs`); the Train widget
-    words it for its own controls.
+    """Too few pairs to hold out a validation file (:func:`split_pairs`).
+
+    The Train widget words it for its own controls.
     """
 
 
 def _draw(seed: int, path: Path) -> bytes:
-    """A pseudo-random key of a file for a seed, stable across runs, platforms and folders."""
+    """Return a pseudo-random sort key of a file for ``seed``.
+
+    It depends on the seed and the file's name only, so it is stable across runs, platforms and
+    folders.
+    """
     return hashlib.blake2b(f"{seed}\0{Path(path).name}".encode(), digest_size=8).digest()
 
 

@@ -1,5 +1,6 @@
-"""The patch index of a dataset, from file headers only (the split into training and validation
-files is :func:`.pairs.split_pairs`).
+"""The patch index of a dataset, from file headers only.
+
+The split into training and validation files is :func:`.pairs.split_pairs`.
 
 A micrograph of ``ny`` × ``nx`` pixels is cut into square patches on a grid 0, p, 2p, …; the last
 row and column of patches are moved to touch the far edges, so every pixel is covered (the last

@@ -146,14 +146,17 @@ class PatchStream(ShardedCounts):
             cache.close()
 
     def _plan(self, epoch: int) -> Iterator[_Task]:
-        """This rank's share of the epoch's plan: every ``world_size``-th task, lazily."""
+        """Return this rank's share of the epoch's plan: every ``world_size``-th task, lazily."""
         tasks = self._global_plan(epoch)
         if self._world_size == 1:
             return tasks
         return itertools.islice(tasks, self._rank, self.n_patches_all_ranks, self._world_size)
 
     def _global_plan(self, epoch: int) -> Iterator[_Task]:
-        """The epoch's patches in reading order, with crop corners; the same on every rank."""
+        """Yield the epoch's patches in reading order, with crop corners.
+
+        The plan is the same on every rank.
+        """
         if not self._shuffle:
             yield from (_Task(ref, ref.y, ref.x) for ref in self._patches)
             return
@@ -176,7 +179,10 @@ class PatchStream(ShardedCounts):
         return Sample(noisy, normalizer.apply(clean), normalizer)
 
     def _normalizer(self, cache: MicrographCache, pair: int, z: int) -> Normalizer:
-        """The normaliser of one noisy micrograph slice, fitted once and cached (it is tiny)."""
+        """Return the normaliser of one noisy micrograph slice, fitted once and cached.
+
+        A normaliser is tiny, so every slice's stays cached.
+        """
         with self._normalizers_lock:
             normalizer = self._normalizers.get((pair, z))
         if normalizer is not None:
@@ -207,7 +213,7 @@ class PatchStream(ShardedCounts):
 
 
 def _group_by_pair(patches: Sequence[PatchRef]) -> list[np.ndarray]:
-    """Indices into ``patches`` grouped by file pair (groups in pair order)."""
+    """Return indices into ``patches`` grouped by file pair (groups in pair order)."""
     pair_ids = np.fromiter((ref.pair for ref in patches), dtype=np.int64, count=len(patches))
     order = np.argsort(pair_ids, kind="stable")
     _, starts = np.unique(pair_ids[order], return_index=True)

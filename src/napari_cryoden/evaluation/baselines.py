@@ -21,7 +21,7 @@ GAUSSIAN_SEARCH_CROP = 1024  # baselines search the Gaussian sigma on a central 
 
 
 def centre_crop(image: np.ndarray, size: int) -> np.ndarray:
-    """The central ``size`` × ``size`` crop of a 2D image (the whole image when smaller)."""
+    """Return the central ``size`` × ``size`` crop of a 2D image (the whole image when smaller)."""
     h, w = image.shape
     y, x = max((h - size) // 2, 0), max((w - size) // 2, 0)
     return image[y:y + size, x:x + size]
@@ -38,7 +38,7 @@ def gaussian_baseline(noisy: np.ndarray, sigma: float) -> np.ndarray:
 
 def best_gaussian(noisy: np.ndarray, clean: np.ndarray, sigmas: Sequence[float] | None = None,
                   data_range: float = 1.0) -> tuple[float, dict[str, float]]:
-    """The Gaussian filter width that brings ``noisy`` closest (MSE) to ``clean``.
+    """Find the Gaussian filter width that brings ``noisy`` closest (MSE) to ``clean``.
 
     Parameters
     ----------

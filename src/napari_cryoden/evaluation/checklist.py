@@ -108,7 +108,7 @@ def _epochs(history: Any) -> list[Mapping[str, Any]]:
 
 def _evaluated_epoch(epochs: list[Mapping[str, Any]],
                      epoch: int | None) -> Mapping[str, Any] | None:
-    """The history record of the evaluated checkpoint's epoch, else of the best val loss."""
+    """Return the history record of the evaluated checkpoint's epoch, else of the best val loss."""
     if not epochs:
         return None
     match = [e for e in epochs if epoch is not None and e.get("epoch") == epoch]
@@ -273,7 +273,20 @@ def _finite(x: float) -> bool:
 
 
 def format_checklist(items: Sequence[Mapping[str, Any]]) -> str:
-    """A plain-text table of checklist items (one row each, notes indented below)."""
+    """Format checklist items as a plain-text table (one row each, notes indented below).
+
+    Parameters
+    ----------
+    items
+        Checklist items with keys ``id``, ``check``, ``value``, ``threshold``, ``passed``
+        (True, False, or None when not judged) and optionally ``note``.
+
+    Returns
+    -------
+    str
+        The table, ending with a line that counts the judged items passed and the items not
+        judged.
+    """
     lines = [f"{'#':>2}  {'result':<6}  {'check':<44}  value"]
     for item in items:
         verdict = {True: "PASS", False: "FAIL", None: "n/a"}[item["passed"]]

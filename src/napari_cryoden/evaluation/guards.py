@@ -84,8 +84,21 @@ def report_warnings(report: Mapping[str, Any]) -> list[str]:
 
 def image_warnings(denoised: np.ndarray, clean: np.ndarray,
                    noisy: np.ndarray | None = None) -> list[str]:
-    """:func:`output_warnings` of one denoised image against its clean target (and the noisy
-    input, when given) — for views that hold the images, like the napari widgets.
+    """Return the :func:`output_warnings` of one denoised image against its clean target.
+
+    This is for views that hold the images, like the napari widgets.
+
+    Parameters
+    ----------
+    denoised, clean
+        The denoiser's output and its clean target, of one shape.
+    noisy
+        The noisy input, when given: its own scores are the baseline the output must beat.
+
+    Returns
+    -------
+    list of str
+        The warnings, empty when the output looks sound.
     """
     model = compare(denoised, clean)
     base = compare(noisy, clean) if noisy is not None else {}
@@ -94,10 +107,21 @@ def image_warnings(denoised: np.ndarray, clean: np.ndarray,
 
 def val_rise_warning(val_losses: Sequence[float | None],
                      epochs: int = VAL_RISE_EPOCHS) -> str | None:
-    """A warning when the last ``epochs`` validation losses each rose over the one before.
+    """Return a warning when the last ``epochs`` validation losses each rose over the one before.
 
-    Given the losses of every epoch so far (oldest first), it fires once per streak: at the
-    epoch where the streak of rises reaches ``epochs``.
+    It fires once per streak: at the epoch where the streak of rises reaches ``epochs``.
+
+    Parameters
+    ----------
+    val_losses
+        The validation losses of every epoch so far, oldest first; None where an epoch had none.
+    epochs
+        The length of the streak of rises that warns.
+
+    Returns
+    -------
+    str or None
+        The warning, or None.
     """
     values = [v for v in val_losses if v is not None]
     streak = 0
@@ -112,11 +136,22 @@ def val_rise_warning(val_losses: Sequence[float | None],
 
 def resume_warning(recorded: float | None, measured: float | None,
                    tolerance: float = RESUME_TOLERANCE) -> str | None:
-    """A warning when loaded weights score worse than the loss recorded with them.
+    """Return a warning when loaded weights score worse than the loss recorded with them.
 
-    ``recorded`` is the validation loss in the checkpoint's metadata, ``measured`` the loss of
-    the loaded weights on the current validation set; beyond ``tolerance`` (relative) the
-    weights are not the ones that earned the record.
+    Parameters
+    ----------
+    recorded
+        The validation loss in the checkpoint's metadata.
+    measured
+        The loss of the loaded weights on the current validation set.
+    tolerance
+        Relative excess of ``measured`` over ``recorded`` beyond which the weights are not the
+        ones that earned the record.
+
+    Returns
+    -------
+    str or None
+        The warning, or None (also when either loss is unknown).
     """
     if recorded is None or measured is None or not math.isfinite(recorded):
         return None
@@ -128,7 +163,10 @@ def resume_warning(recorded: float | None, measured: float | None,
 
 
 def format_warnings(warnings: Sequence[str]) -> str:
-    """The warnings as loud lines for a terminal: a banner, then ``warning: …`` per item."""
+    """Format the warnings as loud lines for a terminal: a banner, then ``warning: …`` per item.
+
+    No warnings give an empty string.
+    """
     if not warnings:
         return ""
     bar = "!" * 78

@@ -100,7 +100,7 @@ class PairAccumulator:
         return np.linspace(low, high, self.bins + 1)
 
     def sample(self) -> tuple[np.ndarray, np.ndarray]:
-        """The random sample of pixel pairs, as ``(pred, target)`` float32 arrays."""
+        """Return the random sample of pixel pairs, as ``(pred, target)`` float32 arrays."""
         return self._reservoir.pred.copy(), self._reservoir.target.copy()
 
     def result(self) -> dict[str, float]:

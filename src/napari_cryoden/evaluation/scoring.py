@@ -128,7 +128,7 @@ class Scorer:
 
 
 def _stack(image: np.ndarray) -> np.ndarray:
-    """A micrograph as a stack of one slice; a stack as it is."""
+    """Return a micrograph as a stack of one slice; a stack as it is."""
     return image if image.ndim == 3 else image[np.newaxis]
 
 

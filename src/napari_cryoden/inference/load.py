@@ -51,8 +51,10 @@ class Denoiser:
         return self.checkpoint.path
 
     def options(self) -> dict[str, Any]:
-        """The keyword arguments of :func:`~napari_cryoden.inference.denoiser.denoise` that
-        come from the model: its normalisation and its (resolved) device.
+        """Return the keyword arguments of ``denoise`` that come from the model.
+
+        These are the options of :func:`~napari_cryoden.inference.denoiser.denoise` that the
+        model fixes: its normalisation and its (resolved) device.
         """
         return {"normalization": self.normalization, "device": self.device}
 

@@ -76,7 +76,13 @@ def run_tiles(model: Net, stack: np.ndarray, out: np.ndarray,
 
 def first_batch(model: Net, stack: np.ndarray, normalizer: Normalizer, plan: TilePlan,
                 dev: torch.device, precision: str, channels_last: bool) -> np.ndarray:
-    """Outputs (n, h, w) of the first batch of tiles of slice 0, normalised, float32 on the host."""
+    """Run the model on the first batch of tiles of slice 0.
+
+    Returns
+    -------
+    numpy.ndarray
+        The outputs ``(n, h, w)``, normalised, float32 on the host.
+    """
     slices = _Slices(stack[:1], np.empty((0, 0, 0), np.float32), [normalizer], dev)
     rows, cols, jobs = _layout(stack[:1].shape, plan)
     chunk = jobs[:plan.batch]
@@ -103,7 +109,10 @@ def fast_backend(dev: torch.device, precision: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def model_layout(model: nn.Module, channels_last: bool) -> Iterator[None]:
-    """The model's 4-D weights in channels_last while inside; the original tensors restored."""
+    """Hold the model's 4-D weights in channels_last inside the ``with`` block.
+
+    The original tensors are restored on leaving it; with ``channels_last`` False nothing changes.
+    """
     if not channels_last:
         yield
         return
@@ -169,8 +178,9 @@ class _Slices:
             _settle_heap()
 
     def cut(self, dst: torch.Tensor, z: int, row: AxisTile, col: AxisTile) -> None:
-        """Copy tile (row, col) of slice ``z``, normalised, into ``dst`` (h, w); where the tile
-        reaches past the image (a pooling model's padded grid) ``dst`` is zero.
+        """Copy tile (row, col) of slice ``z``, normalised, into ``dst`` (h, w).
+
+        Where the tile reaches past the image (a pooling model's padded grid) ``dst`` is zero.
         """
         th, tw = dst.shape
         if self.on_device:

@@ -25,7 +25,7 @@ __all__ = ["as_stack", "default_layout", "forward_for", "fused_forward", "plan_f
 
 def plan_for(model: nn.Module, shape: tuple[int, ...], dev: torch.device, precision: str,
              tile_size: int | None, batch_size: int | None, halo: int | None) -> TilePlan:
-    """The tile plan of ``model`` on a stack of ``shape``, its halo by default the model's."""
+    """Plan the tiles of ``model`` on a stack of ``shape``, the halo by default the model's."""
     halo = receptive_radius(model) if halo is None else halo
     return plan_tiles(shape, halo=halo, hidden_channels=hidden_channels(model), device=dev,
                       tile_size=tile_size, batch_size=batch_size, precision=precision,
@@ -34,14 +34,22 @@ def plan_for(model: nn.Module, shape: tuple[int, ...], dev: torch.device, precis
 
 def forward_for(model: nn.Module, dev: torch.device, precision: str, channels_last: bool | None,
                 fused: bool) -> tuple[loops.Net | None, bool]:
-    """The fused forward (or None) and whether to run the PyTorch model channels_last."""
+    """Choose the fused forward (or None) and whether to run the PyTorch model channels_last.
+
+    ``channels_last`` None means :func:`default_layout`; the PyTorch model runs channels_last
+    only when there is no fused forward. ``fused`` False never uses one.
+    """
     layout = default_layout(dev, precision) if channels_last is None else channels_last
     net = fused_forward(model, dev, precision) if fused else None
     return net, layout and net is None
 
 
 def fused_forward(model: nn.Module, dev: torch.device, precision: str) -> loops.Net | None:
-    """The fused Triton forward of the seed net for fp16 on CUDA; None where it does not apply."""
+    """Build the fused Triton forward of the seed net for fp16 on CUDA.
+
+    Returns None where it does not apply: another precision or device, no Triton kernels, or a
+    model other than the 3-layer 3x3 net the kernels compute.
+    """
     if precision != "fp16" or dev.type != "cuda":
         return None
     from .. import kernels
@@ -55,7 +63,7 @@ def fused_forward(model: nn.Module, dev: torch.device, precision: str) -> loops.
 
 
 def to_device(device: str | torch.device) -> torch.device:
-    """A ``torch.device`` as given (resolved once by the caller), else the resolved choice."""
+    """Return a ``torch.device`` as given (resolved once by the caller), else resolve it."""
     return device if isinstance(device, torch.device) else resolve_device(device)
 
 
@@ -78,7 +86,13 @@ def default_layout(dev: torch.device, precision: str) -> bool:
 
 
 def as_stack(image: np.ndarray) -> np.ndarray:
-    """A (z, y, x) view of a 2D image or stack, without copying."""
+    """Return a (z, y, x) view of a 2D image or stack, without copying.
+
+    Raises
+    ------
+    InputError
+        The image is not 2D or 3D, is empty, or does not hold real numbers.
+    """
     array = np.asarray(image)
     if array.ndim not in (2, 3) or 0 in array.shape:
         raise InputError(f"denoise: expected a (y, x) image or (z, y, x) stack, got shape "

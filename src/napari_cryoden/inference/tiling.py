@@ -1,5 +1,4 @@
-"""Tile geometry for :mod:`napari_cryoden.inference.denoiser`: tile size, batch, halo, blend
-weights.
+"""Tile geometry for denoising (:mod:`.denoiser`): tile size, batch, halo and blend weights.
 
 All tiles of an image have one shape; along each axis they are spread evenly, overlap by
 ``2 · halo + blend`` pixels, and carry 1-D weights that are 0 on the halo, a cosine ramp over the
@@ -102,7 +101,7 @@ def receptive_radius(model: nn.Module) -> int:
 
 
 def tile_multiple(model: nn.Module) -> int:
-    """The pooling factor tiles must align to: ``model.config.downsampling``, else 1."""
+    """Return the pooling factor tiles must align to: ``model.config.downsampling``, else 1."""
     return int(getattr(getattr(model, "config", None), "downsampling", 1))
 
 
@@ -177,7 +176,7 @@ def _batch_pixels(dev: torch.device, plane_pixels: int, per_pixel: int,
 
 
 def _even_batch(n_tiles: int, fits: int) -> int:
-    """The batch size: at most ``fits`` tiles (and :data:`MAX_BATCH`), equal batches."""
+    """Return the batch size: at most ``fits`` tiles (and :data:`MAX_BATCH`), equal batches."""
     most = max(1, min(MAX_BATCH, n_tiles, fits))
     return math.ceil(n_tiles / math.ceil(n_tiles / most))
 
@@ -240,8 +239,10 @@ def back_off(plan: TilePlan, shape: tuple[int, ...]) -> TilePlan:
 
 
 def hidden_channels(model: nn.Module) -> int:
-    """The widest layer's channel count, for the activation estimate (a config's
-    ``activation_channels``, e.g. 4 · channels for unet-small, else its ``channels``).
+    """Return the widest layer's channel count, for the activation estimate.
+
+    That is a config's ``activation_channels`` (e.g. 4 · channels for unet-small), else its
+    ``channels``; a model without a config gives its widest convolution's output channels.
     """
     config = getattr(model, "config", None)
     channels = getattr(config, "activation_channels", getattr(config, "channels", None))
@@ -252,8 +253,9 @@ def hidden_channels(model: nn.Module) -> int:
 
 
 def _fit_axis(n: int, tile_max: int, overlap: int, multiple: int = 1) -> int:
-    """Smallest tile length (≤ ``tile_max``) that covers ``n`` in as few tiles as ``tile_max``;
-    a multiple of ``multiple`` covering ``n`` padded to one, when that is > 1.
+    """Return the shortest tile (≤ ``tile_max``) that covers ``n`` in as few tiles as ``tile_max``.
+
+    When ``multiple`` > 1 the length is a multiple of it, covering ``n`` padded to one.
     """
     if multiple > 1:
         padded = _round_up(n, multiple)
@@ -270,8 +272,10 @@ def _fit_axis(n: int, tile_max: int, overlap: int, multiple: int = 1) -> int:
 
 
 def _axis_count(n: int, tile: int, overlap: int, multiple: int) -> int:
-    """Tiles along an axis of ``n`` pixels; with ``multiple`` > 1, tiles on that grid (starts
-    rounded to it, so the most a start moves is absorbed: neighbours still overlap enough).
+    """Count the tiles along an axis of ``n`` pixels.
+
+    With ``multiple`` > 1 the tiles are on that grid (starts rounded to it, so the most a start
+    moves is absorbed: neighbours still overlap enough).
     """
     if multiple == 1:
         return _tile_count(n, tile, overlap)

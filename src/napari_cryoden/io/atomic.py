@@ -92,7 +92,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], payload: bytes, *,
 
 
 def save_error(path: Path, exc: OSError) -> SaveError:
-    """A one-line :class:`SaveError` for a failed write of ``path`` (errno kept)."""
+    """Build a one-line :class:`SaveError` for a failed write of ``path`` (errno kept)."""
     code = exc.errno
     if code in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
         problem = "disk full while saving (free some space, then save again)"

@@ -48,9 +48,10 @@ class MicrographCache:
 
     @contextlib.contextmanager
     def view(self, path: str | os.PathLike[str]) -> Iterator[np.ndarray]:
-        """A read-only ``(n_slices, ny, nx)`` array in the file's own dtype, valid in the block.
+        """Yield the file as a read-only ``(n_slices, ny, nx)`` array in its own dtype.
 
-        Do not keep the array (or views of it) after the ``with`` block: copy what you need.
+        The array is valid inside the ``with`` block only: do not keep it (or views of it) after
+        the block; copy what you need.
         """
         key = Path(path)
         entry = self._acquire(key)

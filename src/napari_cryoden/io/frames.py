@@ -79,10 +79,27 @@ def iter_frames(path: str | os.PathLike[str]) -> Iterator[tuple[int, float, Iter
 
 def frame_sums(path: str | os.PathLike[str], *,
                equal_halves: bool = False) -> tuple[np.ndarray, np.ndarray, FrameSums]:
-    """The float32 sums of the even and of the odd frames of a movie, read frame by frame.
+    """Sum the even and the odd frames of a movie, reading it frame by frame.
 
-    ``equal_halves`` leaves out the last frame of a movie with an odd number of frames, so that
-    both sums hold the same number of frames (the same dose).
+    Parameters
+    ----------
+    path
+        The movie (a stack of frames).
+    equal_halves
+        Leave out the last frame of a movie with an odd number of frames, so that both sums
+        hold the same number of frames (the same dose).
+
+    Returns
+    -------
+    even, odd : numpy.ndarray
+        The float32 sums (accumulated in float64).
+    info : FrameSums
+        The frame counts and the pixel size (no paths).
+
+    Raises
+    ------
+    InputError
+        The movie is unreadable, or a sum holds NaN or infinite pixels.
     """
     with iter_frames(path) as (n_frames, pixel_size, frames):
         used = n_frames - (n_frames % 2 if equal_halves else 0)
@@ -104,8 +121,16 @@ def frame_sums(path: str | os.PathLike[str], *,
 
 def split_frames(movie: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
                  equal_halves: bool = False) -> FrameSums:
-    """Write ``out_dir/even/NAME.mrc`` and ``out_dir/odd/NAME.mrc`` for ``movie`` (NAME: its
-    stem), float32 with the movie's pixel size, each file atomically.
+    """Write the even and the odd frame sums of ``movie`` as two MRC files.
+
+    The files are ``out_dir/even/NAME.mrc`` and ``out_dir/odd/NAME.mrc`` (NAME: the movie's
+    stem), float32 with the movie's pixel size, each written atomically. ``equal_halves`` is as
+    in :func:`frame_sums`.
+
+    Returns
+    -------
+    FrameSums
+        The frame counts, the pixel size and the two files written.
 
     Raises
     ------
@@ -126,7 +151,7 @@ def split_frames(movie: str | os.PathLike[str], out_dir: str | os.PathLike[str],
 
 
 def _open_paged_tiff(path: Path, n_frames: int) -> tifffile.TiffFile | None:
-    """The open TIFF when it holds one page per frame (read page by page), else None."""
+    """Return the open TIFF when it holds one page per frame (read page by page), else None."""
     if format_of(path).family != "tiff":
         return None
     with file_errors(path), quiet_tifffile():

@@ -124,7 +124,7 @@ def write_mrc(path: str | os.PathLike[str], data: np.ndarray, pixel_size: float)
 
 
 def list_images(folder: str | os.PathLike[str]) -> list[Path]:
-    """The micrographs in a folder (supported suffixes, hidden files skipped), sorted by name.
+    """List a folder's micrographs, sorted by name (supported suffixes, hidden files skipped).
 
     Raises
     ------

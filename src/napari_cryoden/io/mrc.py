@@ -162,7 +162,7 @@ def mode_of(dtype: np.dtype) -> int:
 
 
 def _stamp_order(header: np.recarray) -> Literal["<", ">"] | None:
-    """The byte order the machine stamp declares, or None if mrcfile does not know it."""
+    """Return the byte order the machine stamp declares, or None if mrcfile does not know it."""
     try:
         return mrcfile.utils.byte_order_from_machine_stamp(header.machst)
     except ValueError:
@@ -170,7 +170,7 @@ def _stamp_order(header: np.recarray) -> Literal["<", ">"] | None:
 
 
 def _choose_byte_order(header: np.recarray, size: int) -> _Fields:
-    """The header in the stamp's byte order, or in the other one if only that makes sense.
+    """Read the header in the stamp's byte order, or in the other one if only that makes sense.
 
     Files in the wild carry blank or wrong machine stamps; the byte order whose mode is known and
     whose sizes are positive wins, an exact fit with the file's size breaking a tie.

@@ -48,10 +48,12 @@ class Checkpoint:
 
     @property
     def epoch(self) -> int | None:
+        """The training epoch recorded with the weights; None if the metadata has none."""
         return self.metadata.get("epoch")
 
     @property
     def normalization(self) -> str:
+        """The per-micrograph normalisation the model was trained with (metadata, else config)."""
         return str(self.metadata.get("normalization", self.config.data.normalization))
 
 
@@ -134,7 +136,7 @@ def load_checkpoint(
 
 
 def load_extra_tensors(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
-    """The non-model tensors of a weight file (optimizer state), for resuming training.
+    """Load the non-model tensors of a weight file (optimizer state), for resuming training.
 
     Raises
     ------
@@ -185,7 +187,9 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, An
 
 
 def _looks_pickled(payload: bytes) -> bool:
-    """Pickle protocol 2-5 (``\\x80\\x0N``) or a torch zip archive (``PK\\x03\\x04``), whose
+    r"""Tell whether ``payload`` is a pickle or a torch archive instead of safetensors.
+
+    That is: pickle protocol 2-5 (``\x80\x0N``) or a torch zip archive (``PK\x03\x04``), whose
     first 8 bytes read as a safetensors header length would exceed the file.
     """
     opener = payload[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05") or (
@@ -194,7 +198,10 @@ def _looks_pickled(payload: bytes) -> bool:
 
 
 def _check_metadata(meta: dict[str, Any], path: Path) -> None:
-    """The fields other code reads must have their types; metadata is data, never code."""
+    """Check that the metadata fields other code reads have their types.
+
+    Metadata is data, never code. All problems are named in one :class:`WeightFileError`.
+    """
     problems = []
     epoch = meta.get("epoch")
     if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, int)

@@ -78,8 +78,9 @@ class DenoiseCNN(nn.Module):
 
 
 class ResidualCNN(DenoiseCNN):
-    """The ``residual`` preset: :class:`DenoiseCNN`'s stack predicting a correction,
-    y = x + net(x); its tensors are the seed's.
+    """The ``residual`` preset: :class:`DenoiseCNN`'s stack predicting a correction.
+
+    The output is y = x + net(x); its tensors are the seed's.
     """
 
     residual = True

@@ -48,12 +48,13 @@ class KernelPanel:
 
     @property
     def title(self) -> str:
+        """Panel title, e.g. ``conv1 (1→48): 48 kernels 3×3``."""
         out, inp, kh, kw = self.weight.shape
         return f"{self.name} ({inp}→{out}): {self.n_kernels} kernels {kh}×{kw}"
 
 
 def kernel_panels(state: Any) -> list[KernelPanel]:
-    """The convolution layers of a model or state dict, in order ``conv1 … convN``.
+    """Collect the convolution layers of a model or state dict, in order ``conv1 … convN``.
 
     Parameters
     ----------

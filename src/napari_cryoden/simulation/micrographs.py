@@ -95,10 +95,12 @@ class SimulatedDataset:
 
     @property
     def noisy_dir(self) -> Path:
+        """The folder of the noisy micrographs, ``out_dir/noisy``."""
         return self.out_dir / "noisy"
 
     @property
     def clean_dir(self) -> Path:
+        """The folder of the clean targets, ``out_dir/clean``."""
         return self.out_dir / "clean"
 
 

@@ -49,7 +49,21 @@ class SimulatedMovies:
 
 def expose_frames(truth: np.ndarray, dose: float, n_frames: int, params: SimulationParams,
                   rng: np.random.Generator) -> Iterator[np.ndarray]:
-    """The float32 frames of one movie at total ``dose`` e⁻/Å², one at a time."""
+    """Yield the float32 frames of one movie at total ``dose`` e⁻/Å², one at a time.
+
+    Parameters
+    ----------
+    truth
+        The noise-free micrograph, in [0, 1]; the frames sum to it on average.
+    dose
+        Total dose of the movie, e⁻/Å², shared evenly by the ``n_frames`` frames.
+    n_frames
+        Number of frames.
+    params
+        The pixel size and the read noise (spread over the frames) come from here.
+    rng
+        Draws the electron counts and the read noise.
+    """
     electrons = dose * params.pixel_size**2
     expected = truth.astype(np.float64) * (electrons / n_frames)
     read_noise = params.read_noise / math.sqrt(n_frames)
@@ -115,8 +129,10 @@ def simulate_movie_dataset(
 def _write_frames(stream: Iterator[np.ndarray], out: Path, name: str,
                   paths: dict[str, list[Path]], params: SimulationParams, n_frames: int,
                   shape: tuple[int, ...]) -> None:
-    """Write one movie's frames as a stack (``movies`` in ``paths``) and/or as even/odd sums
-    (``even`` in ``paths``), appending the files written to ``paths``.
+    """Write one movie's frames as a stack and/or as even/odd sums.
+
+    The stack is written when ``paths`` has ``movies``, the sums when it has ``even``; the files
+    written are appended to ``paths``.
     """
     if "movies" in paths:
         paths["movies"].append(out / "movies" / f"{name}.mrcs")
@@ -156,7 +172,7 @@ def _written(frames: Iterator[np.ndarray], path: Path, n_frames: int, shape: tup
 
 
 def _half_sums(frames: Iterator[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Sums of the even and of the odd frames, in float64 then float32 (as split-frames)."""
+    """Sum the even and the odd frames, in float64 then float32 (as split-frames does)."""
     sums: list[np.ndarray] = []
     for k, frame in enumerate(frames):
         if k < 2:

@@ -38,6 +38,7 @@ def frequencies(shape: tuple[int, int], px: float) -> tuple[np.ndarray, np.ndarr
 
 
 def gaussian_ft(k2: np.ndarray, sigma: float) -> np.ndarray:
+    """Return the Fourier transform of a unit-integral Gaussian (std ``sigma`` Å) at |k|²."""
     return np.exp(np.float32(-2 * math.pi**2 * sigma**2) * k2)
 
 

@@ -152,10 +152,10 @@ def check_ranges(vary: dict[str, tuple[float, float]]) -> dict[str, tuple[float,
 
 
 def _jsonable(value: Any) -> Any:
-    """A field value as JSON holds it (tuples become lists)."""
+    """Return a field value as JSON holds it (tuples become lists)."""
     return list(value) if isinstance(value, tuple) else value
 
 
 def _from_json(value: Any) -> Any:
-    """A field value from JSON (lists become tuples)."""
+    """Return a field value read from JSON (lists become tuples)."""
     return tuple(value) if isinstance(value, list) else value

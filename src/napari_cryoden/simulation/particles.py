@@ -28,6 +28,11 @@ class _Template:
 
 @cache
 def particle_template(kind: str) -> _Template:
+    """Build the blob model of a particle ``kind`` (one of :data:`.params.PARTICLE_KINDS`).
+
+    The blobs are centred on their centre of mass and carry equal shares of the particle's
+    integrated potential, set by its mass; the template is built once per kind and cached.
+    """
     coords, sigma, mass_kda = {
         "proteasome": _proteasome,
         "globular": _globular,
@@ -53,7 +58,7 @@ def _proteasome() -> tuple[np.ndarray, float, float]:
 
 
 def _globular() -> tuple[np.ndarray, float, float]:
-    """A lumpy ellipsoid of 60 blobs, semi-axes 42 × 36 × 30 Å, 150 kDa (fixed shape)."""
+    """Build a lumpy ellipsoid of 60 blobs, semi-axes 42 × 36 × 30 Å, 150 kDa (fixed shape)."""
     points = np.random.default_rng(2).normal(size=(60, 3))
     points *= (np.random.default_rng(3).uniform(0, 1, (60, 1)) ** (1 / 3)) / np.linalg.norm(
         points, axis=1, keepdims=True
@@ -62,7 +67,7 @@ def _globular() -> tuple[np.ndarray, float, float]:
 
 
 def _elongated() -> tuple[np.ndarray, float, float]:
-    """A two-start helical rod, 240 Å long and 40 Å wide, 250 kDa."""
+    """Build a two-start helical rod, 240 Å long and 40 Å wide, 250 kDa."""
     t = np.arange(48)
     turns = 2 * np.pi * t / 9
     strands = [np.stack([14 * np.cos(a), 14 * np.sin(a), 5 * t], 1) for a in (turns, turns + np.pi)]

@@ -25,7 +25,13 @@ DEFAULT = "general"
 
 
 def shipped_path(name: str = DEFAULT) -> Path:
-    """The weight file of a shipped model."""
+    """Return the weight file of a shipped model.
+
+    Raises
+    ------
+    InputError
+        No shipped model has that name.
+    """
     if name not in SHIPPED:
         raise InputError(f"no shipped model named {name!r} (known: {', '.join(SHIPPED)})")
     return Path(__file__).with_name(SHIPPED[name])
@@ -37,7 +43,14 @@ def is_shipped(spec: str | os.PathLike[str]) -> bool:
 
 
 def resolve_model(spec: str | os.PathLike[str] | None) -> Path:
-    """A weight file path from a path, a shipped model's name, or None (the default model)."""
+    """Return the weight file that ``spec`` names.
+
+    Parameters
+    ----------
+    spec
+        A weight file path, a shipped model's name (unless a file of that name exists here),
+        or None for the default model.
+    """
     if spec is None:
         return shipped_path(DEFAULT)
     return shipped_path(str(spec)) if is_shipped(spec) else Path(spec)
