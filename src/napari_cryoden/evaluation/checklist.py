@@ -273,20 +273,7 @@ def _finite(x: float) -> bool:
 
 
 def format_checklist(items: Sequence[Mapping[str, Any]]) -> str:
-    """Format checklist items as a plain-text table (one row each, notes indented below).
-
-    Parameters
-    ----------
-    items
-        Checklist items with keys ``id``, ``check``, ``value``, ``threshold``, ``passed``
-        (True, False, or None when not judged) and optionally ``note``.
-
-    Returns
-    -------
-    str
-        The table, ending with a line that counts the judged items passed and the items not
-        judged.
-    """
+    """Format :func:`run_checklist`'s items as a text table: one row each, notes indented below."""
     lines = [f"{'#':>2}  {'result':<6}  {'check':<44}  value"]
     for item in items:
         verdict = {True: "PASS", False: "FAIL", None: "n/a"}[item["passed"]]

@@ -81,8 +81,7 @@ def receptive_radius(model: nn.Module) -> int:
     Raises
     ------
     ValueError
-        If the model resamples (strided convolution or pooling); pass ``halo=`` to
-        :func:`denoise` for such models.
+        If the model resamples (strided convolution or pooling): pass ``halo=`` to :func:`denoise`.
     """
     radius = getattr(getattr(model, "config", None), "receptive_radius", None)
     if radius is not None:
@@ -136,8 +135,7 @@ def plan_tiles(
     Raises
     ------
     ValueError
-        If ``tile_size`` is too small for the halo (below ``2 · halo + 16``, rounded up to
-        ``multiple``).
+        If ``tile_size`` is too small for the halo: < ``2 · halo + 16`` rounded up to ``multiple``.
     """
     ny, nx = shape[-2:]
     nz = int(np.prod(shape[:-2], dtype=np.int64))
@@ -241,8 +239,7 @@ def back_off(plan: TilePlan, shape: tuple[int, ...]) -> TilePlan:
 def hidden_channels(model: nn.Module) -> int:
     """Return the widest layer's channel count, for the activation estimate.
 
-    That is a config's ``activation_channels`` (e.g. 4 · channels for unet-small), else its
-    ``channels``; a model without a config gives its widest convolution's output channels.
+    A config's ``activation_channels`` (e.g. 4 · channels for unet-small), else its ``channels``.
     """
     config = getattr(model, "config", None)
     channels = getattr(config, "activation_channels", getattr(config, "channels", None))
@@ -272,10 +269,9 @@ def _fit_axis(n: int, tile_max: int, overlap: int, multiple: int = 1) -> int:
 
 
 def _axis_count(n: int, tile: int, overlap: int, multiple: int) -> int:
-    """Count the tiles along an axis of ``n`` pixels.
+    """Count the tiles along an axis of ``n`` pixels (on the ``multiple`` grid when that is > 1).
 
-    With ``multiple`` > 1 the tiles are on that grid (starts rounded to it, so the most a start
-    moves is absorbed: neighbours still overlap enough).
+    The count allows for the most a rounded start moves, so neighbours still overlap enough.
     """
     if multiple == 1:
         return _tile_count(n, tile, overlap)
