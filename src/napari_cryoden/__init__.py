@@ -38,5 +38,5 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    """The module's names, the lazily loaded ones included."""
+    """List the module's names, the lazily loaded ones included."""
     return sorted({*globals(), *__all__})

@@ -18,7 +18,7 @@ LayerData = tuple[np.ndarray, dict[str, Any], str]
 
 
 def make_synthetic_micrograph() -> list[LayerData]:
-    """A seeded 1024² simulated micrograph as two image layers: noisy and its clean target.
+    """Simulate a seeded 1024² micrograph as two image layers: noisy and its clean target.
 
     The specimen is :data:`~napari_cryoden.simulation.micrographs.HIGH_CONTRAST` (the demo's), so a
     model trained on it for a few minutes on a laptop visibly denoises it.

@@ -81,7 +81,7 @@ def device_name(device: torch.device) -> str:
 
 
 def describe_choice(choice: str) -> str:
-    """What a device choice will run on, in a user's words, e.g. ``"CPU (8 threads)"``."""
+    """Say what a device choice will run on, in a user's words, e.g. ``"CPU (8 threads)"``."""
     import torch
 
     try:

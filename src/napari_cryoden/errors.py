@@ -10,13 +10,14 @@ __all__ = ["CryodenError", "InputError", "WeightFileError", "SaveError"]
 
 
 class CryodenError(Exception):
-    """Base class of errors caused by the user's input rather than by a bug.
+    r"""Base class of errors caused by the user's input rather than by a bug.
 
     ``str(error)`` is always one line: newlines and other control characters that a file name,
-    a tensor name or a metadata value may carry are shown escaped (``\\n``).
+    a tensor name or a metadata value may carry are shown escaped (``\n``).
     """
 
     def __str__(self) -> str:
+        """Return the message on one line, control characters escaped."""
         return _one_line(super().__str__())
 
 

@@ -72,13 +72,16 @@ class ModelConfig:
             object.__setattr__(self, name, value)
 
     def validate(self) -> None:
+        """Raise :class:`ConfigError` unless the kernel size is odd."""
         if self.kernel_size % 2 == 0:
             raise ConfigError(f"model.kernel_size must be odd, got {self.kernel_size}")
 
     @property
     def receptive_radius(self) -> int:
-        """Pixels on each side of an output pixel that influence it (for a pooling net such as
-        ``unet-small``: when tiles start on its pooling grid, see :attr:`downsampling`).
+        """Pixels on each side of an output pixel that influence it.
+
+        For a pooling net such as ``unet-small`` this holds when tiles start on its pooling
+        grid (see :attr:`downsampling`).
         """
         return presets.get(self.preset).radius(self.channels, self.depth, self.kernel_size)
 
@@ -89,9 +92,10 @@ class ModelConfig:
 
     @property
     def activation_channels(self) -> int:
-        """Hidden channels alive per full-resolution pixel, for memory estimates: ``channels``
-        for the conv stacks; 4 · channels for unet-small (skip, upsampled and concatenated
-        activations at full resolution).
+        """Hidden channels alive per full-resolution pixel, for memory estimates.
+
+        ``channels`` for the conv stacks; 4 · channels for unet-small (skip, upsampled and
+        concatenated activations at full resolution).
         """
         return presets.get(self.preset).activation_factor * self.channels
 
@@ -121,6 +125,7 @@ class DataConfig:
     reader_threads: int = _f(2, "Background threads reading patches from disk.", min=1)
 
     def validate(self) -> None:
+        """Raise :class:`ConfigError` for an unknown normalisation or a crop over the patch size."""
         if self.normalization not in NORMALIZATIONS:
             raise ConfigError(
                 f"data.normalization: {self.normalization!r} is not one of "
@@ -168,6 +173,11 @@ class TrainConfig:
         "stratified), the only pixels the loss sees.", min=0.001, max=0.05)
 
     def validate(self) -> None:
+        """Raise :class:`ConfigError` for an unknown choice or ``amp`` contradicting ``precision``.
+
+        The choices checked are the device (one of :data:`DEVICES` or ``cuda:N``), the
+        precision, the learning-rate schedule and the training mode.
+        """
         if self.device not in DEVICES and not self.device.startswith("cuda:"):
             raise ConfigError(f"train.device: {self.device!r} is not one of {', '.join(DEVICES)}")
         if self.precision not in PRECISIONS:
@@ -196,17 +206,19 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
+        """Check every section's ranges and choices; raise :class:`ConfigError` on the first."""
         for name, _ in SECTIONS:
             section = getattr(self, name)
             _check_ranges(name, section)
             section.validate()
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Return the config as nested plain dicts, one per section (as :meth:`from_dict` reads)."""
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Config:
-        """A config from nested dicts; missing keys take defaults, unknown keys are refused."""
+        """Build a config from nested dicts; missing keys take defaults, unknown are refused."""
         if not isinstance(data, dict):
             raise ConfigError(f"config must be a mapping, got {type(data).__name__}")
         unknown = set(data) - {name for name, _ in SECTIONS}
@@ -217,7 +229,7 @@ class Config:
         return cls(**sections)
 
     def replace(self, **sections: dict[str, Any]) -> Config:
-        """A copy with some fields changed, e.g. ``replace(train={"epochs": 2})``.
+        """Return a copy with some fields changed, e.g. ``replace(train={"epochs": 2})``.
 
         Changing ``model.preset`` resets the model fields not given with it to the new
         preset's defaults (``replace(model={"preset": "deep"})`` is the 6-layer deep net).

@@ -66,8 +66,10 @@ class FieldSpec:
 
     @property
     def type_name(self) -> str:
-        """The type as error messages name it: ``int``, ``float``, ``bool``, ``str``, ``int |
-        None``.
+        """The type as error messages name it.
+
+        ``int``, ``float``, ``bool`` or ``str`` (choices too), with ``| None`` appended for an
+        optional field, e.g. ``int | None``.
         """
         base = "str" if self.kind == "choice" else self.kind
         return f"{base} | None" if self.optional else base

@@ -171,7 +171,7 @@ def import_raw_folder(folder: str | os.PathLike[str], layout: str, out: str | os
 
 def import_config(folder: str | os.PathLike[str], sidecar: dict[str, Any],
                   model: ModelConfig | None = None, normalization: str | None = None) -> Config:
-    """The config a raw folder's weights are imported with.
+    """Build the config a raw folder's weights are imported with.
 
     Parameters
     ----------
@@ -201,6 +201,6 @@ def import_config(folder: str | os.PathLike[str], sidecar: dict[str, Any],
 
 
 def _sidecar_names(sidecar: dict[str, Any]) -> RawNames:
-    """The file name patterns of a sidecar, else the Fortran trainer's."""
+    """Return the file name patterns of a sidecar, else the Fortran trainer's."""
     return RawNames(sidecar.get("weights_pattern", RawNames.weights),
                     sidecar.get("bias_pattern", RawNames.bias))

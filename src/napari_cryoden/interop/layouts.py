@@ -23,13 +23,15 @@ LAYOUTS: dict[str, str] = {"oihw": "oihw", "fortran": "whio", "hwio": "hwio",
 
 
 def all_axis_orders() -> list[str]:
-    """The 24 permutations of ``"oihw"``, the model's own order first."""
+    """List the 24 permutations of ``"oihw"``, the model's own order first."""
     return ["".join(p) for p in itertools.permutations(AXES)]
 
 
 def resolve_layout(layout: str) -> str:
-    """The axis string of a layout name (``oihw``, ``fortran``, ``hwio``, ``seed-legacy``) or of
-    a permutation of ``oihw`` given directly; ``auto`` is not a layout (see :mod:`.auto`).
+    """Return the axis string of a layout name or of a permutation of ``oihw``.
+
+    Layout names are ``oihw``, ``fortran``, ``hwio`` and ``seed-legacy``; a permutation of
+    ``oihw`` may also be given directly. ``auto`` is not a layout (see :mod:`.auto`).
     """
     axes = LAYOUTS.get(layout, layout)
     if sorted(axes) != sorted(AXES):
@@ -40,13 +42,13 @@ def resolve_layout(layout: str) -> str:
 
 
 def layout_name(axes: str) -> str:
-    """A readable name of an axis string: ``"whio (fortran)"``, ``"hwio (seed-legacy)"``."""
+    """Name an axis string readably, e.g. ``"whio (fortran)"``, ``"hwio (seed-legacy)"``."""
     others = [name for name, value in LAYOUTS.items() if value == axes and name != axes]
     return f"{axes} ({' = '.join(others)})" if others else axes
 
 
 def to_layout(weight: np.ndarray, axes: str) -> np.ndarray:
-    """The flat buffer a writer of layout ``axes`` produces from an (out, in, kH, kW) array."""
+    """Flatten an (out, in, kH, kW) array as a writer of layout ``axes`` would."""
     order = [AXES.index(a) for a in resolve_layout(axes)]
     return np.ascontiguousarray(np.transpose(weight, order)).ravel()
 

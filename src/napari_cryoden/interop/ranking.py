@@ -45,6 +45,7 @@ class Candidate:
 
     @property
     def name(self) -> str:
+        """The axis order's readable name, e.g. ``"whio (fortran)"``."""
         return layout_name(self.axes)
 
 
@@ -61,6 +62,7 @@ class LayoutRanking:
 
     @property
     def best(self) -> Candidate:
+        """The candidate with the lowest MSE."""
         return self.candidates[0]
 
     @property
@@ -72,7 +74,7 @@ class LayoutRanking:
         return (second - best) / best if best > 0 else (math.inf if second > best else 0.0)
 
     def table(self) -> str:
-        """The ranking as a plain-text table."""
+        """Format the ranking as a plain-text table."""
         lines = [f"{'rank':>4}  {'layout':<22} {'val MSE':>11} {'Pearson r':>10} {'vs best':>9}"]
         for rank, c in enumerate(self.candidates, start=1):
             gap = "best" if rank == 1 else _gap(c.mse, self.best.mse)
@@ -98,7 +100,7 @@ class LayoutAmbiguousError(CryodenError):
 
 
 def distinct_axis_orders(model: ModelConfig) -> list[str]:
-    """The axis orders that give different tensors for some layer of ``model``.
+    """List the axis orders that give different tensors for some layer of ``model``.
 
     Orders that only move a size-1 axis (e.g. the ``i`` of the first layer) are duplicates of
     one another on that layer; an order is dropped only if it duplicates an earlier one on every
@@ -118,8 +120,22 @@ def distinct_axis_orders(model: ModelConfig) -> list[str]:
 
 def score_model(model: torch.nn.Module | None, images: Images,
                 normalization: str = "none") -> tuple[float, float]:
-    """Pooled MSE and Pearson r of the model's output on the images; ``None`` scores the
-    noisy input itself (the identity).
+    """Score a model by the pooled MSE and Pearson r of its output on the images.
+
+    Parameters
+    ----------
+    model
+        The model to score; ``None`` scores the noisy input itself (the identity).
+    images
+        ``(noisy, clean)`` pairs of 2-D arrays.
+    normalization
+        The intensity normalisation the model was trained with (``meanstd``, ``percentile``,
+        ``none``).
+
+    Returns
+    -------
+    tuple of float
+        ``(mse, r)`` against the clean images.
     """
     outputs = _outputs(model, images, normalization)
     p = np.concatenate([o.astype(np.float64).ravel() for o in outputs])
@@ -163,8 +179,26 @@ def _paired_tiles(best: torch.nn.Module, second: torch.nn.Module, images: Images
 
 def rank_layouts(buffers: dict[str, np.ndarray], model: ModelConfig, images: Images,
                  normalization: str = "none") -> LayoutRanking:
-    """Score every distinct axis order (the same for all layers) and rank them by MSE; the
-    best two are also compared tile by tile (:func:`choose_layout` needs both tests).
+    """Score every distinct axis order (the same for all layers) and rank them by MSE.
+
+    The best two are also compared tile by tile (:func:`choose_layout` needs both tests).
+
+    Parameters
+    ----------
+    buffers
+        Flat float32 buffers named like the model's tensors (as
+        :func:`~napari_cryoden.interop.raw.read_raw_buffers` returns them).
+    model
+        The architecture the buffers are for.
+    images
+        ``(noisy, clean)`` validation pairs the candidates are scored on.
+    normalization
+        The intensity normalisation the weights were trained with.
+
+    Returns
+    -------
+    LayoutRanking
+        The candidates best first, the noisy input's score, and the tile-by-tile comparison.
     """
     scored = []
     for axes in distinct_axis_orders(model):
@@ -181,9 +215,27 @@ def rank_layouts(buffers: dict[str, np.ndarray], model: ModelConfig, images: Ima
 
 def choose_layout(ranking: LayoutRanking, margin: float = AUTO_MARGIN,
                   min_t: float = AUTO_MIN_T) -> str:
-    """The best candidate's axes, or :class:`LayoutAmbiguousError` when the best two are
-    within ``margin`` (relative MSE) of each other, or the best does not win consistently
-    over the validation tiles (paired t below ``min_t``).
+    """Return the best candidate's axes if it wins clearly and consistently.
+
+    Parameters
+    ----------
+    ranking
+        The result of :func:`rank_layouts`.
+    margin
+        Smallest relative MSE gap between the best two candidates.
+    min_t
+        Smallest paired t of the per-tile MSE differences over the validation tiles.
+
+    Returns
+    -------
+    str
+        The best candidate's axis string.
+
+    Raises
+    ------
+    LayoutAmbiguousError
+        The best two are within ``margin`` (relative MSE) of each other, or the best does not
+        win consistently over the validation tiles (paired t below ``min_t``).
     """
     if ranking.margin > margin and ranking.t_stat >= min_t:
         return ranking.best.axes

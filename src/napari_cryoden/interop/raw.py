@@ -67,18 +67,19 @@ class RawNames:
     bias: str = "conv{k}_bias.bin"
 
     def __post_init__(self) -> None:
+        """Raise :class:`InputError` unless both patterns are plain file names with ``{k}``."""
         for pattern in (self.weights, self.bias):  # may come from a sidecar: data, not paths
             if not _plain_pattern(pattern):
                 raise InputError(f"file name pattern {pattern!r:.80} must contain {{k}} "
                                  "(the layer number) and be a plain file name, no folders")
 
     def files(self, folder: Path, k: int) -> tuple[Path, Path]:
-        """The weight and bias file of layer ``k`` in ``folder``."""
+        """Return the weight and bias file of layer ``k`` in ``folder``."""
         return folder / self.weights.format(k=k), folder / self.bias.format(k=k)
 
 
 def _plain_pattern(pattern: object) -> bool:
-    """A string whose only format field is a bare ``{k}`` and that names no folder."""
+    """Tell whether ``pattern`` is a string with no folder and only a bare ``{k}`` field."""
     if not isinstance(pattern, str) or "/" in pattern or "\\" in pattern:
         return False
     try:
@@ -161,7 +162,7 @@ def _read_buffer(path: Path, tensor: str, shape: tuple[int, ...], model: ModelCo
 
 def model_from_buffers(buffers: dict[str, np.ndarray], model: ModelConfig,
                        layout: str) -> torch.nn.Module:
-    """A model (of ``model``'s preset) whose weights are the buffers read in ``layout``."""
+    """Build a model (of ``model``'s preset) whose weights are the buffers read in ``layout``."""
     net = build_model(model)
     state = {}
     for name, shape in expected_shapes(model).items():
@@ -179,7 +180,7 @@ def read_raw(folder: str | os.PathLike[str], model: ModelConfig, layout: str,
 
 
 def read_sidecar(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The ``cryoden_raw.json`` written by :func:`export_raw`, or None if there is none."""
+    """Read the ``cryoden_raw.json`` written by :func:`export_raw`, or None if there is none."""
     path = Path(folder) / SIDECAR
     if not path.is_file():
         return None
@@ -235,13 +236,32 @@ class RoundTrip:
 
     @property
     def passed(self) -> bool:
+        """Whether the outputs are identical (a round trip) or differ (a control)."""
         return self.max_abs_diff == 0.0 if self.expect_equal else self.max_abs_diff > 0.0
 
 
 def check_roundtrips(model: torch.nn.Module, config: Config,
                      workdir: str | os.PathLike[str] | None = None) -> list[RoundTrip]:
-    """Write ``model`` in every format and layout, read it back, compare outputs on a fixed
-    input (seeded, 48 px); plus two control mis-reads that must differ (the seed's bug).
+    """Write ``model`` in every format and layout, read it back, and compare the outputs.
+
+    The outputs are compared on a fixed input (seeded, 48 px); two control mis-reads (the
+    seed's bug) are added that must differ.
+
+    Parameters
+    ----------
+    model
+        The net to write.
+    config
+        Its config (the architecture the weights are read back as).
+    workdir
+        Folder in which a temporary folder for the written files is made (and removed
+        afterwards); default: the system's temporary folder.
+
+    Returns
+    -------
+    list of RoundTrip
+        The safetensors round trip, one row per named raw layout, the worst of all 24 axis
+        orders, then the two controls.
     """
     from ..models.checkpoint import load_checkpoint, save_checkpoint
 
@@ -281,8 +301,10 @@ def _raw_diff(model: torch.nn.Module, config: Config, root: Path, written: str, 
 
 
 def format_roundtrips(rows: Sequence[RoundTrip]) -> str:
-    """A pass/fail table of round trips; a control that does not differ is noted, not failed
-    (the model is then insensitive to that mis-read).
+    """Format round trips as a pass/fail table.
+
+    A control that does not differ is noted, not failed (the model is then insensitive to that
+    mis-read).
     """
     lines = [f"{'format':<12} {'layout':<28} {'expect':<7} {'max |Δ|':>10}  result"]
     for row in rows:

@@ -46,8 +46,10 @@ def _maps(device: torch.device) -> dict[str, torch.Tensor]:
 def pack_training(w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor,
                   w3: torch.Tensor, b3: torch.Tensor
                   ) -> tuple[PackedSeedNet, dict[str, torch.Tensor]]:
-    """The forward's :class:`PackedSeedNet` and the backward's ``w1x``, ``w3_dot``, ``w2t``
-    from the parameters in torch's layouts (~15 tiny device kernels, no host sync).
+    """Pack the parameters in torch's layouts for the forward and backward kernels.
+
+    Returns the forward's :class:`PackedSeedNet` and the backward's ``w1x``, ``w3_dot``,
+    ``w2t``; this takes ~15 tiny device kernels and no host sync.
     """
     chans = w1.shape[0]
     maps = _maps(w1.device)
@@ -77,9 +79,11 @@ def pack_training(w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor, b2: torc
 
 def unpack_gradients(total: torch.Tensor, db3: torch.Tensor, chans: int,
                      device: torch.device) -> list[torch.Tensor]:
-    """The backward kernel's summed partials (``9·C² + 49·C``: gW2 per tap ``[in, out]``, gW1
-    ``[window tap, out]`` with db1 in row 9, gW3 ``[in, window offset]``, db2) and ``db3``, in
-    torch's layouts: dW1, db1, dW2, db2, dW3, db3.
+    """Unpack the backward kernel's summed partials and ``db3`` into torch's layouts.
+
+    ``total`` holds ``9·C² + 49·C`` values: gW2 per tap ``[in, out]``, gW1 ``[window tap,
+    out]`` with db1 in row 9, gW3 ``[in, window offset]``, db2. Returns dW1, db1, dW2, db2,
+    dW3, db3.
     """
     n2, n1 = 9 * chans * chans, 16 * chans
     g2 = total[:n2].reshape(9, chans, chans)  # tap, in, out

@@ -30,8 +30,9 @@ _jit = triton.jit if triton is not None else (lambda fn: fn)
 
 @_jit
 def tile_coords(tiles_w, TH: tl.constexpr, TW: tl.constexpr):
-    """This program's tile: batch index, origin, and each pixel's (row, column) in the tile
-    and in the image, flattened to ``TH * TW``.
+    """Locate the program's tile: batch index, origin, and each pixel's (row, column).
+
+    The pixel coordinates are given in the tile and in the image, flattened to ``TH * TW``.
     """
     pid = tl.program_id(0)
     b = tl.program_id(1).to(tl.int64)
@@ -46,8 +47,10 @@ def tile_coords(tiles_w, TH: tl.constexpr, TW: tl.constexpr):
 @_jit
 def conv3_tile(h_ptr, w3_ptr, b3_ptr, H, W, tiles_w,
                C: tl.constexpr, TH: tl.constexpr, TW: tl.constexpr):
-    """``b3 + sum_s <h2[p + s], w3_s>`` (zero padding) for the pixels of this program's tile,
-    in fp32; returned with the tile's coordinates (as :func:`tile_coords`).
+    """Compute ``b3 + sum_s <h2[p + s], w3_s>`` (zero padding) for this program's tile.
+
+    The result is in fp32, one value per pixel of the tile, returned with the tile's
+    coordinates (as :func:`tile_coords`).
     """
     b, row0, col0, ir, ic, r, c = tile_coords(tiles_w, TH, TW)
     ch = tl.arange(0, C)

@@ -50,6 +50,11 @@ class KernelConfig:
     num_warps3: int = 4
 
     def validate(self) -> None:
+        """Raise ``ValueError`` for a tile shape or ``conv1`` the kernels cannot run.
+
+        Tile sides must be powers of two, ``tile_h * tile_w`` at least 16 (``tl.dot``'s
+        minimum), and ``conv1`` ``"dot"`` or ``"fma"``.
+        """
         sides = (self.tile_h, self.tile_w, self.tile_h3, self.tile_w3)
         if any(s < 1 or s & (s - 1) for s in sides):
             raise ValueError(f"KernelConfig: tile sides must be powers of two, got {sides}")
@@ -83,7 +88,7 @@ def _interpreting() -> bool:
 
 
 def check_model(model: nn.Module) -> int:
-    """The hidden channel count C if ``model`` is the 3-layer 3 × 3 net the kernels compute.
+    """Return the hidden channel count C if ``model`` is the 3-layer 3 × 3 net the kernels compute.
 
     Raises
     ------
@@ -169,7 +174,7 @@ def fused_forward(model: nn.Module | PackedSeedNet, x: torch.Tensor, *,
                   config: KernelConfig | None = None, out: torch.Tensor | None = None,
                   workspace: torch.Tensor | None = None,
                   stages: tuple[str, ...] | None = None) -> torch.Tensor:
-    """The seed net's forward pass by the two fused Triton kernels.
+    """Run the seed net's forward pass by the two fused Triton kernels.
 
     Parameters
     ----------
@@ -274,6 +279,7 @@ class FusedForward:
         self._workspace: torch.Tensor | None = None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Denoise a ``(B, 1, H, W)`` batch, reusing the workspace while the shape is the same."""
         batch, _, height, width = x.shape
         shape = (batch, height, width, self.packed.channels)
         if self._workspace is None or tuple(self._workspace.shape) != shape:

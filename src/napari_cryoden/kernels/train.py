@@ -60,6 +60,12 @@ class TrainKernelConfig:
     programs: int = 0
 
     def validate(self) -> None:
+        """Raise ``ValueError`` for a configuration the fused training step cannot run.
+
+        The forward config must be valid with ``conv1 = "dot"`` (the backward recomputes h1
+        with fp16 weights on tensor cores); the backward's tile sides must be powers of two
+        with ``tile_h * tile_w`` at least 16.
+        """
         self.forward.validate()
         if self.forward.conv1 != "dot":  # the backward recomputes h1 with fp16 weights
             raise ValueError("TrainKernelConfig: forward.conv1 must be 'dot' (tensor cores), "
@@ -72,9 +78,11 @@ class TrainKernelConfig:
 
 
 def supports(model: nn.Module) -> bool:
-    """Whether :func:`make_fused_step` can train ``model`` here: the seed net's shape (any hidden
-    width a multiple of 16 up to 64; fastest at 16), float32 or float16 parameters, on CUDA with
-    Triton (or on CPU under ``TRITON_INTERPRET=1``).
+    """Tell whether :func:`make_fused_step` can train ``model`` here.
+
+    It can for the seed net's shape (any hidden width a multiple of 16 up to 64; fastest at 16),
+    float32 or float16 parameters, on CUDA with Triton (or on CPU under
+    ``TRITON_INTERPRET=1``).
     """
     try:
         convs = _convs(model)
@@ -87,7 +95,7 @@ def supports(model: nn.Module) -> bool:
 
 
 def _programs(config: TrainKernelConfig, device: torch.device, n_tiles: int, chans: int) -> int:
-    """Persistent programs of the backward kernel: one full wave (see :func:`_note_occupancy`)."""
+    """Count the backward kernel's persistent programs: one full wave (:func:`_note_occupancy`)."""
     if config.programs > 0:
         wanted = config.programs
     elif device.type == "cuda":
@@ -103,9 +111,10 @@ _OCCUPANCY: dict[tuple[TrainKernelConfig, int, str], int] = {}
 
 def _note_occupancy(compiled: object, config: TrainKernelConfig, chans: int,
                     device: torch.device) -> None:
-    """Remember how many backward programs fit on one SM at once, from the compiled kernel's
-    registers and shared memory: the tiles are split evenly over the programs, so a launch of
-    exactly one full wave leaves no SM idle at the end.
+    """Remember how many backward programs fit on one SM at once.
+
+    The count comes from the compiled kernel's registers and shared memory: the tiles are split
+    evenly over the programs, so a launch of exactly one full wave leaves no SM idle at the end.
     """
     key = (config, chans, str(device))
     if config.programs_per_sm or device.type != "cuda" or key in _OCCUPANCY:
@@ -148,7 +157,7 @@ class _SeedNetLoss(torch.autograd.Function):
 
 def _launch_conv3_loss(packed: PackedSeedNet, hidden: torch.Tensor, target: torch.Tensor,
                        error: torch.Tensor, config: TrainKernelConfig) -> torch.Tensor:
-    """Fills ``error``; returns per-program ``(Σ e², Σ e)``, shape ``(programs, 2)``."""
+    """Fill ``error``; return per-program ``(Σ e², Σ e)``, shape ``(programs, 2)``."""
     from . import _triton_train as kt
 
     batch, height, width, chans = hidden.shape
@@ -166,8 +175,10 @@ def _launch_conv3_loss(packed: PackedSeedNet, hidden: torch.Tensor, target: torc
 def _launch_backward(x: torch.Tensor, hidden: torch.Tensor, error: torch.Tensor,
                      weights: dict[str, torch.Tensor],
                      config: TrainKernelConfig) -> tuple[torch.Tensor, object]:
-    """Per-program partial sums ``(programs, 9·C² + 49·C)`` of the backward kernel, and what
-    the launch returned (Triton's compiled kernel: ``n_regs``, ``n_spills``).
+    """Launch the backward kernel.
+
+    Returns its per-program partial sums ``(programs, 9·C² + 49·C)``, and what the launch
+    returned (Triton's compiled kernel: ``n_regs``, ``n_spills``).
     """
     from . import _triton_train as kt
 
@@ -250,8 +261,10 @@ def seed_net_loss(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *,
 
 def make_fused_step(model: nn.Module, optimizer: torch.optim.Optimizer,
                     config: TrainKernelConfig | None = None) -> Callable[..., torch.Tensor]:
-    """``step(noisy, clean, before_update=None) -> loss``, the contract of
-    :func:`napari_cryoden.training.steps.make_step`, computed by :func:`seed_net_loss`.
+    """Build a training step computed by the fused kernels (:func:`seed_net_loss`).
+
+    The step is ``step(noisy, clean, before_update=None) -> loss``, the contract of
+    :func:`napari_cryoden.training.steps.make_step`.
 
     Each call zeroes the gradients, computes the loss and the gradients (fp16 math, fp32
     gradients into the fp32 master parameters, no GradScaler), calls ``before_update(loss)`` if
@@ -280,8 +293,10 @@ def make_fused_step(model: nn.Module, optimizer: torch.optim.Optimizer,
 
 def stage_launchers(model: nn.Module, x: torch.Tensor, target: torch.Tensor,
                     config: TrainKernelConfig | None = None) -> dict[str, Callable[[], object]]:
-    """For benchmarks: each piece of one fused step's loss and gradients, alone, on buffers
-    allocated here (each piece runs once first, so later ones see real data).
+    """Return launchers, for benchmarks, of each piece of one fused step's loss and gradients.
+
+    Each piece runs alone, on buffers allocated here; each runs once first, so later ones see
+    real data.
     """
     config = config or TrainKernelConfig()
     convs = _convs(model)

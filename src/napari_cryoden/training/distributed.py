@@ -38,7 +38,7 @@ RANK_WEIGHTS_ENV = "CRYODEN_RANK_WEIGHTS"
 
 @dataclass(frozen=True)
 class World:
-    """This process's place in a (possibly one-process) training run.
+    """The place of this process in a (possibly one-process) training run.
 
     ``owns_group`` says that :func:`join` initialised the process group, so :func:`leave`
     destroys it.
@@ -135,7 +135,10 @@ def wrap_model(model: torch.nn.Module, world: World) -> torch.nn.Module:
 
 
 def all_sum(values: Sequence[torch.Tensor | float], world: World) -> list[float]:
-    """Sums over ranks of scalars (tensors or numbers), in float64; the values themselves alone."""
+    """Sum scalars (tensors or numbers) over ranks, in float64.
+
+    In a one-process run the values themselves are returned (as floats).
+    """
     if not world.enabled:
         return [float(v) for v in values]
     parts = [torch.as_tensor(v, device=world.device).to(torch.float64).reshape(())
@@ -169,14 +172,14 @@ def save_rank_weights(model: torch.nn.Module, world: World) -> Path | None:
 
 
 def default_nproc(device: str) -> int:
-    """Processes for ``--ddp`` without ``--nproc``: one per visible GPU, else 2 on the CPU."""
+    """Count processes for ``--ddp`` without ``--nproc``: one per visible GPU, else 2 on the CPU."""
     if device != "cpu" and torch.cuda.is_available() and torch.cuda.device_count() > 0:
         return torch.cuda.device_count()
     return 2
 
 
 def launch_command(cli_args: Sequence[str], nproc: int) -> list[str]:
-    """The torchrun command line that runs ``cryoden <cli_args>`` in ``nproc`` processes."""
+    """Build the torchrun command line that runs ``cryoden <cli_args>`` in ``nproc`` processes."""
     return [sys.executable, "-m", "torch.distributed.run", "--standalone",
             f"--nproc-per-node={nproc}", "-m", "napari_cryoden.cli", *cli_args]
 

@@ -96,9 +96,11 @@ class CheckpointSaved:
 
 @dataclass(frozen=True)
 class TrainWarning:
-    """Something looks wrong (see :mod:`napari_cryoden.evaluation.guards`): the validation loss
-    rose for several epochs, or resumed weights score worse than recorded. ``epoch`` is the epoch it
-    concerns (the resumed one for the latter); ``message`` is one line for the user.
+    """Something looks wrong (see :mod:`napari_cryoden.evaluation.guards`).
+
+    The validation loss rose for several epochs, or resumed weights score worse than recorded.
+    ``epoch`` is the epoch it concerns (the resumed one for the latter); ``message`` is one line
+    for the user.
     """
 
     epoch: int
@@ -152,7 +154,7 @@ def to_dict(event: Event) -> dict[str, Any]:
 
 
 def from_dict(data: dict[str, Any]) -> Event:
-    """The event that :func:`to_dict` gave ``data`` for; unknown keys are ignored.
+    """Rebuild the event that :func:`to_dict` gave ``data`` for; unknown keys are ignored.
 
     Raises ``ValueError`` for an unknown ``"event"`` name or a missing field. A ``null`` where
     the event needs a float (e.g. a NaN loss) becomes NaN again.
@@ -182,7 +184,7 @@ def to_json_line(event: Event) -> str:
 
 
 def from_json_line(line: str) -> Event:
-    """The event of one ``--events`` line (data only: parsed with :func:`json.loads`).
+    """Parse one ``--events`` line into its event (data only: read with :func:`json.loads`).
 
     Raises ``ValueError`` for a line that is not such an event.
     """

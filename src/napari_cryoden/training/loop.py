@@ -210,13 +210,15 @@ class _Run:
         return total / max(count, 1)
 
     def _stop_requested(self) -> bool:
-        """The stop flag, agreed by all ranks (one tiny all-reduce per step when distributed)."""
+        """Read the stop flag, agreed by all ranks (one tiny all-reduce per step if distributed)."""
         return distributed.any_rank(self.stop.is_set(), self.world)
 
     def _step_or_back_off(self, epoch: int,
                           batch: Batch) -> Generator[Event, None, tuple[float, int]]:
-        """:meth:`_step`; on out-of-memory, split batches into twice as many micro-batches (the
-        same update, less memory) with a warning and redo the step. Returns its (loss, n).
+        """Run :meth:`_step`, halving the micro-batches on out-of-memory.
+
+        On out-of-memory, split batches into twice as many micro-batches (the same update, less
+        memory) with a warning and redo the step. Returns its (loss, n).
         """
         while True:
             try:
@@ -249,8 +251,10 @@ class _Run:
 
     def _validate(self, stream: Stream | None = None, *,
                   clean: bool = False) -> tuple[float | None, float | None]:
-        """(loss, raw MSE) on the validation stream, the mode's way (n2n: against the held-out
-        partner, n2v: at fixed blind spots); ``clean``: plain noisy→clean on ``stream``.
+        """Return (loss, raw MSE) on the validation stream, the mode's way.
+
+        n2n scores against the held-out partner, n2v at fixed blind spots; ``clean``: plain
+        noisy→clean on ``stream``.
         """
         stream = stream if clean else self.val_stream
         if stream is None:

@@ -58,7 +58,7 @@ class ModeBatches:
 
     def training(self, noisy: torch.Tensor, clean: torch.Tensor,
                  step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """The batch of global step ``step``: swapped halves (n2n) or blind spots (n2v)."""
+        """Make the batch of global step ``step``: swapped halves (n2n) or blind spots (n2v)."""
         if self.mode == "n2c":
             return noisy, clean, None
         generator = self._seeded(_TRAIN, step)
@@ -71,8 +71,10 @@ class ModeBatches:
 
     def validation(self, noisy: torch.Tensor, clean: torch.Tensor,
                    index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Validation batch ``index``: n2c and n2n as streamed (the held-out partner is the
-        target); n2v with blind spots that are the same in every epoch.
+        """Make validation batch ``index``.
+
+        n2c and n2n as streamed (the held-out partner is the target); n2v with blind spots that
+        are the same in every epoch.
         """
         if self.mode != "n2v":
             return noisy, clean, None

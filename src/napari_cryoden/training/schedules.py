@@ -63,7 +63,7 @@ class Schedule:
             self._set(self._cosine(self.step))
 
     def end_epoch(self, loss: float) -> None:
-        """An epoch ended with this validation (or training) loss."""
+        """Record that an epoch ended with this validation (or training) loss."""
         self.epoch_step = self.step
         if self.kind != "plateau" or not math.isfinite(loss):
             return
@@ -82,9 +82,10 @@ class Schedule:
                 "bad_epochs": self.bad_epochs}
 
     def load_state(self, state: Any, steps_done: int) -> None:
-        """Continue from a saved :meth:`state`; ``steps_done`` are the steps of the completed
-        epochs. A state of another schedule (or none) starts this one at ``steps_done``, from
-        ``lr``.
+        """Continue from a saved :meth:`state`.
+
+        ``steps_done`` are the steps of the completed epochs. A state of another schedule (or
+        none) starts this one at ``steps_done``, from ``lr``.
         """
         self.step = self.epoch_step = steps_done
         if isinstance(state, dict) and state.get("kind") == self.kind:

@@ -53,7 +53,7 @@ def prepare_cuda(precision: str) -> None:
 
 
 def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager[Any]:
-    """The autocast context of ``precision`` on CUDA; a no-op for fp32/tf32 or off CUDA."""
+    """Return the autocast context of ``precision`` on CUDA; a no-op for fp32/tf32 or off CUDA."""
     dtype = _AUTOCAST.get(check_precision(precision))
     if dtype is None or device.type != "cuda":
         return contextlib.nullcontext()
@@ -127,10 +127,30 @@ def compiled_step(model: nn.Module, optimizer: torch.optim.Optimizer, precision:
 
 def choose_batch_size(model: nn.Module, side: int, precision: str, device: torch.device, *,
                       fraction: float = 0.6, most: int = 64) -> int:
-    """The largest power-of-two batch of ``side``² patches whose training step fits in
-    ``fraction`` of the free GPU memory, measured by one probe step at batch 2; at most ``most``.
+    """Choose the largest power-of-two batch whose training step fits in GPU memory.
 
-    Off CUDA returns 4 (the CPU default: larger batches only slow each step down).
+    The memory a patch needs is measured by one probe step at batch 2. Off CUDA returns 4 (the
+    CPU default: larger batches only slow each step down).
+
+    Parameters
+    ----------
+    model
+        The net to train, already on ``device`` (its weights are restored after the probe).
+    side
+        Side of the square training patches (px).
+    precision
+        Training precision (``fp32``, ``tf32``, ``fp16``, ``bf16``), as the step will use it.
+    device
+        The device to train on.
+    fraction
+        Share of the free GPU memory the batch may use.
+    most
+        Largest batch returned.
+
+    Returns
+    -------
+    int
+        The batch size, a power of two.
     """
     if device.type != "cuda":
         return 4
