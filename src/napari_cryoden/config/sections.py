@@ -173,11 +173,7 @@ class TrainConfig:
         "stratified), the only pixels the loss sees.", min=0.001, max=0.05)
 
     def validate(self) -> None:
-        """Raise :class:`ConfigError` for an unknown choice or ``amp`` contradicting ``precision``.
-
-        The choices checked are the device (one of :data:`DEVICES` or ``cuda:N``), the
-        precision, the learning-rate schedule and the training mode.
-        """
+        """Raise :class:`ConfigError` for an unknown choice or ``amp`` against ``precision``."""
         if self.device not in DEVICES and not self.device.startswith("cuda:"):
             raise ConfigError(f"train.device: {self.device!r} is not one of {', '.join(DEVICES)}")
         if self.precision not in PRECISIONS:

@@ -67,7 +67,6 @@ class RawNames:
     bias: str = "conv{k}_bias.bin"
 
     def __post_init__(self) -> None:
-        """Raise :class:`InputError` unless both patterns are plain file names with ``{k}``."""
         for pattern in (self.weights, self.bias):  # may come from a sidecar: data, not paths
             if not _plain_pattern(pattern):
                 raise InputError(f"file name pattern {pattern!r:.80} must contain {{k}} "
@@ -242,26 +241,9 @@ class RoundTrip:
 
 def check_roundtrips(model: torch.nn.Module, config: Config,
                      workdir: str | os.PathLike[str] | None = None) -> list[RoundTrip]:
-    """Write ``model`` in every format and layout, read it back, and compare the outputs.
+    """Write ``model`` in every format and layout, read it back, compare outputs (seeded, 48 px).
 
-    The outputs are compared on a fixed input (seeded, 48 px); two control mis-reads (the
-    seed's bug) are added that must differ.
-
-    Parameters
-    ----------
-    model
-        The net to write.
-    config
-        Its config (the architecture the weights are read back as).
-    workdir
-        Folder in which a temporary folder for the written files is made (and removed
-        afterwards); default: the system's temporary folder.
-
-    Returns
-    -------
-    list of RoundTrip
-        The safetensors round trip, one row per named raw layout, the worst of all 24 axis
-        orders, then the two controls.
+    Two control mis-reads (the seed's bug) must differ. Files go to a temporary dir in ``workdir``.
     """
     from ..models.checkpoint import load_checkpoint, save_checkpoint
 
@@ -303,8 +285,7 @@ def _raw_diff(model: torch.nn.Module, config: Config, root: Path, written: str, 
 def format_roundtrips(rows: Sequence[RoundTrip]) -> str:
     """Format round trips as a pass/fail table.
 
-    A control that does not differ is noted, not failed (the model is then insensitive to that
-    mis-read).
+    A control that does not differ is noted, not failed (the model is insensitive to that mis-read).
     """
     lines = [f"{'format':<12} {'layout':<28} {'expect':<7} {'max |Δ|':>10}  result"]
     for row in rows:

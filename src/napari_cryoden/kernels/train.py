@@ -60,12 +60,7 @@ class TrainKernelConfig:
     programs: int = 0
 
     def validate(self) -> None:
-        """Raise ``ValueError`` for a configuration the fused training step cannot run.
-
-        The forward config must be valid with ``conv1 = "dot"`` (the backward recomputes h1
-        with fp16 weights on tensor cores); the backward's tile sides must be powers of two
-        with ``tile_h * tile_w`` at least 16.
-        """
+        """Raise ``ValueError`` for a bad forward config, a ``conv1`` not "dot", or bad tiles."""
         self.forward.validate()
         if self.forward.conv1 != "dot":  # the backward recomputes h1 with fp16 weights
             raise ValueError("TrainKernelConfig: forward.conv1 must be 'dot' (tensor cores), "
@@ -81,8 +76,7 @@ def supports(model: nn.Module) -> bool:
     """Tell whether :func:`make_fused_step` can train ``model`` here.
 
     It can for the seed net's shape (any hidden width a multiple of 16 up to 64; fastest at 16),
-    float32 or float16 parameters, on CUDA with Triton (or on CPU under
-    ``TRITON_INTERPRET=1``).
+    float32 or float16 parameters, on CUDA with Triton (or on CPU under ``TRITON_INTERPRET=1``).
     """
     try:
         convs = _convs(model)
@@ -175,10 +169,9 @@ def _launch_conv3_loss(packed: PackedSeedNet, hidden: torch.Tensor, target: torc
 def _launch_backward(x: torch.Tensor, hidden: torch.Tensor, error: torch.Tensor,
                      weights: dict[str, torch.Tensor],
                      config: TrainKernelConfig) -> tuple[torch.Tensor, object]:
-    """Launch the backward kernel.
+    """Launch the backward kernel: per-program partial sums ``(programs, 9·C² + 49·C)``.
 
-    Returns its per-program partial sums ``(programs, 9·C² + 49·C)``, and what the launch
-    returned (Triton's compiled kernel: ``n_regs``, ``n_spills``).
+    Also returns what the launch returned (Triton's compiled kernel: ``n_regs``, ``n_spills``).
     """
     from . import _triton_train as kt
 
@@ -264,12 +257,11 @@ def make_fused_step(model: nn.Module, optimizer: torch.optim.Optimizer,
     """Build a training step computed by the fused kernels (:func:`seed_net_loss`).
 
     The step is ``step(noisy, clean, before_update=None) -> loss``, the contract of
-    :func:`napari_cryoden.training.steps.make_step`.
-
-    Each call zeroes the gradients, computes the loss and the gradients (fp16 math, fp32
-    gradients into the fp32 master parameters, no GradScaler), calls ``before_update(loss)`` if
-    given, steps ``optimizer`` and returns the loss detached on the device, without
-    synchronising with the host. Raises ``ValueError`` if :func:`supports` is false.
+    :func:`napari_cryoden.training.steps.make_step`. Each call zeroes the gradients, computes
+    the loss and the gradients (fp16 math, fp32 gradients into the fp32 master parameters, no
+    GradScaler), calls ``before_update(loss)`` if given, steps ``optimizer`` and returns the loss
+    detached on the device, without synchronising with the host. Raises ``ValueError`` if
+    :func:`supports` is false.
     """
     if not supports(model):
         raise ValueError("make_fused_step needs the seed net (Conv-ReLU-Conv-ReLU-Conv, 3x3, "
@@ -295,8 +287,7 @@ def stage_launchers(model: nn.Module, x: torch.Tensor, target: torch.Tensor,
                     config: TrainKernelConfig | None = None) -> dict[str, Callable[[], object]]:
     """Return launchers, for benchmarks, of each piece of one fused step's loss and gradients.
 
-    Each piece runs alone, on buffers allocated here; each runs once first, so later ones see
-    real data.
+    Each runs alone on buffers allocated here, and once first so that later ones see real data.
     """
     config = config or TrainKernelConfig()
     convs = _convs(model)
