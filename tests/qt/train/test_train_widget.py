@@ -122,20 +122,43 @@ def test_training_from_folders(make_napari_viewer, qtbot, tmp_path, make_pairs):
     assert (tmp_path / "run" / "best.safetensors").exists()
 
 
-def test_stop_mid_epoch_then_resume_continues(make_napari_viewer, qtbot, tmp_path):
-    # 128-px patches: an epoch of 15 steps lasts far longer than a signal's trip to the GUI
+def test_stop_mid_epoch_then_resume_continues(make_napari_viewer, qtbot, tmp_path, monkeypatch):
+    from qtpy.QtCore import QTimer
+
+    from napari_cryoden._qt.train import worker
+    from napari_cryoden.training.events import TrainStep
+
     _, widget = make_widget(make_napari_viewer, tmp_path, size=(768, 768), **{
         "data.patch_size": 128, "train.batch_size": 2, "data.val_fraction": 0.17})
     steps: list[Any] = []
     widget.step_finished.connect(steps.append)
 
-    def stop_in_epoch_2(step: Any) -> None:  # once a live frame of the curves was drawn
-        if step.epoch == 2 and widget.plot.frames >= 1:
+    # A user's epoch lasts minutes; this one lasts a second, less than a loaded CI machine may
+    # take to deliver a step to the GUI. So epoch 2 waits at its second step (on the worker
+    # thread) until Stop was pressed, as a slow epoch would: the stop lands mid-epoch always.
+    add = worker.EventBatches.add
+
+    def slow_epoch_2(self: Any, event: Any) -> Any:
+        if isinstance(event, TrainStep) and (event.epoch, event.step) == (2, 2):
+            assert self.job.stop.wait(TIMEOUT_MS / 1000)
+        return add(self, event)
+
+    monkeypatch.setattr(worker.EventBatches, "add", slow_epoch_2)  # the first run only
+
+    def stop_once_drawn() -> None:  # once a live frame of the curves was drawn
+        if widget.plot.frames >= 1:
             widget.stop()
+        else:
+            QTimer.singleShot(20, stop_once_drawn)
+
+    def stop_in_epoch_2(step: Any) -> None:
+        if step.epoch == 2 and step.step == 1:
+            stop_once_drawn()
 
     widget.step_finished.connect(stop_in_epoch_2)
     epochs = run_to_end(qtbot, widget, widget.start)
     widget.step_finished.disconnect(stop_in_epoch_2)
+    monkeypatch.setattr(worker.EventBatches, "add", add)
 
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert history["stopped"] and [e.epoch for e in epochs] == [1]
