@@ -152,3 +152,17 @@ def test_interrupting_a_run_keeps_its_history_and_last_weights(make_pairs, tmp_p
                              run_dir=tmp_path / "run", callback=ctrl_c)
     assert (tmp_path / "run" / "history.json").is_file()
     assert (tmp_path / "run" / "last.safetensors").is_file()
+
+
+def test_denoise_with_a_pixel_cutoff_clips_hot_pixels_first(make_pairs, tmp_path: Path) -> None:
+    noisy_dir, _ = make_pairs(n=1, size=64)
+    image, _ = read_image(noisy_dir / "mic_000.mrc")
+    hot = image.copy()
+    hot[20, 30] = 500.0
+    clipped = napari_cryoden.denoise(hot, "general-fast", device="cpu", pixel_cutoff=5.0)
+    assert clipped.max() < 2.0 < napari_cryoden.denoise(hot, "general-fast", device="cpu").max()
+    written = napari_cryoden.denoise_file(noisy_dir / "mic_000.mrc", tmp_path / "d.mrc",
+                                          "general-fast", device="cpu", pixel_cutoff=5.0)
+    np.testing.assert_allclose(read_image(written)[0],
+                               napari_cryoden.denoise(image, "general-fast", device="cpu",
+                                                      pixel_cutoff=5.0), atol=1e-6)

@@ -91,3 +91,49 @@ def test_sample_data_is_a_seeded_noisy_clean_pair_made_quickly() -> None:
     assert clean.min() <= lo < hi <= clean.max()
     np.testing.assert_array_equal(make_synthetic_micrograph()[1][0], clean)
 
+
+
+def _hot_micrograph(size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A sample-like simulated micrograph and a copy with 20 counting outliers at 500."""
+    from napari_cryoden.simulation.micrographs import simulate_micrograph
+    from napari_cryoden.simulation.params import HIGH_CONTRAST
+
+    noisy, _ = simulate_micrograph(HIGH_CONTRAST, np.random.default_rng(seed), size)
+    hot = noisy.copy()
+    rng = np.random.default_rng(seed + 1)
+    hot[rng.integers(0, size, 20), rng.integers(0, size, 20)] = 500.0
+    return noisy, hot
+
+
+def test_reader_contrast_covers_the_micrograph_not_its_hot_pixels(tmp_path: Path) -> None:
+    noisy, hot = _hot_micrograph(2048)
+    path = _write(tmp_path / "hot.mrc", hot, 1.06)
+    [(image, kwargs, _)] = napari_get_reader(str(path))(str(path))  # type: ignore[misc]
+    low, high = kwargs["contrast_limits"]
+    assert image.max() == 500.0 and high < 2.0  # min..max would show a black image
+    assert np.mean((noisy >= low) & (noisy <= high)) > 0.98
+    assert kwargs["scale"] == pytest.approx((1.06, 1.06), abs=1e-3)
+
+
+def test_reader_and_sample_data_agree_on_a_sample_like_image(tmp_path: Path) -> None:
+    (noisy, sample_kw, _), _ = make_synthetic_micrograph()
+    path = _write(tmp_path / "sample.mrc", noisy, 1.0)
+    [(_, kwargs, _)] = napari_get_reader(str(path))(str(path))  # type: ignore[misc]
+    assert kwargs["contrast_limits"] == pytest.approx(sample_kw["contrast_limits"], abs=1e-6)
+    assert kwargs["scale"] == pytest.approx(sample_kw["scale"])
+
+
+def test_reader_contrast_of_a_stack_and_no_z_scale(tmp_path: Path) -> None:
+    _, hot = _hot_micrograph(256)
+    stack = np.stack([hot, hot + 1.0, hot + 2.0])
+    path = _write(tmp_path / "frames.mrcs", stack, 0.83, stack=True)
+    [(_, kwargs, _)] = napari_get_reader(str(path))(str(path))  # type: ignore[misc]
+    assert kwargs["scale"] == pytest.approx((1.0, 0.83, 0.83), abs=1e-3)
+    low, high = kwargs["contrast_limits"]
+    assert 0.0 < low < 1.0 and 2.0 < high < 4.0
+
+
+def test_reader_takes_the_x_pixel_size_where_the_header_gives_no_y_size(tmp_path: Path) -> None:
+    path = _write(tmp_path / "mic.mrc", np.ones((32, 48), np.float32), (1.5, 0.0, 0.0))
+    [(_, kwargs, _)] = napari_get_reader(str(path))(str(path))  # type: ignore[misc]
+    assert kwargs["scale"] == pytest.approx((1.5, 1.5))

@@ -4,7 +4,9 @@ npe2 calls :func:`napari_get_reader` with a path (or a list of paths) and uses t
 returns, or tries another reader on ``None``. Deciding is cheap: only the suffix is looked at,
 against :data:`napari_cryoden.io.formats.MRC_SUFFIXES` (``napari.yaml`` lists the same). Each
 file's header is read once, by :func:`napari_cryoden.io.images.read_info`, and gives the layer's
-scale and metadata. Nothing here imports napari, Qt or torch.
+scale and metadata. The contrast limits come from percentiles of a strided sample of the pixels
+(:func:`napari_cryoden.io.intensity.contrast_limits`, as for the sample data), so a few hot
+pixels do not turn the micrograph black. Nothing here imports napari, Qt or torch.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 from .errors import InputError
 from .io.formats import MRC_SUFFIXES, ImageInfo, format_of
 from .io.images import read_info, read_pixels
+from .io.intensity import contrast_limits
 from .io.mrc import mode_of
 
 __all__ = ["MRC_SUFFIXES", "napari_get_reader", "read_mrc"]
@@ -45,8 +48,10 @@ def read_mrc(path: PathOrPaths) -> list[LayerData]:
     """Read each MRC file as one float32 image layer.
 
     The layer's ``scale`` is the voxel size in Å per axis; for a stack of 2D micrographs
-    (``.mrcs``/``.st`` or an MRC2014 image stack) the stack axis has scale 1. ``metadata``
-    holds ``pixel_size``, ``path`` and a few plain header fields under ``mrc_header``.
+    (``.mrcs``/``.st`` or an MRC2014 image stack) the stack axis has scale 1. Its
+    ``contrast_limits`` are the 0.5 and 99.5 percentiles of a sample of its pixels, so hot
+    pixels do not set the display range. ``metadata`` holds ``pixel_size``, ``path`` and a few
+    plain header fields under ``mrc_header``.
 
     Raises
     ------
@@ -62,7 +67,10 @@ def _layer(path: Path) -> LayerData:
         raise InputError(f"{path}: not an MRC file (this reader opens {', '.join(MRC_SUFFIXES)})")
     info = read_info(path)
     data = read_pixels(info)
-    voxel = tuple(size if size > 0 else 1.0 for size in info.voxel_size)  # 0 means unknown
+    # 0 means unknown: a y size missing falls back to the x size (square pixels), then to 1 Å
+    voxel_z, voxel_y, _ = info.voxel_size
+    voxel = (voxel_z if voxel_z > 0 else 1.0, voxel_y if voxel_y > 0 else info.pixel_size,
+             info.pixel_size)
     if data.ndim == 2:
         scale: tuple[float, ...] = voxel[1:]
     elif info.kind == "stack":  # a stack suffix or MRC2014's image-stack flag
@@ -70,7 +78,9 @@ def _layer(path: Path) -> LayerData:
     else:
         scale = voxel
     metadata = {"pixel_size": voxel[2], "path": str(path), "mrc_header": _header_fields(info)}
-    return data, {"name": path.stem, "scale": scale, "metadata": metadata}, "image"
+    kwargs = {"name": path.stem, "scale": scale, "contrast_limits": contrast_limits(data),
+              "metadata": metadata}
+    return data, kwargs, "image"
 
 
 def _header_fields(info: ImageInfo) -> dict[str, Any]:

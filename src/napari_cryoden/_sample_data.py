@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from .io.intensity import contrast_limits
+
 __all__ = ["SAMPLE_SEED", "SAMPLE_SIZE", "make_synthetic_micrograph"]
 
 SAMPLE_SEED = 2024
@@ -24,7 +26,9 @@ def make_synthetic_micrograph() -> list[LayerData]:
     model trained on it for a few minutes on a laptop visibly denoises it.
 
     Both layers have the pixel size (Å) as their scale and contrast limits at the 0.5 and 99.5
-    percentiles of their own pixels; their metadata record the defocus and the simulation.
+    percentiles of their own pixels (:func:`~napari_cryoden.io.intensity.contrast_limits`, as the
+    reader sets them for a user's micrograph); their metadata record the defocus and the
+    simulation.
     """
     from .simulation.micrographs import simulate_exposure
     from .simulation.params import HIGH_CONTRAST
@@ -46,10 +50,9 @@ def make_synthetic_micrograph() -> list[LayerData]:
 def _layer_kwargs(
     name: str, image: np.ndarray, pixel_size: float, metadata: dict[str, Any]
 ) -> dict[str, Any]:
-    lo, hi = (float(v) for v in np.percentile(image, [0.5, 99.5]))
     return {
         "name": name,
         "scale": (pixel_size, pixel_size),
-        "contrast_limits": (lo, hi),
+        "contrast_limits": contrast_limits(image),
         "metadata": dict(metadata),
     }

@@ -389,3 +389,53 @@ def test_8k_micrograph_with_a_tiny_model() -> None:
     crop = image[4000:4300, 4100:4400]  # away from its own border it must match the full result
     np.testing.assert_allclose(result[4003:4297, 4103:4397], _untiled(model, crop)[3:-3, 3:-3],
                                rtol=0, atol=TOL)
+
+
+def _hot_pixel_pair(size: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A simulated micrograph, the same with 20 counting outliers at 500, and the pixels within
+    the seed net's receptive radius (3) of an outlier.
+    """
+    from scipy.ndimage import binary_dilation
+
+    from napari_cryoden.simulation.micrographs import simulate_micrograph
+    from napari_cryoden.simulation.params import HIGH_CONTRAST
+
+    clean_of_outliers, _ = simulate_micrograph(HIGH_CONTRAST, np.random.default_rng(0), size)
+    hot = clean_of_outliers.copy()
+    rng = np.random.default_rng(1)
+    is_hot = np.zeros(hot.shape, bool)
+    is_hot[rng.integers(0, size, 20), rng.integers(0, size, 20)] = True
+    hot[is_hot] = 500.0
+    near = binary_dilation(is_hot, np.ones((3, 3), bool), iterations=3)
+    return clean_of_outliers, hot, near
+
+
+def test_pixel_cutoff_denoises_a_hot_micrograph_like_the_clean_one(seed_net: nn.Module) -> None:
+    clean_of_outliers, hot, near = _hot_pixel_pair()
+    reference = denoise(seed_net, clean_of_outliers, normalization="meanstd")
+    clipped = denoise(seed_net, hot, normalization="meanstd", pixel_cutoff=5.0)
+    np.testing.assert_allclose(clipped[~near], reference[~near], rtol=0, atol=1e-3)
+    assert np.abs(clipped - reference).max() < 0.1  # no 500-valued blob at the hot pixels
+    unclipped = denoise(seed_net, hot, normalization="meanstd")  # without the flag: as before
+    np.testing.assert_allclose(unclipped, _untiled(seed_net, hot, "meanstd"), rtol=0, atol=TOL)
+    assert np.abs(unclipped - reference)[~near].max() > 0.1  # the outliers skew meanstd
+
+
+def test_cli_denoise_pixel_cutoff_flag(seed_net: nn.Module, tmp_path, capsys) -> None:
+    weights = save_checkpoint(tmp_path / "m.safetensors", seed_net, Config())
+    clean_of_outliers, hot, near = _hot_pixel_pair(128)
+    (tmp_path / "in").mkdir()
+    write_mrc(tmp_path / "in" / "hot.mrc", hot, 1.06)
+    argv = ["denoise", str(weights), str(tmp_path / "in"), "--device", "cpu"]
+    assert main([*argv, "--out", str(tmp_path / "plain")]) == 0
+    assert main([*argv, "--out", str(tmp_path / "clip"), "--pixel-cutoff", "5"]) == 0
+    plain, clip = (read_image(tmp_path / d / "hot.mrc")[0] for d in ("plain", "clip"))
+    normalization = Config().data.normalization
+    np.testing.assert_allclose(plain, _untiled(seed_net, hot, normalization), rtol=0, atol=TOL)
+    reference = denoise(seed_net, clean_of_outliers, normalization=normalization)
+    np.testing.assert_allclose(clip[~near], reference[~near], rtol=0, atol=1e-3)
+    assert clip.max() < 2.0 < plain.max()
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main([*argv, "--out", str(tmp_path / "x"), "--pixel-cutoff", "-1"])
+    assert "not a positive number of standard deviations" in capsys.readouterr().err

@@ -72,3 +72,19 @@ def test_the_device_is_resolved_once_per_job(weights: Path, monkeypatch) -> None
 def test_a_missing_device_is_a_one_line_error(weights: Path) -> None:
     with pytest.raises(InputError, match="CUDA is not available"):
         run_job(DenoiseJob(weights, "cuda", _micrograph()))
+
+
+def test_a_job_with_a_pixel_cutoff_clips_hot_pixels_of_the_whole_image_and_of_a_box(
+        weights: Path) -> None:
+    image = _micrograph()
+    hot = image.copy()
+    hot[10, 12] = hot[60, 70] = 500.0
+    model, checkpoint = load_checkpoint(weights)
+    expected = denoiser.denoise(model, hot, normalization=checkpoint.normalization,
+                                pixel_cutoff=5.0)
+    whole = run_job(DenoiseJob(weights, "cpu", hot, pixel_cutoff=5.0)).data
+    np.testing.assert_allclose(whole, expected, rtol=0, atol=1e-5)
+    box = Box(40, 80, 50, 90)
+    region = run_job(DenoiseJob(weights, "cpu", hot, box=box, pixel_cutoff=5.0)).data
+    np.testing.assert_allclose(region, expected[40:80, 50:90], rtol=0, atol=1e-5)
+    assert whole.max() < 10.0 < run_job(DenoiseJob(weights, "cpu", hot)).data.max()

@@ -114,7 +114,7 @@ def save_model(model: Model | torch.nn.Module, path: str | os.PathLike[str],
 
 def denoise(image: np.ndarray, model: ModelSpec = "general", *, device: str = "auto",
             precision: str = "fp32", tile_size: int | None = None,
-            batch_size: int | None = None) -> np.ndarray:
+            batch_size: int | None = None, pixel_cutoff: float | None = None) -> np.ndarray:
     """Denoise a micrograph ``(y, x)`` or a stack ``(z, y, x)`` of any size.
 
     The image is processed in overlapping tiles that fit the device's memory; the result equals
@@ -134,6 +134,9 @@ def denoise(image: np.ndarray, model: ModelSpec = "general", *, device: str = "a
         ``fp32`` (exact), ``tf32``, ``fp16`` or ``bf16`` (fastest on CUDA GPUs).
     tile_size, batch_size
         Tile edge in pixels and tiles per batch; None: chosen from the free memory.
+    pixel_cutoff
+        Off by default. If given, pixels at least this many standard deviations from each
+        micrograph's mean are first set to the mean (hot pixels; Topaz's ``--pixel-cutoff``).
 
     Returns
     -------
@@ -151,12 +154,13 @@ def denoise(image: np.ndarray, model: ModelSpec = "general", *, device: str = "a
 
     loaded = as_model(model, device)
     return run(loaded.net, image, **loaded.options(), precision=precision, tile_size=tile_size,
-               batch_size=batch_size)
+               batch_size=batch_size, pixel_cutoff=pixel_cutoff)
 
 
 def denoise_file(path: str | os.PathLike[str], out: str | os.PathLike[str],
                  model: ModelSpec = "general", *, device: str = "auto", precision: str = "fp32",
-                 tile_size: int | None = None, batch_size: int | None = None) -> Path:
+                 tile_size: int | None = None, batch_size: int | None = None,
+                 pixel_cutoff: float | None = None) -> Path:
     """Denoise a micrograph file (MRC or TIFF) into a float32 MRC file with its pixel size.
 
     Parameters
@@ -166,7 +170,7 @@ def denoise_file(path: str | os.PathLike[str], out: str | os.PathLike[str],
     out
         The MRC file to write, or an existing folder: the file then keeps its name, with the
         suffix ``.mrc`` (``.mrcs`` for a ``.mrcs`` stack).
-    model, device, precision, tile_size, batch_size
+    model, device, precision, tile_size, batch_size, pixel_cutoff
         As for :func:`denoise`.
 
     Returns
@@ -191,7 +195,7 @@ def denoise_file(path: str | os.PathLike[str], out: str | os.PathLike[str],
         dst = dst / (src.stem + (".mrcs" if src.suffix.lower() == ".mrcs" else ".mrc"))
     loaded = as_model(model, device)
     return run(loaded.net, src, dst, **loaded.options(), precision=precision,
-               tile_size=tile_size, batch_size=batch_size)
+               tile_size=tile_size, batch_size=batch_size, pixel_cutoff=pixel_cutoff)
 
 
 def as_model(model: ModelSpec, device: str) -> Model:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,6 +43,22 @@ def add_denoise(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fused", action=argparse.BooleanOptionalAction, default=True,
                    help="with fp16 on CUDA, run the seed net by the fused Triton kernels when "
                         "Triton is installed (default; about 3x cuDNN)")
+    p.add_argument("--pixel-cutoff", type=_positive_sigma, default=None, metavar="SIGMA",
+                   help="before denoising, set pixels at least SIGMA standard deviations from "
+                        "each micrograph's mean to the mean (hot pixels of counting cameras; "
+                        "as Topaz's --pixel-cutoff; default: off)")
+
+
+def _positive_sigma(text: str) -> float:
+    """``--pixel-cutoff``'s value: a positive number of standard deviations."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of standard "
+                                         "deviations")
+    return value
 
 
 def run_denoise(args: argparse.Namespace) -> int:
@@ -55,7 +72,8 @@ def run_denoise(args: argparse.Namespace) -> int:
     files = expand_folders(inputs)
     args.out.mkdir(parents=True, exist_ok=True)
     options = {"normalization": ckpt.normalization, "device": device,
-               "tile_size": args.tile_size, "batch_size": args.batch_size, "fused": args.fused}
+               "tile_size": args.tile_size, "batch_size": args.batch_size, "fused": args.fused,
+               "pixel_cutoff": args.pixel_cutoff}
     bar = progress(len(files), "denoise", "micrograph")
     for path in files:
         suffix = ".mrcs" if path.suffix.lower() == ".mrcs" else ".mrc"

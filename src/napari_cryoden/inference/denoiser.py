@@ -29,7 +29,7 @@ from ..config.sections import PRECISIONS
 from ..data.normalize import Normalizer, fit_normalizer
 from ..io.images import read_image, write_mrc
 from . import loops
-from .options import as_stack, forward_for, plan_for, resolve_precision, slice_name, to_device
+from .options import forward_for, input_stack, plan_for, resolve_precision, slice_name, to_device
 from .precision import PrecisionCheck, compare_precision, precision_error
 from .tiling import CPU_ACTIVATION_BYTES, TilePlan, back_off, plan_tiles, receptive_radius
 
@@ -54,6 +54,7 @@ def denoise(
     halo: int | None = None,
     name: str | None = None,
     fused: bool = True,
+    pixel_cutoff: float | None = None,
 ) -> np.ndarray:
     """Denoise a micrograph (y, x) or a stack (z, y, x) slice by slice, in blended tiles.
 
@@ -92,6 +93,10 @@ def denoise(
         With ``fp16`` on CUDA, run the seed net by the fused Triton kernels
         (:mod:`napari_cryoden.kernels`) when Triton is installed: about 3x cuDNN's fp16 forward,
         with the same fp16 accuracy. Other architectures, devices and precisions use PyTorch.
+    pixel_cutoff
+        If given, first set the pixels at least this many standard deviations from each
+        micrograph's mean to the mean (hot pixels; Topaz's ``--pixel-cutoff``, see
+        :func:`~napari_cryoden.io.intensity.clip_hot_pixels`); the image is then copied whole.
 
     Returns
     -------
@@ -104,7 +109,7 @@ def denoise(
     ConfigError
         An unknown ``precision`` or ``normalization``.
     """
-    stack = as_stack(image)
+    stack = input_stack(image, pixel_cutoff)
     dev = to_device(device)
     precision = resolve_precision(precision, amp, dev)
     if precision in loops.AUTOCAST and dev.type == "cpu":

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..io.intensity import clip_hot_pixels
 from .load import load_denoiser
 from .region import Box
 
@@ -32,7 +33,9 @@ class DenoiseJob:
 
     ``image`` is the whole image or stack when denoising it whole; for a region (``box``) it is
     the 2D slice ``z`` of a stack (``z`` is None for a 2D image). ``device`` is a choice
-    (``auto``, ``cpu``, ``cuda[:n]``, ``mps``) or a ``torch.device``.
+    (``auto``, ``cpu``, ``cuda[:n]``, ``mps``) or a ``torch.device``. ``pixel_cutoff``, if
+    given, clips hot pixels first, per micrograph
+    (:func:`~napari_cryoden.io.intensity.clip_hot_pixels`, as ``cryoden denoise --pixel-cutoff``).
     """
 
     weights: Path
@@ -41,6 +44,7 @@ class DenoiseJob:
     box: Box | None = None
     name: str = "image"
     z: int | None = None
+    pixel_cutoff: float | None = None
 
 
 @dataclass(frozen=True)
@@ -71,8 +75,11 @@ def run_job(job: DenoiseJob, progress: Callable[[int, int], None] | None = None)
     """
     denoiser = load_denoiser(job.weights, job.device)
     start = time.perf_counter()
+    image = job.image
+    if job.pixel_cutoff is not None:  # the whole micrograph's statistics, also for a box
+        image = clip_hot_pixels(np.asarray(image), job.pixel_cutoff)
     if job.box is None:
-        data = denoiser.denoise(np.asarray(job.image), name=job.name, progress=progress)
+        data = denoiser.denoise(np.asarray(image), name=job.name, progress=progress)
     else:
-        data = denoiser.denoise_region(job.image, job.box, name=job.name, progress=progress)
+        data = denoiser.denoise_region(image, job.box, name=job.name, progress=progress)
     return DenoiseResult(job, data, time.perf_counter() - start)

@@ -16,11 +16,12 @@ from torch import nn
 from ..config.sections import PRECISIONS, ConfigError
 from ..devices import resolve_device
 from ..errors import InputError
+from ..io.intensity import clip_hot_pixels
 from . import loops
 from .tiling import TilePlan, hidden_channels, plan_tiles, receptive_radius, tile_multiple
 
-__all__ = ["as_stack", "default_layout", "forward_for", "fused_forward", "plan_for",
-           "resolve_precision", "slice_name", "to_device"]
+__all__ = ["as_stack", "default_layout", "forward_for", "fused_forward", "input_stack",
+           "plan_for", "resolve_precision", "slice_name", "to_device"]
 
 
 def plan_for(model: nn.Module, shape: tuple[int, ...], dev: torch.device, precision: str,
@@ -100,6 +101,12 @@ def as_stack(image: np.ndarray) -> np.ndarray:
     if not np.issubdtype(array.dtype, np.integer) and not np.issubdtype(array.dtype, np.floating):
         raise InputError(f"denoise: expected real pixel values, got dtype {array.dtype}")
     return array if array.ndim == 3 else array[None]
+
+
+def input_stack(image: np.ndarray, pixel_cutoff: float | None) -> np.ndarray:
+    """:func:`as_stack`; a copy with hot pixels clipped per slice if ``pixel_cutoff`` is given."""
+    stack = as_stack(image)
+    return stack if pixel_cutoff is None else clip_hot_pixels(stack, pixel_cutoff)
 
 
 def slice_name(name: str | None, z: int, nz: int) -> str | None:

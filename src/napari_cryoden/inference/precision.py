@@ -12,7 +12,7 @@ from torch import nn
 
 from ..data.normalize import MAX_FIT_ROWS, fit_normalizer
 from . import loops
-from .options import as_stack, forward_for, plan_for, resolve_precision, slice_name, to_device
+from .options import forward_for, input_stack, plan_for, resolve_precision, slice_name, to_device
 
 __all__ = ["PrecisionCheck", "compare_precision", "precision_error"]
 
@@ -54,10 +54,11 @@ def compare_precision(
     halo: int | None = None,
     name: str | None = None,
     fused: bool = True,
+    pixel_cutoff: float | None = None,
 ) -> PrecisionCheck:
     """Run the first batch of tiles of ``image`` in ``precision`` and in fp32, and compare.
 
-    The tiles, layout and normalisation are those
+    The hot-pixel clip, tiles, layout and normalisation are those
     :func:`~napari_cryoden.inference.denoiser.denoise` would use with the same
     arguments (see there), the fused kernels included; the reference runs in exact fp32 (TF32
     off).
@@ -73,7 +74,7 @@ def compare_precision(
     ConfigError
         An unknown ``precision`` or ``normalization``.
     """
-    stack = as_stack(image)
+    stack = input_stack(image, pixel_cutoff)
     dev = to_device(device)
     precision = resolve_precision(precision, False, dev)
     step = max(1, math.ceil(stack.shape[1] / MAX_FIT_ROWS))
