@@ -32,10 +32,10 @@ def test_the_header_gives_config_epoch_and_losses(weights: Path) -> None:
 
 
 @pytest.mark.parametrize(("content", "reason"), [
-    (b"pixel size 1.06\nnot weights\n", "header of"),
-    (np.random.default_rng(0).bytes(4096), "header of"),
+    (b"pixel size 1.06\nnot weights\n", "looks like a text file"),
+    (np.random.default_rng(0).bytes(4096), "no header length that fits in its 4,096 bytes"),
     (b"\x80\x04 pickled", "looks like a pickle"),
-    (b"", "header of 0 bytes"),
+    (b"", "fits in its 0 bytes"),
     ((17).to_bytes(8, "little") + b'{"a": 1, "b": [}' + b"x", "header is not JSON"),
     ((2).to_bytes(8, "little") + b"[]", "header is not JSON"),
 ])

@@ -88,10 +88,9 @@ def _read_header(path: Path) -> dict[str, Any]:
             opener = file.read(8)
             length = int.from_bytes(opener, "little")
             if len(opener) < 8 or length > min(size - 8, MAX_HEADER):
-                hint = " (it looks like a pickle/torch .pt file)" if looks_pickled(opener) else ""
                 raise WeightFileError(
-                    f"{path}: not a safetensors weight file{hint}: its first 8 bytes give a "
-                    f"header of {length:,} bytes, the file has {size:,}")
+                    f"{path}: not a safetensors weight file{_kind(opener)}: its first 8 bytes "
+                    f"give no header length that fits in its {size:,} bytes")
             text = file.read(length)
     except FileNotFoundError:
         raise WeightFileError(f"{path}: no such weight file") from None
@@ -120,6 +119,14 @@ def _check_offsets(header: dict[str, Any], data_size: int, path: Path) -> None:
                 or not 0 <= offsets[0] <= offsets[1] <= data_size):
             raise WeightFileError(f"{path}: tensor {name[:60]!r} lies outside the file "
                                   "(truncated or not a safetensors weight file)")
+
+
+def _kind(opener: bytes) -> str:
+    if looks_pickled(opener):
+        return " (it looks like a pickle/torch .pt file)"
+    if opener and all(32 <= c < 127 or c in b"\t\r\n" for c in opener):
+        return " (it looks like a text file)"
+    return ""
 
 
 def looks_pickled(payload: bytes) -> bool:

@@ -148,8 +148,8 @@ def test_two_runs_with_the_same_folder_name_get_their_parent_folder(panel, tmp_p
 
 
 @pytest.mark.parametrize(("content", "reason"), [
-    (b"pixel size 1.06\nthis is a text file\n", "header of"),
-    (np.random.default_rng(3).bytes(4096), "header of"),
+    (b"pixel size 1.06\nthis is a text file\n", "it looks like a text file"),
+    (np.random.default_rng(3).bytes(4096), "no header length that fits in its 4,096 bytes"),
     (b"\x80\x04 a pickle renamed", "looks like a pickle"),
 ])
 def test_a_file_that_is_not_a_weight_file_is_refused_in_the_panel(
