@@ -96,8 +96,8 @@ def test_file_picker_loads_and_registers_the_file(make_napari_viewer: Any,
     save(path, seed=3)
     widget = make_widget(make_napari_viewer)
     widget.file_edit.value = path
-    assert MODELS.get("run1/best.safetensors") == path
-    assert widget.model_choice.value == "run1/best.safetensors" and widget.path == path
+    assert MODELS.get("run1 · best (seed, epoch 1)") == path
+    assert widget.model_choice.value == "run1 · best (seed, epoch 1)" and widget.path == path
     assert len(shown_images(widget)) == 3
 
 
@@ -110,6 +110,7 @@ def test_a_bad_file_is_reported_not_raised(make_napari_viewer: Any, tmp_path: Pa
     widget = make_widget(make_napari_viewer)
     widget.file_edit.value = bad
     assert errors and str(bad) in errors[0] and widget.state is None
+    assert MODELS.registered() == []  # refused from its header: not listed
 
 
 def test_export_writes_a_png(make_napari_viewer: Any, tmp_path: Path) -> None:

@@ -100,18 +100,28 @@ class WeightsWidget(QWidget):
     def _on_file_chosen(self, path: Path | None) -> None:
         if path is None or not Path(path).is_file():
             return
-        path = Path(path)
-        label = f"{path.parent.name}/{path.name}"
+        from napari.utils.notifications import show_error
+
+        from napari_cryoden.errors import CryodenError
+
+        previous = self.model_choice.value
         self.model_choice.value = None  # so registering re-selects and loads it exactly once
-        MODELS.register(label, path)
+        try:
+            MODELS.add_file(path)  # checks the header: a text file is refused, not listed
+        except CryodenError as exc:
+            self.model_choice.value = previous
+            show_error(str(exc))
 
     def _on_registry_changed(self, label: str, path: Path) -> None:
         try:
             self.model_choice.reset_choices()
         except RuntimeError:  # this widget's Qt side is gone (viewer closed)
             return
+        shown = self.path is not None and self.path.resolve() == Path(path).resolve()
         if self.model_choice.value == label:
             self.load(path, label)  # the file was re-written: a new best epoch
+        elif shown:
+            self.model_choice.value = label  # renamed (its training ended): still this file
         elif self.model_choice.value is None:
             self.model_choice.value = label  # the first model: show it
 

@@ -24,16 +24,15 @@ from safetensors.torch import save as st_save
 
 from .. import __version__
 from ..config import presets
-from ..config.sections import NORMALIZATIONS, Config, ConfigError, ModelConfig
+from ..config.sections import Config, ConfigError, ModelConfig
 from ..errors import WeightFileError
 from ..io.atomic import atomic_write_bytes
+from .header import FORMAT, META_KEY, looks_pickled, parse_metadata
 from .nets import build_model, expected_shapes
 
 __all__ = ["FORMAT", "Checkpoint", "save_checkpoint", "load_checkpoint", "atomic_write_bytes"]
 
-FORMAT = "napari-cryoden-weights"
 FORMAT_VERSION = 1
-_META_KEY = "cryoden"
 EXTRA_PREFIX = "optim."  # non-model tensors (optimizer state) live under this prefix
 _EXTRA_NAME = re.compile(r"optim\.\d{1,6}\.[A-Za-z_][A-Za-z0-9_]{0,63}")
 
@@ -102,7 +101,7 @@ def save_checkpoint(
         "normalization": config.data.normalization,
         **metadata,
     }
-    payload = st_save(tensors, metadata={_META_KEY: json.dumps(meta)})
+    payload = st_save(tensors, metadata={META_KEY: json.dumps(meta)})
     atomic_write_bytes(path, payload)
     return Path(path)
 
@@ -171,51 +170,13 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, An
         hint = " (it looks like a pickle/torch .pt file)" if _looks_pickled(payload) else ""
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise WeightFileError(f"{path}: not a safetensors weight file{hint}: {reason}") from None
-    meta_text = (header.get("__metadata__") or {}).get(_META_KEY)
-    if meta_text is None:
-        raise WeightFileError(f"{path}: no napari-cryoden metadata (not written by cryoden?)")
-    try:
-        meta = json.loads(meta_text)
-    except json.JSONDecodeError as exc:
-        raise WeightFileError(f"{path}: corrupt metadata JSON ({exc.msg})") from None
-    except RecursionError:
-        raise WeightFileError(f"{path}: corrupt metadata JSON (nested too deeply)") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise WeightFileError(f"{path}: metadata is not of format {FORMAT!r}")
-    _check_metadata(meta, path)
+    meta = parse_metadata(header, path)
     return tensors, meta
 
 
 def _looks_pickled(payload: bytes) -> bool:
-    r"""Tell whether ``payload`` is a pickle or a torch archive instead of safetensors.
-
-    That is: pickle protocol 2-5 (``\x80\x0N``) or a torch zip archive (``PK\x03\x04``), whose
-    first 8 bytes read as a safetensors header length would exceed the file.
-    """
-    opener = payload[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05") or (
-        payload[:4] == b"PK\x03\x04")
-    return opener and int.from_bytes(payload[:8], "little") > len(payload)
-
-
-def _check_metadata(meta: dict[str, Any], path: Path) -> None:
-    """Check that the metadata fields other code reads have their types.
-
-    Metadata is data, never code. All problems are named in one :class:`WeightFileError`.
-    """
-    problems = []
-    epoch = meta.get("epoch")
-    if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, int)
-                              or epoch < 0):
-        problems.append(f"epoch {epoch!r:.40} is not a whole number >= 0")
-    norm = meta.get("normalization", "none")
-    if not isinstance(norm, str) or norm not in NORMALIZATIONS:
-        problems.append(f"normalization {norm!r:.40} is not one of {', '.join(NORMALIZATIONS)}")
-    for key in ("train_loss", "val_loss", "val_mse", "best_val_loss"):
-        value = meta.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-            problems.append(f"{key} {value!r:.40} is not a number")
-    if problems:
-        raise WeightFileError(f"{path}: bad metadata: {'; '.join(problems)}")
+    """Tell a pickle or torch zip: such an opener, read as a header length, exceeds the file."""
+    return looks_pickled(payload) and int.from_bytes(payload[:8], "little") > len(payload)
 
 
 def _config_from_metadata(meta: dict[str, Any], path: Path) -> Config:

@@ -76,8 +76,24 @@ def setup(make_napari_viewer, image: np.ndarray, weights: Path | None = None):
     widget = DenoiseWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Denoise")
     if weights is not None:
-        MODELS.register("tiny", weights)
+        use(widget, weights)
     return viewer, widget
+
+
+def use(widget: DenoiseWidget, weights: Path, label: str = "tiny") -> None:
+    """Register a model (as Train or Open do) and choose it in the Model list, as a user would."""
+    choose(widget, MODELS.register(label, weights))
+
+
+def choose(widget: DenoiseWidget, label: str) -> None:
+    combo = widget.model.native
+    index = combo.findText(label)
+    assert index >= 0, f"{label!r} not in {[combo.itemText(i) for i in range(combo.count())]}"
+    combo.setCurrentIndex(index)
+
+
+def chosen(widget: DenoiseWidget) -> str:
+    return widget.model.native.currentText()
 
 
 def click_denoise(qtbot, widget: DenoiseWidget) -> Image:
@@ -117,7 +133,7 @@ def test_the_shipped_general_model_denoises_before_anything_is_trained(make_napa
     from napari_cryoden.models.pretrained import shipped_path
 
     viewer, widget = setup(make_napari_viewer, micrograph)
-    assert widget.model.value == "general (shipped)"
+    assert chosen(widget) == "general (shipped)"
     layer = click_denoise(qtbot, widget)
     assert layer.data.shape == micrograph.shape
     model, ckpt = load_checkpoint(shipped_path("general"))
@@ -126,19 +142,21 @@ def test_the_shipped_general_model_denoises_before_anything_is_trained(make_napa
     assert ckpt.config.model.preset == "unet-small"
 
 
-def test_a_model_registered_later_appears_and_is_used(make_napari_viewer, qtbot, weights,
-                                                      micrograph, tmp_path):
+def test_a_model_registered_later_appears_but_is_used_only_once_chosen(
+        make_napari_viewer, qtbot, weights, micrograph, tmp_path):
     viewer, widget = setup(make_napari_viewer, micrograph)
-    assert set(widget.model.choices) == set(SHIPPED)  # before training: the shipped models
-    assert widget.model.value == "general (shipped)"
+    texts = lambda: [widget.model.native.itemText(i)  # noqa: E731
+                     for i in range(widget.model.native.count())]
+    assert texts() == list(SHIPPED)  # before training: the shipped models
+    assert chosen(widget) == "general (shipped)"
     other = tmp_path / "other.safetensors"
     config = Config()
     save_checkpoint(other, build_model(config.model, seed=1), config, epoch=2)
     MODELS.register("run 1 (best)", weights)  # as the Train widget does on a new best epoch
     MODELS.register("run 2 (best)", other)
-    assert set(widget.model.choices) == {"run 1 (best)", "run 2 (best)", *SHIPPED}
-    assert widget.model.value == "run 1 (best)"  # the first one was selected, and stays
-    widget.model.value = "run 2 (best)"
+    assert texts() == [*SHIPPED, "run 1 (best)", "run 2 (best)"]
+    assert chosen(widget) == "general (shipped)"  # a model Train registers is not chosen for you
+    choose(widget, "run 2 (best)")
     layer = click_denoise(qtbot, widget)
     np.testing.assert_allclose(layer.data, reference(other, micrograph), atol=1e-6)
     assert not np.allclose(layer.data, reference(weights, micrograph), atol=1e-3)
@@ -149,7 +167,7 @@ def test_a_stack_is_denoised_slice_by_slice(make_napari_viewer, qtbot, weights, 
     viewer = make_napari_viewer()
     viewer.add_image(stack, name="tilts", scale=(1.0, *SCALE))
     widget = DenoiseWidget(viewer)
-    MODELS.register("tiny", weights)
+    use(widget, weights)
     layer = click_denoise(qtbot, widget)
     assert layer.data.shape == stack.shape
     np.testing.assert_allclose(layer.data, reference(weights, stack), atol=1e-6)
@@ -162,7 +180,7 @@ def test_a_region_of_a_stack_is_denoised_on_the_slice_shown(make_napari_viewer, 
     viewer.add_image(stack, name="tilts")
     viewer.add_shapes([[[10, 20], [10, 60], [50, 60], [50, 20]]], shape_type="rectangle")
     widget = DenoiseWidget(viewer)
-    MODELS.register("tiny", weights)
+    use(widget, weights)
     widget.region.value = RECTANGLE
     viewer.dims.set_current_step(0, 1)
     layer = click_denoise(qtbot, widget)
@@ -267,26 +285,32 @@ def test_compare_without_clean_shows_two_panels(make_napari_viewer, qtbot, weigh
 def test_bad_weight_file_is_reported_and_the_viewer_still_works(
         make_napari_viewer, qtbot, weights, micrograph, tmp_path, monkeypatch, notes):
     from qtpy.QtWidgets import QFileDialog
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
 
     viewer, widget = setup(make_napari_viewer, micrograph, weights)
-    broken = tmp_path / "broken.safetensors"
-    broken.write_bytes(b"\x80\x04 this is a pickle, not a weight file")
+    broken = tmp_path / "run" / "broken.safetensors"  # a sound header, a tensor cut short
+    broken.parent.mkdir()
+    with safe_open(str(weights), "np") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+        save_file({**tensors, "conv1.weight": tensors["conv1.weight"][:8]}, str(broken),
+                  metadata=f.metadata())
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(broken), ""))
     widget.open_button.native.click()
-    assert widget.model.value == "broken.safetensors" and MODELS.get("broken.safetensors")
+    assert chosen(widget) == "run · broken (seed, epoch 1)" and widget.model.value == broken
     widget.denoise_button.native.click()
     qtbot.waitUntil(lambda: bool(errors(notes)) and not widget.busy, timeout=WAIT_MS)
     [message] = errors(notes)
-    assert "broken.safetensors" in message and "not a safetensors weight file" in message
+    assert "broken.safetensors" in message and "conv1.weight has shape" in message
     assert "mic denoised" not in viewer.layers and widget.denoise_button.enabled
-    widget.model.value = "tiny"
+    choose(widget, "tiny")
     assert click_denoise(qtbot, widget).name == "mic denoised"
 
 
 def test_missing_layer_and_4d_data_are_reported(make_napari_viewer, weights, notes):
     viewer = make_napari_viewer()
     widget = DenoiseWidget(viewer)
-    MODELS.register("tiny", weights)
+    use(widget, weights)
     widget.denoise_button.native.click()
     assert "No image layer" in errors(notes)[-1]
     viewer.add_image(np.zeros((2, 2, 16, 16), np.float32), name="movie")
@@ -300,7 +324,7 @@ def test_the_manifest_opens_the_widget_with_napari_s_viewer_proxy(make_napari_vi
     viewer.add_image(micrograph, name="mic", scale=SCALE, translate=TRANSLATE)
     _, widget = viewer.window.add_plugin_dock_widget("napari-cryoden", "Denoise")
     assert isinstance(widget, DenoiseWidget)
-    MODELS.register("tiny", weights)
+    use(widget, weights)
     layer = click_denoise(qtbot, widget)
     np.testing.assert_allclose(layer.data, reference(weights, micrograph), atol=1e-6)
     widget.compare_button.native.click()
@@ -352,7 +376,7 @@ def test_a_fortran_raw_folder_denoises_like_the_original_model(make_napari_viewe
     write_raw(model, tmp_path / "fortran_run", layout="fortran")
     viewer, widget = setup(make_napari_viewer, micrograph)
     label = load_raw(qtbot, widget, tmp_path / "fortran_run", "fortran")
-    assert label == "fortran_run (raw, fortran)" and widget.model.value == label
+    assert label == "fortran_run (raw, fortran)" and chosen(widget) == label
     assert MODELS.get(label).suffix == ".safetensors"
     layer = click_denoise(qtbot, widget)
     np.testing.assert_allclose(layer.data, denoise(model, micrograph, normalization="none"),
@@ -377,7 +401,7 @@ def test_seed_legacy_on_an_oihw_folder_warns_when_clean_is_set(make_napari_viewe
     with qtbot.waitSignal(widget.raw_loaded, timeout=WAIT_MS):
         widget.raw_layout.value = "seed-legacy"  # changing the layout re-reads the folder
     qtbot.waitUntil(lambda: widget.raw_worker is None, timeout=WAIT_MS)
-    assert widget.model.value == "run (raw, seed-legacy)"
+    assert chosen(widget) == "run (raw, seed-legacy)"
     click_denoise(qtbot, widget)
     assert warned and all(w.startswith("Check the weights: ") for w in warned)
     assert any("worse than the identity" in w for w in warned)

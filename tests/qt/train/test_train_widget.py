@@ -102,7 +102,8 @@ def test_training_from_layers_runs_to_the_end(make_napari_viewer, qtbot, tmp_pat
     assert not history["stopped"] and len(history["epochs"]) == 2
     assert widget.loss_points() == len(history["steps"]) + 2 * 2  # steps + train/val per epoch
     assert 0 < points[0] < points[1] == widget.loss_points()  # the plot gained points
-    assert MODELS.get("run (training)") == run / "best.safetensors"
+    [label] = MODELS.registered()
+    assert MODELS.get(label) == run / "best.safetensors" and "training" not in label
     assert widget.start_button.isEnabled() and not widget.stop_button.isEnabled()
     assert not widget.worker.is_running
 
@@ -180,15 +181,36 @@ def test_stop_mid_epoch_then_resume_continues(make_napari_viewer, qtbot, tmp_pat
 
 
 def test_best_checkpoint_is_registered_for_other_widgets(make_napari_viewer, qtbot, tmp_path):
-    _, widget = make_widget(make_napari_viewer, tmp_path, **{"train.epochs": 1})
+    from napari_cryoden._qt.denoise.widget import DenoiseWidget
+
+    viewer, widget = make_widget(make_napari_viewer, tmp_path, **{"train.epochs": 1})
+    denoise = DenoiseWidget(viewer)
+    viewer.window.add_dock_widget(denoise, name="Denoise")
+    combo = denoise.model.native
     widget.run_folder.line_edit.value = ""  # the default: a new timestamped run folder
     seen: list[tuple[str, Path]] = []
-    MODELS.changed.connect(lambda label, path: seen.append((label, path)))
-    run_to_end(qtbot, widget, widget.start)
+    picked: list[str] = []
+
+    def watch(label: str, path: Path) -> None:
+        seen.append((label, path))
+        picked.append(combo.currentText())
+
+    MODELS.changed.connect(watch)
+    try:
+        run_to_end(qtbot, widget, widget.start)
+    finally:
+        MODELS.changed.disconnect(watch)
     run_dir = widget.run_dir
+    best = run_dir / "best.safetensors"
     assert run_dir.parent == tmp_path / "home" / ".napari-cryoden" / "runs"
-    assert seen == [(f"{run_dir.name} (training)", run_dir / "best.safetensors")]
-    assert seen[0][1].exists()
+    assert seen == [(f"{run_dir.name} · best (seed, training)", best),  # while it trains
+                    (f"{run_dir.name} · best (seed, epoch 1)", best)]  # once the run ended
+    assert best.exists()
+    # Denoise lists the run's model but keeps what the user chose, and its entry is renamed
+    assert picked == ["general (shipped)"] * 2 and combo.currentText() == "general (shipped)"
+    texts = [combo.itemText(i) for i in range(combo.count())]
+    assert f"{run_dir.name} · best (seed, epoch 1)" in texts
+    assert not any("training" in text for text in texts)
 
 
 def test_start_and_resume_refuse_what_would_lose_or_redo_work(make_napari_viewer, tmp_path):

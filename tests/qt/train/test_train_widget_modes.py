@@ -73,7 +73,9 @@ def check_run(widget: TrainWidget, run: Path, epochs: list[Any], mode: str) -> d
     assert widget.loss_points() == len(history["steps"]) + 2 * 2
     _, ckpt = load_checkpoint(run / "best.safetensors")
     assert ckpt.config.train.mode == mode
-    assert MODELS.get("run (training)") == run / "best.safetensors"
+    [label] = MODELS.registered()  # "training" dropped from its label once the run ended
+    assert MODELS.get(label) == run / "best.safetensors"
+    assert label == f"run · best (seed, epoch {ckpt.epoch})"
     assert widget.start_button.isEnabled() and "Finished" in widget.status.text()
     return history
 

@@ -117,8 +117,8 @@ class RawFolders:
 
     def _on_raw_returned(self, folder: Path, layout: str, out: Path, axes: str) -> None:
         label = f"{folder.name} (raw, {layout if layout != 'auto' else 'auto: ' + axes})"
-        MODELS.register(label, out)
-        self.model.value = label
+        label = MODELS.register(label, out)
+        self.model.value = out
         self.raw_loaded.emit(label)
 
     def _on_raw_errored(self, exc: BaseException) -> None:

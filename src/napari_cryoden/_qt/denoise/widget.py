@@ -10,13 +10,13 @@ layer are updated. Workers never touch layers.
 A region (a Shapes rectangle or the field of view, :mod:`.regions`) is denoised by
 :func:`~napari_cryoden.inference.region.denoise_region`: its pixels are exactly those of a
 whole-image run; the rest of ``"<name> denoised"`` keeps the input (:mod:`.layers`, which also
-holds the side-by-side compare). *Open raw weight folder…* is in :mod:`.raw_folders`.
+holds the side-by-side compare). *Open raw weight folder…* is in :mod:`.raw_folders`, the model
+list and *Open weight file…* in :mod:`.weight_files`.
 """
 
 from __future__ import annotations
 
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,10 +26,11 @@ from napari.utils.notifications import show_error, show_warning
 from psygnal import Signal
 from superqt.utils import ensure_main_thread
 
-from napari_cryoden._qt._models import MODELS, SHIPPED_LABELS
+from napari_cryoden._qt._models import MODELS
 from napari_cryoden._qt.denoise.layers import SideBySide, write_denoised
 from napari_cryoden._qt.denoise.raw_folders import RAW_LAYOUTS, RawFolders, message
 from napari_cryoden._qt.denoise.regions import field_of_view_box, rectangle_box
+from napari_cryoden._qt.denoise.weight_files import WeightFiles
 from napari_cryoden.config.sections import DEVICES
 from napari_cryoden.errors import InputError
 from napari_cryoden.inference.job import DenoiseJob, DenoiseResult, run_job
@@ -45,7 +46,7 @@ WHOLE, RECTANGLE, FIELD_OF_VIEW = (
 REGIONS = (WHOLE, RECTANGLE, FIELD_OF_VIEW)
 
 
-class DenoiseWidget(RawFolders, Container):
+class DenoiseWidget(RawFolders, WeightFiles, Container):
     """Denoise an image layer with a trained model, and compare noisy | denoised | clean."""
 
     finished = Signal(object)
@@ -79,11 +80,13 @@ class DenoiseWidget(RawFolders, Container):
     def _build_model_choice(self) -> None:
         self.image = ComboBox(label="Image", choices=self._images,
                               tooltip="The micrograph or stack to denoise (an Image layer).")
-        self.model = ComboBox(label="Model", choices=lambda _: MODELS.labels(), tooltip=(
+        self.model = ComboBox(label="Model", choices=lambda _: MODELS.choices(), tooltip=(
             "A model trained in this session (the Train widget adds its best checkpoint after "
             "every new best epoch), a weight file you opened, or a model that ships with the "
             "plugin: 'general' (a small U-Net trained on varied simulated micrographs) or "
-            "'general-fast' (the 3-layer net, ~10x faster on a CPU)."))
+            "'general-fast' (the 3-layer net, ~10x faster on a CPU). Each entry reads "
+            "'run folder · file (preset, epoch)'; hover over it for its path and validation "
+            "loss. The choice changes only when you change it."))
         self.open_button = PushButton(text="Open weight file…", tooltip=(
             "Choose a .safetensors weight file written by cryoden; it is added to Model."))
         self.device = ComboBox(label="Device", choices=DEVICES, value="auto", tooltip=(
@@ -99,6 +102,7 @@ class DenoiseWidget(RawFolders, Container):
             "Adds (or updates) the layer '<image> denoised' with the same scale and position."))
         self.progress = ProgressBar(label="Progress", value=0, min=0, max=1)
         self.status = Label(label="", value="")
+        self.status.native.setWordWrap(True)  # a one-line error naming a long path
 
     def _build_compare(self) -> None:
         self.clean = ComboBox(label="Clean (optional)", choices=self._clean_choices, tooltip=(
@@ -139,6 +143,7 @@ class DenoiseWidget(RawFolders, Container):
     # ---- keeping the choices in step with the viewer and the model registry --------------------
     def _reset(self, event: Any = None) -> None:
         self.reset_choices()
+        self._show_model_tooltips()
         if self.clean.value is None and not self._clean_chosen:
             # first guess for the reference panel: a layer called "... clean ..."
             guess = [layer for _, layer in self._images() if "clean" in layer.name.lower()]
@@ -150,27 +155,8 @@ class DenoiseWidget(RawFolders, Container):
     def _on_clean_changed(self, value: Any) -> None:
         self._clean_chosen = True
 
-    def _on_model_registered(self, label: str, path: Path) -> None:
-        self.model.reset_choices()
-        if self.model.value is None or self.model.value in SHIPPED_LABELS:
-            self.model.value = label  # a model of this session beats the shipped default
-
     def _on_region_changed(self, value: str) -> None:
         self.shapes.visible = value == RECTANGLE
-
-    def _open_weight_file(self) -> None:
-        from qtpy.QtWidgets import QFileDialog
-
-        path, _ = QFileDialog.getOpenFileName(
-            self.native, "Open a weight file", "", "cryoden weight files (*.safetensors)")
-        if path:
-            self.add_weight_file(path)
-
-    def add_weight_file(self, path: str | Path) -> None:
-        """Register a weight file in the model list under its file name and select it."""
-        path = Path(path)
-        MODELS.register(path.name, path)
-        self.model.value = path.name
 
     # ---- running ------------------------------------------------------------------------------
     @property
@@ -204,8 +190,7 @@ class DenoiseWidget(RawFolders, Container):
             kind = "RGB" if layer.rgb else "multiscale" if layer.multiscale else f"{layer.ndim}D"
             raise InputError(f"{layer.name!r} is {kind}: denoise works on 2D micrographs and "
                              "3D stacks of them")
-        label = self.model.value
-        weights = MODELS.get(label) if label is not None else None
+        weights = self.model.value
         if weights is None:
             raise InputError("No model chosen: train one with the Train widget or open a "
                              ".safetensors weight file")

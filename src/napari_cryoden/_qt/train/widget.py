@@ -234,7 +234,7 @@ class TrainWidget(QWidget):
                 self.status.setText(event.describe())
                 self.epoch_finished.emit(event)
             elif isinstance(event, CheckpointSaved) and event.kind == "best":
-                MODELS.register(f"{event.path.parent.name} (training)", event.path)
+                MODELS.add_training(event.path)  # "training" in its label until the end
             elif isinstance(event, TrainWarning):  # e.g. validation loss rising: say it loudly
                 from napari.utils.notifications import show_warning
 
@@ -263,6 +263,8 @@ class TrainWidget(QWidget):
         if self._outcome is None:  # stopped between two yields: the core ended without TrainEnd
             self._outcome = "stopped"
             self.status.setText(f"Stopped: last weights and history are in {self.run_dir}.")
+        if self.run_dir is not None:  # the run is over: its model is no longer "training"
+            MODELS.end_training(self.run_dir / "best.safetensors")
         self._progress.finish(self._outcome)
         self._set_running(False)
         self.finished.emit()
