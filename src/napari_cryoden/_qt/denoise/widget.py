@@ -9,9 +9,9 @@ layer are updated. Workers never touch layers.
 
 A region (a Shapes rectangle or the field of view, :mod:`.regions`) is denoised by
 :func:`~napari_cryoden.inference.region.denoise_region`: its pixels are exactly those of a
-whole-image run; the rest of ``"<name> denoised"`` keeps the input (:mod:`.layers`, which also
-holds the side-by-side compare). *Open raw weight folder…* is in :mod:`.raw_folders`, the model
-list and *Open weight file…* in :mod:`.weight_files`.
+whole-image run; the rest of ``"<name> denoised"`` keeps the input (:mod:`.layers`). Compare is
+:mod:`.compare`; *Open raw weight folder…* is :mod:`.raw_folders`, the model list and *Open
+weight file…* :mod:`.weight_files`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from psygnal import Signal
 from superqt.utils import ensure_main_thread
 
 from napari_cryoden._qt._models import MODELS
-from napari_cryoden._qt.denoise.layers import SideBySide, write_denoised
+from napari_cryoden._qt.denoise.compare import SideBySide
+from napari_cryoden._qt.denoise.layers import write_denoised
 from napari_cryoden._qt.denoise.raw_folders import RAW_LAYOUTS, RawFolders, message
 from napari_cryoden._qt.denoise.regions import field_of_view_box, rectangle_box
 from napari_cryoden._qt.denoise.weight_files import WeightFiles
@@ -107,10 +108,10 @@ class DenoiseWidget(RawFolders, WeightFiles, Container):
     def _build_compare(self) -> None:
         self.clean = ComboBox(label="Clean (optional)", choices=self._clean_choices, tooltip=(
             "A noise-free or reference image shown as the third panel of Compare; 'none' "
-            "shows noisy | denoised only. Contrast is taken from it when given."))
+            "shows noisy | denoised only."))
         self.compare_button = PushButton(text="Compare side by side", tooltip=(
-            "Grid view: noisy | denoised | clean with the same contrast limits; pan and zoom "
-            "move all panels together. Click again to go back."))
+            "Grid view: noisy | denoised | clean, each labelled and with its own contrast; pan "
+            "and zoom move all panels together. Click again to go back to the view you had."))
 
     def _connect(self) -> None:
         events = self.viewer.layers.events
@@ -266,7 +267,7 @@ class DenoiseWidget(RawFolders, WeightFiles, Container):
             self.compare_button.text = "Compare side by side"
 
     def toggle_compare(self) -> None:
-        """Grid view noisy | denoised | clean with matched contrast; a second call goes back."""
+        """Grid view noisy | denoised | clean, labelled and framed; a second call goes back."""
         if self.side_by_side.active:
             self.side_by_side.hide()
             self.compare_button.text = "Compare side by side"
@@ -280,5 +281,5 @@ class DenoiseWidget(RawFolders, WeightFiles, Container):
         clean = self.clean.value
         if clean is not None and clean in self.viewer.layers and clean not in panels:
             panels.append(clean)
-        self.side_by_side.show(panels, reference=panels[2] if len(panels) == 3 else noisy)
+        self.side_by_side.show(panels)
         self.compare_button.text = "Back to single view"
