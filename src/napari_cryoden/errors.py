@@ -6,7 +6,7 @@ the napari widgets show them as notifications. docs/troubleshooting.md lists eve
 
 from __future__ import annotations
 
-__all__ = ["CryodenError", "InputError", "WeightFileError", "SaveError"]
+__all__ = ["Cancelled", "CryodenError", "InputError", "WeightFileError", "SaveError"]
 
 
 class CryodenError(Exception):
@@ -40,4 +40,12 @@ class SaveError(InputError, OSError):
 
     It is also an :class:`OSError` whose ``errno`` is the system's (e.g. ``errno.ENOSPC``), so
     code that handles failed writes as ``OSError`` keeps working.
+    """
+
+
+class Cancelled(Exception):
+    """The user cancelled a running job (e.g. a progress callback raised it); not an error.
+
+    Long loops (tiles, files) call a progress callback between units of work; raising this
+    from the callback ends the job there. Nothing half-written is kept.
     """
