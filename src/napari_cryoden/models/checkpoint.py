@@ -27,7 +27,7 @@ from ..config import presets
 from ..config.sections import Config, ConfigError, ModelConfig
 from ..errors import WeightFileError
 from ..io.atomic import atomic_write_bytes
-from .header import FORMAT, META_KEY, looks_pickled, parse_metadata
+from .header import FORMAT, META_KEY, looks_pickled, parse_metadata, unreadable
 from .nets import build_model, expected_shapes
 
 __all__ = ["FORMAT", "Checkpoint", "save_checkpoint", "load_checkpoint", "atomic_write_bytes"]
@@ -155,12 +155,8 @@ def load_extra_tensors(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     try:
         payload = path.read_bytes()
-    except FileNotFoundError:
-        raise WeightFileError(f"{path}: no such weight file") from None
-    except IsADirectoryError:
-        raise WeightFileError(f"{path}: is a folder, not a weight file") from None
     except OSError as exc:
-        raise WeightFileError(f"{path}: cannot read weight file ({exc.strerror})") from None
+        raise unreadable(path, exc) from None
     try:
         tensors = st_load(payload)  # parses; never unpickles
         header_len = int.from_bytes(payload[:8], "little")

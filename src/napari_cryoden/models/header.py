@@ -21,7 +21,7 @@ from ..config.sections import NORMALIZATIONS, Config, ConfigError
 from ..errors import WeightFileError
 
 __all__ = ["FORMAT", "META_KEY", "WeightFileInfo", "check_metadata", "parse_metadata",
-           "read_weight_info"]
+           "read_weight_info", "unreadable"]
 
 FORMAT = "napari-cryoden-weights"
 META_KEY = "cryoden"
@@ -81,6 +81,15 @@ def read_weight_info(path: str | os.PathLike[str]) -> WeightFileInfo:
     return WeightFileInfo(path=path, config=config, metadata=metadata, n_tensors=len(tensors))
 
 
+def unreadable(path: Path, exc: OSError) -> WeightFileError:
+    """Give the one-line error for a weight file the system cannot read (missing, a folder…)."""
+    if isinstance(exc, FileNotFoundError):
+        return WeightFileError(f"{path}: no such weight file")
+    if isinstance(exc, IsADirectoryError):
+        return WeightFileError(f"{path}: is a folder, not a weight file")
+    return WeightFileError(f"{path}: cannot read weight file ({exc.strerror})")
+
+
 def _read_header(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as file:
@@ -92,12 +101,8 @@ def _read_header(path: Path) -> dict[str, Any]:
                     f"{path}: not a safetensors weight file{_kind(opener)}: its first 8 bytes "
                     f"give no header length that fits in its {size:,} bytes")
             text = file.read(length)
-    except FileNotFoundError:
-        raise WeightFileError(f"{path}: no such weight file") from None
-    except IsADirectoryError:
-        raise WeightFileError(f"{path}: is a folder, not a weight file") from None
     except OSError as exc:
-        raise WeightFileError(f"{path}: cannot read weight file ({exc.strerror})") from None
+        raise unreadable(path, exc) from None
     try:
         header = json.loads(text)
     except (ValueError, UnicodeDecodeError, RecursionError):
