@@ -170,7 +170,8 @@ def test_a_result_opens_as_a_layer_with_its_pixel_size(make_napari_viewer, qtbot
     items = section.done_list.native
     items.item(1).setSelected(True)
     section.open_button.native.click()
-    assert viewer.layers[-1].name == "mic_01"
+    assert viewer.layers[-1].name == "mic_01 denoised"
+    assert viewer.layers[-1].metadata["path"] == str(tmp_path / "in" / "denoised" / "mic_01.mrc")
     np.testing.assert_allclose(viewer.layers[-1].scale, (PIXEL, PIXEL), rtol=1e-5)
     items.itemDoubleClicked.emit(items.item(0))
-    assert viewer.layers[-1].name == "mic_00" and len(viewer.layers) == 2
+    assert viewer.layers[-1].name == "mic_00 denoised" and len(viewer.layers) == 2

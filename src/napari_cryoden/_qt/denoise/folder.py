@@ -76,7 +76,7 @@ class FolderDenoise(Container):
     # ---- building ---------------------------------------------------------------------------
     def _build(self) -> None:
         self.inputs = FileEdit(label="Micrographs", mode=FileDialogMode.EXISTING_FILES, tooltip=(
-            "Micrograph files (MRC, TIFF), or a folder: all its micrographs. 'Select' picks "
+            "Micrograph files (MRC, TIFF), or a folder: all its micrographs. 'Files…' picks "
             "files; 'Folder…' picks a folder."))
         self.folder_button = PushButton(text="Folder…", tooltip="Pick a folder of micrographs.")
         self.output = FileEdit(label="Output folder", mode=FileDialogMode.EXISTING_DIRECTORY,
@@ -98,9 +98,15 @@ class FolderDenoise(Container):
         self.done_list = Select(label="Denoised", choices=[], allow_multiple=True, tooltip=(
             "The files written; double-click one, or select and click Open, to view it."))
         self.open_button = PushButton(text="Open", tooltip="Open the selected files in napari.")
-        self.extend([self.inputs, self.folder_button, self.output, self.existing,
-                     self.start_button, self.cancel_button, self.progress, self.status,
-                     self.problems, self.done_list, self.open_button])
+        self.inputs.choose_btn.text = "Files…"
+        # one row: Micrographs [path] [Files…] [Folder…]
+        self.inputs.native.layout().addWidget(self.folder_button.native)
+        self.done_list.native.setMaximumHeight(90)  # about five names; it scrolls
+        buttons = Container(widgets=[self.start_button, self.cancel_button], layout="horizontal",
+                            labels=False)
+        buttons.margins = (0, 0, 0, 0)
+        self.extend([self.inputs, self.output, self.existing, buttons, self.progress,
+                     self.status, self.problems, self.done_list, self.open_button])
 
     def _connect(self) -> None:
         self.folder_button.clicked.connect(self._pick_folder)
@@ -263,10 +269,13 @@ class FolderDenoise(Container):
 
     def _open(self, path: Path) -> list[Any]:
         try:
-            return list(self.viewer.open(path, plugin="napari-cryoden"))
+            layers = list(self.viewer.open(path, plugin="napari-cryoden"))
         except Exception as exc:  # e.g. the file was moved meanwhile
             show_error(f"{path}: cannot open ({exc})")
             return []
+        for layer in layers:  # the output has its input's name: say which one this is
+            layer.name = f"{path.stem} denoised"
+        return layers
 
 
 def _duration(seconds: float) -> str:
