@@ -63,6 +63,7 @@ def _positive_sigma(text: str) -> float:
 
 def run_denoise(args: argparse.Namespace) -> int:
     """Denoise every micrograph given into ``--out``, tile by tile."""
+    from ..inference.batch import output_path
     from ..inference.denoiser import denoise_file
     from ..inference.load import load_denoiser
 
@@ -76,10 +77,9 @@ def run_denoise(args: argparse.Namespace) -> int:
                "pixel_cutoff": args.pixel_cutoff}
     bar = progress(len(files), "denoise", "micrograph")
     for path in files:
-        suffix = ".mrcs" if path.suffix.lower() == ".mrcs" else ".mrc"
         if args.precision != "fp32" and path == files[0]:
             _check_precision(model, path, args.precision, options)
-        denoise_file(model, path, args.out / (path.stem + suffix), precision=args.precision,
+        denoise_file(model, path, output_path(path, args.out), precision=args.precision,
                      **options)
         bar.update(1)
     bar.close()

@@ -28,6 +28,7 @@ from superqt.utils import ensure_main_thread
 
 from napari_cryoden._qt._models import MODELS
 from napari_cryoden._qt.denoise.compare import SideBySide
+from napari_cryoden._qt.denoise.folder import FolderDenoise
 from napari_cryoden._qt.denoise.layers import write_denoised
 from napari_cryoden._qt.denoise.raw_folders import RAW_LAYOUTS, RawFolders, message
 from napari_cryoden._qt.denoise.regions import field_of_view_box, rectangle_box
@@ -77,6 +78,8 @@ class DenoiseWidget(RawFolders, WeightFiles, Container):
                      self.shapes, self.denoise_button, self.progress, self.status,
                      self.clean, self.compare_button])
         self.shapes.visible = False
+        self.folder = FolderDenoise(self.viewer, self)  # files on disk: a collapsed section
+        self.native.layout().addWidget(self.folder.section)
 
     def _build_model_choice(self) -> None:
         self.image = ComboBox(label="Image", choices=self._images,

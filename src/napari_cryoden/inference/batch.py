@@ -1,0 +1,237 @@
+"""Denoise a list of micrograph files into a folder, file by file, cancellable (no Qt, no napari).
+
+The Denoise panel's *Denoise files on disk…* section and ``cryoden denoise`` name their outputs
+the same way (:func:`output_path`: the input's name, written as float32 MRC with its pixel size).
+:func:`denoise_files` is a generator: it yields one :class:`FileResult` per input, so a face can
+show "file 3/20 · ~40 s left" and list what is done. A file that cannot be read or denoised
+becomes a ``"failed"`` result with a one-line message naming it, and the run goes on with the
+others. An existing output is skipped unless ``overwrite`` is set, and an output that would
+replace its own input is refused before anything runs.
+
+Cancelling: set the ``stop`` event. It is checked between files and after every batch of tiles
+(by the tile progress callback, which raises :class:`~napari_cryoden.errors.Cancelled`), so a run
+ends within one batch; outputs are written atomically (:mod:`napari_cryoden.io.atomic`), so no
+half-written file is left.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import Cancelled, InputError
+from ..io.images import list_images
+
+if TYPE_CHECKING:
+    import torch
+
+    from .load import Denoiser
+
+__all__ = ["FileResult", "FolderJob", "default_output_folder", "denoise_files",
+           "existing_outputs", "micrographs_in", "output_path", "plan_outputs",
+           "remaining_seconds", "run_folder_job"]
+
+TileProgress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """What happened to one input file of a run.
+
+    Attributes
+    ----------
+    index : int
+        The file's position in the run, from 0.
+    total : int
+        The number of files in the run.
+    source, output : Path
+        The input and its output file.
+    status : str
+        ``"done"`` (written), ``"skipped"`` (the output existed) or ``"failed"``.
+    message : str
+        For a failed file, one line naming it and the problem; else empty.
+    seconds : float
+        How long the file took.
+    """
+
+    index: int
+    total: int
+    source: Path
+    output: Path
+    status: str
+    message: str = ""
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class FolderJob:
+    """A run of :func:`run_folder_job`: which files, where to, with which model and device."""
+
+    files: tuple[Path, ...]
+    out_dir: Path
+    weights: str | os.PathLike[str]
+    device: str | torch.device = "auto"
+    pixel_cutoff: float | None = None
+    overwrite: bool = False
+
+
+def micrographs_in(items: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """Return the micrographs named: files as given, folders as the images in them.
+
+    Raises
+    ------
+    InputError
+        A folder holds no micrographs, or a file does not exist.
+    """
+    files: list[Path] = []
+    for item in map(Path, items):
+        if item.is_dir():
+            files += list_images(item)
+        elif not item.is_file():
+            raise InputError(f"{item}: file not found")
+        else:
+            files.append(item)
+    return files
+
+
+def default_output_folder(items: Sequence[str | os.PathLike[str]]) -> Path:
+    """``<folder>/denoised`` for a folder, else ``denoised`` next to the first file."""
+    first = Path(items[0])
+    return (first if first.is_dir() else first.parent) / "denoised"
+
+
+def output_path(source: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> Path:
+    """Name the output of ``source`` in ``out_dir``: its name as MRC (``.mrcs`` for stacks)."""
+    source = Path(source)
+    suffix = ".mrcs" if source.suffix.lower() == ".mrcs" else ".mrc"
+    return Path(out_dir) / (source.stem + suffix)
+
+
+def plan_outputs(files: Sequence[Path], out_dir: str | os.PathLike[str]) -> list[Path]:
+    """Return each file's output; refuse a run that would overwrite an input or write twice.
+
+    Raises
+    ------
+    InputError
+        An output would replace an input file, or two inputs would write the same output.
+    """
+    outputs = [output_path(f, out_dir) for f in files]
+    inputs = {f.resolve() for f in files}
+    seen: dict[Path, Path] = {}
+    for source, out in zip(files, outputs, strict=True):
+        if out.resolve() in inputs:
+            raise InputError(f"{out}: the output would overwrite an input; choose another "
+                             "output folder")
+        if out in seen:
+            raise InputError(f"{source}: its output {out.name} is also that of {seen[out]}; "
+                             "rename one of them")
+        seen[out] = source
+    return outputs
+
+
+def existing_outputs(files: Sequence[Path], out_dir: str | os.PathLike[str]) -> list[Path]:
+    """List the outputs of ``files`` that already exist in ``out_dir``."""
+    return [out for out in (output_path(f, out_dir) for f in files) if out.exists()]
+
+
+def remaining_seconds(elapsed: float, fraction_done: float) -> float | None:
+    """Estimate the time left from the time so far and the fraction done (None: too early)."""
+    if fraction_done <= 0.0 or elapsed <= 0.0:
+        return None
+    return max(0.0, elapsed * (1.0 - fraction_done) / fraction_done)
+
+
+def denoise_files(denoiser: Denoiser, files: Sequence[Path], out_dir: str | os.PathLike[str],
+                  *, overwrite: bool = False, stop: threading.Event | None = None,
+                  progress: TileProgress | None = None, **options: Any) -> Iterator[FileResult]:
+    """Denoise ``files`` into ``out_dir`` one by one; yield a :class:`FileResult` per file.
+
+    Parameters
+    ----------
+    denoiser
+        The loaded model (:func:`~napari_cryoden.inference.load.load_denoiser`).
+    files
+        Micrographs or stacks (MRC, TIFF).
+    out_dir
+        The output folder; created if missing.
+    overwrite
+        Replace existing outputs; by default they are skipped.
+    stop
+        Set it to cancel: checked between files and after every batch of tiles.
+    progress
+        Called as ``progress(done_tiles, total_tiles)`` of the current file.
+    **options
+        Further keyword arguments of :func:`~napari_cryoden.inference.denoiser.denoise`
+        (``pixel_cutoff``, ``precision``, ``tile_size``...).
+
+    Raises
+    ------
+    Cancelled
+        ``stop`` was set; the file being denoised is not written.
+    InputError
+        The outputs would overwrite an input (:func:`plan_outputs`).
+    """
+    outputs = plan_outputs(files, out_dir)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    tiles = _cancellable(progress, stop)
+    for index, (source, output) in enumerate(zip(files, outputs, strict=True)):
+        tiles(0, 1)
+        start = time.perf_counter()
+        result = FileResult(index, len(files), source, output, "skipped")
+        if overwrite or not output.exists():
+            result = _denoise_one(denoiser, result, tiles, options)
+        yield replace(result, seconds=time.perf_counter() - start)
+
+
+def run_folder_job(job: FolderJob, stop: threading.Event | None = None,
+                   progress: TileProgress | None = None) -> Iterator[FileResult]:
+    """Load the job's model on its device, then :func:`denoise_files` (same arguments).
+
+    Raises
+    ------
+    Cancelled
+        ``stop`` was set (also while the model was loading).
+    """
+    from .load import load_denoiser
+
+    denoiser = load_denoiser(job.weights, job.device)
+    yield from denoise_files(denoiser, job.files, job.out_dir, overwrite=job.overwrite,
+                             stop=stop, progress=progress, pixel_cutoff=job.pixel_cutoff)
+
+
+def _denoise_one(denoiser: Denoiser, result: FileResult, tiles: TileProgress,
+                 options: dict[str, Any]) -> FileResult:
+    from .denoiser import denoise_file
+
+    try:
+        denoise_file(denoiser.net, result.source, result.output, **denoiser.options(),
+                     progress=tiles, **options)
+    except Cancelled:
+        raise
+    except Exception as exc:  # one bad file must not end the run: report it, go on
+        return _failed(result, exc)
+    return replace(result, status="done")
+
+
+def _failed(result: FileResult, exc: Exception) -> FileResult:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if str(result.source) not in text:
+        text = f"{result.source}: {text}"
+    return replace(result, status="failed", message=text)
+
+
+def _cancellable(progress: TileProgress | None, stop: threading.Event | None) -> TileProgress:
+    """Wrap ``progress`` in a tile callback that raises :class:`Cancelled` once ``stop`` is set."""
+
+    def tiles(done: int, total: int) -> None:
+        if stop is not None and stop.is_set():
+            raise Cancelled("denoising cancelled")
+        if progress is not None:
+            progress(done, total)
+
+    return tiles
