@@ -79,8 +79,8 @@ def test_sample_data_is_a_seeded_noisy_clean_pair_made_quickly() -> None:
     layers = make_synthetic_micrograph()
     elapsed = time.perf_counter() - start
     assert elapsed < 3.0, f"sample data took {elapsed:.2f} s"
-    assert [kw["name"] for _, kw, _ in layers] == ["noisy (simulated)", "clean (simulated)"]
-    (noisy, noisy_kw, noisy_type), (clean, clean_kw, clean_type) = layers
+    assert [kw["name"] for _, kw, _ in layers] == ["clean (simulated)", "noisy (simulated)"]
+    (clean, clean_kw, clean_type), (noisy, noisy_kw, noisy_type) = layers
     assert noisy_type == clean_type == "image"
     assert noisy.shape == clean.shape == (1024, 1024) and noisy.dtype == clean.dtype == np.float32
     assert noisy_kw["scale"] == clean_kw["scale"] == (1.0, 1.0)
@@ -89,7 +89,7 @@ def test_sample_data_is_a_seeded_noisy_clean_pair_made_quickly() -> None:
     assert 0.2 * np.std(clean) < np.std(noisy - clean) < np.std(clean)
     lo, hi = clean_kw["contrast_limits"]
     assert clean.min() <= lo < hi <= clean.max()
-    np.testing.assert_array_equal(make_synthetic_micrograph()[1][0], clean)
+    np.testing.assert_array_equal(make_synthetic_micrograph()[0][0], clean)
 
 
 
@@ -116,7 +116,7 @@ def test_reader_contrast_covers_the_micrograph_not_its_hot_pixels(tmp_path: Path
 
 
 def test_reader_and_sample_data_agree_on_a_sample_like_image(tmp_path: Path) -> None:
-    (noisy, sample_kw, _), _ = make_synthetic_micrograph()
+    _, (noisy, sample_kw, _) = make_synthetic_micrograph()
     path = _write(tmp_path / "sample.mrc", noisy, 1.0)
     [(_, kwargs, _)] = napari_get_reader(str(path))(str(path))  # type: ignore[misc]
     assert kwargs["contrast_limits"] == pytest.approx(sample_kw["contrast_limits"], abs=1e-6)

@@ -20,7 +20,7 @@ LayerData = tuple[np.ndarray, dict[str, Any], str]
 
 
 def make_synthetic_micrograph() -> list[LayerData]:
-    """Simulate a seeded 1024² micrograph as two image layers: noisy and its clean target.
+    """Simulate a seeded 1024² micrograph as two image layers: clean target, then noisy (on top).
 
     The specimen is :data:`~napari_cryoden.simulation.micrographs.HIGH_CONTRAST` (the demo's), so a
     model trained on it for a few minutes on a laptop visibly denoises it.
@@ -43,7 +43,8 @@ def make_synthetic_micrograph() -> list[LayerData]:
     }
     return [
         (image, _layer_kwargs(name, image, params.pixel_size, metadata), "image")
-        for name, image in (("noisy (simulated)", shot.noisy), ("clean (simulated)", shot.clean))
+        # napari adds a sample's layers in this order, the last on top: the noisy one is seen
+        for name, image in (("clean (simulated)", shot.clean), ("noisy (simulated)", shot.noisy))
     ]
 
 

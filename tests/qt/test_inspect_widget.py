@@ -55,15 +55,24 @@ def make_widget(make_napari_viewer: Any, *, with_noisy: bool = True) -> tuple[An
     return viewer, widget
 
 
+def analyse(qtbot: Any, widget: InspectWidget) -> None:
+    """Press Analyse and wait for the analysis (it runs in a worker)."""
+    assert widget.analyse_button.enabled, widget.problem.text()
+    with qtbot.waitSignal(widget.analysed, timeout=30_000):
+        widget.analyse_button.native.click()
+
+
 def column(widget: InspectWidget, name: str) -> list[float]:
     j = [c[0] for c in inspect_widget.COLUMNS].index(name)
     return [widget.table.item(i, j).data(USER) for i in range(widget.table.rowCount())]
 
 
 def click_row(qtbot: Any, widget: InspectWidget, row: int) -> int:
-    """Click the table's ``row``; return the patch number shown in it."""
+    """Click the table's ``row`` and wait for its plot; return the patch number shown in it."""
+    widget.table.scrollToItem(widget.table.item(row, 1))
     rect = widget.table.visualItemRect(widget.table.item(row, 1))
-    qtbot.mouseClick(widget.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    with qtbot.waitSignal(widget.canvas.rendered, timeout=30_000):
+        qtbot.mouseClick(widget.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     return int(widget.table.item(row, 0).data(USER))
 
 
@@ -73,9 +82,10 @@ def test_layer_choices_are_guessed_from_names(make_napari_viewer: Any) -> None:
         ("noisy", "noisy (denoised)", "clean")
 
 
-def test_table_has_one_row_per_patch_with_patch_metrics(make_napari_viewer: Any) -> None:
+def test_table_has_one_row_per_patch_with_patch_metrics(make_napari_viewer: Any,
+                                                        qtbot: Any) -> None:
     viewer, widget = make_widget(make_napari_viewer)
-    widget.analyse_button.native.click()
+    analyse(qtbot, widget)
     noisy, denoised, clean = trio()
     expected = patch_metrics(denoised, clean, PATCH, 1.0)
     assert widget.table.rowCount() == 16
@@ -90,7 +100,7 @@ def test_table_has_one_row_per_patch_with_patch_metrics(make_napari_viewer: Any)
 
 def test_clicking_the_rmse_header_sorts_numerically(make_napari_viewer: Any, qtbot: Any) -> None:
     _, widget = make_widget(make_napari_viewer)
-    widget.analyse_button.native.click()
+    analyse(qtbot, widget)
     header = widget.table.horizontalHeader()
     x = header.sectionViewportPosition(4) + header.sectionSize(4) // 2
     qtbot.mouseClick(header.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(x, 5))
@@ -104,7 +114,7 @@ def test_clicking_the_rmse_header_sorts_numerically(make_napari_viewer: Any, qtb
 def test_clicking_a_row_centres_the_camera_and_outlines_the_patch(
         make_napari_viewer: Any, qtbot: Any) -> None:
     viewer, widget = make_widget(make_napari_viewer)
-    widget.analyse_button.native.click()
+    analyse(qtbot, widget)
     for row in (5, 11):  # the second click must move the same outline, not add one
         patch = click_row(qtbot, widget, row)
         y, x = widget.analysis.rows[patch]["y"], widget.analysis.rows[patch]["x"]
@@ -112,20 +122,21 @@ def test_clicking_a_row_centres_the_camera_and_outlines_the_patch(
         hi = lo + PATCH * SCALE
         assert viewer.scene.camera.center[-2:] == pytest.approx((lo + hi) / 2)
         outlines = [layer for layer in viewer.layers if layer.name == OUTLINE_NAME]
-        assert len(outlines) == 1 and outlines[0].nshapes == 1
-        corners = outlines[0].data[0] * outlines[0].scale + outlines[0].translate
-        assert corners.min(axis=0) == pytest.approx(lo)
-        assert corners.max(axis=0) == pytest.approx(hi)
-        assert outlines[0].shape_type == ["rectangle"]
-        assert outlines[0].face_color[0][3] == 0 and outlines[0].edge_color[0][3] == 1
+        assert len(outlines) == 1 and viewer.layers[-1] is outlines[0]  # one frame, on top
+        frame = outlines[0]
+        corners = [np.asarray(frame.data_to_world(c))[-2:]
+                   for c in ((-0.5, -0.5), np.array(frame.data.shape[:2]) - 0.5)]
+        assert corners[0] == pytest.approx(lo) and corners[1] == pytest.approx(hi)
+        assert frame.data[0, 0, 3] == 255 and frame.data[PATCH // 2, PATCH // 2, 3] == 0
     width = np.min(np.asarray(viewer.canvas.size) / (PATCH * SCALE))
     assert viewer.scene.camera.zoom == pytest.approx(0.9 * width)  # the patch fills the view
     assert widget.canvas.figure.axes[0].get_xlabel() == "clean intensity"
 
 
-def test_metric_map_has_one_value_per_patch_and_overlays_them(make_napari_viewer: Any) -> None:
+def test_metric_map_has_one_value_per_patch_and_overlays_them(make_napari_viewer: Any,
+                                                              qtbot: Any) -> None:
     viewer, widget = make_widget(make_napari_viewer)
-    widget.analyse_button.native.click()
+    analyse(qtbot, widget)
     widget.show_map.value = True
     layer = viewer.layers["RMSE map"]
     assert layer.data.shape == (4, 4)
@@ -141,29 +152,32 @@ def test_metric_map_has_one_value_per_patch_and_overlays_them(make_napari_viewer
     assert "PSNR map" not in viewer.layers
 
 
-def test_checklist_shows_ten_items(make_napari_viewer: Any) -> None:
+def test_checklist_shows_ten_items(make_napari_viewer: Any, qtbot: Any) -> None:
     _, widget = make_widget(make_napari_viewer)
-    widget.analyse_button.native.click()
+    analyse(qtbot, widget)
     items = widget.analysis.checklist
     assert [i["id"] for i in items] == list(range(1, 11)) and widget.chips.count() == 10
     assert [i["passed"] for i in items[:3]] == [None, None, None]  # no training history
     assert items[6]["passed"] is not None  # the noisy image gives item 7's baselines
     chip = widget.chips.itemAt(3).widget()
-    assert chip.text().startswith("4 ") and "Correlation" in chip.toolTip()
+    assert chip.text() in ("✓ 4 · correlation", "✗ 4 · correlation")  # words, not only "4 ✓"
+    tip = chip.toolTip()
+    assert "Correlation" in tip and "checked: Pearson r" in tip
+    assert f"measured: {items[3]['value']:.4g}" in tip and "needed:" in tip
     assert "3 not judged" in widget.summary.text()
 
 
-def test_without_noisy_item_7_is_not_judged(make_napari_viewer: Any) -> None:
+def test_without_noisy_item_7_is_not_judged(make_napari_viewer: Any, qtbot: Any) -> None:
     _, widget = make_widget(make_napari_viewer, with_noisy=False)
     assert widget.noisy.value is None
-    widget.analyse_button.native.click()
+    analyse(qtbot, widget)
     assert widget.table.rowCount() == 16
     assert widget.table.isColumnHidden(len(inspect_widget.COLUMNS) - 1)
     assert widget.analysis.checklist[6]["passed"] is None
     assert "noisy image" in widget.summary.text()
 
 
-def test_model_history_lets_items_1_to_3_be_judged(make_napari_viewer: Any,
+def test_model_history_lets_items_1_to_3_be_judged(make_napari_viewer: Any, qtbot: Any,
                                                    tmp_path: Path) -> None:
     from napari_cryoden.config.sections import Config
     from napari_cryoden.models.checkpoint import save_checkpoint
@@ -176,52 +190,88 @@ def test_model_history_lets_items_1_to_3_be_judged(make_napari_viewer: Any,
     _, widget = make_widget(make_napari_viewer)
     MODELS.register("run", path)
     widget.model.value = "run"
-    widget.analyse_button.native.click()
+    analyse(qtbot, widget)
     first = widget.analysis.checklist[:3]
     assert all(item["passed"] is not None for item in first)
     assert first[0]["passed"] is True  # the loss went down smoothly
 
 
-def test_large_images_are_analysed_in_a_worker(make_napari_viewer: Any, qtbot: Any,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(inspect_widget, "WORKER_PIXELS", 0)
-    _, widget = make_widget(make_napari_viewer)
-    widget.analyse_button.native.click()
-    assert widget._worker is not None and not widget.analyse_button.enabled
-    qtbot.waitUntil(lambda: widget.analyse_button.enabled, timeout=30_000)
-    assert widget.table.rowCount() == 16
-
-
-def test_mismatched_shapes_are_reported_not_raised(make_napari_viewer: Any,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    errors: list[str] = []
-    monkeypatch.setattr("napari.utils.notifications.show_error", errors.append)
+def test_mismatched_shapes_disable_analyse_with_the_reason(make_napari_viewer: Any) -> None:
     viewer, widget = make_widget(make_napari_viewer)
     viewer.add_image(np.zeros((64, 64), np.float32), name="small")
     widget.clean.value = viewer.layers["small"]
-    widget.analyse_button.native.click()
-    assert errors and "shape" in errors[0] and widget.table.rowCount() == 0
+    assert not widget.analyse_button.enabled
+    assert "Shapes differ" in widget.problem.text() and "(64, 64)" in widget.problem.text()
+    assert not widget.problem.isHidden() and widget.table.rowCount() == 0
 
 
+def test_without_images_analyse_is_disabled_and_says_what_is_missing(
+        make_napari_viewer: Any) -> None:
+    viewer = make_napari_viewer()
+    widget = InspectWidget(viewer)  # no image layers: nothing to choose
+    viewer.window.add_dock_widget(widget, name="Inspect")
+    assert not widget.analyse_button.enabled
+    assert "Choose the denoised image" in widget.problem.text() and not widget.problem.isHidden()
 
-def test_analyse_without_images_says_what_is_missing(make_napari_viewer: Any,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    errors: list[str] = []
-    monkeypatch.setattr("napari.utils.notifications.show_error", errors.append)
-    widget = InspectWidget(make_napari_viewer())  # no image layers: nothing to choose
-    widget.analyse_button.native.click()
-    assert errors == ["Inspect needs a denoised and a clean image"]
-    assert widget.table.rowCount() == 0
 
-def test_a_scrambled_denoised_layer_is_flagged_loudly(make_napari_viewer: Any,
+def test_the_sample_alone_is_not_scored_as_denoised(make_napari_viewer: Any) -> None:
+    """Only a noisy and a clean layer open: no denoised guess, nothing to analyse."""
+    viewer = make_napari_viewer()
+    noisy, _, clean = trio()
+    viewer.add_image(noisy, name="noisy (simulated)")
+    viewer.add_image(clean, name="clean (simulated)")
+    widget = InspectWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Inspect")
+    assert widget.denoised.value is None and widget.clean.value.name == "clean (simulated)"
+    assert not widget.analyse_button.enabled and "denoised" in widget.problem.text()
+    widget.noisy.value = viewer.layers["noisy (simulated)"]
+    widget.denoised.value = viewer.layers["noisy (simulated)"]  # the same layer twice: refused
+    assert not widget.analyse_button.enabled
+    assert "both denoised and noisy" in widget.problem.text()
+
+
+def test_a_copy_of_the_noisy_image_is_refused_as_denoised(make_napari_viewer: Any) -> None:
+    viewer, widget = make_widget(make_napari_viewer)
+    viewer.add_image(viewer.layers["noisy"].data.copy(), name="copy")
+    widget.denoised.value = viewer.layers["copy"]
+    assert not widget.analyse_button.enabled
+    assert "identical pixels" in widget.problem.text()
+
+
+def test_denoise_output_names_its_noisy_input(make_napari_viewer: Any) -> None:
+    """'<name> denoised' (the Denoise panel's layer) picks the denoised and its noisy input;
+    two such layers are ambiguous and leave the choice to the user."""
+    viewer = make_napari_viewer()
+    noisy, denoised, clean = trio()
+    for name, data in (("mic_01", noisy), ("mic_01 denoised", denoised), ("mic_02", noisy)):
+        viewer.add_image(data, name=name)
+    widget = InspectWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Inspect")
+    assert (widget.noisy.value.name, widget.denoised.value.name) == ("mic_01", "mic_01 denoised")
+    assert widget.clean.value is None  # no name says "clean": the user chooses
+    viewer.add_image(denoised, name="mic_02 denoised")
+    assert widget.denoised.value is None and widget.noisy.value is None
+
+
+def test_a_scrambled_denoised_layer_is_flagged_loudly(make_napari_viewer: Any, qtbot: Any,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     warned: list[str] = []
     monkeypatch.setattr("napari.utils.notifications.show_warning", warned.append)
     viewer, widget = make_widget(make_napari_viewer)
-    widget.analyse_button.native.click()
+    analyse(qtbot, widget)
     assert warned == [] and "Check the weights" not in widget.summary.text()  # a fine denoiser
     viewer.layers["noisy (denoised)"].data = 1.0 - viewer.layers["clean"].data  # r = -1
-    widget.analyse_button.native.click()
+    analyse(qtbot, widget)
     assert any(w.startswith("Check the weights: Pearson r = -1.000") for w in warned)
     assert "Check the weights" in widget.summary.text() and "color:#e03c31" in widget.summary.text()
     assert "Checklist:" in widget.summary.text()  # the usual summary is still there
+
+
+def test_the_plot_is_never_a_blank_white_square(make_napari_viewer: Any, qtbot: Any) -> None:
+    """Before Analyse: a text says what will appear; after: the whole image, pooled."""
+    _, widget = make_widget(make_napari_viewer)
+    assert "appear here after Analyse" in widget.canvas.text() and widget.canvas.figure is None
+    with qtbot.waitSignal(widget.canvas.rendered, timeout=30_000):
+        analyse(qtbot, widget)
+    assert widget.canvas.figure._suptitle.get_text().startswith("whole image, 16 patches")
+    assert not widget.canvas.pixmap().isNull()

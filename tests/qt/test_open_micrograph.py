@@ -27,3 +27,10 @@ def test_a_micrograph_with_hot_pixels_opens_with_contrast_on_the_micrograph(
     assert high < 2.0, f"contrast {low}..{high} is stretched to the hot pixels: a black image"
     assert np.mean((noisy >= low) & (noisy <= high)) > 0.98
     assert list(layer.scale) == pytest.approx([1.06, 1.06], abs=1e-3)
+
+
+def test_the_sample_opens_with_the_noisy_micrograph_on_top(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-cryoden", "synthetic")
+    assert [layer.name for layer in viewer.layers] == ["clean (simulated)", "noisy (simulated)"]
+    assert viewer.layers.selection.active.name == "noisy (simulated)"

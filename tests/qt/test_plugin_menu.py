@@ -26,5 +26,5 @@ def test_sample_data_opens_noisy_and_clean(make_napari_viewer: Any) -> None:
     viewer = make_napari_viewer()
     viewer.open_sample("napari-cryoden", "synthetic")
     names = [layer.name for layer in viewer.layers]
-    assert names == ["noisy (simulated)", "clean (simulated)"]
+    assert names == ["clean (simulated)", "noisy (simulated)"]  # the noisy one on top
     assert viewer.layers[0].data.shape == (1024, 1024)

@@ -22,21 +22,26 @@ if TYPE_CHECKING:
     import napari
     from qtpy.QtGui import QShowEvent
 
-__all__ = ["FigureCanvasWidget", "apply_theme"]
+__all__ = ["FigureCanvasWidget", "apply_colours", "apply_theme", "theme_colours"]
 
 
-def apply_theme(figure: Figure, viewer: napari.Viewer | None) -> None:
-    """Colour ``figure`` like the viewer's napari theme (dark by default).
-
-    Backgrounds take the theme's canvas colour; spines, ticks and every text of the figure
-    (titles at any ``loc``, axis and colorbar labels, tick labels, texts inside axes, legends,
-    the suptitle) take its text colour.
-    """
+def theme_colours(viewer: napari.Viewer | None) -> tuple[str, str]:
+    """The (background, text) colours of the viewer's napari theme (dark by default)."""
     from napari.utils.theme import get_theme
 
     theme = get_theme(viewer.theme if viewer is not None else "dark")
-    background = theme.canvas.as_hex()
-    text = theme.text.as_hex()
+    return theme.canvas.as_hex(), theme.text.as_hex()
+
+
+def apply_theme(figure: Figure, viewer: napari.Viewer | None) -> None:
+    """Colour ``figure`` like the viewer's napari theme (dark by default)."""
+    apply_colours(figure, *theme_colours(viewer))
+
+
+def apply_colours(figure: Figure, background: str, text: str) -> None:
+    """Colour ``figure``: backgrounds in ``background``; spines, ticks and every text of the
+    figure (titles at any ``loc``, axis and colorbar labels, tick labels, texts inside axes,
+    legends, the suptitle) in ``text``. Touches only the figure: safe in a worker."""
     figure.set_facecolor(background)
     for ax in figure.axes:  # plot axes and colorbar axes
         ax.set_facecolor(background)

@@ -2,30 +2,42 @@
 
 "Analyse" scores every patch of the denoised image against the clean one, and the whole image
 with the noisy and best-Gaussian baselines (:func:`napari_cryoden.evaluation.inspection.analyse`,
-the same scorer as ``cryoden evaluate``), then runs the checklist. A row of the sortable table
-(:mod:`napari_cryoden._qt.inspect.table`) jumps the viewer to its patch, outlines it and plots
-its scatter and histograms; "metric map" overlays one value per patch
-(:mod:`napari_cryoden._qt.inspect.overlays`).
+the same scorer as ``cryoden evaluate``), then runs the checklist; the work runs in a worker
+(:mod:`napari_cryoden._qt.inspect.jobs`). The images are guessed only from unambiguous names
+and checked before Analyse is enabled (:mod:`napari_cryoden._qt.inspect.choices`). A row of the
+sortable table (:mod:`napari_cryoden._qt.inspect.table`) jumps the viewer to its patch, outlines
+it and plots its scatter and histograms (drawn in a worker); "metric map" overlays one value per
+patch (:mod:`napari_cryoden._qt.inspect.overlays`).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, PushButton, SpinBox
-from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
+from qtpy.QtCore import Qt, Signal
+from qtpy.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
 
 from napari_cryoden._qt._models import MODELS
-from napari_cryoden._qt.canvas import FigureCanvasWidget
-from napari_cryoden._qt.inspect.chips import show_chips
+from napari_cryoden._qt.figure_image import FigureImage
+from napari_cryoden._qt.inspect.chips import show_chips, warnings_html
+from napari_cryoden._qt.inspect.choices import choice_problem, guess_images, layer_array
+from napari_cryoden._qt.inspect.jobs import (
+    Analysed,
+    AnalysisJob,
+    patch_figure_of,
+    pooled_figure_of,
+    run_job,
+)
 from napari_cryoden._qt.inspect.overlays import (
     OUTLINE_NAME,
     focus,
     outline_patch,
     show_metric_map,
 )
+from napari_cryoden._qt.inspect.panel import scrolling_panel
 from napari_cryoden._qt.inspect.table import COLUMNS, build_table, fill_table
 from napari_cryoden.evaluation.inspection import PatchAnalysis, analyse, metric_map
 from napari_cryoden.evaluation.metrics import METRICS
@@ -35,12 +47,17 @@ if TYPE_CHECKING:
 
 __all__ = ["InspectWidget", "PatchAnalysis", "analyse", "metric_map", "OUTLINE_NAME", "COLUMNS"]
 
-WORKER_PIXELS = 2048 * 2048  # larger images are analysed in a worker thread
 MAP_METRICS = {m.label: m for m in METRICS}
+_PLACEHOLDER = ("The scatter and histograms of the whole image appear here after Analyse; "
+                "click a table row for one patch.")
+_PROBLEM_STYLE = "color:#e03c31;"
 
 
 class InspectWidget(QWidget):
     """Per-patch table, patch outline and plot, metric map and checklist for one image trio."""
+
+    analysed = Signal()
+    """Emitted when an analysis is shown (main thread)."""
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__()
@@ -49,12 +66,13 @@ class InspectWidget(QWidget):
         self._clean_layer: Any = None
         self._map_layer: Any = None
         self._worker: Any = None
+        self._failure: str | None = None
         self._build_form()
         self.table = build_table(self._on_row_selected)
         self.summary = QLabel("Choose the images and press Analyse.")
         self.summary.setWordWrap(True)
-        self.chips = QHBoxLayout()
-        self.canvas = FigureCanvasWidget(viewer)
+        self.chips = QGridLayout()
+        self.canvas = FigureImage(viewer, _PLACEHOLDER)
         self.canvas.setMinimumHeight(260)
         self._layout()
         viewer.layers.events.inserted.connect(self._on_layers_changed)
@@ -72,9 +90,10 @@ class InspectWidget(QWidget):
         self.noisy = ComboBox(label="noisy (optional)", choices=images, nullable=True,
                               tooltip="The noisy input: adds the noisy RMSE column and the "
                                       "baselines that checklist item 7 compares with.")
-        self.denoised = ComboBox(label="denoised", choices=images,
-                                 tooltip="The denoiser's output.")
-        self.clean = ComboBox(label="clean", choices=images,
+        self.denoised = ComboBox(label="denoised", choices=images, nullable=True,
+                                 tooltip="The denoiser's output (the Denoise panel names it "
+                                         "'<noisy> denoised').")
+        self.clean = ComboBox(label="clean", choices=images, nullable=True,
                               tooltip="The reference the denoised image is scored against.")
         self.model = ComboBox(label="model (optional)", nullable=True,
                               choices=lambda _w: MODELS.labels(),
@@ -87,6 +106,9 @@ class InspectWidget(QWidget):
                                        step=0.1, tooltip="Peak-to-peak range for PSNR: 1.0 "
                                        "for micrographs in [0, 1].")
         self.analyse_button = PushButton(text="Analyse")
+        self.problem = QLabel()
+        self.problem.setWordWrap(True)
+        self.problem.setStyleSheet(_PROBLEM_STYLE)
         self.show_map = CheckBox(text="metric map", value=False,
                                  tooltip="Overlay one value per patch on the image.")
         self.map_metric = ComboBox(choices=list(MAP_METRICS), value="RMSE",
@@ -97,30 +119,19 @@ class InspectWidget(QWidget):
                                  labels=False)
         self._guessing = False
         self._user_set: set[ComboBox] = set()
-        self._hints = {self.clean: lambda n: "clean" in n or "target" in n,
-                       self.denoised: lambda n: "denois" in n,
-                       self.noisy: lambda n: ("noisy" in n or "raw" in n) and "denois" not in n}
-        for combo in self._hints:
+        for combo in (self.noisy, self.denoised, self.clean):
             combo.changed.connect(lambda _v, c=combo: self._on_user_choice(c))
         self.analyse_button.changed.connect(self.run_analysis)
         self.show_map.changed.connect(self.update_metric_map)
         self.map_metric.changed.connect(self.update_metric_map)
 
     def _layout(self) -> None:
-        bottom = QWidget()
-        box = QVBoxLayout(bottom)
-        box.setContentsMargins(0, 0, 0, 0)
-        box.addLayout(self.chips)
-        box.addWidget(self.summary)
-        box.addWidget(self.canvas, stretch=1)
-        splitter = QSplitter(Qt.Orientation.Vertical)
-        splitter.addWidget(self.table)
-        splitter.addWidget(bottom)
-        splitter.setSizes([220, 420])
+        self.scroll_area = scrolling_panel(
+            [self.form.native, self.problem, self.map_row.native], self.table,
+            [self.chips, self.summary, self.canvas])
         layout = QVBoxLayout(self)
-        layout.addWidget(self.form.native)
-        layout.addWidget(self.map_row.native)
-        layout.addWidget(splitter, stretch=1)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.scroll_area)
 
     # -- image choices ---------------------------------------------------------------------
     def _image_choices(self) -> list[tuple[str, Any]]:
@@ -134,15 +145,25 @@ class InspectWidget(QWidget):
         self._refresh_choices()
 
     def _refresh_choices(self, event: Any = None) -> None:
-        """Re-list the layers; combos the user has not set follow the layer names' hints."""
+        """Re-list the layers; combos the user has not set take only unambiguous guesses."""
         self._guessing = True
         for combo in (self.noisy, self.denoised, self.clean, self.model):
             combo.reset_choices()
-        for combo, hint in self._hints.items():
-            guess = [layer for name, layer in self._image_choices() if hint(name.lower())]
-            if guess and combo not in self._user_set:
-                combo.value = guess[0]
+        guesses = guess_images([layer for _, layer in self._image_choices()])
+        for combo, guess in zip((self.noisy, self.denoised, self.clean), guesses, strict=True):
+            if combo not in self._user_set:
+                combo.value = guess
         self._guessing = False
+        self._check_choices()
+
+    def _check_choices(self) -> str | None:
+        """Enable Analyse only for a usable trio; otherwise say why in the panel."""
+        problem = choice_problem(self.noisy.value, self.denoised.value, self.clean.value)
+        busy = self._worker is not None
+        self.analyse_button.enabled = problem is None and not busy
+        self.problem.setText(problem or "")
+        self.problem.setVisible(problem is not None)
+        return problem
 
     def _on_models_changed(self, label: str, path: Any) -> None:
         try:
@@ -153,91 +174,80 @@ class InspectWidget(QWidget):
     def _on_user_choice(self, combo: ComboBox) -> None:
         if not self._guessing:
             self._user_set.add(combo)
+            self._check_choices()
 
     # -- analysis --------------------------------------------------------------------------
     def run_analysis(self) -> None:
-        """Analyse the chosen images (in a worker thread when they are large)."""
-        from napari.utils.notifications import show_error
-
+        """Analyse the chosen images in a worker; the panel says why when they cannot be."""
+        if self._check_choices() is not None or self._worker is not None:
+            return
         try:
-            arrays = [_layer_array(c.value, c.label) if c.value is not None else None
+            arrays = [layer_array(c.value, c.label) if c.value is not None else None
                       for c in (self.noisy, self.denoised, self.clean)]
-            history, epoch = self._history()
         except ValueError as exc:
-            show_error(str(exc))
+            self._show_problem(str(exc))
             return
         noisy, denoised, clean = arrays
-        if denoised is None or clean is None:
-            show_error("Inspect needs a denoised and a clean image")
-            return
+        assert denoised is not None and clean is not None  # checked by choice_problem
         self._clean_layer = self.clean.value
-        args = (noisy, denoised, clean, int(self.patch_size.value), float(self.data_range.value),
-                history, epoch)
-        if clean.size <= WORKER_PIXELS:
-            try:
-                self.show_analysis(analyse(*args))
-            except ValueError as exc:
-                show_error(f"Cannot analyse: {exc}")
-            return
-        self._start_worker(args)
+        path = MODELS.get(self.model.value) if self.model.value else None
+        job = AnalysisJob(noisy, denoised, clean, int(self.patch_size.value),
+                          float(self.data_range.value), Path(path) if path else None)
+        self._start_worker(job)
 
-    def _start_worker(self, args: tuple[Any, ...]) -> None:
+    def _show_problem(self, text: str) -> None:
+        self.problem.setText(text)
+        self.problem.setVisible(True)
+
+    def _start_worker(self, job: AnalysisJob) -> None:
         from napari.qt.threading import create_worker
-        from napari.utils.notifications import show_error
 
         self.analyse_button.enabled = False
         self.analyse_button.text = "Analysing…"
-        self._worker = create_worker(analyse, *args, _start_thread=False)
-        self._worker.returned.connect(self.show_analysis)
-        self._worker.errored.connect(lambda exc: show_error(f"Cannot analyse: {exc}"))
+        self._worker = create_worker(run_job, job, _start_thread=False)
+        self._worker.returned.connect(self._on_analysed)
+        self._worker.errored.connect(self._on_failed)
         self._worker.finished.connect(self._on_worker_finished)
         self._worker.start()
 
+    def _on_failed(self, exc: BaseException) -> None:
+        from napari.utils.notifications import show_error
+
+        self._failure = f"Cannot analyse: {exc}"
+        show_error(self._failure)
+
     def _on_worker_finished(self) -> None:
-        self.analyse_button.enabled = True
         self.analyse_button.text = "Analyse"
         self._worker = None
+        self._check_choices()
+        if self._failure:
+            self._show_problem(self._failure)
+            self._failure = None
 
-    def _history(self) -> tuple[Any, int | None]:
-        path = MODELS.get(self.model.value) if self.model.value else None
-        if path is None:
-            return None, None
-        from napari_cryoden.errors import CryodenError
-        from napari_cryoden.models.checkpoint import load_checkpoint
+    def _on_analysed(self, result: Analysed) -> None:
+        self._on_worker_finished()  # Analyse is usable again as soon as the result is shown
+        self.show_analysis(result.analysis, result.warnings)
 
-        try:
-            _, checkpoint = load_checkpoint(path, "cpu")
-        except CryodenError as exc:
-            raise ValueError(str(exc)) from None
-        return checkpoint.metadata.get("epochs"), checkpoint.epoch
-
-    def show_analysis(self, analysis: PatchAnalysis) -> None:
-        """Fill the table, the checklist chips and the metric map from ``analysis``."""
+    def show_analysis(self, analysis: PatchAnalysis, warnings: list[str] | None = None) -> None:
+        """Fill the table, the checklist chips, the pooled plot and the metric map."""
         self.analysis = analysis
         fill_table(self.table, analysis)
         show_chips(self.chips, analysis.checklist)
         self.summary.setText(analysis.summary_text())
-        self._show_guard_warnings(analysis)
+        self._show_guard_warnings(warnings or [])
+        self.canvas.show_figure(lambda: pooled_figure_of(analysis))
         self.update_metric_map()
+        self.analysed.emit()
 
-    def _show_guard_warnings(self, analysis: PatchAnalysis) -> None:
+    def _show_guard_warnings(self, warnings: list[str]) -> None:
         """Scramble guards (r <= 0, worse than the noisy input): a notification each and the
         summary in red, so that a wrong raw layout cannot pass unnoticed."""
-        import html
-
         from napari.utils.notifications import show_warning
 
-        from napari_cryoden.evaluation.guards import image_warnings
-
-        noisy, denoised, clean = analysis.images
-        warnings = image_warnings(denoised, clean, noisy)
         for warning in warnings:
             show_warning(f"Check the weights: {warning}")
         if warnings:
-            lines = "".join(f"<br>⚠ {html.escape(w)}" for w in warnings)
-            self.summary.setText(f"<span style='color:#e03c31; font-weight:bold'>Check the "
-                                 f"weights:{lines}</span><br>{html.escape(self.summary.text())}")
-
+            self.summary.setText(warnings_html(warnings, self.summary.text()))
 
     # -- one patch -------------------------------------------------------------------------
     def _on_row_selected(self) -> None:
@@ -248,26 +258,17 @@ class InspectWidget(QWidget):
             self.show_patch(int(item.data(Qt.ItemDataRole.UserRole)))
 
     def show_patch(self, index: int) -> None:
-        """Outline patch ``index``, centre the viewer on it and plot its intensities."""
-        from napari_cryoden.plotting.weights import patch_figure
-
+        """Outline patch ``index``, centre the viewer on it and plot it (drawn in a worker)."""
         analysis = self.analysis
         if analysis is None:  # nothing analysed yet
             return
         row, size = analysis.rows[index], analysis.patch_size
-        y, x = int(row["y"]), int(row["x"])
-        window = np.s_[y:y + size, x:x + size]
-        noisy, denoised, clean = analysis.images
-        crops = (None if noisy is None else noisy[window], denoised[window], clean[window])
-        lo = np.array([y, x], float) - 0.5  # pixel edges, in data coordinates
-        hi = lo + np.array(crops[2].shape, float)
+        lo = np.array([row["y"], row["x"]], float) - 0.5  # pixel edges, in data coordinates
+        hi = lo + np.minimum(size, np.array(analysis.shape, float) - lo - 0.5)
         scale, translate = self._transform()
-        outline_patch(self.viewer, np.array([lo, [lo[0], hi[1]], hi, [hi[0], lo[1]]]),
-                      max(size / 48, 1.0), scale, translate)
+        outline_patch(self.viewer, lo, hi, max(size / 48, 1.0), scale, translate)
         focus(self.viewer, lo * scale + translate, hi * scale + translate)
-        title = f"patch {index} (y {row['y']}, x {row['x']}): " + ", ".join(
-            f"{m.label} {m.format(row[m.key])}" for m in METRICS)
-        self.canvas.show_figure(patch_figure(*crops, title=title))
+        self.canvas.show_figure(lambda: patch_figure_of(analysis, index))
 
     def _transform(self) -> tuple[np.ndarray, np.ndarray]:
         layer = self._clean_layer
@@ -288,12 +289,3 @@ class InspectWidget(QWidget):
         self._map_layer = show_metric_map(
             self.viewer, layer, metric_map(self.analysis.rows, metric.key), f"{metric.label} map",
             self.analysis.patch_size, *self._transform())
-
-
-def _layer_array(layer: Any, label: str) -> np.ndarray:
-    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
-    array = np.asarray(data)
-    if array.ndim != 2 or getattr(layer, "rgb", False):
-        raise ValueError(f"{label}: '{layer.name}' has shape {array.shape}; Inspect needs a 2D "
-                         "grey-scale micrograph")
-    return array

