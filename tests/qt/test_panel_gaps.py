@@ -1,7 +1,7 @@
 """Inspect, Weights and the sample data never block the UI thread for more than 100 ms (item 7).
 
 Each test drives one action as a user would, around a 20 ms QTimer (the ``ui_gaps`` fixture of
-``tests/qt/conftest.py``), and waits for the action's visible end.
+``tests/conftest.py``), and waits for the action's visible end.
 Run under Xvfb: ``xvfb-run -a python -m pytest tests/qt/test_panel_gaps.py -q``.
 """
 
@@ -21,7 +21,7 @@ from qtpy.QtCore import Qt  # noqa: E402
 from napari_cryoden._qt._models import MODELS  # noqa: E402
 from napari_cryoden._qt.inspect_widget import InspectWidget  # noqa: E402
 
-MAX_GAP_S = 0.1  # as tests/qt/conftest.py
+MAX_GAP_S = 0.1  # as tests/conftest.py
 SIZE = 1024  # the sample's size, as in the issue's measurements
 FIRST_CLICK_GAP_S = 0.3
 """The first row click adds the outline layer: napari's own layer set-up, 40-170 ms here."""

@@ -31,7 +31,7 @@ from napari_cryoden.models.nets import build_model  # noqa: E402
 
 PIXEL = 1.7
 WAIT_MS = 30_000
-MAX_GAP_S = 0.1  # as tests/qt/conftest.py
+MAX_GAP_S = 0.1  # as tests/conftest.py
 CANCEL_S = 0.5
 
 
