@@ -1,4 +1,4 @@
-"""Commands that run a trained model: ``denoise`` and ``evaluate``.
+"""The command that runs a trained model: ``denoise`` (``evaluate`` is in :mod:`.evaluate`).
 
 Each has ``add_NAME(parser)`` and ``run_NAME(args) -> exit status`` (see :class:`.main.Command`).
 """
@@ -6,7 +6,6 @@ Each has ``add_NAME(parser)`` and ``run_NAME(args) -> exit status`` (see :class:
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from collections.abc import Sequence
@@ -14,14 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ._common import EXIT_OK, expand_folders, print_warnings, progress
+from ._common import EXIT_OK, expand_folders, progress
 
-__all__ = ["add_denoise", "run_denoise", "add_evaluate", "run_evaluate"]
+__all__ = ["add_denoise", "run_denoise", "MODEL_HELP", "add_device_flags"]
 
-_MODEL_HELP = "a .safetensors weight file or a shipped model's name (general, general-fast)"
+MODEL_HELP = "a .safetensors weight file or a shipped model's name (general, general-fast)"
 
 
-def _add_device_flags(p: argparse.ArgumentParser) -> None:
+def add_device_flags(p: argparse.ArgumentParser) -> None:
+    """Add ``--device``, ``--tile-size`` and ``--batch-size`` to ``p``."""
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, mps")
     p.add_argument("--tile-size", type=int, default=None,
                    help="tile size in px (default: chosen from free memory)")
@@ -32,11 +32,11 @@ def _add_device_flags(p: argparse.ArgumentParser) -> None:
 def add_denoise(p: argparse.ArgumentParser) -> None:
     """Add the flags of ``cryoden denoise`` to ``p``."""
     p.add_argument("inputs", type=Path, nargs="+", metavar="[MODEL] INPUT",
-                   help=f"{_MODEL_HELP}, then micrographs (MRC/TIFF) or folders of them; "
+                   help=f"{MODEL_HELP}, then micrographs (MRC/TIFF) or folders of them; "
                         "without MODEL the shipped general model is used")
     p.add_argument("--out", type=Path, required=True, metavar="DIR",
                    help="output folder; files keep their names, written as float32 MRC")
-    _add_device_flags(p)
+    add_device_flags(p)
     p.add_argument("--precision", choices=("fp32", "tf32", "fp16", "bf16"), default="fp32",
                    help="fp32 (exact), tf32 (CUDA), fp16 or bf16 (fastest on CUDA; the first "
                         "tiles are also run in fp32 and the difference printed)")
@@ -118,67 +118,3 @@ def _check_precision(model: Any, path: Path, precision: str, options: dict[str, 
     if check.relative > 0.01:
         print(f"warning: {path}: {precision} differs from fp32 by more than 1 % of the image's "
               "std; use --precision fp32", file=sys.stderr)
-
-
-# -- evaluate ---------------------------------------------------------------------------------
-def add_evaluate(p: argparse.ArgumentParser) -> None:
-    """Add the flags of ``cryoden evaluate`` to ``p``."""
-    p.add_argument("model", type=Path, metavar="MODEL", help=_MODEL_HELP)
-    p.add_argument("--noisy", type=Path, required=True, help="folder of noisy micrographs")
-    p.add_argument("--clean", type=Path, required=True, help="folder of clean targets")
-    p.add_argument("--json", type=Path, required=True, metavar="FILE", help="report to write")
-    p.add_argument("--figures", type=Path, metavar="DIR", help="also save PNG figures here")
-    p.add_argument("--patch-size", type=int, default=None,
-                   help="patch size for per-patch metrics (default: the model's)")
-    p.add_argument("--data-range", type=float, default=1.0,
-                   help="data range for PSNR (default 1.0: data in [0, 1])")
-    p.add_argument("--target-kind", choices=("clean", "noisy"), default="clean",
-                   help="'clean': noise-free ground truth; 'noisy': the targets are themselves "
-                        "noisy micrographs (PSNR is then capped by their noise)")
-    p.add_argument("--history", type=Path, default=None,
-                   help="history.json of the run (default: next to MODEL if present)")
-    _add_device_flags(p)
-
-
-def run_evaluate(args: argparse.Namespace) -> int:
-    """Score the model against the clean targets; write the report, print its summary."""
-    from ..evaluation.checklist import format_checklist
-    from ..evaluation.report import evaluate, write_report
-    from ..inference.load import load_denoiser
-
-    denoiser = load_denoiser(args.model, args.device)
-    model, ckpt, device, model_path = (denoiser.net, denoiser.checkpoint, denoiser.device,
-                                       denoiser.path)
-    history_path = args.history or model_path.parent / "history.json"
-    history = json.loads(history_path.read_text()) if history_path.exists() else None
-    report = evaluate(
-        model, args.noisy, args.clean,
-        patch_size=args.patch_size or ckpt.config.data.patch_size, data_range=args.data_range,
-        device=device, normalization=ckpt.normalization, target_kind=args.target_kind,
-        figures_dir=args.figures, history=history, checkpoint=ckpt,
-    )
-    write_report(report, args.json)
-    print(summary_table(report))
-    print(format_checklist(report["checklist"]))
-    print(f"report: {args.json}" + (f", figures: {args.figures}" if args.figures else ""))
-    print_warnings(report["warnings"])
-    return EXIT_OK
-
-
-def summary_table(report: dict[str, Any]) -> str:
-    """Format the pooled scores of the model, the noisy input and the best Gaussian blur.
-
-    Parameters
-    ----------
-    report
-        What :func:`~napari_cryoden.evaluation.report.evaluate` returned.
-
-    Returns
-    -------
-    str
-        A row per image kind (each metric of ``evaluation.metrics.METRICS``), then what
-        the targets were.
-    """
-    from ..evaluation.report import summary_lines
-
-    return "\n".join(summary_lines(report))

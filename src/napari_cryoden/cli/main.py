@@ -2,7 +2,7 @@
 
 Each command lives in a module of this package that adds its flags and runs it, parsing and
 delegating to the core: :mod:`.datasets` (``simulate``, ``split-frames``, ``pack``),
-:mod:`.train`, :mod:`.denoise` (``denoise``, ``evaluate``) and :mod:`.weights` (``export-raw``,
+:mod:`.train`, :mod:`.denoise`, :mod:`.evaluate` and :mod:`.weights` (``export-raw``,
 ``import-raw``, ``check-weights``). Errors caused by the input
 (:class:`~napari_cryoden.errors.CryodenError`, unreadable paths) print one line
 ``cryoden: error: …`` and exit with status 2, never a traceback. ``main(argv)`` returns the exit
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from .. import __version__
 from ..errors import CryodenError
-from . import datasets, denoise, train, weights
+from . import datasets, denoise, evaluate, train, weights
 from ._common import EXIT_ERROR, EXIT_OK
 
 __all__ = ["main", "build_parser", "Command", "COMMANDS"]
@@ -49,8 +49,9 @@ COMMANDS: tuple[Command, ...] = (
             "Sum the even and the odd frames of movies (for --mode n2n)."),
     Command("denoise", denoise.add_denoise, denoise.run_denoise,
             "Denoise micrographs with a trained model (tiled; any size)."),
-    Command("evaluate", denoise.add_evaluate, denoise.run_evaluate,
-            "Score a model against clean targets: metrics, checklist, figures."),
+    Command("evaluate", evaluate.add_evaluate, evaluate.run_evaluate,
+            "Score a model against clean targets and/or without them (even/odd halves: "
+            "split-frame SNR; picks: region-pair SNR): metrics, checklist, figures."),
     Command("export-raw", weights.add_export_raw, weights.run_export_raw,
             "Write a model as raw float32 files for the Fortran/cuDNN trainer."),
     Command("import-raw", weights.add_import_raw, weights.run_import_raw,

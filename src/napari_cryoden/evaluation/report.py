@@ -29,7 +29,7 @@ from .guards import report_warnings
 from .metrics import METRICS
 from .scoring import TARGET_NOTES, Scorer
 
-__all__ = ["evaluate", "write_report", "summary_lines", "TARGET_NOTES"]
+__all__ = ["evaluate", "write_report", "summary_lines", "model_info", "TARGET_NOTES"]
 
 _PANEL_CROP = 512
 
@@ -114,7 +114,7 @@ def evaluate(model: Any, noisy_dir: str | os.PathLike[str], clean_dir: str | os.
 
     scores = scorer.result(target_kind)
     report = scores.to_json()
-    report["model"] = _model_info(model, checkpoint, normalization)
+    report["model"] = model_info(model, checkpoint, normalization)
     report["checklist"] = run_checklist(scores.checklist_input(report["model"].get("epoch")),
                                         history)
     report["warnings"] = report_warnings(report)
@@ -141,7 +141,8 @@ def _check_output(denoised: np.ndarray, noisy: np.ndarray, path: Path) -> None:
                          "(diverged weights, or wrong normalization for this model?)")
 
 
-def _model_info(model: Any, checkpoint: Any, normalization: str) -> dict[str, Any]:
+def model_info(model: Any, checkpoint: Any, normalization: str) -> dict[str, Any]:
+    """Return the report's ``model`` block: parameters, normalisation, weight file, metadata."""
     params = getattr(model, "parameters", None)
     info: dict[str, Any] = {"normalization": normalization, "path": None,
                             "parameters": sum(int(p.numel()) for p in params()) if params else None}
