@@ -39,6 +39,7 @@ from napari_cryoden._qt.inspect.overlays import (
 )
 from napari_cryoden._qt.inspect.panel import scrolling_panel
 from napari_cryoden._qt.inspect.table import COLUMNS, build_table, fill_table
+from napari_cryoden._qt.quiet_gc import freeze_long_lived
 from napari_cryoden.evaluation.inspection import PatchAnalysis, analyse, metric_map
 from napari_cryoden.evaluation.metrics import METRICS
 
@@ -83,6 +84,7 @@ class InspectWidget(QWidget):
         MODELS.changed.connect(callback)
         self.destroyed.connect(lambda *_: MODELS.changed.disconnect(callback, missing_ok=True))
         self._refresh_choices()
+        freeze_long_lived()
 
     # -- construction ----------------------------------------------------------------------
     def _build_form(self) -> None:
