@@ -7,6 +7,7 @@ Run under Xvfb: ``xvfb-run -a python -m pytest tests/qt/test_panel_gaps.py -q``.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -75,3 +76,26 @@ def click_gap(qtbot: Any, widget: InspectWidget, row: int, ui_gaps: Any) -> Any:
         qtbot.waitUntil(lambda: widget.canvas.figure is not None and widget.canvas.figure
                         ._suptitle.get_text().startswith(f"patch {patch} "), timeout=60_000)
     return gaps
+
+
+def test_opening_a_weight_file_keeps_the_window_responsive(make_napari_viewer: Any, qtbot: Any,
+                                                           ui_gaps: Any, tmp_path: Path) -> None:
+    from napari_cryoden._qt.weights_widget import WeightsWidget
+    from napari_cryoden.config.sections import Config
+    from napari_cryoden.models.checkpoint import save_checkpoint
+    from napari_cryoden.models.nets import build_model
+
+    path = tmp_path / "run1" / "best.safetensors"
+    path.parent.mkdir()
+    save_checkpoint(path, build_model(seed=0), Config(), epoch=4, val_loss=0.01)
+    viewer = make_napari_viewer()
+    widget = WeightsWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Weights")
+    qtbot.wait(200)  # let the window settle before measuring
+    with ui_gaps() as gaps:
+        widget.file_edit.value = path  # what the file dialog does
+        qtbot.waitUntil(lambda: widget.path == path and widget.canvas.figure is not None
+                        and any(ax.get_images() for ax in widget.canvas.figure.axes),
+                        timeout=60_000)
+    print(f"opening a weight file: {gaps}")
+    assert gaps.longest < MAX_GAP_S, f"opening a weight file: {gaps}"
