@@ -1,12 +1,15 @@
 """How long napari's own ``add_image`` blocks the UI thread (the Inspect outline's first add).
 
 Three 1024² layers open, then one 128² RGBA frame added between ticks of a 20 ms QTimer;
-prints the call's time and the longest UI gap.
-Run: ``xvfb-run -a python scripts/measure_add_image.py``.
+prints the call's time and the longest UI gap. ``--freeze`` first freezes the objects alive
+(what the Inspect and Weights panels do when they open: napari_cryoden._qt.quiet_gc), so that no
+full cycle collection of napari's objects lands in the measurement.
+Run: ``xvfb-run -a python scripts/measure_add_image.py [--freeze]``.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 
 import napari
@@ -28,6 +31,10 @@ def main() -> None:
             time.sleep(0.002)
 
     wait(0.8)
+    if "--freeze" in sys.argv:
+        from napari_cryoden._qt.quiet_gc import freeze_long_lived
+
+        freeze_long_lived()
     ticks: list[float] = []
     timer = QTimer()
     timer.setInterval(20)

@@ -24,12 +24,6 @@ from napari_cryoden._qt.inspect_widget import InspectWidget  # noqa: E402
 
 MAX_GAP_S = 0.1  # as tests/conftest.py
 SIZE = 1024  # the sample's size, as in the issue's measurements
-FIRST_CLICK_GAP_S = 0.3
-"""The first row click adds the outline layer, and napari's ``add_image`` of a 128² RGBA frame
-costs more than 100 ms by itself: measured alone (3 layers of 1024² open, nothing of ours
-running) 71-80 ms in the call and a 103-112 ms UI gap on an idle 2-core machine, 167-192 ms with
-a CPU-bound process beside it (``scripts/measure_add_image.py``). Our part of the click stays
-under 100 ms: the later clicks, which only move the frame, show it."""
 
 
 @pytest.fixture(autouse=True)
@@ -58,12 +52,12 @@ def test_analyse_and_a_row_click_keep_the_window_responsive(make_napari_viewer: 
         widget.analyse_button.native.click()
         qtbot.waitUntil(lambda: widget.table.rowCount() == 64, timeout=60_000)
         qtbot.wait(300)  # the pooled plot arrives after the table
-    first = click_gap(qtbot, widget, 2, ui_gaps)  # adds the outline layer: one napari add
+    first = click_gap(qtbot, widget, 2, ui_gaps)  # adds the outline layer (napari: 50-80 ms)
     later = click_gap(qtbot, widget, 9, ui_gaps)  # moves it
     print(f"Analyse: {analyse_gaps}; first row click: {first}; later row click: {later}")
     assert analyse_gaps.longest < MAX_GAP_S, f"Analyse: {analyse_gaps}"
+    assert first.longest < MAX_GAP_S, f"first row click: {first}"
     assert later.longest < MAX_GAP_S, f"row click: {later}"
-    assert first.longest < FIRST_CLICK_GAP_S, f"first row click: {first}"
 
 
 def click_gap(qtbot: Any, widget: InspectWidget, row: int, ui_gaps: Any) -> Any:
@@ -99,3 +93,21 @@ def test_opening_a_weight_file_keeps_the_window_responsive(make_napari_viewer: A
                         timeout=60_000)
     print(f"opening a weight file: {gaps}")
     assert gaps.longest < MAX_GAP_S, f"opening a weight file: {gaps}"
+
+
+def test_opening_the_sample_again_keeps_the_window_responsive(make_napari_viewer: Any,
+                                                              qtbot: Any, ui_gaps: Any,
+                                                              tmp_path: Path,
+                                                              monkeypatch: Any) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-cryoden", "synthetic")  # the first time simulates it (~1 s)
+    viewer.layers.clear()
+    qtbot.wait(200)  # let the window settle before measuring
+    with ui_gaps() as gaps:
+        viewer.open_sample("napari-cryoden", "synthetic")  # File ▸ Open Sample does this
+        qtbot.waitUntil(lambda: len(viewer.layers) == 2, timeout=60_000)
+        qtbot.wait(100)  # the layers' first draw
+    print(f"opening the sample again: {gaps}")
+    assert [layer.name for layer in viewer.layers] == ["clean (simulated)", "noisy (simulated)"]
+    assert gaps.longest < MAX_GAP_S, f"opening the sample again: {gaps}"
