@@ -9,7 +9,7 @@ from typing import Any
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QGridLayout, QLabel
 
-__all__ = ["show_chips", "warnings_html"]
+__all__ = ["show_chips", "show_guard_warnings", "warnings_html"]
 
 _VERDICT = {True: ("✓", "#2e7d32"), False: ("✗", "#c62828"), None: ("–", "#616161")}
 SHORT = {1: "loss smooth", 2: "val ≈ train loss", 3: "test ≈ val MSE", 4: "correlation",
@@ -67,3 +67,14 @@ def warnings_html(warnings: Sequence[str], summary: str) -> str:
     lines = "".join(f"<br>⚠ {html.escape(w)}" for w in warnings)
     return (f"<span style='color:#e03c31; font-weight:bold'>Check the weights:{lines}</span>"
             f"<br>{html.escape(summary)}")
+
+
+def show_guard_warnings(summary: QLabel, warnings: Sequence[str]) -> None:
+    """Scramble guards (r <= 0, worse than the noisy input): a notification each and the
+    summary in red, so that a wrong raw layout cannot pass unnoticed."""
+    from napari.utils.notifications import show_warning
+
+    for warning in warnings:
+        show_warning(f"Check the weights: {warning}")
+    if warnings:
+        summary.setText(warnings_html(warnings, summary.text()))
