@@ -134,8 +134,8 @@ class InspectWidget(QWidget):
 
     def _layout(self) -> None:
         self.scroll_area = scrolling_panel(
-            [self.form.native, self.problem, self.map_row.native], self.table,
-            [self.chips, self.summary, self.canvas])
+            [self.form.native, self.problem, self.chips, self.summary, self.map_row.native],
+            self.table, self.canvas)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.scroll_area)

@@ -19,13 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 from magicgui.types import FileDialogMode
 from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton
-from qtpy.QtCore import Qt, Signal
-from qtpy.QtWidgets import QFileDialog, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
+from qtpy.QtCore import Signal
+from qtpy.QtWidgets import QFileDialog, QSizePolicy, QVBoxLayout, QWidget
 
 from napari_cryoden._qt._models import MODELS
 from napari_cryoden._qt.canvas import apply_theme
 from napari_cryoden._qt.figure_image import FigureImage
 from napari_cryoden._qt.quiet_gc import freeze_long_lived
+from napari_cryoden._qt.scroll import vertical_scroll_area
 from napari_cryoden.config.presets import is_default
 
 if TYPE_CHECKING:
@@ -112,10 +113,7 @@ class WeightsWidget(QWidget):
         column.addWidget(form.native)
         column.addWidget(self.info.native)
         column.addWidget(self.canvas, stretch=1)
-        self.scroll_area = QScrollArea()
-        self.scroll_area.setWidgetResizable(True)
-        self.scroll_area.setWidget(content)
-        self.scroll_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll_area = vertical_scroll_area(content)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.scroll_area)

@@ -38,6 +38,7 @@ def show_chips(row: QGridLayout, checklist: Sequence[Mapping[str, Any]]) -> None
         mark, colour = _VERDICT[item["passed"]]
         chip = QLabel(f"{mark} {item['id']} · {SHORT.get(item['id'], item['check'])}")
         chip.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        chip.setWordWrap(True)  # a narrow dock wraps the words instead of cutting them off
         chip.setStyleSheet(f"background:{colour}; color:white; border-radius:4px; "
                            "padding:2px 6px; font-weight:bold;")
         chip.setToolTip(_chip_tooltip(item))
