@@ -71,7 +71,7 @@ def patch_figure_of(analysis: PatchAnalysis, index: int) -> Figure:
     y, x = int(row["y"]), int(row["x"])
     window = np.s_[y:y + size, x:x + size]
     noisy, denoised, clean = analysis.images
-    title = f"patch {index} (y {y}, x {x}): " + ", ".join(
+    title = f"patch {index} (y {y}, x {x})\n" + ", ".join(
         f"{m.label} {m.format(row[m.key])}" for m in METRICS)
     return patch_figure(None if noisy is None else noisy[window], denoised[window],
                         clean[window], title=title)
@@ -82,7 +82,7 @@ def pooled_figure_of(analysis: PatchAnalysis) -> Figure:
     from napari_cryoden.plotting.weights import patch_figure
 
     noisy, denoised, clean = analysis.images
-    title = f"whole image, {len(analysis.rows)} patches pooled — click a row for one patch"
+    title = f"whole image, {len(analysis.rows)} patches pooled\nclick a row for one patch"
     return patch_figure(noisy, denoised, clean, title=title)
 
 
@@ -112,9 +112,11 @@ def with_legend(figure: Figure, legend: MapLegend | None) -> Figure:
         return figure
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
+    from matplotlib.ticker import MaxNLocator
 
     mappable = ScalarMappable(Normalize(*legend.limits), legend.colormap)
     bar = figure.colorbar(mappable, ax=figure.axes[:2], location="bottom", shrink=0.6,
                           aspect=40, pad=0.02)
     bar.set_label(legend.label)
+    bar.ax.xaxis.set_major_locator(MaxNLocator(4))  # readable tick labels in a narrow dock
     return figure
