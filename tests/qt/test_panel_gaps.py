@@ -91,6 +91,7 @@ def test_opening_a_weight_file_keeps_the_window_responsive(make_napari_viewer: A
         qtbot.waitUntil(lambda: widget.path == path and widget.canvas.figure is not None
                         and any(ax.get_images() for ax in widget.canvas.figure.axes),
                         timeout=60_000)
+        qtbot.wait(300)  # the window's next paints: a figure drawn at paint time shows here
     print(f"opening a weight file: {gaps}")
     assert gaps.longest < MAX_GAP_S, f"opening a weight file: {gaps}"
 

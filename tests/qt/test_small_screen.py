@@ -44,9 +44,14 @@ def docked(qtbot: Any, viewer: Any, widget: QWidget, name: str) -> QScrollArea:
     scroll = widget.findChild(QScrollArea)
     assert scroll is not None, f"the {name} panel does not scroll"
     content = scroll.widget()
-    qtbot.waitUntil(lambda: content.width() == scroll.viewport().width()
-                    and all(child.width() <= content.width()
-                            for child in content.findChildren(QWidget) if child.isVisible()))
+
+    def fits_across() -> None:
+        assert content.width() == scroll.viewport().width(), "content wider than the dock"
+        wide = [c for c in content.findChildren(QWidget)
+                if c.isVisible() and c.width() > content.width()]
+        assert not wide, f"{wide} wider than the panel: its right side is cut off"
+
+    qtbot.waitUntil(fits_across)
     laid_out(qtbot, scroll)
     return scroll
 
