@@ -259,12 +259,12 @@ def step_inspect(session: Session, model_label: str) -> tuple[float, str]:
     widget = session.open_dock("Inspect")
     widget.model.value, widget.patch_size.value = model_label, 128
     start = time.perf_counter()
-    widget.analyse_button.native.click()  # a 1024² image is analysed on the main thread
+    wait_for(widget.analysed, widget.analyse_button.native.click, timeout_s=300)  # a worker
     seconds = time.perf_counter() - start
     session.view((512, 512), 2.0, f"{session.noisy} denoised")
     rmse = [title for title, _, _ in COLUMNS].index("RMSE")
     widget.table.sortItems(rmse, Qt.SortOrder.DescendingOrder)  # the header, clicked twice
-    widget.table.selectRow(0)  # the worst patch: centred and outlined
+    wait_for(widget.canvas.rendered, lambda: widget.table.selectRow(0))  # the worst patch
     session.shoot("guide_inspect.png")
     failed = [f"{item['id']} ({item['check']}: {item['value']}; need {item['threshold']})"
               for item in widget.analysis.checklist if item["passed"] is False]
@@ -277,12 +277,13 @@ def step_weights(session: Session, best: Path, label: str) -> None:
     from PIL import Image
 
     widget = session.open_dock("Weights")
-    widget.load(best, label)  # as choosing it again: drawn at the docked canvas's size
+    wait_for(widget.canvas.rendered, lambda: widget.load(best, label))  # read, drawn: workers
     session.view((560, 420), 3.0, f"{session.noisy} denoised")
     session.shoot("guide_weights.png")
     exported = [widget.export_png(session.scratch / "trained.png", dpi=EXPORT_DPI)]
-    widget.load(scrambled_copy(best, session.scratch / "scrambled.safetensors"),
-                label="the same weights, scrambled as by the seed's bug")
+    wait_for(widget.canvas.rendered, lambda: widget.load(
+        scrambled_copy(best, session.scratch / "scrambled.safetensors"),
+        label="the same weights, scrambled as by the seed's bug"))
     exported.append(widget.export_png(session.scratch / "scrambled.png", dpi=EXPORT_DPI))
     figures = [np.asarray(Image.open(path).convert("RGB")) for path in exported]
     height = max(figure.shape[0] for figure in figures)
@@ -298,7 +299,8 @@ def step_weights_deep(session: Session) -> float:
                                   run="deep-run",
                                   **{"model.preset": DEEP_SETTINGS["model.preset"]})
     widget = session.open_dock("Weights")
-    widget.load(run_dir / "best.safetensors", f"{run_dir.name}/best.safetensors")
+    wait_for(widget.canvas.rendered,
+             lambda: widget.load(run_dir / "best.safetensors", f"{run_dir.name}/best.safetensors"))
     session.view((560, 420), 3.0, session.noisy)
     session.shoot("guide_weights_deep.png")
     return seconds

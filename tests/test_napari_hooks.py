@@ -14,6 +14,13 @@ from napari_cryoden._sample_data import make_synthetic_micrograph
 from napari_cryoden.errors import InputError
 
 
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The sample's disk cache in tmp_path, not the user's ~/.cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "napari-cryoden"
+
+
 def _write(path: Path, data: np.ndarray, voxel_size: object, stack: bool = False) -> Path:
     with mrcfile.new(path) as mrc:
         mrc.set_data(data)
@@ -113,6 +120,35 @@ def test_reader_contrast_covers_the_micrograph_not_its_hot_pixels(tmp_path: Path
     assert image.max() == 500.0 and high < 2.0  # min..max would show a black image
     assert np.mean((noisy >= low) & (noisy <= high)) > 0.98
     assert kwargs["scale"] == pytest.approx((1.06, 1.06), abs=1e-3)
+
+
+def _no_simulation(*_: object, **__: object) -> None:
+    raise AssertionError("simulated again instead of reading the cache")
+
+
+def test_the_sample_is_simulated_once_then_read_from_the_disk_cache(
+        _own_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = make_synthetic_micrograph()
+    [cached] = list(_own_cache.glob("sample-*.npz"))
+    monkeypatch.setattr("napari_cryoden.simulation.micrographs.simulate_exposure", _no_simulation)
+    start = time.perf_counter()
+    again = make_synthetic_micrograph()
+    assert time.perf_counter() - start < 0.1  # napari calls it on the UI thread
+    for (image, kwargs, _), (image2, kwargs2, _) in zip(first, again, strict=True):
+        np.testing.assert_array_equal(image, image2)
+        assert kwargs == kwargs2 and image2.dtype == np.float32
+    assert list(_own_cache.glob("*")) == [cached]  # no temporary files left
+
+
+def test_a_corrupt_cache_file_is_ignored_and_rewritten(_own_cache: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    first = make_synthetic_micrograph()
+    [cached] = list(_own_cache.glob("sample-*.npz"))
+    cached.write_bytes(cached.read_bytes()[:5000])  # a truncated file (disk full, killed)
+    again = make_synthetic_micrograph()
+    np.testing.assert_array_equal(again[1][0], first[1][0])
+    monkeypatch.setattr("napari_cryoden.simulation.micrographs.simulate_exposure", _no_simulation)
+    np.testing.assert_array_equal(make_synthetic_micrograph()[1][0], first[1][0])  # rewritten
 
 
 def test_reader_and_sample_data_agree_on_a_sample_like_image(tmp_path: Path) -> None:

@@ -152,6 +152,32 @@ def test_metric_map_has_one_value_per_patch_and_overlays_them(make_napari_viewer
     assert "PSNR map" not in viewer.layers
 
 
+def map_colour_bars(widget: InspectWidget) -> list[Any]:
+    """The plot's axes labelled as the metric map's colour bar."""
+    return [ax for ax in widget.canvas.figure.axes if "per patch" in ax.get_xlabel()]
+
+
+def test_the_metric_map_has_a_labelled_colour_bar(make_napari_viewer: Any, qtbot: Any) -> None:
+    viewer, widget = make_widget(make_napari_viewer)
+    analyse(qtbot, widget)
+    qtbot.waitUntil(lambda: widget.canvas.figure is not None, timeout=30_000)
+    assert map_colour_bars(widget) == []  # no map, no bar
+    with qtbot.waitSignal(widget.canvas.rendered, timeout=30_000):
+        widget.show_map.value = True
+    [bar] = map_colour_bars(widget)
+    assert bar.get_xlabel() == "RMSE per patch: the metric map (lower is better)"
+    assert bar.get_xlim() == pytest.approx(viewer.layers["RMSE map"].contrast_limits)
+    click_row(qtbot, widget, 3)  # a patch's plot keeps the bar
+    assert len(map_colour_bars(widget)) == 1
+    with qtbot.waitSignal(widget.canvas.rendered, timeout=30_000):
+        widget.map_metric.value = "PSNR"
+    [bar] = map_colour_bars(widget)
+    assert bar.get_xlabel().startswith("PSNR per patch") and "higher is better" in bar.get_xlabel()
+    with qtbot.waitSignal(widget.canvas.rendered, timeout=30_000):
+        widget.show_map.value = False
+    assert map_colour_bars(widget) == []
+
+
 def test_checklist_shows_ten_items(make_napari_viewer: Any, qtbot: Any) -> None:
     _, widget = make_widget(make_napari_viewer)
     analyse(qtbot, widget)

@@ -7,6 +7,7 @@ Run under Xvfb: ``xvfb-run -a python -m pytest tests/qt/test_panel_gaps.py -q``.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,8 +24,6 @@ from napari_cryoden._qt.inspect_widget import InspectWidget  # noqa: E402
 
 MAX_GAP_S = 0.1  # as tests/conftest.py
 SIZE = 1024  # the sample's size, as in the issue's measurements
-FIRST_CLICK_GAP_S = 0.3
-"""The first row click adds the outline layer: napari's own layer set-up, 40-170 ms here."""
 
 
 @pytest.fixture(autouse=True)
@@ -53,12 +52,12 @@ def test_analyse_and_a_row_click_keep_the_window_responsive(make_napari_viewer: 
         widget.analyse_button.native.click()
         qtbot.waitUntil(lambda: widget.table.rowCount() == 64, timeout=60_000)
         qtbot.wait(300)  # the pooled plot arrives after the table
-    first = click_gap(qtbot, widget, 2, ui_gaps)  # adds the outline layer: one napari add
+    first = click_gap(qtbot, widget, 2, ui_gaps)  # adds the outline layer (napari: 50-80 ms)
     later = click_gap(qtbot, widget, 9, ui_gaps)  # moves it
     print(f"Analyse: {analyse_gaps}; first row click: {first}; later row click: {later}")
     assert analyse_gaps.longest < MAX_GAP_S, f"Analyse: {analyse_gaps}"
+    assert first.longest < MAX_GAP_S, f"first row click: {first}"
     assert later.longest < MAX_GAP_S, f"row click: {later}"
-    assert first.longest < FIRST_CLICK_GAP_S, f"first row click: {first}"
 
 
 def click_gap(qtbot: Any, widget: InspectWidget, row: int, ui_gaps: Any) -> Any:
@@ -71,3 +70,45 @@ def click_gap(qtbot: Any, widget: InspectWidget, row: int, ui_gaps: Any) -> Any:
         qtbot.waitUntil(lambda: widget.canvas.figure is not None and widget.canvas.figure
                         ._suptitle.get_text().startswith(f"patch {patch} "), timeout=60_000)
     return gaps
+
+
+def test_opening_a_weight_file_keeps_the_window_responsive(make_napari_viewer: Any, qtbot: Any,
+                                                           ui_gaps: Any, tmp_path: Path) -> None:
+    from napari_cryoden._qt.weights_widget import WeightsWidget
+    from napari_cryoden.config.sections import Config
+    from napari_cryoden.models.checkpoint import save_checkpoint
+    from napari_cryoden.models.nets import build_model
+
+    path = tmp_path / "run1" / "best.safetensors"
+    path.parent.mkdir()
+    save_checkpoint(path, build_model(seed=0), Config(), epoch=4, val_loss=0.01)
+    viewer = make_napari_viewer()
+    widget = WeightsWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Weights")
+    qtbot.wait(200)  # let the window settle before measuring
+    with ui_gaps() as gaps:
+        widget.file_edit.value = path  # what the file dialog does
+        qtbot.waitUntil(lambda: widget.path == path and widget.canvas.figure is not None
+                        and any(ax.get_images() for ax in widget.canvas.figure.axes),
+                        timeout=60_000)
+        qtbot.wait(300)  # the window's next paints: a figure drawn at paint time shows here
+    print(f"opening a weight file: {gaps}")
+    assert gaps.longest < MAX_GAP_S, f"opening a weight file: {gaps}"
+
+
+def test_opening_the_sample_again_keeps_the_window_responsive(make_napari_viewer: Any,
+                                                              qtbot: Any, ui_gaps: Any,
+                                                              tmp_path: Path,
+                                                              monkeypatch: Any) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-cryoden", "synthetic")  # the first time simulates it (~1 s)
+    viewer.layers.clear()
+    qtbot.wait(200)  # let the window settle before measuring
+    with ui_gaps() as gaps:
+        viewer.open_sample("napari-cryoden", "synthetic")  # File ▸ Open Sample does this
+        qtbot.waitUntil(lambda: len(viewer.layers) == 2, timeout=60_000)
+        qtbot.wait(100)  # the layers' first draw
+    print(f"opening the sample again: {gaps}")
+    assert [layer.name for layer in viewer.layers] == ["clean (simulated)", "noisy (simulated)"]
+    assert gaps.longest < MAX_GAP_S, f"opening the sample again: {gaps}"

@@ -22,7 +22,9 @@ def test_widget_opens_from_the_plugin_menu(make_napari_viewer: Any, name: str, k
     assert dock.widget() is not None
 
 
-def test_sample_data_opens_noisy_and_clean(make_napari_viewer: Any) -> None:
+def test_sample_data_opens_noisy_and_clean(make_napari_viewer: Any, tmp_path: Any,
+                                           monkeypatch: Any) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # the sample's cache, not the user's
     viewer = make_napari_viewer()
     viewer.open_sample("napari-cryoden", "synthetic")
     names = [layer.name for layer in viewer.layers]

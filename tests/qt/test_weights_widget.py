@@ -47,11 +47,12 @@ def shown_images(widget: WeightsWidget) -> list[Any]:
 
 
 def test_a_registered_model_is_shown_with_one_symmetric_scale(make_napari_viewer: Any,
-                                                              tmp_path: Path) -> None:
+                                                              qtbot: Any, tmp_path: Path) -> None:
     widget = make_widget(make_napari_viewer)
-    assert shown_images(widget) == [] and "No model" in widget.info.value
+    assert widget.canvas.figure is None and "No model" in widget.info.value
     model = save(tmp_path / "best.safetensors", seed=0)
-    MODELS.register("training", tmp_path / "best.safetensors")  # as the Train widget does
+    with qtbot.waitSignal(widget.canvas.rendered, timeout=30_000):
+        MODELS.register("training", tmp_path / "best.safetensors")  # as the Train widget does
     assert widget.model_choice.value == "training"
     images = shown_images(widget)
     assert sum(int(np.isfinite(im.get_array()).sum()) // 9 for im in images) == 16 + 256 + 16
@@ -61,16 +62,18 @@ def test_a_registered_model_is_shown_with_one_symmetric_scale(make_napari_viewer
     assert "epoch 1" in widget.info.value and "2,625 parameters" in widget.info.value
 
 
-def test_rewritten_best_file_refreshes_the_kernels_live(make_napari_viewer: Any,
+def test_rewritten_best_file_refreshes_the_kernels_live(make_napari_viewer: Any, qtbot: Any,
                                                         tmp_path: Path) -> None:
     path = tmp_path / "best.safetensors"
     save(path, seed=0)
     MODELS.register("training", path)
     widget = make_widget(make_napari_viewer)  # picks the model already known
     assert widget.model_choice.value == "training"
+    qtbot.waitUntil(lambda: widget.canvas.figure is not None, timeout=30_000)
     before = np.array(shown_images(widget)[1].get_array())
     newer = save(path, seed=1, epoch=2)  # a new best epoch re-writes the file ...
-    MODELS.register("training", path)  # ... and re-registers it
+    with qtbot.waitSignal(widget.canvas.rendered, timeout=30_000):
+        MODELS.register("training", path)  # ... and re-registers it
     after = np.array(shown_images(widget)[1].get_array())
     expected = kernel_mosaic(newer.conv2.weight.detach().numpy())
     assert np.allclose(after, expected, equal_nan=True)
@@ -79,23 +82,27 @@ def test_rewritten_best_file_refreshes_the_kernels_live(make_napari_viewer: Any,
 
 
 def test_another_model_registered_does_not_replace_the_chosen_one(make_napari_viewer: Any,
+                                                                   qtbot: Any,
                                                                    tmp_path: Path) -> None:
     save(tmp_path / "a.safetensors", seed=0)
     save(tmp_path / "b.safetensors", seed=1)
     widget = make_widget(make_napari_viewer)
-    MODELS.register("a", tmp_path / "a.safetensors")
-    MODELS.register("b", tmp_path / "b.safetensors")
+    with qtbot.waitSignal(widget.canvas.rendered, timeout=30_000):
+        MODELS.register("a", tmp_path / "a.safetensors")
+    with qtbot.assertNotEmitted(widget.canvas.rendered, wait=300):  # "b" is not drawn
+        MODELS.register("b", tmp_path / "b.safetensors")
     assert widget.model_choice.value == "a" and widget.path == tmp_path / "a.safetensors"
     assert set(widget.model_choice.choices) == {None, "a", "b", *SHIPPED_LABELS}
 
 
-def test_file_picker_loads_and_registers_the_file(make_napari_viewer: Any,
+def test_file_picker_loads_and_registers_the_file(make_napari_viewer: Any, qtbot: Any,
                                                   tmp_path: Path) -> None:
     (tmp_path / "run1").mkdir()
     path = tmp_path / "run1" / "best.safetensors"
     save(path, seed=3)
     widget = make_widget(make_napari_viewer)
-    widget.file_edit.value = path
+    with qtbot.waitSignal(widget.canvas.rendered, timeout=30_000):
+        widget.file_edit.value = path
     assert MODELS.get("run1 · best (seed, epoch 1)") == path
     assert widget.model_choice.value == "run1 · best (seed, epoch 1)" and widget.path == path
     assert len(shown_images(widget)) == 3
@@ -113,11 +120,12 @@ def test_a_bad_file_is_reported_not_raised(make_napari_viewer: Any, tmp_path: Pa
     assert MODELS.registered() == []  # refused from its header: not listed
 
 
-def test_export_writes_a_png(make_napari_viewer: Any, tmp_path: Path) -> None:
+def test_export_writes_a_png(make_napari_viewer: Any, qtbot: Any, tmp_path: Path) -> None:
     save(tmp_path / "best.safetensors", seed=0)
     widget = make_widget(make_napari_viewer)
     assert widget.export_png(tmp_path / "none.png") is None  # nothing to export yet
-    MODELS.register("training", tmp_path / "best.safetensors")
+    with qtbot.waitSignal(widget.canvas.rendered, timeout=30_000):
+        MODELS.register("training", tmp_path / "best.safetensors")
     out = widget.export_png(tmp_path / "weights.png")
     assert out == tmp_path / "weights.png" and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     image = imread(out)
@@ -126,14 +134,15 @@ def test_export_writes_a_png(make_napari_viewer: Any, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("preset", "first", "last"), [("deep", "conv1", "conv6"),
                                                        ("unet-small", "conv1", "conv11")])
-def test_larger_presets_show_their_first_and_last_layers(make_napari_viewer: Any, tmp_path: Path,
-                                                         preset: str, first: str,
+def test_larger_presets_show_their_first_and_last_layers(make_napari_viewer: Any, qtbot: Any,
+                                                         tmp_path: Path, preset: str, first: str,
                                                          last: str) -> None:
     config = Config.from_dict({"model": {"preset": preset}})
     path = tmp_path / f"{preset}.safetensors"
     save_checkpoint(path, build_model(config.model, seed=0), config, epoch=3)
     widget = make_widget(make_napari_viewer)
-    assert widget.load(path)
+    with qtbot.waitSignal(widget.canvas.rendered, timeout=30_000):
+        widget.load(path)
     figure = widget.canvas.figure
     titles = [ax.get_title() for ax in figure.axes if ax.get_images()]
     assert [t.split()[0] for t in titles] == [first, last]
@@ -142,8 +151,9 @@ def test_larger_presets_show_their_first_and_last_layers(make_napari_viewer: Any
     assert f"preset {preset}" in widget.info.value
 
 
-def test_the_shipped_models_show_their_weights(make_napari_viewer: Any) -> None:
+def test_the_shipped_models_show_their_weights(make_napari_viewer: Any, qtbot: Any) -> None:
     widget = make_widget(make_napari_viewer)
     assert widget.model_choice.value is None  # nothing drawn until asked
-    widget.model_choice.value = "general (shipped)"
+    with qtbot.waitSignal(widget.canvas.rendered, timeout=30_000):
+        widget.model_choice.value = "general (shipped)"
     assert widget.path is not None and widget.path.name == "general.safetensors"

@@ -5,7 +5,8 @@ freezes napari. :class:`FigureImage` takes a function that builds the figure (Qt
 :mod:`napari_cryoden.plotting`), runs it and the Agg draw in a worker at the widget's size and
 the viewer's theme colours, and shows the result as a pixmap (the Train loss plot's approach,
 :mod:`napari_cryoden._qt.train.loss_plot`). A resize re-renders the same figure, also in a
-worker. Before any figure, or when asked, it shows a placeholder text.
+worker. Before any figure, or when asked, it shows a placeholder text. Right-click saves the
+shown figure as a PNG (the toolbar of an interactive canvas did that before).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from qtpy.QtCore import Qt, QTimer, Signal
+from qtpy.QtCore import QSize, Qt, QTimer, Signal
 from qtpy.QtWidgets import QLabel, QSizePolicy
 
 from napari_cryoden._qt.canvas import apply_colours, theme_colours
@@ -23,7 +24,7 @@ from napari_cryoden._qt.canvas import apply_colours, theme_colours
 if TYPE_CHECKING:
     import napari
     from matplotlib.figure import Figure
-    from qtpy.QtGui import QResizeEvent
+    from qtpy.QtGui import QContextMenuEvent, QResizeEvent
 
 __all__ = ["FigureImage", "render"]
 
@@ -121,6 +122,11 @@ class FigureImage(QLabel):
     def _done(self, *_: Any) -> None:
         self._busy = False
 
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        """The minimum size: a QLabel's hint is its pixmap's size, and a scroll area's layout
+        would then grow the label to it, redraw the figure larger, grow again…"""
+        return self.minimumSize()
+
     def resizeEvent(self, event: QResizeEvent | None) -> None:  # noqa: N802 - Qt's name
         super().resizeEvent(event)
         if self.figure is not None:
@@ -131,6 +137,20 @@ class FigureImage(QLabel):
             self._resize.start()
         elif self.figure is not None:
             self._start(self.figure, self._generation)
+
+    def contextMenuEvent(self, event: QContextMenuEvent | None) -> None:  # noqa: N802 - Qt's
+        """Right-click: *Save figure as PNG…* (only while a figure is shown)."""
+        from qtpy.QtWidgets import QFileDialog, QMenu
+
+        if self.figure is None or event is None:
+            return
+        menu = QMenu(self)
+        save = menu.addAction("Save figure as PNG…")
+        if menu.exec(event.globalPos()) is save:
+            path, _ = QFileDialog.getSaveFileName(self, "Save figure", "figure.png",
+                                                  "PNG image (*.png)")
+            if path:
+                self.export_png(path)
 
     def export_png(self, path: str | Path, dpi: int = 150) -> Path | None:
         """Save the shown figure as PNG (theme colours kept); ``None`` when there is none."""

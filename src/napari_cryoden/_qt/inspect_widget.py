@@ -12,6 +12,7 @@ patch (:mod:`napari_cryoden._qt.inspect.overlays`).
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,23 +23,27 @@ from qtpy.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
 
 from napari_cryoden._qt._models import MODELS
 from napari_cryoden._qt.figure_image import FigureImage
-from napari_cryoden._qt.inspect.chips import show_chips, warnings_html
+from napari_cryoden._qt.inspect.chips import show_chips, show_guard_warnings
 from napari_cryoden._qt.inspect.choices import choice_problem, guess_images, layer_array
 from napari_cryoden._qt.inspect.jobs import (
     Analysed,
     AnalysisJob,
+    MapLegend,
+    legend_of,
     patch_figure_of,
     pooled_figure_of,
     run_job,
+    with_legend,
 )
 from napari_cryoden._qt.inspect.overlays import (
     OUTLINE_NAME,
     focus,
     outline_patch,
-    show_metric_map,
+    update_map,
 )
 from napari_cryoden._qt.inspect.panel import scrolling_panel
 from napari_cryoden._qt.inspect.table import COLUMNS, build_table, fill_table
+from napari_cryoden._qt.quiet_gc import freeze_long_lived
 from napari_cryoden.evaluation.inspection import PatchAnalysis, analyse, metric_map
 from napari_cryoden.evaluation.metrics import METRICS
 
@@ -65,6 +70,7 @@ class InspectWidget(QWidget):
         self.analysis: PatchAnalysis | None = None
         self._clean_layer: Any = None
         self._map_layer: Any = None
+        self._plot_index: int | None = None  # the patch plotted; None: the whole image
         self._worker: Any = None
         self._failure: str | None = None
         self._build_form()
@@ -83,6 +89,7 @@ class InspectWidget(QWidget):
         MODELS.changed.connect(callback)
         self.destroyed.connect(lambda *_: MODELS.changed.disconnect(callback, missing_ok=True))
         self._refresh_choices()
+        freeze_long_lived()
 
     # -- construction ----------------------------------------------------------------------
     def _build_form(self) -> None:
@@ -122,13 +129,13 @@ class InspectWidget(QWidget):
         for combo in (self.noisy, self.denoised, self.clean):
             combo.changed.connect(lambda _v, c=combo: self._on_user_choice(c))
         self.analyse_button.changed.connect(self.run_analysis)
-        self.show_map.changed.connect(self.update_metric_map)
-        self.map_metric.changed.connect(self.update_metric_map)
+        self.show_map.changed.connect(self._on_map_changed)
+        self.map_metric.changed.connect(self._on_map_changed)
 
     def _layout(self) -> None:
         self.scroll_area = scrolling_panel(
-            [self.form.native, self.problem, self.map_row.native], self.table,
-            [self.chips, self.summary, self.canvas])
+            [self.form.native, self.problem, self.chips, self.summary, self.map_row.native],
+            self.table, self.canvas)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.scroll_area)
@@ -166,10 +173,8 @@ class InspectWidget(QWidget):
         return problem
 
     def _on_models_changed(self, label: str, path: Any) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):  # this widget's Qt side may be gone
             self.model.reset_choices()
-        except RuntimeError:  # this widget's Qt side is gone (viewer closed)
-            pass
 
     def _on_user_choice(self, combo: ComboBox) -> None:
         if not self._guessing:
@@ -234,20 +239,19 @@ class InspectWidget(QWidget):
         fill_table(self.table, analysis)
         show_chips(self.chips, analysis.checklist)
         self.summary.setText(analysis.summary_text())
-        self._show_guard_warnings(warnings or [])
-        self.canvas.show_figure(lambda: pooled_figure_of(analysis))
+        show_guard_warnings(self.summary, warnings or [])
         self.update_metric_map()
+        self._plot_index = None
+        self._show_plot()
         self.analysed.emit()
 
-    def _show_guard_warnings(self, warnings: list[str]) -> None:
-        """Scramble guards (r <= 0, worse than the noisy input): a notification each and the
-        summary in red, so that a wrong raw layout cannot pass unnoticed."""
-        from napari.utils.notifications import show_warning
-
-        for warning in warnings:
-            show_warning(f"Check the weights: {warning}")
-        if warnings:
-            self.summary.setText(warnings_html(warnings, self.summary.text()))
+    def _show_plot(self) -> None:
+        """Plot the whole image or the chosen patch (in a worker), with the map's colour bar."""
+        analysis, index, legend = self.analysis, self._plot_index, self._map_legend()
+        if analysis is not None:
+            self.canvas.show_figure(lambda: with_legend(
+                pooled_figure_of(analysis) if index is None else patch_figure_of(analysis, index),
+                legend))
 
     # -- one patch -------------------------------------------------------------------------
     def _on_row_selected(self) -> None:
@@ -268,7 +272,8 @@ class InspectWidget(QWidget):
         scale, translate = self._transform()
         outline_patch(self.viewer, lo, hi, max(size / 48, 1.0), scale, translate)
         focus(self.viewer, lo * scale + translate, hi * scale + translate)
-        self.canvas.show_figure(lambda: patch_figure_of(analysis, index))
+        self._plot_index = index
+        self._show_plot()
 
     def _transform(self) -> tuple[np.ndarray, np.ndarray]:
         layer = self._clean_layer
@@ -277,15 +282,19 @@ class InspectWidget(QWidget):
         return np.asarray(layer.scale[-2:], float), np.asarray(layer.translate[-2:], float)
 
     # -- metric map ------------------------------------------------------------------------
+    def _on_map_changed(self, *_: Any) -> None:
+        self.update_metric_map()
+        self._show_plot()  # with or without the map's colour bar
+
+    def _map_legend(self) -> MapLegend | None:
+        if self._map_layer is None or self._map_layer not in self.viewer.layers:
+            return None
+        return legend_of(MAP_METRICS[self.map_metric.value], self._map_layer.contrast_limits)
+
     def update_metric_map(self, *_: Any) -> None:
         """Add, update or remove the ``"<metric> map"`` overlay (one value per patch)."""
         layer = self._map_layer if self._map_layer in self.viewer.layers else None
-        if not self.show_map.value or self.analysis is None:
-            if layer is not None:
-                self.viewer.layers.remove(layer)
-            self._map_layer = None
-            return
+        wanted = self.show_map.value and self.analysis is not None
         metric = MAP_METRICS[self.map_metric.value]
-        self._map_layer = show_metric_map(
-            self.viewer, layer, metric_map(self.analysis.rows, metric.key), f"{metric.label} map",
-            self.analysis.patch_size, *self._transform())
+        self._map_layer = update_map(self.viewer, layer, self.analysis if wanted else None,
+                                     metric, *self._transform())

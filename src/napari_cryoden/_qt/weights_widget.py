@@ -6,32 +6,71 @@ first and last convolutions, and the figure's title names the layers left out.
 Pick a weight file or a model known to the session (:data:`~napari_cryoden._qt._models.MODELS`);
 while a model is being trained, its ``best.safetensors`` is re-registered after each new best
 epoch and the figure follows it live. The figure is :func:`plotting_weights.weights_figure`.
+Reading the file and building the figure run in a worker (:func:`read_weights`), and the figure
+is drawn with Agg in another (:class:`~napari_cryoden._qt.figure_image.FigureImage`): opening a
+weight file never freezes the window. The panel scrolls on a small screen.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from magicgui.types import FileDialogMode
 from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton
+from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QFileDialog, QSizePolicy, QVBoxLayout, QWidget
 
 from napari_cryoden._qt._models import MODELS
-from napari_cryoden._qt.canvas import FigureCanvasWidget, apply_theme
+from napari_cryoden._qt.canvas import apply_theme
+from napari_cryoden._qt.figure_image import FigureImage
+from napari_cryoden._qt.quiet_gc import freeze_long_lived
+from napari_cryoden._qt.scroll import vertical_scroll_area
 from napari_cryoden.config.presets import is_default
 
 if TYPE_CHECKING:
     import napari
     from matplotlib.figure import Figure
 
-__all__ = ["WeightsWidget"]
+__all__ = ["WeightsWidget", "read_weights"]
 
 _NO_MODEL = "No model yet: choose a weight file (.safetensors), or train one in the Train widget."
+_FIGURE_MIN_HEIGHT = 560
+
+
+@dataclass(frozen=True)
+class ReadWeights:
+    """A weight file read in a worker: its tensors, the figure of them and their description."""
+
+    path: Path
+    state: dict[str, Any]
+    title: str
+    info: str
+    figure: Figure
+    generation: int
+
+
+def read_weights(path: Path, label: str, generation: int) -> ReadWeights:
+    """Read the weight file at ``path`` and build its figure (a worker's job: touches no widget).
+
+    Raises the :class:`~napari_cryoden.errors.CryodenError` of a file that cannot be used.
+    """
+    from napari_cryoden.models.checkpoint import load_checkpoint
+    from napari_cryoden.plotting.weights import weights_figure
+
+    model, checkpoint = load_checkpoint(path, "cpu")
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    title = _title(label, checkpoint)
+    return ReadWeights(path, state, title, _describe(path, model, checkpoint),
+                       weights_figure(state, title=title), generation)
 
 
 class WeightsWidget(QWidget):
     """Kernels (one shared, symmetric colour scale) and biases of the chosen model."""
+
+    failed = Signal(str)
+    """A weight file could not be read: the one-line reason (also shown as an error)."""
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__()
@@ -39,6 +78,7 @@ class WeightsWidget(QWidget):
         self.state: dict[str, Any] | None = None  # the shown model's state dict
         self.path: Path | None = None
         self._title = ""
+        self._generation = 0  # a newer load wins over one still being read
         self.model_choice = ComboBox(
             label="model", choices=lambda _w: MODELS.labels(), nullable=True,
             tooltip="A model of this session: one being trained (updated after each new best "
@@ -53,44 +93,60 @@ class WeightsWidget(QWidget):
         self.info = Label(value=_NO_MODEL)
         self.info.native.setWordWrap(True)
         self.info.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        form = Container(widgets=[self.model_choice, self.file_edit, self.export_button])
-        self.canvas = FigureCanvasWidget(viewer)
-        self.canvas.setMinimumHeight(560)
-        layout = QVBoxLayout(self)
-        layout.addWidget(form.native)
-        layout.addWidget(self.info.native)
-        layout.addWidget(self.canvas, stretch=1)
-
+        self.canvas = FigureImage(viewer)
+        self.canvas.setMinimumHeight(_FIGURE_MIN_HEIGHT)
+        self._layout(Container(widgets=[self.model_choice, self.file_edit, self.export_button]))
         self.model_choice.changed.connect(self._on_model_chosen)
         self.file_edit.changed.connect(self._on_file_chosen)
         self.export_button.changed.connect(self._on_export_clicked)
         callback = self._on_registry_changed
         MODELS.changed.connect(callback)
         self.destroyed.connect(lambda *_: MODELS.changed.disconnect(callback, missing_ok=True))
+        freeze_long_lived()
         if MODELS.registered():  # the latest model of the session; shipped ones on request
             self.model_choice.value = MODELS.registered()[-1]
 
+    def _layout(self, form: Container) -> None:
+        """Form, description and figure in a vertical scroll area (a small screen scrolls)."""
+        content = QWidget()
+        column = QVBoxLayout(content)
+        column.addWidget(form.native)
+        column.addWidget(self.info.native)
+        column.addWidget(self.canvas, stretch=1)
+        self.scroll_area = vertical_scroll_area(content)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.scroll_area)
+
     # -- loading ---------------------------------------------------------------------------
-    def load(self, path: str | Path, label: str | None = None) -> bool:
-        """Read the weight file at ``path`` and draw its kernels; ``False`` (and a napari error
-        notification) when the file cannot be used."""
+    def load(self, path: str | Path, label: str | None = None) -> None:
+        """Read the weight file at ``path`` and draw its kernels, both in workers.
+
+        ``canvas.rendered`` is emitted when the figure is on screen; a file that cannot be used
+        emits :attr:`failed` and shows a napari error notification instead.
+        """
+        from superqt.utils import create_worker
+
+        self._generation += 1
+        path = Path(path)
+        worker = create_worker(read_weights, path, label or path.name, self._generation,
+                               _start_thread=False)
+        worker.returned.connect(self._on_read)
+        worker.errored.connect(self._on_read_failed)
+        worker.start()
+
+    def _on_read(self, read: ReadWeights) -> None:
+        if read.generation != self._generation:  # a newer file was chosen meanwhile
+            return
+        self.state, self.path, self._title = read.state, read.path, read.title
+        self.info.value = read.info
+        self.canvas.show_figure(read.figure)
+
+    def _on_read_failed(self, exc: BaseException) -> None:
         from napari.utils.notifications import show_error
 
-        from napari_cryoden.errors import CryodenError
-        from napari_cryoden.models.checkpoint import load_checkpoint
-        from napari_cryoden.plotting.weights import weights_figure
-
-        try:
-            model, checkpoint = load_checkpoint(path, "cpu")
-        except CryodenError as exc:
-            show_error(str(exc))
-            return False
-        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        self.path = Path(path)
-        self._title = _title(label or self.path.name, checkpoint)
-        self.info.value = _describe(self.path, model, checkpoint)
-        self.canvas.show_figure(weights_figure(self.state, title=self._title))
-        return True
+        show_error(str(exc))
+        self.failed.emit(str(exc))
 
     def _on_model_chosen(self, label: str | None) -> None:
         path = MODELS.get(label) if label else None

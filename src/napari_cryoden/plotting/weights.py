@@ -22,13 +22,15 @@ from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 
 __all__ = ["KernelPanel", "kernel_panels", "kernel_mosaic", "weights_figure", "patch_figure",
-           "MAX_HIDDEN_KERNELS", "ROW_KERNELS", "KERNEL_CMAP"]
+           "MAX_HIDDEN_KERNELS", "ROW_KERNELS", "KERNEL_CMAP", "MAX_PLOT_PIXELS"]
 
 MAX_HIDDEN_KERNELS = 256
 """Hidden layers are drawn while they hold at most this many kernels in all (the seed's 256)."""
 ROW_KERNELS = 16
 """A layer with one input or output channel is drawn in rows of this many kernels."""
 KERNEL_CMAP = "RdBu_r"
+MAX_PLOT_PIXELS = 1 << 18
+""":func:`patch_figure` plots at most this many pixels of each image (every n-th one)."""
 _LAYER_KEY = re.compile(r"^conv(\d+)\.(weight|bias)$")
 _COLORS = {"noisy": "#9e9e9e", "denoised": "#1f77b4", "clean": "#d62728"}  # as plotting.py
 
@@ -214,8 +216,16 @@ def _bias_axes(ax: Any, panel: KernelPanel) -> None:
                 va="bottom" if bias[0] >= 0 else "top")
 
 
+def _sample(image: np.ndarray, max_pixels: int) -> np.ndarray:
+    """Return the pixels of ``image`` as float64, every n-th one past ``max_pixels``."""
+    flat = np.asarray(image).ravel()
+    step = -(-flat.size // max_pixels)
+    return flat[::step].astype(np.float64)
+
+
 def patch_figure(noisy: np.ndarray | None, denoised: np.ndarray, clean: np.ndarray, *,
-                 title: str | None = None, bins: int = 64) -> Figure:
+                 title: str | None = None, bins: int = 64,
+                 max_pixels: int = MAX_PLOT_PIXELS) -> Figure:
     """One patch: denoised vs clean intensities with the 45° line, and intensity histograms.
 
     Parameters
@@ -228,12 +238,14 @@ def patch_figure(noisy: np.ndarray | None, denoised: np.ndarray, clean: np.ndarr
         Shown above both plots, e.g. the patch's number, position and RMSE.
     bins
         Bins of the 2D histogram (per axis) and of the intensity histograms.
+    max_pixels
+        Larger images are plotted from every n-th pixel, at most this many: the same
+        distributions (a whole 1024² micrograph has 4 times as many), drawn in a fraction of
+        the time (each numpy call holds the GIL, so a long one freezes napari's window).
     """
-    pred = np.asarray(denoised, dtype=np.float64).ravel()
-    target = np.asarray(clean, dtype=np.float64).ravel()
     images = {"noisy": noisy, "denoised": denoised, "clean": clean}
-    values = {k: np.asarray(v, dtype=np.float64).ravel() for k, v in images.items()
-              if v is not None}
+    values = {k: _sample(v, max_pixels) for k, v in images.items() if v is not None}
+    pred, target = values["denoised"], values["clean"]
     fig = Figure(figsize=(8, 3.6), layout="constrained")
     ax_scatter, ax_hist = fig.subplots(1, 2, width_ratios=[1, 1.3])
     low, high = np.percentile(np.concatenate([pred, target]), [0.1, 99.9])
@@ -247,10 +259,10 @@ def patch_figure(noisy: np.ndarray | None, denoised: np.ndarray, clean: np.ndarr
     fig.colorbar(image, ax=ax_scatter, shrink=0.8).ax.set_title("pixels", fontsize="small")
     all_values = np.concatenate(list(values.values()))
     h_low, h_high = np.percentile(all_values, [0.5, 99.5])
-    edges = np.linspace(h_low, h_high if h_high > h_low else h_low + 1.0, bins + 1)
-    for name, v in values.items():
-        ax_hist.stairs(np.histogram(v, edges, density=True)[0], edges, label=name,
-                       color=_COLORS[name], lw=1.5)
+    h_range = (h_low, h_high if h_high > h_low else h_low + 1.0)
+    for name, v in values.items():  # equal bins given as a count and range: numpy's fast path
+        density, edges = np.histogram(v, bins, range=h_range, density=True)
+        ax_hist.stairs(density, edges, label=name, color=_COLORS[name], lw=1.5)
     ax_hist.set(xlabel="intensity", ylabel="density")
     ax_hist.grid(alpha=0.3)
     ax_hist.legend(frameon=False, fontsize="small")

@@ -9,7 +9,7 @@ from typing import Any
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QGridLayout, QLabel
 
-__all__ = ["show_chips", "warnings_html"]
+__all__ = ["show_chips", "show_guard_warnings", "warnings_html"]
 
 _VERDICT = {True: ("✓", "#2e7d32"), False: ("✗", "#c62828"), None: ("–", "#616161")}
 SHORT = {1: "loss smooth", 2: "val ≈ train loss", 3: "test ≈ val MSE", 4: "correlation",
@@ -38,6 +38,7 @@ def show_chips(row: QGridLayout, checklist: Sequence[Mapping[str, Any]]) -> None
         mark, colour = _VERDICT[item["passed"]]
         chip = QLabel(f"{mark} {item['id']} · {SHORT.get(item['id'], item['check'])}")
         chip.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        chip.setWordWrap(True)  # a narrow dock wraps the words instead of cutting them off
         chip.setStyleSheet(f"background:{colour}; color:white; border-radius:4px; "
                            "padding:2px 6px; font-weight:bold;")
         chip.setToolTip(_chip_tooltip(item))
@@ -67,3 +68,14 @@ def warnings_html(warnings: Sequence[str], summary: str) -> str:
     lines = "".join(f"<br>⚠ {html.escape(w)}" for w in warnings)
     return (f"<span style='color:#e03c31; font-weight:bold'>Check the weights:{lines}</span>"
             f"<br>{html.escape(summary)}")
+
+
+def show_guard_warnings(summary: QLabel, warnings: Sequence[str]) -> None:
+    """Scramble guards (r <= 0, worse than the noisy input): a notification each and the
+    summary in red, so that a wrong raw layout cannot pass unnoticed."""
+    from napari.utils.notifications import show_warning
+
+    for warning in warnings:
+        show_warning(f"Check the weights: {warning}")
+    if warnings:
+        summary.setText(warnings_html(warnings, summary.text()))

@@ -7,6 +7,7 @@ matplotlib figure), which slots of the widget then show.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from napari_cryoden.evaluation.inspection import PatchAnalysis, analyse
-from napari_cryoden.evaluation.metrics import METRICS
+from napari_cryoden.evaluation.metrics import METRICS, Metric
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["AnalysisJob", "Analysed", "patch_figure_of", "pooled_figure_of", "run_job"]
+__all__ = ["AnalysisJob", "Analysed", "MapLegend", "patch_figure_of", "pooled_figure_of",
+           "legend_of", "run_job", "with_legend"]
 
 
 @dataclass(frozen=True)
@@ -44,10 +46,7 @@ class Analysed:
 
 def run_job(job: AnalysisJob) -> Analysed:
     """Load the model's history (if any), analyse the trio and run the scramble guards."""
-    import pandas  # noqa: F401 - napari's Shapes layer (the patch outline) needs it: import it
-
     from napari_cryoden.evaluation.guards import image_warnings
-    # here, off the UI thread, not on the first row click (0.5-1 s)
 
     history, epoch = _history(job.model_path)
     analysis = analyse(job.noisy, job.denoised, job.clean, job.patch_size, job.data_range,
@@ -72,7 +71,7 @@ def patch_figure_of(analysis: PatchAnalysis, index: int) -> Figure:
     y, x = int(row["y"]), int(row["x"])
     window = np.s_[y:y + size, x:x + size]
     noisy, denoised, clean = analysis.images
-    title = f"patch {index} (y {y}, x {x}): " + ", ".join(
+    title = f"patch {index} (y {y}, x {x})\n" + ", ".join(
         f"{m.label} {m.format(row[m.key])}" for m in METRICS)
     return patch_figure(None if noisy is None else noisy[window], denoised[window],
                         clean[window], title=title)
@@ -83,5 +82,41 @@ def pooled_figure_of(analysis: PatchAnalysis) -> Figure:
     from napari_cryoden.plotting.weights import patch_figure
 
     noisy, denoised, clean = analysis.images
-    title = f"whole image, {len(analysis.rows)} patches pooled — click a row for one patch"
+    title = f"whole image, {len(analysis.rows)} patches pooled\nclick a row for one patch"
     return patch_figure(noisy, denoised, clean, title=title)
+
+
+@dataclass(frozen=True)
+class MapLegend:
+    """The metric map's colour scale, drawn as a labelled colour bar under the plot."""
+
+    label: str
+    limits: tuple[float, float]
+    colormap: str
+
+
+def legend_of(metric: Metric, limits: Sequence[float]) -> MapLegend:
+    """The legend of a metric map of ``metric`` shown between ``limits``."""
+    better = "higher" if metric.higher_is_better else "lower"
+    return MapLegend(f"{metric.label} per patch: the metric map ({better} is better)",
+                     (float(limits[0]), float(limits[1])), "viridis")
+
+
+def with_legend(figure: Figure, legend: MapLegend | None) -> Figure:
+    """Add ``legend``'s colour bar under the scatter and histograms (nothing when ``None``).
+
+    napari's own colour bar of an image layer (``layer.colorbar``) has no label, so the bar
+    that says which metric the map shows lives here, next to the plots of the same patches.
+    """
+    if legend is None:
+        return figure
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.ticker import MaxNLocator
+
+    mappable = ScalarMappable(Normalize(*legend.limits), legend.colormap)
+    bar = figure.colorbar(mappable, ax=figure.axes[:2], location="bottom", shrink=0.6,
+                          aspect=40, pad=0.02)
+    bar.set_label(legend.label)
+    bar.ax.xaxis.set_major_locator(MaxNLocator(4))  # readable tick labels in a narrow dock
+    return figure

@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["OUTLINE_NAME", "keep_active", "outline_patch", "focus", "show_metric_map"]
+__all__ = ["OUTLINE_NAME", "keep_active", "outline_patch", "focus", "show_metric_map",
+           "update_map"]
 
 OUTLINE_NAME = "inspected patch"
 
@@ -126,3 +127,17 @@ def _limits(data: np.ndarray) -> tuple[float, float]:
         return 0.0, 1.0
     low, high = float(finite.min()), float(finite.max())
     return (low, high) if high > low else (low - 0.5, high + 0.5)
+
+
+def update_map(viewer: Any, layer: Any, analysis: Any, metric: Any, scale: np.ndarray,
+               translate: np.ndarray) -> Any:
+    """Show ``metric``'s map of ``analysis`` in ``layer`` (added when ``None``); remove the layer
+    and return ``None`` when ``analysis`` is ``None`` (no analysis, or the map switched off)."""
+    from napari_cryoden.evaluation.inspection import metric_map
+
+    if analysis is None:
+        if layer is not None:
+            viewer.layers.remove(layer)
+        return None
+    return show_metric_map(viewer, layer, metric_map(analysis.rows, metric.key),
+                           f"{metric.label} map", analysis.patch_size, scale, translate)

@@ -91,3 +91,4 @@ def fill_table(table: QTableWidget, analysis: PatchAnalysis) -> None:
     for j in range(len(COLUMNS) - 1):  # room for the sort arrow next to each header
         table.setColumnWidth(j, table.columnWidth(j) + 4)
     table.setSortingEnabled(True)
+    table.sortByColumn(0, Qt.SortOrder.AscendingOrder)  # patch 0 first, not Qt's last-first
