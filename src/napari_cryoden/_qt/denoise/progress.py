@@ -52,10 +52,6 @@ class RunControl:
         """Ask the run to stop at its next callback (within one batch of tiles)."""
         self._cancel.set()
 
-    def started(self) -> None:
-        """Show the loading step (main thread, when the run is started)."""
-        self._show(LOADING, 0, 1)
-
     def loaded(self) -> None:
         """The model is loaded: the clock of the ETA starts (worker)."""
         self._check()

@@ -21,7 +21,7 @@ from psygnal import SignalInstance
 from superqt.utils import ensure_main_thread
 
 from napari_cryoden._qt.denoise.layers import robust_contrast_limits, write_denoised
-from napari_cryoden._qt.denoise.progress import RunControl
+from napari_cryoden._qt.denoise.progress import LOADING, RunControl
 from napari_cryoden._qt.denoise.raw_folders import message
 from napari_cryoden.errors import Cancelled, InputError
 from napari_cryoden.inference.job import DenoiseJob, DenoiseResult, run_job
@@ -123,10 +123,10 @@ class Running:
         clean_data = clean.data if clean is not None and clean in self.viewer.layers else None
         self._source, self._control = source, RunControl(self._show_progress)
         self.denoise_button.text, self.status.value = "Cancel", ""
-        self._control.started()
         self.worker = create_worker(work, job, clean_data, self._control, _connect={
             "returned": self._on_returned, "errored": self._on_errored,
             "finished": self._on_finished})
+        self._set_progress(LOADING, 0, 1)  # the worker's updates come through the event loop
 
     def _set_progress(self, text: str, done: int, total: int) -> None:
         if self.worker is None:
