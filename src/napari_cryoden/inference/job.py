@@ -2,9 +2,12 @@
 
 The Denoise widget builds a :class:`DenoiseJob` from its choices on the main thread, runs
 :func:`run_job` in a worker, and writes the :class:`DenoiseResult` into a layer back on the main
-thread. The model and the device are resolved once per job by
-:func:`~napari_cryoden.inference.load.load_denoiser`, and the device handed down as a
-``torch.device``. Torch is imported only when a job runs, so that building a job stays light.
+thread. The model and the device are resolved once per job, and the loaded model kept for the
+next job with the same file and device (:func:`~napari_cryoden.inference.cache.use_denoiser`).
+Torch is imported only when a job runs, so that building a job stays light. A job ends early
+when its ``loaded`` or ``progress`` callback raises (:class:`~napari_cryoden.errors.Cancelled`
+when the user cancelled); callbacks come between batches of tiles, so a CPU job stops within
+one batch.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..io.intensity import clip_hot_pixels
-from .load import load_denoiser
+from .cache import cpu_threads, use_denoiser
 from .region import Box
 
 if TYPE_CHECKING:
@@ -36,6 +39,8 @@ class DenoiseJob:
     (``auto``, ``cpu``, ``cuda[:n]``, ``mps``) or a ``torch.device``. ``pixel_cutoff``, if
     given, clips hot pixels first, per micrograph
     (:func:`~napari_cryoden.io.intensity.clip_hot_pixels`, as ``cryoden denoise --pixel-cutoff``).
+    ``threads``, if given, is torch's CPU thread count for the run
+    (:func:`~napari_cryoden.inference.cache.cpu_threads`).
     """
 
     weights: Path
@@ -45,6 +50,7 @@ class DenoiseJob:
     name: str = "image"
     z: int | None = None
     pixel_cutoff: float | None = None
+    threads: int | None = None
 
 
 @dataclass(frozen=True)
@@ -56,7 +62,8 @@ class DenoiseResult:
     seconds: float
 
 
-def run_job(job: DenoiseJob, progress: Callable[[int, int], None] | None = None) -> DenoiseResult:
+def run_job(job: DenoiseJob, progress: Callable[[int, int], None] | None = None,
+            loaded: Callable[[], None] | None = None) -> DenoiseResult:
     """Resolve the device, load the checkpoint and denoise the whole image or the box.
 
     Parameters
@@ -66,6 +73,8 @@ def run_job(job: DenoiseJob, progress: Callable[[int, int], None] | None = None)
     progress
         Called as ``progress(done_tiles, total_tiles)`` after each batch of tiles (from the
         thread that runs the job).
+    loaded
+        Called once the model is loaded, before the first tile (from that thread).
 
     Returns
     -------
@@ -73,13 +82,15 @@ def run_job(job: DenoiseJob, progress: Callable[[int, int], None] | None = None)
         The float32 result (the image's shape, or ``job.box.shape``) and the model's run time
         (loading excluded).
     """
-    denoiser = load_denoiser(job.weights, job.device)
-    start = time.perf_counter()
-    image = job.image
-    if job.pixel_cutoff is not None:  # the whole micrograph's statistics, also for a box
-        image = clip_hot_pixels(np.asarray(image), job.pixel_cutoff)
-    if job.box is None:
-        data = denoiser.denoise(np.asarray(image), name=job.name, progress=progress)
-    else:
-        data = denoiser.denoise_region(image, job.box, name=job.name, progress=progress)
-    return DenoiseResult(job, data, time.perf_counter() - start)
+    with use_denoiser(job.weights, job.device) as denoiser, cpu_threads(job.threads):
+        if loaded is not None:
+            loaded()
+        start = time.perf_counter()
+        image = job.image
+        if job.pixel_cutoff is not None:  # the whole micrograph's statistics, also for a box
+            image = clip_hot_pixels(np.asarray(image), job.pixel_cutoff)
+        if job.box is None:
+            data = denoiser.denoise(np.asarray(image), name=job.name, progress=progress)
+        else:
+            data = denoiser.denoise_region(image, job.box, name=job.name, progress=progress)
+        return DenoiseResult(job, data, time.perf_counter() - start)

@@ -63,7 +63,7 @@ def denoised_viewer(make_napari_viewer, qtbot, weights: Path):
     widget = DenoiseWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Denoise")
     MODELS.register("tiny", weights)
-    widget.model.value, widget.image.value = weights, viewer.layers["mic"]  # entries are files
+    widget.model.value, widget.image.value = weights, viewer.layers["mic"]  # the entry's value
     with qtbot.waitSignal(widget.finished, timeout=WAIT_MS):
         widget.denoise_button.native.click()
     qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)

@@ -40,12 +40,14 @@ def robust_contrast_limits(data: Any) -> tuple[float, float]:
 
 
 def write_denoised(viewer: napari.Viewer, source: Image, data: np.ndarray, box: Box | None = None,
-                   z: int | None = None, metadata: dict[str, Any] | None = None) -> Image:
+                   z: int | None = None, metadata: dict[str, Any] | None = None,
+                   limits: tuple[float, float] | None = None) -> Image:
     """Put a denoised image, or the pixels ``box`` of slice ``z``, into ``"<source> denoised"``.
 
     Without ``box``, ``data`` replaces the layer's data (the layer is added when missing, with
     the source's scale, translate and colormap, and contrast limits at the 0.5 and 99.5
-    percentiles of ``data``). With ``box``, a missing layer starts as a copy of the source, so
+    percentiles of ``data``, or ``limits`` when given: computed off the main thread, they spare
+    it a pass over a large result). With ``box``, a missing layer starts as a copy of the source, so
     outside the box the input stays, and only the box is overwritten, in place.
     """
     from napari.layers import Image
@@ -56,7 +58,7 @@ def write_denoised(viewer: napari.Viewer, source: Image, data: np.ndarray, box: 
     if target is not None and target.data.shape != source.data.shape:
         target.data = np.array(source.data, dtype=np.float32)  # input changed shape: start over
     if box is None:
-        limits = robust_contrast_limits(data)
+        limits = robust_contrast_limits(data) if limits is None else limits
         if target is None:
             return _add_like(viewer, source, data, name, limits, metadata)
         target.data = data

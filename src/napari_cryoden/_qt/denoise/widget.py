@@ -19,23 +19,20 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from magicgui.widgets import ComboBox, Container, Label, ProgressBar, PushButton
+from magicgui.widgets import ComboBox, Container, FloatSpinBox, Label, ProgressBar, PushButton
 from napari.layers import Image, Shapes
-from napari.utils.notifications import show_error, show_warning
+from napari.utils.notifications import show_warning
 from psygnal import Signal
-from superqt.utils import ensure_main_thread
 
 from napari_cryoden._qt._models import MODELS
 from napari_cryoden._qt.denoise.compare import SideBySide
 from napari_cryoden._qt.denoise.folder import FolderDenoise
-from napari_cryoden._qt.denoise.layers import write_denoised
-from napari_cryoden._qt.denoise.raw_folders import RAW_LAYOUTS, RawFolders, message
+from napari_cryoden._qt.denoise.raw_folders import RAW_LAYOUTS, RawFolders
 from napari_cryoden._qt.denoise.regions import field_of_view_box, rectangle_box
+from napari_cryoden._qt.denoise.running import Running
 from napari_cryoden._qt.denoise.weight_files import WeightFiles
 from napari_cryoden.config.sections import DEVICES
 from napari_cryoden.errors import InputError
-from napari_cryoden.inference.job import DenoiseJob, DenoiseResult, run_job
 from napari_cryoden.inference.region import Box
 
 if TYPE_CHECKING:
@@ -48,7 +45,7 @@ WHOLE, RECTANGLE, FIELD_OF_VIEW = (
 REGIONS = (WHOLE, RECTANGLE, FIELD_OF_VIEW)
 
 
-class DenoiseWidget(RawFolders, WeightFiles, Container):
+class DenoiseWidget(Running, RawFolders, WeightFiles, Container):
     """Denoise an image layer with a trained model, and compare noisy | denoised | clean."""
 
     finished = Signal(object)
@@ -59,12 +56,11 @@ class DenoiseWidget(RawFolders, WeightFiles, Container):
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__(labels=True)
         self.viewer = viewer
-        self.worker: Any = None
         self.side_by_side = SideBySide(viewer)
-        self._source: Image | None = None
         self._clean_chosen = False
         self._build()
         self._connect()
+        self._init_running()
         self._reset()
 
     # ---- building ---------------------------------------------------------------------------
@@ -74,7 +70,7 @@ class DenoiseWidget(RawFolders, WeightFiles, Container):
         self._build_run()
         self._build_compare()
         self.extend([self.image, self.model, self.open_button, self.raw_layout,
-                     self.raw_button, self.device, self.region,
+                     self.raw_button, self.device, self.pixel_cutoff, self.region,
                      self.shapes, self.denoise_button, self.progress, self.status,
                      self.clean, self.compare_button])
         self.shapes.visible = False
@@ -95,6 +91,11 @@ class DenoiseWidget(RawFolders, WeightFiles, Container):
             "Choose a .safetensors weight file written by cryoden; it is added to Model."))
         self.device = ComboBox(label="Device", choices=DEVICES, value="auto", tooltip=(
             "Where the model runs: auto (cuda > mps > cpu), cpu, cuda or mps."))
+        self.pixel_cutoff = FloatSpinBox(
+            label="Clip hot pixels (σ)", value=0.0, min=0.0, max=100.0, step=0.5, tooltip=(
+                "Off at 0. Otherwise, before denoising, pixels at least this many standard "
+                "deviations from the micrograph's mean are set to the mean (hot pixels of "
+                "counting cameras, as Topaz's --pixel-cutoff); 5 suits counting data."))
 
     def _build_run(self) -> None:
         self.region = ComboBox(label="Region", choices=REGIONS, value=WHOLE, tooltip=(
@@ -103,7 +104,8 @@ class DenoiseWidget(RawFolders, WeightFiles, Container):
         self.shapes = ComboBox(label="Shapes layer", choices=self._shapes_layers,
                                tooltip="The Shapes layer holding the rectangle to denoise.")
         self.denoise_button = PushButton(text="Denoise", tooltip=(
-            "Adds (or updates) the layer '<image> denoised' with the same scale and position."))
+            "Adds (or updates) the layer '<image> denoised' with the same scale and position. "
+            "While it runs, the button reads Cancel."))
         self.progress = ProgressBar(label="Progress", value=0, min=0, max=1)
         self.status = Label(label="", value="")
         self.status.native.setWordWrap(True)  # a one-line error naming a long path
@@ -129,11 +131,9 @@ class DenoiseWidget(RawFolders, WeightFiles, Container):
                                               self._on_model_registered, missing_ok=True))
         self.open_button.clicked.connect(self._open_weight_file)
         self.region.changed.connect(self._on_region_changed)
-        self.denoise_button.clicked.connect(self.start)
         self.compare_button.clicked.connect(self.toggle_compare)
         self.clean.changed.connect(self._on_clean_changed)
         self.viewer.canvas.grid.events.enabled.connect(self._on_grid_toggled)
-        self._show_progress = ensure_main_thread(self._set_progress)
 
     def _images(self, _: Any = None) -> list[tuple[str, Image]]:
         return [(layer.name, layer) for layer in self.viewer.layers if isinstance(layer, Image)]
@@ -162,106 +162,16 @@ class DenoiseWidget(RawFolders, WeightFiles, Container):
     def _on_region_changed(self, value: str) -> None:
         self.shapes.visible = value == RECTANGLE
 
-    # ---- running ------------------------------------------------------------------------------
-    @property
-    def busy(self) -> bool:
-        return self.worker is not None
-
-    def start(self) -> None:
-        """Check the choices and start denoising in a worker (errors become notifications)."""
-        if self.busy:
-            return
-        try:
-            job, source = self._make_job()
-        except Exception as exc:  # a slot must not raise: tell the user instead
-            show_error(message(exc))
-            return
-        from napari.qt.threading import create_worker
-
-        self._source = source
-        self.denoise_button.enabled = False
-        self.denoise_button.text = "Denoising…"
-        self.progress.value, self.status.value = 0, ""
-        self.worker = create_worker(run_job, job, self._show_progress, _connect={
-            "returned": self._on_returned, "errored": self._on_errored,
-            "finished": self._on_finished})
-
-    def _make_job(self) -> tuple[DenoiseJob, Image]:
-        layer = self.image.value
-        if layer is None or layer not in self.viewer.layers:
-            raise InputError("No image layer chosen: open a micrograph and pick it under Image")
-        if layer.rgb or layer.multiscale or layer.ndim not in (2, 3):
-            kind = "RGB" if layer.rgb else "multiscale" if layer.multiscale else f"{layer.ndim}D"
-            raise InputError(f"{layer.name!r} is {kind}: denoise works on 2D micrographs and "
-                             "3D stacks of them")
-        weights = self.model.value
-        if weights is None:
-            raise InputError("No model chosen: train one with the Train widget or open a "
-                             ".safetensors weight file")
-        job = DenoiseJob(weights, self.device.value, layer.data, None, layer.name)
+    # ---- running (.running) ------------------------------------------------------------------
+    def _region(self, layer: Image) -> Box | None:
         if self.region.value == WHOLE:
-            return job, layer
-        box = self._region_box(layer)
-        z = None if layer.ndim == 2 else self._current_slice(layer)
-        image = layer.data if z is None else layer.data[z]
-        return DenoiseJob(weights, self.device.value, image, box, layer.name, z), layer
-
-    def _region_box(self, layer: Image) -> Box:
+            return None
         if self.region.value == FIELD_OF_VIEW:
             return field_of_view_box(self.viewer, layer)
         shapes = self.shapes.value
         if shapes is None or shapes not in self.viewer.layers:
             raise InputError("No Shapes layer chosen: add one and draw a rectangle on the image")
         return rectangle_box(shapes, layer)
-
-    def _current_slice(self, layer: Image) -> int:
-        z = layer.world_to_data(self.viewer.dims.point)[0]
-        return int(np.clip(round(float(z)), 0, layer.data.shape[0] - 1))
-
-    def _set_progress(self, done: int, total: int) -> None:
-        self.progress.max = max(total, 1)
-        self.progress.value = min(done, total)
-
-    def _on_returned(self, result: DenoiseResult) -> None:
-        source = self._source
-        if source is None or source not in self.viewer.layers:
-            show_warning("The image layer was removed while it was being denoised")
-            return
-        job = result.job
-        metadata = {"source_layer": source.name, "model": str(job.weights)}
-        try:
-            layer = write_denoised(self.viewer, source, result.data, job.box, job.z, metadata)
-        except Exception as exc:  # e.g. the input changed shape meanwhile
-            show_error(f"Could not write the denoised layer: {message(exc)}")
-            return
-        size = "×".join(str(n) for n in result.data.shape)
-        self.status.value = f"{size} px in {result.seconds:.2f} s"
-        if job.box is None:
-            self._warn_if_scrambled(result.data, np.asarray(job.image))
-        self.finished.emit(layer)
-
-    def _warn_if_scrambled(self, denoised: np.ndarray, noisy: np.ndarray) -> None:
-        """The scramble guards against the chosen clean layer, as loud warnings."""
-        from napari.utils import notifications
-
-        from napari_cryoden.evaluation.guards import image_warnings
-
-        clean = self.clean.value
-        if clean is None or clean not in self.viewer.layers:
-            return
-        clean_data = np.asarray(clean.data, np.float32)
-        if clean_data.shape != denoised.shape:
-            return  # not this image's reference: nothing to judge
-        for warning in image_warnings(denoised, clean_data, noisy):
-            notifications.show_warning(f"Check the weights: {warning}")
-
-    def _on_errored(self, exc: BaseException) -> None:
-        show_error(f"Denoising failed: {message(exc)}")
-
-    def _on_finished(self) -> None:
-        self.worker, self._source = None, None
-        self.denoise_button.enabled = True
-        self.denoise_button.text = "Denoise"
 
     # ---- compare ------------------------------------------------------------------------------
     def _on_grid_toggled(self, event: Any = None) -> None:
