@@ -238,10 +238,15 @@ def test_layers_of_different_shapes_are_refused(make_napari_viewer, qtbot, tmp_p
     messages: list[str] = []
     notification_manager.notification_ready.connect(lambda n: messages.append(n.message))
 
+    problem = widget.data.problem.native  # the reason, in red under the data rows
+    assert not problem.isHidden() and "'small clean'" in problem.text()
+    assert "shape" in problem.text()
+    assert not widget.start_button.isEnabled() and not widget.resume_button.isEnabled()
     assert widget.start() is False
     assert widget.worker is None and not widget.is_running
     assert any("'noisy'" in m and "'small clean'" in m and "shape" in m for m in messages)
-    assert widget.start_button.isEnabled()
+    widget.data.clean_layer.value = viewer.layers["clean"]  # a fitting choice: Start again
+    assert widget.start_button.isEnabled() and problem.isHidden()
 
 
 def test_errors_in_the_worker_become_notifications(make_napari_viewer, qtbot, tmp_path):

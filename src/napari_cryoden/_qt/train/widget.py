@@ -78,6 +78,7 @@ class TrainWidget(QWidget):
         self.destroyed.connect(  # closes over the thread-shared state only, not self
             lambda *_, jobs=self._jobs, idle=self.plot.idle: shutdown_jobs(jobs, idle))
         self._watched_window: QWidget | None = None  # the top-level window whose Close stops us
+        self.data.checked.connect(self._update_buttons)
         self._set_running(False)
 
     # -- layout ---------------------------------------------------------------------------
@@ -130,11 +131,15 @@ class TrainWidget(QWidget):
         self.device_label.setText(f"Training runs on: {where}")
 
     def _set_running(self, running: bool) -> None:
-        self.start_button.setEnabled(not running)
-        self.resume_button.setEnabled(not running)
+        self._running = running
+        self._update_buttons()
         self.stop_button.setEnabled(running)
         for part in (self.settings, self.advanced):
             part.enabled = not running
+
+    def _update_buttons(self, *_: Any) -> None:  # Start/Resume: idle, data that can train
+        for button in (self.start_button, self.resume_button):
+            button.setEnabled(not self._running and self.data.ok)
 
     # -- public API -----------------------------------------------------------------------
     @property
