@@ -10,7 +10,7 @@ place: a field whose annotation is not listed in :data:`_ANNOTATIONS` fails at i
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -35,7 +35,9 @@ class FieldSpec:
 
     ``kind`` is ``"choice"`` for a string restricted to ``choices``. ``optional`` fields may
     be None (their default). ``zero`` names what 0 stands for (e.g. ``"preset's"``) where
-    0 is allowed below ``min`` as "take the default".
+    0 is allowed below ``min`` as "take the default". ``label`` and ``choice_labels`` are the
+    words a form shows for the field and its choices (the key, the flag and the stored values
+    stay the developer's words).
     """
 
     section: str
@@ -48,6 +50,28 @@ class FieldSpec:
     max: float | None = None
     choices_from: Collection[str] = field(default=(), compare=False)
     zero: str | None = None
+    label: str = ""
+    choice_labels: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def title(self) -> str:
+        """The field's name in a form, e.g. ``"learning rate"`` for ``train.lr``."""
+        return self.label or self.name.replace("_", " ")
+
+    def choice_title(self, value: str) -> str:
+        """The words a form shows for one of the choices, e.g. ``"mean/std"`` for ``meanstd``.
+
+        Parameters
+        ----------
+        value
+            One of :attr:`choices`.
+
+        Returns
+        -------
+        str
+            Its label, or the value itself where it has none.
+        """
+        return self.choice_labels.get(value, value)
 
     @property
     def choices(self) -> tuple[str, ...]:
@@ -111,4 +135,5 @@ def _spec(section: str, f: dataclasses.Field) -> FieldSpec:
     return FieldSpec(section=section, name=f.name, kind="choice" if choices else kind,
                      default=f.default, help=str(meta.get("help", "")), optional=optional,
                      min=meta.get("min"), max=meta.get("max"), choices_from=choices,
-                     zero=meta.get("zero"))
+                     zero=meta.get("zero"), label=str(meta.get("label", "")),
+                     choice_labels=dict(meta.get("choice_labels", {})))

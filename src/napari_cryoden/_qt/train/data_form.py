@@ -226,7 +226,7 @@ def prepare_pairs(source: LayerPair | FolderPair, run_dir: Path,
             train, val, _ = training_data(sources, config)  # the CLI's pairs for these folders
         except TooFewPairs:
             raise InputError(f"{source.noisy_dir}: only one micrograph, so none can be held "
-                             "out for validation; set 'val fraction' to 0 or add files") from None
+                             "out for validation; set 'validation fraction' to 0 or add files") from None
         return train, val
     return _write_layers(source, run_dir / "data", config.data.val_fraction,
                          config.data.patch_size, ROLES[config.train.mode])
@@ -242,14 +242,14 @@ def _write_layers(source: LayerPair, root: Path, fraction: float, patch: int,
     ny, nx = noisy.shape[-2:]
     if min(ny, nx) < patch:
         raise InputError(f"layer '{source.noisy_name}' is {nx}x{ny} px, smaller than the patch "
-                         f"size {patch}; lower 'patch size'")
+                         f"size {patch}; lower 'patch size (px)'")
     parts: dict[str, tuple[np.ndarray, np.ndarray | None]] = {"": (noisy, clean)}
     if fraction > 0:
         val_rows = min(max(round(ny * fraction), patch), ny - patch)
         if val_rows < patch:
             raise InputError(f"layer '{source.noisy_name}' is {ny} px tall: too small to hold "
-                             f"out a {patch}-px validation strip; set 'val fraction' to 0 or "
-                             "lower 'patch size'")
+                             f"out a {patch}-px validation strip; set 'validation fraction' to 0 or "
+                             "lower 'patch size (px)'")
         cut = ny - val_rows
         parts = {"": (noisy[..., :cut, :], None if clean is None else clean[..., :cut, :]),
                  "val_": (noisy[..., cut:, :], None if clean is None else clean[..., cut:, :])}

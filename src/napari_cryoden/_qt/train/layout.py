@@ -45,7 +45,7 @@ def processes_spin() -> SpinBox:
         value=1, min=1, max=64, label="processes",
         tooltip="1: train here, in napari. N > 1: data-parallel training in N processes "
                 "(one per GPU; on the CPU, N processes) as a 'cryoden train --nproc N' "
-                "subprocess whose progress is shown here; 'batch size' is per process. "
+                "subprocess whose progress is shown here; 'batch size (patches)' is per process. "
                 "See docs/distributed.md.")
 
 
