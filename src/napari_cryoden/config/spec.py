@@ -59,7 +59,7 @@ class FieldSpec:
         return self.label or self.name.replace("_", " ")
 
     def choice_title(self, value: str) -> str:
-        """The words a form shows for one of the choices, e.g. ``"mean/std"`` for ``meanstd``.
+        """Return the words a form shows for a choice, e.g. ``"mean/std"`` for ``meanstd``.
 
         Parameters
         ----------

@@ -226,7 +226,8 @@ def prepare_pairs(source: LayerPair | FolderPair, run_dir: Path,
             train, val, _ = training_data(sources, config)  # the CLI's pairs for these folders
         except TooFewPairs:
             raise InputError(f"{source.noisy_dir}: only one micrograph, so none can be held "
-                             "out for validation; set 'validation fraction' to 0 or add files") from None
+                             "out for validation; set 'validation fraction' to 0 or add "
+                             "files") from None
         return train, val
     return _write_layers(source, run_dir / "data", config.data.val_fraction,
                          config.data.patch_size, ROLES[config.train.mode])
@@ -248,8 +249,8 @@ def _write_layers(source: LayerPair, root: Path, fraction: float, patch: int,
         val_rows = min(max(round(ny * fraction), patch), ny - patch)
         if val_rows < patch:
             raise InputError(f"layer '{source.noisy_name}' is {ny} px tall: too small to hold "
-                             f"out a {patch}-px validation strip; set 'validation fraction' to 0 or "
-                             "lower 'patch size (px)'")
+                             f"out a {patch}-px validation strip; set 'validation fraction' "
+                             "to 0 or lower 'patch size (px)'")
         cut = ny - val_rows
         parts = {"": (noisy[..., :cut, :], None if clean is None else clean[..., :cut, :]),
                  "val_": (noisy[..., cut:, :], None if clean is None else clean[..., cut:, :])}
