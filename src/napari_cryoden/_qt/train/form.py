@@ -4,7 +4,8 @@
 a widget from each one's kind and limits (``min``/``max`` → spin box limits, a choice →
 combo box showing each choice's words, a bool → check box, an optional int → spin box where 0
 means "none", ``zero`` → spin box where 0 means that default, e.g. the preset's); labels
-are the fields' words (:attr:`~napari_cryoden.config.spec.FieldSpec.title`), tooltips their ``help``.
+are the fields' words (:attr:`~napari_cryoden.config.spec.FieldSpec.title`), tooltips their
+``help``.
 The data source (layers or folders) is :mod:`.data_form`.
 """
 
