@@ -53,17 +53,14 @@ def _f(default: Any, help: str, **kw: Any) -> Any:  # noqa: A002 - mirrors argpa
 class ModelConfig:
     """Architecture of the denoiser. The defaults are the seed's 3-layer net (2,625 parameters)."""
 
-    preset: str = _f(presets.DEFAULT, presets.field_help(), choices=presets.PRESETS,
-                     label="network")
+    preset: str = _f(presets.DEFAULT, presets.field_help(), choices=presets.PRESETS)
     channels: int = _f(0, "Feature channels of the hidden layers (unet-small: of its first "
                        "level, doubled per level); 0: the preset's (16; deep: 32).", min=1,
-                       zero="preset's", label="feature channels")
+                       zero="preset's")
     depth: int = _f(0, "Number of convolution layers (>= 2); 0: the preset's (3; deep: 6, "
-                    "5-7 allowed; unet-small: fixed at 11).", min=2, zero="preset's",
-                    label="convolution layers")
+                    "5-7 allowed; unet-small: fixed at 11).", min=2, zero="preset's")
     kernel_size: int = _f(0, "Convolution kernel size in pixels (odd); 0: the preset's "
-                          "(3; wide5: 5, fixed; unet-small: 3, fixed).", min=1, zero="preset's",
-                          label="kernel size (px)")
+                          "(3; wide5: 5, fixed; unet-small: 3, fixed).", min=1, zero="preset's")
 
     def __post_init__(self) -> None:
         """Fields left at 0 take the preset's values; contradictions raise ConfigError."""
@@ -107,30 +104,25 @@ class ModelConfig:
 class DataConfig:
     """How micrographs become training patches."""
 
-    patch_size: int = _f(1024, "Micrographs are cut into square patches of this size (px).", min=8,
-                        label="patch size (px)")
+    patch_size: int = _f(1024, "Micrographs are cut into square patches of this size (px).", min=8)
     crop: int | None = _f(
         None, "Random crop (px) taken from each patch while training; default: the whole patch.",
-        min=8, label="random crop (px)",
+        min=8,
     )
     normalization: str = _f(
         "meanstd",
-        "Per-micrograph intensity normalisation: mean/std (meanstd: mean 0, std 1), "
-        "percentiles (percentile: 0.5-99.5 % to 0-1) or none. Outputs are mapped back, so "
-        "brightness is preserved.",
-        choices=NORMALIZATIONS, label="normalisation",
-        choice_labels={"meanstd": "mean/std", "percentile": "percentiles (0.5–99.5 %)"},
+        "Per-micrograph intensity normalisation: mean/std (meanstd: to mean 0, std 1), "
+        "percentiles (percentile: 0.5-99.5 % to 0-1) or none; outputs are mapped back.",
+        choices=NORMALIZATIONS,
     )
     val_fraction: float = _f(
         0.1, "Fraction of micrograph files held out for validation (split by file, seeded).",
-        min=0.0, max=0.9, label="validation fraction",
+        min=0.0, max=0.9,
     )
     shuffle_buffer: int = _f(
-        16, "Patches held in the streaming shuffle buffer; bounds host memory.", min=1,
-        label="shuffle buffer (patches)",
+        16, "Patches held in the streaming shuffle buffer; bounds host memory.", min=1
     )
-    reader_threads: int = _f(2, "Background threads reading patches from disk.", min=1,
-                             label="reader threads")
+    reader_threads: int = _f(2, "Background threads reading patches from disk.", min=1)
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` for an unknown normalisation or a crop over the patch size."""
@@ -152,51 +144,34 @@ class TrainConfig:
     epochs: int = _f(5, "Passes over the training patches.", min=1)
     batch_size: int = _f(
         4, "Patches per optimisation step; 0 picks the largest power of two that fits in the "
-        "free GPU memory (4 on the CPU).", min=0,
-        label="batch size (patches)")
-    lr: float = _f(1e-3, "Step size of the Adam optimiser: larger learns faster but may "
-                   "diverge.", min=0.0, label="learning rate")
-    seed: int = _f(0, "Random seed: file split, patch order, crops and initial weights.",
-                   label="random seed")
+        "free GPU memory (4 on the CPU).", min=0)
+    lr: float = _f(1e-3, "Adam learning rate: larger learns faster but may diverge.", min=0.0)
+    seed: int = _f(0, "Random seed: file split, patch order, crops and initial weights.")
     device: str = _f("auto", "Where to train: auto (cuda > mps > cpu), cpu, cuda or mps.",
-                     choices=DEVICES, label="device",
-                     choice_labels={"auto": "automatic (GPU if there is one)", "cpu": "CPU",
-                                    "cuda": "NVIDIA GPU (CUDA)", "mps": "Apple GPU (MPS)"})
-    amp: bool = _f(False, "Mixed precision on an NVIDIA GPU: half-precision (fp16) arithmetic, "
-                   "faster and lighter on memory; the same as precision fp16 (--precision fp16).",
-                   label="mixed precision (GPU)")
+                     choices=DEVICES)
+    amp: bool = _f(False, "Mixed precision on an NVIDIA GPU: faster, lighter on memory; the "
+                   "same as precision fp16.")
     precision: str = _f(
         "fp32", "Arithmetic on CUDA: fp32, tf32, fp16 (autocast + gradient scaling) or bf16; "
-        "fp16/bf16 also use channels_last. The CPU always trains in fp32.", choices=PRECISIONS,
-        label="GPU arithmetic", choice_labels={
-            "fp32": "full precision (fp32)", "tf32": "fast matrix maths (tf32)",
-            "fp16": "half precision (fp16)", "bf16": "half precision (bf16)"})
+        "fp16/bf16 also use channels_last. The CPU always trains in fp32.", choices=PRECISIONS)
     fused: bool = _f(True, "With fp16 on one CUDA GPU, train the seed net with the fused Triton "
-                     "kernels when Triton is installed (about 3x the cuDNN step); off: cuDNN.",
-                     label="fused GPU kernels")
+                     "kernels when Triton is installed (about 3x the cuDNN step); off: cuDNN.")
     schedule: str = _f(
         "constant", "Learning-rate schedule: constant; cosine (annealed from lr to 0 over all "
         "steps of the run); plateau (halved after more than plateau_patience epochs without a "
-        "new best validation loss).", choices=SCHEDULES,
-        label="learning-rate schedule",
-        choice_labels={"cosine": "cosine decay to 0", "plateau": "halve on a plateau"})
+        "new best validation loss).", choices=SCHEDULES)
     plateau_patience: int = _f(
         2, "plateau schedule: epochs without a new best validation loss that are tolerated; "
-        "the next one halves the rate.", min=0,
-        label="plateau patience (epochs)")
+        "the next one halves the rate.", min=0)
     mode: str = _f(
-        "n2c", "What the net learns from: noisy → clean pairs (n2c: noisy input, clean target); "
-        "even/odd frame sums (n2n, Noise2Noise: independent noisy halves of each exposure, "
-        "input and target swapped at random per patch); single noisy micrographs (n2v, "
-        "Noise2Void: a few masked pixels per patch predicted from their neighbours). See "
-        "docs/self-supervised.md.",
-        choices=MODES, label="training data", choice_labels={
-            "n2c": "noisy → clean pairs", "n2n": "even/odd frame sums (Noise2Noise)",
-            "n2v": "single noisy micrographs (Noise2Void)"})
+        "n2c", "What the net learns from: noisy → clean pairs (n2c); even/odd frame sums (n2n, "
+        "Noise2Noise: independent noisy halves of each exposure, input and target swapped at "
+        "random per patch); single noisy micrographs (n2v, Noise2Void: a few masked pixels per "
+        "patch predicted from their neighbours). See docs/self-supervised.md.",
+        choices=MODES)
     n2v_fraction: float = _f(
         0.01, "n2v: fraction of each patch's pixels masked per step (one per grid cell, "
-        "stratified), the only pixels the loss sees.", min=0.001, max=0.05,
-        label="masked pixels (Noise2Void)")
+        "stratified), the only pixels the loss sees.", min=0.001, max=0.05)
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` for an unknown choice or ``amp`` against ``precision``."""

@@ -14,6 +14,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .words import CHOICE_LABELS, LABELS
+
 __all__ = ["Kind", "FieldSpec", "field_specs"]
 
 Kind = Literal["int", "float", "bool", "choice", "str"]
@@ -132,8 +134,9 @@ def _spec(section: str, f: dataclasses.Field) -> FieldSpec:
         raise TypeError(f"{section}.{f.name}: unsupported annotation {f.type!r}") from None
     meta = f.metadata
     choices = meta.get("choices", ())
+    key = f"{section}.{f.name}"
     return FieldSpec(section=section, name=f.name, kind="choice" if choices else kind,
                      default=f.default, help=str(meta.get("help", "")), optional=optional,
                      min=meta.get("min"), max=meta.get("max"), choices_from=choices,
-                     zero=meta.get("zero"), label=str(meta.get("label", "")),
-                     choice_labels=dict(meta.get("choice_labels", {})))
+                     zero=meta.get("zero"), label=LABELS.get(key, ""),
+                     choice_labels=CHOICE_LABELS.get(key, {}))
