@@ -63,3 +63,21 @@ def test_settings_speak_the_fields_words(make_napari_viewer) -> None:
     assert [w for w in shown_words(widget) if DEVELOPER_WORDS.search(w)] == []
     for key in ("train.lr", "train.amp", "train.fused", "train.mode"):
         assert len(widget.form.widget(key).tooltip or "") > 20  # each still says what it does
+
+
+def test_panel_fits_a_1366x768_screen_and_scrolls_to_start(make_napari_viewer, qtbot) -> None:
+    widget = open_train(make_napari_viewer)
+    window = widget.viewer.window._qt_window
+    qtbot.waitUntil(lambda: widget.isVisible())
+    qtbot.wait(50)  # one pass of the event loop for the layout
+    assert window.height() <= 768, f"the Train dock made the window {window.height()} px tall"
+    assert widget.height() <= window.height()
+    assert not widget.advanced_section.isExpanded()  # the advanced settings start collapsed
+    assert widget.form.widget("train.schedule").native.visibleRegion().isEmpty()
+    for row in widget.settings:  # no row squeezed below its minimum (the "data from" row)
+        if row.native.isVisible():
+            assert row.native.height() >= row.native.minimumSizeHint().height(), row.label
+    area = widget.scroll_area
+    area.ensureWidgetVisible(widget.start_button)  # scroll down, as a user would
+    assert not widget.start_button.visibleRegion().isEmpty()
+    assert widget.start_button.isEnabled() is False  # no data choice yet: n2c needs two layers

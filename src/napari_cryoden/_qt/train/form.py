@@ -31,7 +31,7 @@ GUI_DEFAULTS: dict[str, Any] = {"data.patch_size": 128, "train.epochs": 30, "tra
 keep their own defaults."""
 BASIC_FIELDS = ("train.mode", "data.patch_size", "data.val_fraction", "train.epochs",
                 "train.batch_size", "train.lr", "train.device")
-"""Fields shown up front; every other field goes under "Advanced settings"."""
+"""Fields shown up front; every other field goes under "Advanced" (collapsed)."""
 _LARGEST = 1_000_000
 
 

@@ -1,7 +1,8 @@
 """The Train widget's fixed controls: run folder, process count, the run buttons, a section.
 
 Each builder returns one ready widget with its tooltip; :class:`.widget.TrainWidget` wires
-them up and lays them out.
+them up and lays them out in :func:`scroll_column`, so the panel scrolls rather than pushing
+the window off a small screen.
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from typing import Any
 
 from magicgui.types import FileDialogMode
 from magicgui.widgets import Container, FileEdit, SpinBox
-from qtpy.QtWidgets import QPushButton
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QFrame, QPushButton, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 from superqt import QCollapsible
 
-__all__ = ["collapsible", "processes_spin", "run_buttons", "run_folder_edit"]
+__all__ = ["collapsible", "keep_height", "processes_spin", "run_buttons", "run_folder_edit",
+           "scroll_column"]
 
 
 def run_folder_edit() -> FileEdit:
@@ -87,3 +90,38 @@ def collapsible(title: str, content: Container[Any], tooltip: str) -> QCollapsib
     section.addWidget(content.native)
     section.setToolTip(tooltip)
     return section
+
+
+def scroll_column(panel: QWidget) -> QVBoxLayout:
+    """Fill ``panel`` with a vertical scroll area and return the column laid out inside it.
+
+    The column's rows keep their minimum heights; a panel taller than its dock scrolls
+    (horizontally it fits the dock's width).
+
+    Parameters
+    ----------
+    panel
+        The widget to fill; it gets a layout holding only the scroll area.
+
+    Returns
+    -------
+    QVBoxLayout
+        The layout to add the panel's rows to.
+    """
+    area = QScrollArea(panel)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    inner = QWidget(area)
+    area.setWidget(inner)
+    outer = QVBoxLayout(panel)
+    outer.setContentsMargins(0, 0, 0, 0)
+    outer.addWidget(area)
+    panel.scroll_area = area  # type: ignore[attr-defined]  # for tests and ensureWidgetVisible
+    return QVBoxLayout(inner)
+
+
+def keep_height(widget: QWidget) -> None:
+    """Keep a row at its natural height when its column is squeezed (e.g. radio buttons)."""
+    widget.setMinimumHeight(widget.sizeHint().height())
+    widget.setSizePolicy(widget.sizePolicy().horizontalPolicy(), QSizePolicy.Policy.Fixed)

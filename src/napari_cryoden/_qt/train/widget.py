@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import Container
 from qtpy.QtCore import QEvent, QObject, Signal
-from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QWidget
 
 from napari_cryoden._qt._models import MODELS
 from napari_cryoden._qt.train import layout
@@ -96,26 +96,27 @@ class TrainWidget(QWidget):
         mode = self.form.widget("train.mode")  # first: it decides what the data rows ask for
         mode.changed.connect(self.data.set_mode)
         self.settings.extend([mode, *self.data.widgets,
-                              *(w for w in self.form.basic if w is not mode), self.processes,
-                              self.run_folder])
-        self.advanced.extend(self.form.advanced)  # extend after init: labels get one width
+                              *(w for w in self.form.basic if w is not mode), self.run_folder])
+        self.advanced.extend([*self.form.advanced, self.processes])  # after init: one width
+        layout.keep_height(self.data.source.native)
         self.progress = QProgressBar()
         self.status = QLabel("Choose the data and press Start.")
         self.status.setWordWrap(True)
         self._progress = RunProgress(self.progress, self.status)
         self.plot = LossPlot(self.viewer)
-        self.plot.setMinimumHeight(260)
+        self.plot.setMinimumHeight(220)
         self._lay_out()
 
     def _lay_out(self) -> None:
-        advanced = layout.collapsible("Advanced settings", self.advanced,
-                                      "Model size, normalisation, streaming and random seed.")
+        self.advanced_section = advanced = layout.collapsible("Advanced", self.advanced,
+            "Network size, normalisation, learning-rate schedule, GPU arithmetic and kernels, "
+            "data streaming, random seed and the number of processes.")
         self.start_button, self.stop_button, self.resume_button = buttons = layout.run_buttons()
         row = QHBoxLayout()
         for button, slot in zip(buttons, (self.start, self.stop, self.resume), strict=True):
             button.clicked.connect(lambda *_, slot=slot: slot())
             row.addWidget(button)
-        column = QVBoxLayout(self)
+        column = layout.scroll_column(self)  # scrolls instead of pushing the window off
         for widget in (self.settings.native, self.device_label, advanced):
             column.addWidget(widget)
         column.addLayout(row)
