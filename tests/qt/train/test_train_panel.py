@@ -81,3 +81,22 @@ def test_panel_fits_a_1366x768_screen_and_scrolls_to_start(make_napari_viewer, q
     area.ensureWidgetVisible(widget.start_button)  # scroll down, as a user would
     assert not widget.start_button.visibleRegion().isEmpty()
     assert widget.start_button.isEnabled() is False  # no data choice yet: n2c needs two layers
+
+
+@pytest.mark.parametrize(("mode", "words"), [("n2c", "MSE vs. clean"), ("n2v", "masked-pixel")])
+def test_loss_legend_sits_off_the_curves_and_the_axis_names_the_loss(mode, words) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from napari_cryoden._qt.train.loss_plot import LOSS_LABELS, _loss_figure, _show_curves
+
+    figure = _loss_figure(LOSS_LABELS[mode])
+    FigureCanvasAgg(figure)
+    x = np.linspace(0, 3, 60)
+    curves = ((x, 1 / (1 + x)), (x, 1 / (1 + x)), (np.arange(1.0, 4.0), np.full(3, 0.4)),
+              (np.arange(1.0, 4.0), np.full(3, 0.45)))
+    _show_curves(figure, curves, (420, 300))
+    figure.canvas.draw()
+    ax = figure.axes[0]
+    legend = ax.get_legend().get_window_extent()
+    assert legend.y0 >= ax.get_window_extent().y1 - 1  # above the axes: it covers no curve
+    assert words in ax.get_ylabel() and ax.get_ylabel() != "MSE loss"

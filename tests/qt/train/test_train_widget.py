@@ -66,7 +66,7 @@ def run_to_end(qtbot: Any, widget: TrainWidget, launch: Any) -> list[Any]:
     return epochs
 
 
-def test_widget_offers_the_image_layers_and_laptop_defaults(make_napari_viewer, tmp_path):
+def test_widget_offers_the_image_layers_and_laptop_defaults(make_napari_viewer, qtbot, tmp_path):
     viewer, widget = make_widget(make_napari_viewer, tmp_path)
     assert widget.data.source.value == "napari layers"  # layers first, folder pickers hidden
     assert widget.data.noisy_dir.native.isHidden() and not widget.data.noisy_layer.native.isHidden()
@@ -82,7 +82,7 @@ def test_widget_offers_the_image_layers_and_laptop_defaults(make_napari_viewer, 
     assert "0 = whole patch" in fresh.form.widget("data.crop").label
     assert "validation" in fresh.form.widget("data.val_fraction").tooltip
     assert fresh.form.config().data.crop is None
-    assert "CPU" in fresh.device_label.text()
+    qtbot.waitUntil(lambda: "CPU" in fresh.device_label.text())  # asked off the UI thread
 
 
 def test_training_from_layers_runs_to_the_end(make_napari_viewer, qtbot, tmp_path):

@@ -12,11 +12,19 @@ from typing import Any
 from magicgui.types import FileDialogMode
 from magicgui.widgets import Container, FileEdit, SpinBox
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QFrame, QPushButton, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
+from qtpy.QtWidgets import (
+    QFrame,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 from superqt import QCollapsible
 
-__all__ = ["collapsible", "keep_height", "processes_spin", "run_buttons", "run_folder_edit",
-           "scroll_column"]
+__all__ = ["DeviceLabel", "collapsible", "keep_height", "processes_spin", "run_buttons",
+           "run_folder_edit", "scroll_column"]
 
 
 def run_folder_edit() -> FileEdit:
@@ -125,3 +133,36 @@ def keep_height(widget: QWidget) -> None:
     """Keep a row at its natural height when its column is squeezed (e.g. radio buttons)."""
     widget.setMinimumHeight(widget.sizeHint().height())
     widget.setSizePolicy(widget.sizePolicy().horizontalPolicy(), QSizePolicy.Policy.Fixed)
+
+
+class DeviceLabel(QLabel):
+    """"Training runs on: …", asked of torch in a worker (its first import takes seconds)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setToolTip("The device that will train ('device' setting).")
+        self._asked: tuple[str, int] | None = None
+
+    def ask(self, choice: str, processes: int) -> None:
+        """Show where ``processes`` processes with device ``choice`` train, once known."""
+        from superqt.utils import create_worker
+
+        self._asked = (choice, processes)
+        self.setText("Training runs on: (checking…)")
+        worker = create_worker(_describe, choice, processes, _start_thread=False)
+        worker.returned.connect(self._show)  # a bound slot: dropped if the label is deleted
+        worker.start()
+
+    def _show(self, answer: tuple[tuple[str, int], str]) -> None:
+        asked, where = answer
+        if asked != self._asked:
+            return  # the answer to an earlier choice
+        if asked[1] > 1:
+            where = f"{asked[1]} processes, each on {where}"
+        self.setText(f"Training runs on: {where}")
+
+
+def _describe(choice: str, processes: int) -> tuple[tuple[str, int], str]:
+    from napari_cryoden.devices import describe_choice
+
+    return (choice, processes), describe_choice(choice)

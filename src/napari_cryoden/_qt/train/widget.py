@@ -33,7 +33,6 @@ from napari_cryoden._qt.train.worker import (
     resume_dir,
     shutdown_jobs,
 )
-from napari_cryoden.devices import describe_choice
 from napari_cryoden.errors import CryodenError
 
 if TYPE_CHECKING:
@@ -86,8 +85,7 @@ class TrainWidget(QWidget):
         self.data = DataForm(self.viewer)
         self.form = ConfigForm()
         self.run_folder, self.processes = layout.run_folder_edit(), layout.processes_spin()
-        self.device_label = QLabel()
-        self.device_label.setToolTip("The device that will train ('device' setting).")
+        self.device_label = layout.DeviceLabel()
         self.form.widget("train.device").changed.connect(self._update_device)
         self.processes.changed.connect(self._update_device)
         self._update_device()
@@ -125,11 +123,7 @@ class TrainWidget(QWidget):
         column.addWidget(self.plot, stretch=1)
 
     def _update_device(self, *_: Any) -> None:
-        choice = self.form.widget("train.device").value
-        where = describe_choice(choice)
-        if self.processes.value > 1:
-            where = f"{self.processes.value} processes, each on {where}"
-        self.device_label.setText(f"Training runs on: {where}")
+        self.device_label.ask(self.form.widget("train.device").value, self.processes.value)
 
     def _set_running(self, running: bool) -> None:
         self._running = running
@@ -208,6 +202,7 @@ class TrainWidget(QWidget):
         worker.finished.connect(self._on_finished)
         self._outcome = None
         self.plot.clear()
+        self.plot.set_mode(config.train.mode)
         self.plot.show_live()
         self.plot.request_redraw()
         self._progress.busy(f"Preparing data in {run_dir}…")  # until TrainStart
