@@ -14,6 +14,7 @@ from napari_cryoden.data.pairs import (
     find_pairs,
     half_stem,
     single_pairs,
+    split_half,
     split_pairs,
 )
 from napari_cryoden.errors import InputError
@@ -50,6 +51,15 @@ def test_find_pairs_with_an_empty_folder(tmp_path: Path) -> None:
     (tmp_path / "clean" / "a.mrc").write_bytes(b"")
     with pytest.raises(InputError, match="noisy: no micrographs found"):
         find_pairs(tmp_path / "noisy", tmp_path / "clean")
+
+
+def test_layer_names_split_into_micrograph_and_half() -> None:
+    assert split_half("mic_01_EVN") == ("mic_01", "even")
+    assert split_half("mic_01_odd") == ("mic_01", "odd")
+    assert split_half("a.Even") == ("a", "even")
+    assert split_half("odd") == ("", "odd") and split_half("EVN") == ("", "even")
+    assert split_half("oddity") is None and split_half("noisy (simulated)") is None
+    assert split_half("Todd") is None and split_half("steven") is None
 
 
 def test_half_names_pair_even_with_odd(tmp_path: Path) -> None:

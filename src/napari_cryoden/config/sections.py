@@ -111,8 +111,8 @@ class DataConfig:
     )
     normalization: str = _f(
         "meanstd",
-        "Per-micrograph intensity normalisation: meanstd (mean 0, std 1), percentile "
-        "(0.5-99.5 % to 0-1) or none. Outputs are mapped back, so brightness is preserved.",
+        "Per-micrograph intensity normalisation: mean/std (meanstd: to mean 0, std 1), "
+        "percentiles (percentile: 0.5-99.5 % to 0-1) or none; outputs are mapped back.",
         choices=NORMALIZATIONS,
     )
     val_fraction: float = _f(
@@ -145,11 +145,12 @@ class TrainConfig:
     batch_size: int = _f(
         4, "Patches per optimisation step; 0 picks the largest power of two that fits in the "
         "free GPU memory (4 on the CPU).", min=0)
-    lr: float = _f(1e-3, "Adam learning rate.", min=0.0)
+    lr: float = _f(1e-3, "Adam learning rate: larger learns faster but may diverge.", min=0.0)
     seed: int = _f(0, "Random seed: file split, patch order, crops and initial weights.")
     device: str = _f("auto", "Where to train: auto (cuda > mps > cpu), cpu, cuda or mps.",
                      choices=DEVICES)
-    amp: bool = _f(False, "Mixed precision on CUDA: the same as --precision fp16.")
+    amp: bool = _f(False, "Mixed precision on an NVIDIA GPU: faster, lighter on memory; the "
+                   "same as precision fp16.")
     precision: str = _f(
         "fp32", "Arithmetic on CUDA: fp32, tf32, fp16 (autocast + gradient scaling) or bf16; "
         "fp16/bf16 also use channels_last. The CPU always trains in fp32.", choices=PRECISIONS)
@@ -163,10 +164,10 @@ class TrainConfig:
         2, "plateau schedule: epochs without a new best validation loss that are tolerated; "
         "the next one halves the rate.", min=0)
     mode: str = _f(
-        "n2c", "What the net learns from: n2c (noisy input, clean target); n2n (Noise2Noise: "
-        "independent noisy halves of each exposure, e.g. even/odd frame sums, input and target "
-        "swapped at random per patch); n2v (Noise2Void: single noisy micrographs, a few masked "
-        "pixels per patch predicted from their neighbours). See docs/self-supervised.md.",
+        "n2c", "What the net learns from: noisy → clean pairs (n2c); even/odd frame sums (n2n, "
+        "Noise2Noise: independent noisy halves of each exposure, input and target swapped at "
+        "random per patch); single noisy micrographs (n2v, Noise2Void: a few masked pixels per "
+        "patch predicted from their neighbours). See docs/self-supervised.md.",
         choices=MODES)
     n2v_fraction: float = _f(
         0.01, "n2v: fraction of each patch's pixels masked per step (one per grid cell, "

@@ -10,9 +10,11 @@ place: a field whose annotation is not listed in :data:`_ANNOTATIONS` fails at i
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from .words import CHOICE_LABELS, LABELS
 
 __all__ = ["Kind", "FieldSpec", "field_specs"]
 
@@ -35,7 +37,9 @@ class FieldSpec:
 
     ``kind`` is ``"choice"`` for a string restricted to ``choices``. ``optional`` fields may
     be None (their default). ``zero`` names what 0 stands for (e.g. ``"preset's"``) where
-    0 is allowed below ``min`` as "take the default".
+    0 is allowed below ``min`` as "take the default". ``label`` and ``choice_labels`` are the
+    words a form shows for the field and its choices (the key, the flag and the stored values
+    stay the developer's words).
     """
 
     section: str
@@ -48,6 +52,28 @@ class FieldSpec:
     max: float | None = None
     choices_from: Collection[str] = field(default=(), compare=False)
     zero: str | None = None
+    label: str = ""
+    choice_labels: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def title(self) -> str:
+        """The field's name in a form, e.g. ``"learning rate"`` for ``train.lr``."""
+        return self.label or self.name.replace("_", " ")
+
+    def choice_title(self, value: str) -> str:
+        """Return the words a form shows for a choice, e.g. ``"mean/std"`` for ``meanstd``.
+
+        Parameters
+        ----------
+        value
+            One of :attr:`choices`.
+
+        Returns
+        -------
+        str
+            Its label, or the value itself where it has none.
+        """
+        return self.choice_labels.get(value, value)
 
     @property
     def choices(self) -> tuple[str, ...]:
@@ -108,7 +134,9 @@ def _spec(section: str, f: dataclasses.Field) -> FieldSpec:
         raise TypeError(f"{section}.{f.name}: unsupported annotation {f.type!r}") from None
     meta = f.metadata
     choices = meta.get("choices", ())
+    key = f"{section}.{f.name}"
     return FieldSpec(section=section, name=f.name, kind="choice" if choices else kind,
                      default=f.default, help=str(meta.get("help", "")), optional=optional,
                      min=meta.get("min"), max=meta.get("max"), choices_from=choices,
-                     zero=meta.get("zero"))
+                     zero=meta.get("zero"), label=LABELS.get(key, ""),
+                     choice_labels=CHOICE_LABELS.get(key, {}))

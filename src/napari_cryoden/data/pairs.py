@@ -23,13 +23,14 @@ from ..errors import InputError
 from ..io.images import list_images
 
 __all__ = ["Pair", "Pairs", "find_half_pairs", "find_mode_pairs", "find_pairs", "half_stem",
-           "single_pairs", "split_pairs", "TooFewPairs"]
+           "single_pairs", "split_half", "split_pairs", "TooFewPairs"]
 
 Pair = tuple[Path, Path]
 """A (noisy, clean) pair of files; also used for (even, odd) halves."""
 Pairs = list[Pair]
 
-_HALF_SUFFIX = re.compile(r"[_.-](evn|odd|even)\Z", re.IGNORECASE)
+_HALF_SUFFIX = re.compile(r"(?:\A|[_.-])(evn|odd|even)\Z", re.IGNORECASE)
+_HALVES = {"evn": "even", "even": "even", "odd": "odd"}
 
 
 def find_pairs(
@@ -88,6 +89,29 @@ def half_stem(path: str | os.PathLike[str]) -> str:
         The shared name stem.
     """
     return _HALF_SUFFIX.sub("", Path(path).stem)
+
+
+def split_half(name: str) -> tuple[str, str] | None:
+    """Split a micrograph's name into the name its halves share and the half it is.
+
+    The same rule as :func:`half_stem`, applied to a name rather than a file (a napari layer's
+    name, say): ``"mic_01_EVN"`` gives ``("mic_01", "even")``, ``"mic_01_odd"`` gives
+    ``("mic_01", "odd")``, and ``"odd"`` alone ``("", "odd")``.
+
+    Parameters
+    ----------
+    name
+        The name, without a file suffix.
+
+    Returns
+    -------
+    tuple of (str, str) or None
+        ``(shared name, "even" or "odd")``, or None when the name does not end in a half's suffix.
+    """
+    match = _HALF_SUFFIX.search(name)
+    if match is None:
+        return None
+    return name[:match.start()], _HALVES[match.group(1).lower()]
 
 
 def find_half_pairs(even_dir: str | os.PathLike[str],

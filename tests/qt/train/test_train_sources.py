@@ -55,5 +55,5 @@ def test_widget_says_one_folder_file_cannot_be_held_out(tmp_path: Path) -> None:
         write_mrc(tmp_path / folder / "a.mrc", np.zeros((16, 16), np.float32), 1.0)
     config = train_config(build_parser().parse_args(["train", "--val-fraction", "0.2"]))
     with pytest.raises(InputError, match="only one micrograph, so none can be held out for "
-                                         "validation; set 'val fraction' to 0 or add files"):
+                                         "validation; set 'validation fraction' to 0 or add files"):
         prepare_pairs(FolderPair(tmp_path / "noisy", tmp_path / "clean"), tmp_path, config)

@@ -66,7 +66,7 @@ def run_to_end(qtbot: Any, widget: TrainWidget, launch: Any) -> list[Any]:
     return epochs
 
 
-def test_widget_offers_the_image_layers_and_laptop_defaults(make_napari_viewer, tmp_path):
+def test_widget_offers_the_image_layers_and_laptop_defaults(make_napari_viewer, qtbot, tmp_path):
     viewer, widget = make_widget(make_napari_viewer, tmp_path)
     assert widget.data.source.value == "napari layers"  # layers first, folder pickers hidden
     assert widget.data.noisy_dir.native.isHidden() and not widget.data.noisy_layer.native.isHidden()
@@ -82,7 +82,7 @@ def test_widget_offers_the_image_layers_and_laptop_defaults(make_napari_viewer, 
     assert "0 = whole patch" in fresh.form.widget("data.crop").label
     assert "validation" in fresh.form.widget("data.val_fraction").tooltip
     assert fresh.form.config().data.crop is None
-    assert "CPU" in fresh.device_label.text()
+    qtbot.waitUntil(lambda: "CPU" in fresh.device_label.text())  # asked off the UI thread
 
 
 def test_training_from_layers_runs_to_the_end(make_napari_viewer, qtbot, tmp_path):
@@ -238,10 +238,15 @@ def test_layers_of_different_shapes_are_refused(make_napari_viewer, qtbot, tmp_p
     messages: list[str] = []
     notification_manager.notification_ready.connect(lambda n: messages.append(n.message))
 
+    problem = widget.data.problem.native  # the reason, in red under the data rows
+    assert not problem.isHidden() and "'small clean'" in problem.text()
+    assert "shape" in problem.text()
+    assert not widget.start_button.isEnabled() and not widget.resume_button.isEnabled()
     assert widget.start() is False
     assert widget.worker is None and not widget.is_running
     assert any("'noisy'" in m and "'small clean'" in m and "shape" in m for m in messages)
-    assert widget.start_button.isEnabled()
+    widget.data.clean_layer.value = viewer.layers["clean"]  # a fitting choice: Start again
+    assert widget.start_button.isEnabled() and problem.isHidden()
 
 
 def test_errors_in_the_worker_become_notifications(make_napari_viewer, qtbot, tmp_path):

@@ -83,15 +83,15 @@ def check_run(widget: TrainWidget, run: Path, epochs: list[Any], mode: str) -> d
 def test_mode_combo_relabels_the_data_choices(make_napari_viewer, tmp_path: Path) -> None:
     even, odd = halves()
     widget = make_widget(make_napari_viewer, tmp_path, "n2c",
-                         {"noisy": even, "clean": odd, "a even": even, "a odd": odd})
+                         {"noisy": even, "clean": odd, "a_even": even, "a_odd": odd})
     data, viewer = widget.data, widget.viewer
     assert widget.settings[0] is widget.form.widget("train.mode")  # first: it frames the rest
     assert widget.form.widget("train.mode").choices == ("n2c", "n2n", "n2v")
     assert (data.noisy_layer.label, data.clean_layer.label) == ("noisy layer", "clean layer")
     widget.form.widget("train.mode").value = "n2n"
     assert (data.noisy_layer.label, data.clean_layer.label) == ("even layer", "odd layer")
-    assert data.noisy_layer.value is viewer.layers["a even"]  # picked by name
-    assert data.clean_layer.value is viewer.layers["a odd"]
+    assert data.noisy_layer.value is viewer.layers["a_even"]  # picked by name
+    assert data.clean_layer.value is viewer.layers["a_odd"]
     widget.form.widget("train.mode").value = "n2v"
     assert data.noisy_layer.label == "noisy layer" and data.clean_layer.native.isHidden()
     data.source.value = "folders"

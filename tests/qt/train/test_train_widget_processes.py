@@ -61,7 +61,7 @@ def test_layers_with_a_validation_strip_pass_it_as_val_folders(tmp_path: Path) -
 def test_two_processes_train_from_layers_like_one(make_napari_viewer, qtbot, tmp_path):
     _, widget = make_widget(make_napari_viewer, tmp_path)
     widget.processes.value = 2
-    assert "2 processes" in widget.device_label.text()
+    qtbot.waitUntil(lambda: "2 processes" in widget.device_label.text())
     points: list[int] = []
     widget.epoch_finished.connect(lambda _: points.append(widget.loss_points()))
     epochs = run_to_end(qtbot, widget, widget.start)

@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from magicgui.types import FileDialogMode
-from magicgui.widgets import ComboBox, FileEdit, RadioButtons
+from magicgui.widgets import ComboBox, FileEdit, Label, RadioButtons
+from psygnal import Signal
 
+from napari_cryoden._qt.train.layer_choice import ROLES, guess_pair, pair_problem, partner
 from napari_cryoden.errors import InputError
 
 if TYPE_CHECKING:
@@ -57,18 +59,19 @@ class FolderPair:
     clean_dir: Path | None
 
 
-ROLES = {"n2c": ("noisy", "clean"), "n2n": ("even", "odd"), "n2v": ("noisy", None)}
-"""What the two data choices hold in each training mode (None: no second choice)."""
-
-
 LAYERS, FOLDERS = "napari layers", "folders"
 
 
 class DataForm:
     """Where the training pairs come from: two Image layers of the viewer, or two folders.
 
-    :attr:`widgets` are the rows to lay out; the layer lists follow ``viewer.layers``.
+    :attr:`widgets` are the rows to lay out, the last one :attr:`problem`: a red line that says
+    why the chosen layers cannot train (:attr:`ok` is then False; :attr:`checked` is emitted
+    after every check). The layer lists follow ``viewer.layers``; a choice is filled in only
+    from unambiguous evidence (:mod:`.layer_choice`), otherwise it stays empty for the user.
     """
+
+    checked = Signal()
 
     def __init__(self, viewer: napari.Viewer) -> None:
         self._viewer = viewer
@@ -77,51 +80,66 @@ class DataForm:
                                    tooltip="Train on two open Image layers or on two folders "
                                            "of micrographs paired by file name.")
         self.noisy_layer = ComboBox(choices=self._image_layers, label="noisy layer",
-                                    tooltip="The noisy micrograph (network input). "
-                                            + LAYER_SPLIT_HELP)
+                                    nullable=True, tooltip="The noisy micrograph (network "
+                                    "input). " + LAYER_SPLIT_HELP)
         self.clean_layer = ComboBox(choices=self._image_layers, label="clean layer",
+                                    nullable=True,
                                     tooltip="The clean target, same shape as the noisy layer.")
         self.noisy_dir = FileEdit(mode=FileDialogMode.EXISTING_DIRECTORY, label="noisy folder",
                                   tooltip="Folder of noisy micrographs (MRC or TIFF).")
         self.clean_dir = FileEdit(mode=FileDialogMode.EXISTING_DIRECTORY, label="clean folder",
                                   tooltip="Folder of clean targets, paired with the noisy "
                                           "files by name.")
+        self.problem = Label(label="")
+        self.problem.native.setStyleSheet("color: #ff5c5c;")
+        self.problem.native.setWordWrap(True)
         self.source.value = LAYERS
         self.mode = "n2c"
         self.widgets = [self.source, self.noisy_layer, self.clean_layer, self.noisy_dir,
-                        self.clean_dir]
+                        self.clean_dir, self.problem]
         self.source.changed.connect(self._show_source)
+        self.noisy_layer.changed.connect(self._complete)
+        self.clean_layer.changed.connect(self.check)
         events = viewer.layers.events
         for event in (events.inserted, events.removed, events.reordered, events.renamed):
             event.connect(self.reset_choices)
         self.reset_choices()
         self._show_source()
 
+    @property
+    def ok(self) -> bool:
+        """Whether the data choice can train (folders are checked on Start)."""
+        return not self.problem.value
+
     def reset_choices(self, *_: Any) -> None:
-        """Refresh the layer lists; guess noisy/clean by name when nothing sensible is chosen."""
+        """Refresh the layer lists; fill an incomplete choice only from unambiguous evidence."""
         self.noisy_layer.reset_choices()
         self.clean_layer.reset_choices()
-        layers = [layer for _, layer in self._image_layers()]
-        first, second = ROLES[self.mode]
-        if layers and (self.noisy_layer.value is None
-                       or self.noisy_layer.value is self.clean_layer.value):
-            self.noisy_layer.value = _guess(layers, first, 0)
-            self.clean_layer.value = _guess(layers, second or "clean", 1)
+        second = ROLES[self.mode][1]
+        if self.noisy_layer.value is None and (second is None or self.clean_layer.value is None):
+            self._guess()
+        self.check()
 
     def set_mode(self, mode: str) -> None:
         """Relabel the choices for a training mode (``train.mode``); n2v hides the second one.
-        Layers named after the new roles (e.g. "even", "odd") are selected."""
+        The choices are made again for the new roles, from the evidence only."""
         self.mode = mode
         first, second = ROLES[mode]
         self.noisy_layer.label, self.noisy_dir.label = f"{first} layer", f"{first} folder"
         self.clean_layer.label = f"{second or 'clean'} layer"
         self.clean_dir.label = f"{second or 'clean'} folder"
-        layers = [layer for _, layer in self._image_layers()]
-        for combo, word in ((self.noisy_layer, first), (self.clean_layer, second)):
-            named = [layer for layer in layers if word and word in layer.name.lower()]
-            if named:
-                combo.value = named[0]
+        self._guess()
         self._show_source()
+
+    def check(self, *_: Any) -> None:
+        """Show under the data rows why the chosen layers cannot train (empty when they can)."""
+        problem = None
+        if self.source.value == LAYERS:
+            second = self.clean_layer.value if ROLES[self.mode][1] else None
+            problem = pair_problem(self.noisy_layer.value, second, self.mode)
+        self.problem.value = problem or ""
+        self.problem.visible = bool(problem)
+        self.checked.emit()
 
     def selection(self) -> LayerPair | FolderPair:
         """The chosen pairs; raises :class:`~napari_cryoden.errors.InputError` for a bad choice."""
@@ -136,7 +154,25 @@ class DataForm:
         if noisy is None or (second and clean is None):
             which = f"a {first} and a {second} Image layer" if second else f"a {first} layer"
             raise InputError(f"open {which} (File > Open) or train from folders")
+        problem = pair_problem(noisy, clean, self.mode)
+        if problem:
+            raise InputError(problem)
         return layer_pair(noisy, clean)
+
+    def _guess(self) -> None:
+        layers = [layer for _, layer in self._image_layers()]
+        first, second = guess_pair(layers, self.mode)
+        with self.noisy_layer.changed.blocked():
+            self.noisy_layer.value = first
+        self.clean_layer.value = second
+        self.check()
+
+    def _complete(self, layer: Any) -> None:
+        """The user chose the first layer: fill in the second if exactly one layer fits it."""
+        if layer is not None and self.clean_layer.value is None and ROLES[self.mode][1]:
+            layers = [layer for _, layer in self._image_layers()]
+            self.clean_layer.value = partner(layer, layers, self.mode)
+        self.check()
 
     def _image_layers(self, *_: Any) -> list[tuple[str, Any]]:
         from napari.layers import Image
@@ -148,13 +184,7 @@ class DataForm:
         layers, second = self.source.value == LAYERS, ROLES[self.mode][1] is not None
         self.noisy_layer.visible, self.clean_layer.visible = layers, layers and second
         self.noisy_dir.visible, self.clean_dir.visible = not layers, not layers and second
-
-
-def _guess(layers: list[Any], word: str, index: int) -> Any:
-    named = [layer for layer in layers if word in layer.name.lower()]
-    if named:
-        return named[0]
-    return layers[min(index, len(layers) - 1)] if layers else None
+        self.check()
 
 
 def _given(widget: FileEdit) -> bool:
@@ -196,7 +226,8 @@ def prepare_pairs(source: LayerPair | FolderPair, run_dir: Path,
             train, val, _ = training_data(sources, config)  # the CLI's pairs for these folders
         except TooFewPairs:
             raise InputError(f"{source.noisy_dir}: only one micrograph, so none can be held "
-                             "out for validation; set 'val fraction' to 0 or add files") from None
+                             "out for validation; set 'validation fraction' to 0 or add "
+                             "files") from None
         return train, val
     return _write_layers(source, run_dir / "data", config.data.val_fraction,
                          config.data.patch_size, ROLES[config.train.mode])
@@ -212,14 +243,14 @@ def _write_layers(source: LayerPair, root: Path, fraction: float, patch: int,
     ny, nx = noisy.shape[-2:]
     if min(ny, nx) < patch:
         raise InputError(f"layer '{source.noisy_name}' is {nx}x{ny} px, smaller than the patch "
-                         f"size {patch}; lower 'patch size'")
+                         f"size {patch}; lower 'patch size (px)'")
     parts: dict[str, tuple[np.ndarray, np.ndarray | None]] = {"": (noisy, clean)}
     if fraction > 0:
         val_rows = min(max(round(ny * fraction), patch), ny - patch)
         if val_rows < patch:
             raise InputError(f"layer '{source.noisy_name}' is {ny} px tall: too small to hold "
-                             f"out a {patch}-px validation strip; set 'val fraction' to 0 or "
-                             "lower 'patch size'")
+                             f"out a {patch}-px validation strip; set 'validation fraction' "
+                             "to 0 or lower 'patch size (px)'")
         cut = ny - val_rows
         parts = {"": (noisy[..., :cut, :], None if clean is None else clean[..., :cut, :]),
                  "val_": (noisy[..., cut:, :], None if clean is None else clean[..., cut:, :])}

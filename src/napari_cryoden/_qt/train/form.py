@@ -2,8 +2,10 @@
 
 :class:`ConfigForm` iterates the config's field descriptions (``config.FIELDS``) and picks
 a widget from each one's kind and limits (``min``/``max`` → spin box limits, a choice →
-combo box, a bool → check box, an optional int → spin box where 0 means "none", ``zero`` → spin
-box where 0 means that default, e.g. the preset's); tooltips are the fields' ``help``.
+combo box showing each choice's words, a bool → check box, an optional int → spin box where 0
+means "none", ``zero`` → spin box where 0 means that default, e.g. the preset's); labels
+are the fields' words (:attr:`~napari_cryoden.config.spec.FieldSpec.title`), tooltips their
+``help``.
 The data source (layers or folders) is :mod:`.data_form`.
 """
 
@@ -29,17 +31,17 @@ GUI_DEFAULTS: dict[str, Any] = {"data.patch_size": 128, "train.epochs": 30, "tra
 keep their own defaults."""
 BASIC_FIELDS = ("train.mode", "data.patch_size", "data.val_fraction", "train.epochs",
                 "train.batch_size", "train.lr", "train.device")
-"""Fields shown up front; every other field goes under "Advanced settings"."""
+"""Fields shown up front; every other field goes under "Advanced" (collapsed)."""
 _LARGEST = 1_000_000
 
 
 def field_widget(spec: FieldSpec, value: Any) -> ValueWidget:
     """A magicgui widget for one config field, initialised to ``value``."""
-    kw: dict[str, Any] = {"name": spec.name, "label": spec.name.replace("_", " "),
-                          "tooltip": spec.help}
+    kw: dict[str, Any] = {"name": spec.name, "label": spec.title, "tooltip": spec.help}
     largest = _LARGEST if spec.max is None else spec.max
-    if spec.kind == "choice":
-        return ComboBox(value=value, choices=list(spec.choices), **kw)
+    if spec.kind == "choice":  # the field's words shown, the config's value kept
+        choices = [(spec.choice_title(choice), choice) for choice in spec.choices]
+        return ComboBox(value=value, choices=choices, **kw)
     if spec.kind == "bool":
         return CheckBox(value=value, **kw)
     if spec.kind == "int" and spec.optional:  # 0 stands for None ("whole patch")

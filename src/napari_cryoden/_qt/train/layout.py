@@ -1,7 +1,8 @@
 """The Train widget's fixed controls: run folder, process count, the run buttons, a section.
 
 Each builder returns one ready widget with its tooltip; :class:`.widget.TrainWidget` wires
-them up and lays them out.
+them up and lays them out in :func:`scroll_column`, so the panel scrolls rather than pushing
+the window off a small screen.
 """
 
 from __future__ import annotations
@@ -10,10 +11,20 @@ from typing import Any
 
 from magicgui.types import FileDialogMode
 from magicgui.widgets import Container, FileEdit, SpinBox
-from qtpy.QtWidgets import QPushButton
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QFrame,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 from superqt import QCollapsible
 
-__all__ = ["collapsible", "processes_spin", "run_buttons", "run_folder_edit"]
+__all__ = ["DeviceLabel", "collapsible", "keep_height", "processes_spin", "run_buttons",
+           "run_folder_edit", "scroll_column"]
 
 
 def run_folder_edit() -> FileEdit:
@@ -45,7 +56,7 @@ def processes_spin() -> SpinBox:
         value=1, min=1, max=64, label="processes",
         tooltip="1: train here, in napari. N > 1: data-parallel training in N processes "
                 "(one per GPU; on the CPU, N processes) as a 'cryoden train --nproc N' "
-                "subprocess whose progress is shown here; 'batch size' is per process. "
+                "subprocess whose progress is shown here; 'batch size (patches)' is per process. "
                 "See docs/distributed.md.")
 
 
@@ -87,3 +98,71 @@ def collapsible(title: str, content: Container[Any], tooltip: str) -> QCollapsib
     section.addWidget(content.native)
     section.setToolTip(tooltip)
     return section
+
+
+def scroll_column(panel: QWidget) -> QVBoxLayout:
+    """Fill ``panel`` with a vertical scroll area and return the column laid out inside it.
+
+    The column's rows keep their minimum heights; a panel taller than its dock scrolls
+    (horizontally it fits the dock's width).
+
+    Parameters
+    ----------
+    panel
+        The widget to fill; it gets a layout holding only the scroll area.
+
+    Returns
+    -------
+    QVBoxLayout
+        The layout to add the panel's rows to.
+    """
+    area = QScrollArea(panel)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    inner = QWidget(area)
+    area.setWidget(inner)
+    outer = QVBoxLayout(panel)
+    outer.setContentsMargins(0, 0, 0, 0)
+    outer.addWidget(area)
+    panel.scroll_area = area  # type: ignore[attr-defined]  # for tests and ensureWidgetVisible
+    return QVBoxLayout(inner)
+
+
+def keep_height(widget: QWidget) -> None:
+    """Keep a row at its natural height when its column is squeezed (e.g. radio buttons)."""
+    widget.setMinimumHeight(widget.sizeHint().height())
+    widget.setSizePolicy(widget.sizePolicy().horizontalPolicy(), QSizePolicy.Policy.Fixed)
+
+
+class DeviceLabel(QLabel):
+    """"Training runs on: …", asked of torch in a worker (its first import takes seconds)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setToolTip("The device that will train ('device' setting).")
+        self._asked: tuple[str, int] | None = None
+
+    def ask(self, choice: str, processes: int) -> None:
+        """Show where ``processes`` processes with device ``choice`` train, once known."""
+        from superqt.utils import create_worker
+
+        self._asked = (choice, processes)
+        self.setText("Training runs on: (checking…)")
+        worker = create_worker(_describe, choice, processes, _start_thread=False)
+        worker.returned.connect(self._show)  # a bound slot: dropped if the label is deleted
+        worker.start()
+
+    def _show(self, answer: tuple[tuple[str, int], str]) -> None:
+        asked, where = answer
+        if asked != self._asked:
+            return  # the answer to an earlier choice
+        if asked[1] > 1:
+            where = f"{asked[1]} processes, each on {where}"
+        self.setText(f"Training runs on: {where}")
+
+
+def _describe(choice: str, processes: int) -> tuple[tuple[str, int], str]:
+    from napari_cryoden.devices import describe_choice
+
+    return (choice, processes), describe_choice(choice)

@@ -1,8 +1,11 @@
 """The Train widget's live loss plot.
 
 While training, :class:`LossPlot` draws frames with Agg in a pool thread and shows them as images
-(redrawn at most every 200 ms); when idle, the same curves sit on an interactive
-:class:`~napari_cryoden._qt.canvas.FigureCanvasWidget` (zoom, pan, save).
+(redrawn at most every 200 ms); when a run has ended, the same curves sit on an interactive
+:class:`~napari_cryoden._qt.canvas.FigureCanvasWidget` (zoom, pan, save). matplotlib is imported
+and the first (empty) frame drawn in a worker too, so opening the panel does not block napari.
+The legend sits above the axes, off the curves; the loss axis names the loss of the run's mode
+(:data:`LOSS_LABELS`).
 """
 
 from __future__ import annotations
@@ -15,20 +18,23 @@ import numpy as np
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QLabel, QWidget
 
-from napari_cryoden._qt.canvas import FigureCanvasWidget, apply_theme
-
 if TYPE_CHECKING:
     import napari
 
     from napari_cryoden._qt.train.worker import PastCurves
 
-__all__ = ["LossPlot"]
+__all__ = ["LOSS_LABELS", "LossPlot"]
 
 _REDRAW_MS = 200
+LOSS_LABELS = {"n2c": "MSE vs. clean", "n2n": "MSE vs. the other half (even/odd)",
+               "n2v": "masked-pixel MSE"}
+"""What the loss is in each training mode (``train.mode``; see :mod:`napari_cryoden.training.modes`:
+n2n swaps input and target at random per patch, n2v scores the masked pixels only)."""
 
 
-def _loss_figure() -> Any:
-    """One axes: per-step loss (raw, smoothed) and per-epoch train/val means, x in epochs."""
+def _loss_figure(ylabel: str = LOSS_LABELS["n2c"]) -> Any:
+    """One axes: per-step loss (raw, smoothed) and per-epoch train/val means, x in epochs;
+    the legend above the axes, where it cannot cover a curve."""
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(4, 3.2), dpi=100)
@@ -38,15 +44,17 @@ def _loss_figure() -> Any:
     ax.plot([], [], color=blue, lw=1.6, label="train, smoothed")
     ax.plot([], [], ls="none", marker="o", color=blue, mec="white", label="train, epoch mean")
     ax.plot([], [], marker="o", color=orange, label="validation")
-    ax.set(xlabel="epoch", ylabel="MSE loss")
+    ax.set(xlabel="epoch", ylabel=ylabel)
     ax.grid(alpha=0.25)
-    ax.legend(frameon=False, fontsize="small", loc="upper right")
+    ax.legend(frameon=False, fontsize="small", loc="lower left", ncols=2, mode="expand",
+              bbox_to_anchor=(0.0, 1.01, 1.0, 0.2), borderaxespad=0.0)
     figure.text(0.5, 0.55, "The loss curves appear here\nwhile training.", ha="center",
                 va="center", gid="placeholder")
     return figure
 
 
-def _show_curves(figure: Any, curves: tuple[Any, ...], size_px: tuple[int, int] | None) -> None:
+def _show_curves(figure: Any, curves: tuple[Any, ...], size_px: tuple[int, int] | None,
+                 ylabel: str | None = None) -> None:
     """Put ``curves`` (x/y array pairs of the four lines) on ``figure``; fixed pixel margins."""
     from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
@@ -56,7 +64,10 @@ def _show_curves(figure: Any, curves: tuple[Any, ...], size_px: tuple[int, int] 
         figure.set_size_inches(width / figure.dpi, height / figure.dpi)
         em = figure.dpi / 100  # margins in pixels at 100 dpi: room for tick and axis labels
         figure.subplots_adjust(left=min(80 * em / width, 0.4), right=1 - 12 * em / width,
-                               bottom=min(50 * em / height, 0.4), top=1 - 10 * em / height)
+                               bottom=min(50 * em / height, 0.4),
+                               top=max(1 - 48 * em / height, 0.6))  # the legend above
+    if ylabel is not None:
+        ax.set_ylabel(ylabel)
     for line, (x, y) in zip(ax.lines, curves, strict=True):
         line.set_data(x, y)
     values = np.concatenate([y for _, y in curves])
@@ -80,15 +91,27 @@ def _show_curves(figure: Any, curves: tuple[Any, ...], size_px: tuple[int, int] 
         text.set_visible(empty and text.get_gid() == "placeholder")
 
 
+def _new_figure(viewer: napari.Viewer | None) -> Any:
+    """Import matplotlib and build the themed Agg figure of the live frames (in a worker)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from napari_cryoden._qt.canvas import apply_theme
+
+    figure = _loss_figure()
+    FigureCanvasAgg(figure)
+    apply_theme(figure, viewer)
+    return figure
+
+
 def _render(figure: Any, curves: tuple[Any, ...], size_px: tuple[int, int], ratio: float,
-            idle: threading.Event) -> Any:
+            idle: threading.Event, ylabel: str | None = None) -> Any:
     """Draw ``figure`` with Agg off the main thread; returns a QImage (a QPixmap is not
     thread-safe). Sets ``idle`` when done, so a GUI thread blocked in shutdown sees it."""
     from qtpy.QtGui import QImage
 
     try:
         figure.set_dpi(100 * ratio)
-        _show_curves(figure, curves, (int(size_px[0] * ratio), int(size_px[1] * ratio)))
+        _show_curves(figure, curves, (int(size_px[0] * ratio), int(size_px[1] * ratio)), ylabel)
         figure.canvas.draw()
         rgba = np.asarray(figure.canvas.buffer_rgba())
         height, width = rgba.shape[:2]
@@ -103,36 +126,50 @@ def _render(figure: Any, curves: tuple[Any, ...], size_px: tuple[int, int], rati
 class LossPlot(QWidget):
     """Live loss curves. While training, frames are drawn by Agg in a pool thread (a full draw
     takes 100-300 ms on a busy laptop CPU, too long for the GUI thread) and shown as images,
-    at most every 200 ms; when idle, the same curves sit on an interactive FigureCanvasWidget."""
+    at most every 200 ms; after a run, the same curves sit on an interactive FigureCanvasWidget.
+    Until the worker that imports matplotlib has built the figure, a line of text holds the
+    place."""
 
     def __init__(self, viewer: napari.Viewer | None, alpha: float = 0.1,
                  parent: QWidget | None = None) -> None:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from qtpy.QtCore import Qt
         from qtpy.QtWidgets import QSizePolicy, QStackedLayout
+        from superqt.utils import create_worker
 
         super().__init__(parent)
         self.viewer, self.alpha, self.frames = viewer, alpha, 0
-        self.canvas = FigureCanvasWidget(viewer)
-        self.preview = QLabel()
+        self.canvas: Any = None  # the interactive FigureCanvasWidget, made after a first run
+        self.preview = QLabel("The loss curves appear here while training.")
+        self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.preview.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
         self._stack = QStackedLayout(self)
-        self._stack.addWidget(self.canvas)
         self._stack.addWidget(self.preview)
-        self._figure = _loss_figure()  # touched only by the render thread once live
-        FigureCanvasAgg(self._figure)
-        apply_theme(self._figure, viewer)
+        self._figure: Any = None  # touched only by the render thread once built
+        self.ylabel = LOSS_LABELS["n2c"]
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(_REDRAW_MS)
         self._timer.timeout.connect(self._render_async)
-        self.idle = threading.Event()  # no render in flight
-        self.idle.set()
+        self.idle = threading.Event()  # no render in flight (clear while the figure is built)
         self._dirty = self._retheme = False
         self._started = 0.0
         if viewer is not None:
             viewer.events.theme.connect(self._on_theme)
         self.clear()
-        self.show_interactive()
+        setup = create_worker(_new_figure, viewer, _start_thread=False, _ignore_errors=True)
+        setup.returned.connect(self._adopt_figure)
+        setup.finished.connect(self.idle.set)
+        setup.start()
+
+    def _adopt_figure(self, figure: Any) -> None:
+        self._figure = figure
+        self.idle.set()
+        self.request_redraw()
+
+    def set_mode(self, mode: str) -> None:
+        """Name the loss of ``mode`` (``train.mode``) on the loss axis."""
+        self.ylabel = LOSS_LABELS[mode]
+        self.request_redraw()
 
     # -- data (main thread) -----------------------------------------------------------------
     def clear(self) -> None:
@@ -180,12 +217,22 @@ class LossPlot(QWidget):
 
     def show_interactive(self) -> None:
         """Show the curves on the interactive canvas (zoom, pan, save); drawn on this thread."""
+        from napari_cryoden._qt.canvas import FigureCanvasWidget
+
         self._timer.stop()
-        figure = _loss_figure()
+        if self.canvas is None:
+            self.canvas = FigureCanvasWidget(self.viewer)
+            self._stack.addWidget(self.canvas)
+        figure = _loss_figure(self.ylabel)
         _show_curves(figure, self.curves(), None)
         figure.set_layout_engine("constrained")
         self.canvas.show_figure(figure)
         self._stack.setCurrentWidget(self.canvas)
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        if self._stack.currentWidget() is self.preview:
+            self.request_redraw()  # a frame at the new size
 
     def request_redraw(self) -> None:
         """Render a new frame within 200 ms (calls in between are merged)."""
@@ -198,15 +245,19 @@ class LossPlot(QWidget):
         if not self.idle.is_set():
             self._dirty = True
             return
+        if self._figure is None:  # the setup worker failed: keep the line of text
+            return
         self.idle.clear()
         if self._retheme:  # the figure is idle here: safe to touch
+            from napari_cryoden._qt.canvas import apply_theme
+
             apply_theme(self._figure, self.viewer)
             self._retheme = False
         self._started = time.monotonic()
         size = (max(self.preview.width(), 200), max(self.preview.height(), 150))
         worker = create_worker(_render, self._figure, self.curves(), size,
-                               self.devicePixelRatioF(), self.idle, _start_thread=False,
-                               _ignore_errors=True)
+                               self.devicePixelRatioF(), self.idle, self.ylabel,
+                               _start_thread=False, _ignore_errors=True)
         worker.returned.connect(self._show_frame)
         worker.finished.connect(self._render_done)
         worker.start()

@@ -58,12 +58,12 @@ def check_processes(source: LayerPair | FolderPair, config: Config, nproc: int) 
     """Refuse what a multi-process run cannot train the way one process would.
 
     Layers in ``n2n``/``n2v`` mode with a validation strip have no ``cryoden train`` flags
-    (the CLI holds out whole files there), so they need folders or 'val fraction' 0.
+    (the CLI holds out whole files there), so they need folders or 'validation fraction' 0.
     """
     if nproc > 1 and isinstance(source, LayerPair) and config.train.mode != "n2c" \
             and config.data.val_fraction > 0:
         raise InputError(f"{nproc} processes with layers in {config.train.mode} mode: set "
-                         "'val fraction' to 0, train from folders, or use 1 process")
+                         "'validation fraction' to 0, train from folders, or use 1 process")
 
 
 def train_command(config: Config, source: LayerPair | FolderPair,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import Container
 from qtpy.QtCore import QEvent, QObject, Signal
-from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QWidget
 
 from napari_cryoden._qt._models import MODELS
 from napari_cryoden._qt.train import layout
@@ -33,7 +33,6 @@ from napari_cryoden._qt.train.worker import (
     resume_dir,
     shutdown_jobs,
 )
-from napari_cryoden.devices import describe_choice
 from napari_cryoden.errors import CryodenError
 
 if TYPE_CHECKING:
@@ -78,6 +77,7 @@ class TrainWidget(QWidget):
         self.destroyed.connect(  # closes over the thread-shared state only, not self
             lambda *_, jobs=self._jobs, idle=self.plot.idle: shutdown_jobs(jobs, idle))
         self._watched_window: QWidget | None = None  # the top-level window whose Close stops us
+        self.data.checked.connect(self._update_buttons)
         self._set_running(False)
 
     # -- layout ---------------------------------------------------------------------------
@@ -85,8 +85,7 @@ class TrainWidget(QWidget):
         self.data = DataForm(self.viewer)
         self.form = ConfigForm()
         self.run_folder, self.processes = layout.run_folder_edit(), layout.processes_spin()
-        self.device_label = QLabel()
-        self.device_label.setToolTip("The device that will train ('device' setting).")
+        self.device_label = layout.DeviceLabel()
         self.form.widget("train.device").changed.connect(self._update_device)
         self.processes.changed.connect(self._update_device)
         self._update_device()
@@ -95,26 +94,27 @@ class TrainWidget(QWidget):
         mode = self.form.widget("train.mode")  # first: it decides what the data rows ask for
         mode.changed.connect(self.data.set_mode)
         self.settings.extend([mode, *self.data.widgets,
-                              *(w for w in self.form.basic if w is not mode), self.processes,
-                              self.run_folder])
-        self.advanced.extend(self.form.advanced)  # extend after init: labels get one width
+                              *(w for w in self.form.basic if w is not mode), self.run_folder])
+        self.advanced.extend([*self.form.advanced, self.processes])  # after init: one width
+        layout.keep_height(self.data.source.native)
         self.progress = QProgressBar()
         self.status = QLabel("Choose the data and press Start.")
         self.status.setWordWrap(True)
         self._progress = RunProgress(self.progress, self.status)
         self.plot = LossPlot(self.viewer)
-        self.plot.setMinimumHeight(260)
+        self.plot.setMinimumHeight(220)
         self._lay_out()
 
     def _lay_out(self) -> None:
-        advanced = layout.collapsible("Advanced settings", self.advanced,
-                                      "Model size, normalisation, streaming and random seed.")
+        self.advanced_section = advanced = layout.collapsible("Advanced", self.advanced,
+            "Network size, normalisation, learning-rate schedule, GPU arithmetic and kernels, "
+            "data streaming, random seed and the number of processes.")
         self.start_button, self.stop_button, self.resume_button = buttons = layout.run_buttons()
         row = QHBoxLayout()
         for button, slot in zip(buttons, (self.start, self.stop, self.resume), strict=True):
             button.clicked.connect(lambda *_, slot=slot: slot())
             row.addWidget(button)
-        column = QVBoxLayout(self)
+        column = layout.scroll_column(self)  # scrolls instead of pushing the window off
         for widget in (self.settings.native, self.device_label, advanced):
             column.addWidget(widget)
         column.addLayout(row)
@@ -123,18 +123,18 @@ class TrainWidget(QWidget):
         column.addWidget(self.plot, stretch=1)
 
     def _update_device(self, *_: Any) -> None:
-        choice = self.form.widget("train.device").value
-        where = describe_choice(choice)
-        if self.processes.value > 1:
-            where = f"{self.processes.value} processes, each on {where}"
-        self.device_label.setText(f"Training runs on: {where}")
+        self.device_label.ask(self.form.widget("train.device").value, self.processes.value)
 
     def _set_running(self, running: bool) -> None:
-        self.start_button.setEnabled(not running)
-        self.resume_button.setEnabled(not running)
+        self._running = running
+        self._update_buttons()
         self.stop_button.setEnabled(running)
         for part in (self.settings, self.advanced):
             part.enabled = not running
+
+    def _update_buttons(self, *_: Any) -> None:  # Start/Resume: idle, data that can train
+        for button in (self.start_button, self.resume_button):
+            button.setEnabled(not self._running and self.data.ok)
 
     # -- public API -----------------------------------------------------------------------
     @property
@@ -202,6 +202,7 @@ class TrainWidget(QWidget):
         worker.finished.connect(self._on_finished)
         self._outcome = None
         self.plot.clear()
+        self.plot.set_mode(config.train.mode)
         self.plot.show_live()
         self.plot.request_redraw()
         self._progress.busy(f"Preparing data in {run_dir}…")  # until TrainStart

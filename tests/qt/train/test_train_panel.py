@@ -1,0 +1,102 @@
+"""The Train panel as a user first meets it: field words, fits a small screen, opens at once.
+
+Run under Xvfb: ``xvfb-run -a python -m pytest tests/qt/train/test_train_panel.py -q``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+pytest.importorskip("pytestqt")
+
+from qtpy.QtWidgets import QComboBox, QLabel, QWidget  # noqa: E402
+
+from napari_cryoden._qt._models import MODELS  # noqa: E402
+from napari_cryoden._qt.train.widget import TrainWidget  # noqa: E402
+
+DEVELOPER_WORDS = re.compile(r"\b(n2c|n2n|n2v|lr|amp|fused|meanstd|percentile)\b")
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    MODELS.clear()
+
+
+def open_train(make_napari_viewer: Any, size: tuple[int, int] = (1366, 768)) -> TrainWidget:
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(*size)
+    viewer.add_image(np.zeros((64, 64), np.float32), name="noisy")
+    widget = TrainWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Train")
+    return widget
+
+
+def shown_words(widget: QWidget) -> list[str]:
+    """Every label and combo-box entry the panel shows (advanced settings included)."""
+    words = [label.text() for label in widget.findChildren(QLabel)]
+    for combo in widget.findChildren(QComboBox):
+        words += [combo.itemText(i) for i in range(combo.count())]
+    return words
+
+
+def test_settings_speak_the_fields_words(make_napari_viewer) -> None:
+    widget = open_train(make_napari_viewer)
+    mode = widget.form.widget("train.mode")
+    assert [mode.native.itemText(i) for i in range(3)] == [
+        "noisy → clean pairs", "even/odd frame sums (Noise2Noise)",
+        "single noisy micrographs (Noise2Void)"]
+    mode.native.setCurrentIndex(1)  # the user picks the words; the config keeps its key
+    assert widget.form.config().train.mode == "n2n"
+    assert widget.data.noisy_layer.label == "even layer"
+    labels = {key: widget.form.widget(key).label for key in (
+        "train.lr", "train.amp", "train.fused", "data.normalization")}
+    assert labels == {"train.lr": "learning rate", "train.amp": "mixed precision (GPU)",
+                      "train.fused": "fused GPU kernels", "data.normalization": "normalisation"}
+    assert widget.form.widget("data.normalization").native.currentText() == "mean/std"
+    assert [w for w in shown_words(widget) if DEVELOPER_WORDS.search(w)] == []
+    for key in ("train.lr", "train.amp", "train.fused", "train.mode"):
+        assert len(widget.form.widget(key).tooltip or "") > 20  # each still says what it does
+
+
+def test_panel_fits_a_1366x768_screen_and_scrolls_to_start(make_napari_viewer, qtbot) -> None:
+    widget = open_train(make_napari_viewer)
+    window = widget.viewer.window._qt_window
+    qtbot.waitUntil(lambda: widget.isVisible())
+    qtbot.wait(50)  # one pass of the event loop for the layout
+    assert window.height() <= 768, f"the Train dock made the window {window.height()} px tall"
+    assert widget.height() <= window.height()
+    assert not widget.advanced_section.isExpanded()  # the advanced settings start collapsed
+    assert widget.form.widget("train.schedule").native.visibleRegion().isEmpty()
+    for row in widget.settings:  # no row squeezed below its minimum (the "data from" row)
+        if row.native.isVisible():
+            assert row.native.height() >= row.native.minimumSizeHint().height(), row.label
+    area = widget.scroll_area
+    area.ensureWidgetVisible(widget.start_button)  # scroll down, as a user would
+    assert not widget.start_button.visibleRegion().isEmpty()
+    assert widget.start_button.isEnabled() is False  # no data choice yet: n2c needs two layers
+
+
+@pytest.mark.parametrize(("mode", "words"), [("n2c", "MSE vs. clean"), ("n2v", "masked-pixel")])
+def test_loss_legend_sits_off_the_curves_and_the_axis_names_the_loss(mode, words) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from napari_cryoden._qt.train.loss_plot import LOSS_LABELS, _loss_figure, _show_curves
+
+    figure = _loss_figure(LOSS_LABELS[mode])
+    FigureCanvasAgg(figure)
+    x = np.linspace(0, 3, 60)
+    curves = ((x, 1 / (1 + x)), (x, 1 / (1 + x)), (np.arange(1.0, 4.0), np.full(3, 0.4)),
+              (np.arange(1.0, 4.0), np.full(3, 0.45)))
+    _show_curves(figure, curves, (420, 300))
+    figure.canvas.draw()
+    ax = figure.axes[0]
+    legend = ax.get_legend().get_window_extent()
+    assert legend.y0 >= ax.get_window_extent().y1 - 1  # above the axes: it covers no curve
+    assert words in ax.get_ylabel() and ax.get_ylabel() != "MSE loss"
