@@ -21,7 +21,7 @@ from napari_cryoden.io.images import read_image
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "api.md"
 PUBLIC = ["Config", "train", "denoise", "denoise_file", "evaluate", "load_model", "save_model",
-          "simulate"]
+          "simulate", "adapt"]
 TINY = {"data": {"patch_size": 32, "shuffle_buffer": 4},
         "train": {"epochs": 1, "batch_size": 4, "device": "cpu"}}
 

@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "__version__", "Config", "train", "denoise", "denoise_file", "evaluate", "load_model",
-    "save_model", "simulate",
+    "save_model", "simulate", "adapt",
 ]
 
 _LAZY = {"Config": "napari_cryoden.config",

@@ -7,11 +7,12 @@ Importing this module does not import torch; the functions do.
 """
 
 from ..config.sections import Config
+from ._adapt import adapt
 from ._data import evaluate, simulate
 from ._models import Model, ModelSpec, denoise, denoise_file, load_model, save_model
 from ._train import TrainResult, train
 
 __all__ = [
-    "Config", "Model", "ModelSpec", "TrainResult", "denoise", "denoise_file", "evaluate",
+    "Config", "Model", "ModelSpec", "TrainResult", "adapt", "denoise", "denoise_file", "evaluate",
     "load_model", "save_model", "simulate", "train",
 ]

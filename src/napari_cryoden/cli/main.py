@@ -2,8 +2,8 @@
 
 Each command lives in a module of this package that adds its flags and runs it, parsing and
 delegating to the core: :mod:`.datasets` (``simulate``, ``split-frames``, ``pack``),
-:mod:`.train`, :mod:`.denoise`, :mod:`.evaluate` and :mod:`.weights` (``export-raw``,
-``import-raw``, ``check-weights``). Errors caused by the input
+:mod:`.train`, :mod:`.adapt`, :mod:`.denoise`, :mod:`.evaluate` and :mod:`.weights`
+(``export-raw``, ``import-raw``, ``check-weights``). Errors caused by the input
 (:class:`~napari_cryoden.errors.CryodenError`, unreadable paths) print one line
 ``cryoden: error: …`` and exit with status 2, never a traceback. ``main(argv)`` returns the exit
 status, so tests call it directly.
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from .. import __version__
 from ..errors import CryodenError
-from . import datasets, denoise, evaluate, train, weights
+from . import adapt, datasets, denoise, evaluate, train, weights
 from ._common import EXIT_ERROR, EXIT_OK
 
 __all__ = ["main", "build_parser", "Command", "COMMANDS"]
@@ -60,6 +60,9 @@ COMMANDS: tuple[Command, ...] = (
             "Round-trip a model through every format and layout; pass/fail table."),
     Command("pack", datasets.add_pack, datasets.run_pack,
             "Pack a dataset's patches into a float16 store for fast training."),
+    Command("adapt", adapt.add_adapt, adapt.run_adapt,
+            "Fine-tune a model on your own micrographs (self-supervised, time-boxed); "
+            "keeps the start if it does not help."),
 )
 """Every command, in the order ``cryoden --help`` lists them."""
 

@@ -7,6 +7,10 @@ the loss compares the prediction at the chosen pixels with their original, noisy
 that cannot see a pixel's own noise can only predict it from its surroundings, i.e. predict the
 signal, provided the noise is independent from pixel to pixel.
 
+``replacement="median"`` is N2V2's (Höck et al., ECCV workshops 2022): the masked pixel takes the
+median of its neighbourhood *without* itself, which removes the checkerboard artefacts that
+copying one random neighbour teaches the net.
+
 Everything runs on the batch's device with a seeded :class:`torch.Generator`.
 """
 
@@ -16,14 +20,18 @@ import math
 
 import torch
 
-__all__ = ["RADIUS", "blind_spots", "masked_mse"]
+__all__ = ["RADIUS", "REPLACEMENTS", "blind_spots", "masked_mse"]
 
 RADIUS = 2
 """Neighbours are drawn from the (2·RADIUS + 1)² square around a masked pixel (less itself)."""
 
+REPLACEMENTS = ("random", "median")
+"""What a masked pixel shows: a random neighbour (Noise2Void) or their median (N2V2)."""
+
 
 def blind_spots(x: torch.Tensor, fraction: float, generator: torch.Generator, *,
-                radius: int = RADIUS) -> tuple[torch.Tensor, torch.Tensor]:
+                radius: int = RADIUS,
+                replacement: str = "random") -> tuple[torch.Tensor, torch.Tensor]:
     """Mask about ``fraction`` of the pixels of each ``(B, 1, H, W)`` patch.
 
     Parameters
@@ -38,6 +46,9 @@ def blind_spots(x: torch.Tensor, fraction: float, generator: torch.Generator, *,
     radius
         Replacement values come from a random pixel at most ``radius`` px away in y and x,
         never the masked pixel itself (mirrored at the patch edges).
+    replacement
+        ``"random"``: one random neighbour (Noise2Void); ``"median"``: the median of all
+        neighbours in that square, the centre excluded (N2V2).
 
     Returns
     -------
@@ -49,12 +60,17 @@ def blind_spots(x: torch.Tensor, fraction: float, generator: torch.Generator, *,
         raise ValueError(f"blind_spots needs a (B, 1, H, W) batch, got {tuple(x.shape)}")
     if not 0.0 < fraction <= 1.0 or radius < 1:
         raise ValueError(f"fraction must be in (0, 1] and radius >= 1, got {fraction}, {radius}")
+    if replacement not in REPLACEMENTS:
+        raise ValueError(f"replacement must be one of {REPLACEMENTS}, got {replacement!r}")
     b, _, h, w = x.shape
     ys = _stratified(b, h, w, fraction, generator, x.device, axis=0)
     xs = _stratified(b, h, w, fraction, generator, x.device, axis=1)
     dy, dx = _offsets(ys.shape, radius, generator, x.device)
     rows = torch.arange(b, device=x.device).view(b, 1, 1).expand_as(ys)
-    neighbours = x[:, 0][rows, _mirror(ys + dy, h), _mirror(xs + dx, w)]
+    if replacement == "median":
+        neighbours = _neighbourhood_median(x, rows, ys, xs, radius)
+    else:
+        neighbours = x[:, 0][rows, _mirror(ys + dy, h), _mirror(xs + dx, w)]
     masked = x.clone()
     masked[:, 0][rows, ys, xs] = neighbours
     mask = torch.zeros_like(x, dtype=torch.bool)
@@ -89,6 +105,19 @@ def _offsets(shape: torch.Size, radius: int, generator: torch.Generator,
     k = torch.randint(0, side * side - 1, tuple(shape), generator=generator, device=device)
     k = k + (k >= side * side // 2).long()  # skip the centre
     return k // side - radius, k % side - radius
+
+
+def _neighbourhood_median(x: torch.Tensor, rows: torch.Tensor, ys: torch.Tensor,
+                          xs: torch.Tensor, radius: int) -> torch.Tensor:
+    """Median of the (2·radius + 1)² square around each (ys, xs), the centre left out."""
+    h, w = x.shape[-2:]
+    span = torch.arange(-radius, radius + 1, device=x.device)
+    dy, dx = (v.reshape(-1) for v in torch.meshgrid(span, span, indexing="ij"))
+    keep = (dy != 0) | (dx != 0)
+    dy, dx = dy[keep], dx[keep]
+    near_y, near_x = _mirror(ys[..., None] + dy, h), _mirror(xs[..., None] + dx, w)
+    values = x[:, 0][rows[..., None], near_y, near_x]
+    return values.median(dim=-1).values
 
 
 def _mirror(index: torch.Tensor, length: int) -> torch.Tensor:

@@ -42,12 +42,17 @@ class ModeBatches:
         Where the batches are; the generators live there.
     rank
         This process's rank: ranks draw different swaps and masks.
+    replacement
+        n2v: what a masked pixel shows, ``"random"`` (a neighbour) or ``"median"`` (N2V2; see
+        :func:`~napari_cryoden.training.blindspot.blind_spots`).
     """
 
-    def __init__(self, config: TrainConfig, device: torch.device, rank: int = 0) -> None:
+    def __init__(self, config: TrainConfig, device: torch.device, rank: int = 0, *,
+                 replacement: str = "random") -> None:
         if config.mode not in MODES:
             raise ValueError(f"unknown mode {config.mode!r}")
         self.mode, self.fraction = config.mode, config.n2v_fraction
+        self.replacement = replacement
         self._seed, self._rank = config.seed, rank
         self._generator = (torch.Generator(device=device) if config.mode != "n2c" else None)
 
@@ -66,7 +71,8 @@ class ModeBatches:
             swap = torch.rand(noisy.shape[0], generator=generator, device=noisy.device) < 0.5
             swap = swap.view(-1, 1, 1, 1)
             return torch.where(swap, clean, noisy), torch.where(swap, noisy, clean), None
-        masked, mask = blind_spots(noisy, self.fraction, generator)
+        masked, mask = blind_spots(noisy, self.fraction, generator,
+                                   replacement=self.replacement)
         return masked, noisy, mask
 
     def validation(self, noisy: torch.Tensor, clean: torch.Tensor,
@@ -78,7 +84,8 @@ class ModeBatches:
         """
         if self.mode != "n2v":
             return noisy, clean, None
-        masked, mask = blind_spots(noisy, self.fraction, self._seeded(_VALIDATION, index))
+        masked, mask = blind_spots(noisy, self.fraction, self._seeded(_VALIDATION, index),
+                                   replacement=self.replacement)
         return masked, noisy, mask
 
     def _seeded(self, purpose: int, index: int) -> torch.Generator:

@@ -1,0 +1,237 @@
+"""Adapt a trained model to the user's own micrographs, self-supervised, in a time box.
+
+:func:`adapt_steps` fine-tunes a model on patches of the given micrographs: Noise2Noise when
+even/odd halves exist, a blind-spot objective otherwise (N2V2-style: the masked pixel shows the
+median of its neighbours, not a copy of one). It reuses the training loop's pieces: the mode's
+batch maker (:class:`~.modes.ModeBatches`, seeded per step) and its update
+(:func:`~.steps.make_step`). A seeded share of the patches is held out; the model is scored on
+them before the first step and every ``validate_every`` steps, and the best state wins. When no
+state beats the starting model's held-out loss, the result *is* the starting model (the
+never-worse rule). The generator yields :class:`AdaptProgress` and finally one
+:class:`AdaptResult`; it never prints.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..config.sections import TrainConfig
+from ..devices import resolve_device
+from .adapt_data import AdaptData, Micrograph, split_patches
+from .modes import ModeBatches
+from .steps import make_step
+
+__all__ = ["AdaptOptions", "AdaptProgress", "AdaptResult", "adapt_steps", "default_seconds"]
+
+CPU_SECONDS, GPU_SECONDS = 60.0, 10.0
+"""Default time boxes: a minute on a CPU, ten seconds on a GPU."""
+
+
+@dataclass(frozen=True)
+class AdaptOptions:
+    """How an adaptation runs. Defaults were chosen on benchmarks/adapt_shift.py."""
+
+    seconds: float | None = None
+    """Time box (s) for the fine-tune, validation included; None: 60 on a CPU, 10 on a GPU."""
+    lr: float = 2e-4
+    """Adam learning rate (low: the starting model is already good)."""
+    patch_size: int = 64
+    """Side of the square patches (px) learned from and held out."""
+    batch_size: int = 8
+    """Patches per step."""
+    held_out: float = 0.2
+    """Share of the patches held out to judge the fine-tune."""
+    validate_every: int = 10
+    """Steps between scorings on the held-out patches."""
+    max_steps: int | None = None
+    """Stop after this many steps even inside the time box (None: only the time box)."""
+    seed: int = 0
+    """Held-out patches, batches, flips and blind spots."""
+    device: str = "auto"
+    """Where to fine-tune: auto, cpu, cuda[:n] or mps."""
+    n2v_fraction: float = 0.02
+    """Blind spot: fraction of each patch's pixels masked per step."""
+    max_val_patches: int = 64
+    """At most this many held-out patches are scored (a fixed, seeded subset)."""
+
+
+@dataclass(frozen=True)
+class AdaptProgress:
+    """A scoring on the held-out patches after ``step`` steps and ``seconds`` s."""
+
+    step: int
+    seconds: float
+    train_loss: float | None
+    held_out_loss: float
+
+
+@dataclass(frozen=True)
+class AdaptResult:
+    """What an adaptation did: the model to keep and the numbers that chose it."""
+
+    model: nn.Module
+    mode: str
+    kept_start: bool
+    loss_before: float
+    loss_after: float
+    steps: int
+    best_step: int
+    seconds: float
+    n_train_patches: int
+    n_held_out_patches: int
+    diverged: bool = False
+    history: list[AdaptProgress] = field(default_factory=list)
+
+    def summary(self) -> dict[str, object]:
+        """JSON-able numbers (no model)."""
+        return {"mode": self.mode, "kept_start": self.kept_start, "diverged": self.diverged,
+                "held_out_loss_before": self.loss_before, "held_out_loss_after": self.loss_after,
+                "steps": self.steps, "best_step": self.best_step, "seconds": self.seconds,
+                "n_train_patches": self.n_train_patches,
+                "n_held_out_patches": self.n_held_out_patches,
+                "history": [vars(p) for p in self.history]}
+
+
+def default_seconds(device: torch.device) -> float:
+    """Return the default time box on ``device``: 60 s on a CPU, 10 s on a GPU."""
+    return CPU_SECONDS if device.type == "cpu" else GPU_SECONDS
+
+
+def adapt_steps(model: nn.Module, micrographs: Sequence[Micrograph], normalization: str,
+                options: AdaptOptions = AdaptOptions(), *, names: Sequence[str] | None = None,
+                stop: Callable[[], bool] | None = None,
+                ) -> Iterator[AdaptProgress | AdaptResult]:
+    """Fine-tune a copy of ``model`` on ``micrographs``; yield progress, then the result.
+
+    Parameters
+    ----------
+    model
+        The starting model; it is not modified.
+    micrographs
+        ``(noisy, None)`` per micrograph for the blind-spot objective, or ``(even, odd)`` for
+        Noise2Noise (all of one kind).
+    normalization
+        The starting model's per-micrograph normalisation (``Checkpoint.normalization``).
+    options
+        Time box, learning rate, patches, seed, device.
+    names
+        File names, for error messages.
+    stop
+        Polled before every step; True ends the fine-tune early (the best state so far wins).
+    """
+    start_time = time.perf_counter()
+    halves = [b is not None for _, b in micrographs]
+    if any(halves) and not all(halves):
+        raise ValueError("give even/odd halves for every micrograph or for none")
+    mode = "n2n" if halves and all(halves) else "n2v"
+    device = resolve_device(options.device)
+    budget = options.seconds if options.seconds is not None else default_seconds(device)
+    data = split_patches(micrographs, options.patch_size, options.held_out, options.seed,
+                         normalization, names)
+    data = _cap_val(data, options.max_val_patches)
+    run = _Run(model, data, mode, options, device)
+    yield from run.loop(start_time, budget, stop or (lambda: False))
+    yield run.result(time.perf_counter() - start_time)
+
+
+class _Run:
+    """The state of one adaptation: the model being tuned and the best state so far."""
+
+    def __init__(self, model: nn.Module, data: AdaptData, mode: str, options: AdaptOptions,
+                 device: torch.device) -> None:
+        self.start = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        self.model = _copy(model, device)
+        self.data, self.mode, self.options, self.device = data, mode, options, device
+        config = TrainConfig(mode=mode, seed=options.seed, n2v_fraction=options.n2v_fraction)
+        self.modes = ModeBatches(config, device, replacement="median")
+        optimizer = torch.optim.Adam(self.model.parameters(), lr=options.lr)
+        self.update = make_step(self.model, optimizer, "fp32")
+        self.generator = torch.Generator().manual_seed(options.seed)
+        self.history: list[AdaptProgress] = []
+        self.steps, self.best_step, self.diverged = 0, 0, False
+        self.before = self.best = self.held_out_loss()
+        self.best_state = self.start
+
+    def loop(self, t0: float, budget: float,
+             stop: Callable[[], bool]) -> Iterator[AdaptProgress]:
+        """Step until the time box, ``max_steps`` or ``stop``; score every few steps."""
+        limit = self.options.max_steps
+        losses: list[float] = []
+        while (time.perf_counter() - t0 < budget and not stop()
+               and (limit is None or self.steps < limit)):
+            loss = self.step()
+            if not math.isfinite(loss):
+                self.diverged = True
+                break
+            losses.append(loss)
+            if self.steps % self.options.validate_every == 0:
+                yield self.score(t0, losses)
+                losses = []
+        if losses and not self.diverged:
+            yield self.score(t0, losses)
+
+    def step(self) -> float:
+        """One update on a random batch of training patches; returns its loss."""
+        a, b = self.data.batch(self.generator, self.options.batch_size)
+        x, y, mask = self.modes.training(a.to(self.device), b.to(self.device), self.steps)
+        self.model.train()
+        loss = self.update(x, y, **({} if mask is None else {"mask": mask}))
+        self.steps += 1
+        return float(loss)
+
+    def score(self, t0: float, losses: list[float]) -> AdaptProgress:
+        """Score the model on the held-out patches; keep its state if it is the best."""
+        value = self.held_out_loss()
+        if value < self.best:
+            self.best, self.best_step = value, self.steps
+            self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        progress = AdaptProgress(self.steps, time.perf_counter() - t0,
+                                 sum(losses) / len(losses) if losses else None, value)
+        self.history.append(progress)
+        return progress
+
+    @torch.no_grad()
+    def held_out_loss(self) -> float:
+        """Return the mode's loss on the held-out patches (fixed blind spots for n2v)."""
+        self.model.eval()
+        total, count = 0.0, 0
+        for index, start in enumerate(range(0, self.data.n_val, 16)):
+            a = self.data.val_a[start:start + 16].to(self.device)
+            b = self.data.val_b[start:start + 16].to(self.device)
+            x, y, mask = self.modes.validation(a, b, index)
+            err = (self.model(x).float() - y) ** 2
+            if mask is not None:
+                err = err[mask]
+            total += float(err.sum())
+            count += err.numel()
+        value = total / max(count, 1)
+        return value if math.isfinite(value) else math.inf
+
+    def result(self, seconds: float) -> AdaptResult:
+        """Return the model to keep (the starting one, unless a state beat it) and the numbers."""
+        kept = self.best_state is self.start
+        self.model.load_state_dict(self.best_state)
+        self.model.eval()
+        return AdaptResult(self.model, self.mode, kept, self.before, self.best, self.steps,
+                           self.best_step, seconds, self.data.n_train, self.data.n_val,
+                           self.diverged, self.history)
+
+
+def _copy(model: nn.Module, device: torch.device) -> nn.Module:
+    """Return a copy of ``model`` on ``device`` (the caller's model stays as it was)."""
+    return copy.deepcopy(model).to(device)
+
+
+def _cap_val(data: AdaptData, most: int) -> AdaptData:
+    """Keep at most ``most`` held-out patches (evenly spaced, so still spread out)."""
+    if data.n_val <= most:
+        return data
+    keep = torch.linspace(0, data.n_val - 1, most).round().long()
+    return AdaptData(data.train_a, data.train_b, data.val_a[keep], data.val_b[keep])

@@ -1,0 +1,145 @@
+"""The patches an adaptation learns from and the held-out patches it is judged on.
+
+The user's micrographs are normalised the way the starting model was trained (per micrograph,
+statistics of the noisy image), cut into a grid of square patches, and a seeded share of the
+patches is held out: the same seed holds out the same regions. With even/odd halves each patch
+is a pair (Noise2Noise); with one noisy image per micrograph it is the image itself (blind spot).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..data.normalize import fit_normalizer
+from ..errors import InputError
+
+__all__ = ["AdaptData", "Micrograph", "split_patches"]
+
+Micrograph = tuple[np.ndarray, np.ndarray | None]
+"""One micrograph: the noisy image (or even half) and its odd half, or None."""
+
+
+@dataclass(frozen=True)
+class AdaptData:
+    """Normalised patches ``(N, 1, P, P)``: inputs and partners (the inputs again without halves).
+
+    ``train_*`` are learned from, ``val_*`` are held out (never seen by the optimizer).
+    """
+
+    train_a: torch.Tensor
+    train_b: torch.Tensor
+    val_a: torch.Tensor
+    val_b: torch.Tensor
+
+    @property
+    def n_train(self) -> int:
+        """Training patches."""
+        return int(self.train_a.shape[0])
+
+    @property
+    def n_val(self) -> int:
+        """Held-out patches."""
+        return int(self.val_a.shape[0])
+
+    def batch(self, generator: torch.Generator, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Draw ``size`` training patches at random, each turned by a random one of the 8 flips.
+
+        Parameters
+        ----------
+        generator
+            CPU random source: the same state gives the same batch.
+        size
+            Patches in the batch.
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            Inputs and partners, ``(size, 1, P, P)``.
+        """
+        pick = torch.randint(0, self.n_train, (size,), generator=generator)
+        turns = torch.randint(0, 8, (size,), generator=generator).tolist()
+        a, b = self.train_a[pick], self.train_b[pick]
+        a = torch.stack([_dihedral(p, t) for p, t in zip(a, turns, strict=True)])
+        b = torch.stack([_dihedral(p, t) for p, t in zip(b, turns, strict=True)])
+        return a, b
+
+
+def split_patches(micrographs: Sequence[Micrograph], patch_size: int, held_out: float,
+                  seed: int, normalization: str, names: Sequence[str] | None = None,
+                  ) -> AdaptData:
+    """Cut the micrographs into patches and hold out a seeded share of them.
+
+    Parameters
+    ----------
+    micrographs
+        2D noisy images, each with its odd half (then the image is the even half) or None.
+    patch_size
+        Side of the square patches (px); micrographs smaller than a patch are refused.
+    held_out
+        Share of the patches held out (at least one patch, at most all but one).
+    seed
+        Which patches are held out.
+    normalization
+        The starting model's per-micrograph normalisation (fitted on the noisy image or even
+        half, applied to both halves).
+    names
+        File names for error messages.
+
+    Raises
+    ------
+    InputError
+        A micrograph is not 2D, is smaller than a patch, its halves differ in shape, or there
+        are fewer than two patches in all.
+    """
+    names = list(names or [f"micrograph {i + 1}" for i in range(len(micrographs))])
+    a_parts, b_parts = [], []
+    for (a, b), name in zip(micrographs, names, strict=True):
+        pa, pb = _patches(a, b, patch_size, normalization, name)
+        a_parts.append(pa)
+        b_parts.append(pb)
+    all_a, all_b = np.concatenate(a_parts), np.concatenate(b_parts)
+    n = all_a.shape[0]
+    if n < 2:
+        raise InputError(f"{names[0]}: too small to adapt on: it gives {n} patch of "
+                         f"{patch_size} px; need 2 (one to learn from, one to hold out)")
+    n_val = min(n - 1, max(1, round(held_out * n)))
+    order = np.random.default_rng(seed).permutation(n)
+    val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
+
+    def tensor(x: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(x[:, None], dtype=np.float32))
+
+    return AdaptData(tensor(all_a[train]), tensor(all_b[train]), tensor(all_a[val]),
+                     tensor(all_b[val]))
+
+
+def _patches(a: np.ndarray, b: np.ndarray | None, size: int, normalization: str,
+             name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised non-overlapping patches of one micrograph (and of its partner)."""
+    if a.ndim != 2:
+        raise InputError(f"{name}: expected a 2D micrograph, got shape {tuple(a.shape)}")
+    if b is not None and b.shape != a.shape:
+        raise InputError(f"{name}: the even and odd halves differ in shape "
+                         f"({tuple(a.shape)} vs {tuple(b.shape)})")
+    if min(a.shape) < size:
+        raise InputError(f"{name}: {a.shape[1]} x {a.shape[0]} px is smaller than one "
+                         f"{size} px patch: use a smaller patch size")
+    norm = fit_normalizer(a, normalization, name)
+    ny, nx = a.shape[0] // size, a.shape[1] // size
+
+    def cut(image: np.ndarray) -> np.ndarray:
+        x = norm.apply(np.asarray(image[:ny * size, :nx * size], dtype=np.float32))
+        return x.reshape(ny, size, nx, size).transpose(0, 2, 1, 3).reshape(-1, size, size)
+
+    pa = cut(a)
+    return pa, (cut(b) if b is not None else pa)
+
+
+def _dihedral(patch: torch.Tensor, turn: int) -> torch.Tensor:
+    """One of the 8 rotations/reflections of a ``(1, P, P)`` patch."""
+    patch = torch.rot90(patch, turn % 4, dims=(-2, -1))
+    return patch.flip(-1) if turn >= 4 else patch

@@ -1,0 +1,122 @@
+"""Adapting a model to one's own micrographs: time box, never worse, seeded, and it helps."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from scipy.ndimage import gaussian_filter
+
+from napari_cryoden.api import adapt
+from napari_cryoden.cli.main import main
+from napari_cryoden.inference.denoiser import denoise
+from napari_cryoden.io.images import write_mrc
+from napari_cryoden.models.checkpoint import load_checkpoint
+from napari_cryoden.models.pretrained import shipped_path
+from napari_cryoden.training.adapt import AdaptOptions, AdaptResult, adapt_steps
+from napari_cryoden.training.blindspot import blind_spots
+
+
+def _micrograph(seed: int, size: int = 128, noise: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+    """Smooth blobs (truth) and the truth plus strong white noise."""
+    rng = np.random.default_rng(seed)
+    truth = gaussian_filter(rng.random((size, size)), 3.0)
+    truth = (0.3 + 0.5 * (truth - truth.min()) / np.ptp(truth)).astype(np.float32)
+    return (truth + rng.normal(0, noise, truth.shape)).astype(np.float32), truth
+
+
+def _run(micrograph: np.ndarray, **options: object) -> AdaptResult:
+    model, checkpoint = load_checkpoint(shipped_path("general-fast"))
+    opts = AdaptOptions(device="cpu", patch_size=32, **options)  # type: ignore[arg-type]
+    *_, result = adapt_steps(model, [(micrograph, None)], checkpoint.normalization, opts)
+    assert isinstance(result, AdaptResult)
+    return result
+
+
+def test_a_two_second_box_ends_in_about_two_seconds() -> None:
+    noisy, _ = _micrograph(0, size=256)
+    t0 = time.perf_counter()
+    result = _run(noisy, seconds=2.0)
+    elapsed = time.perf_counter() - t0
+    assert result.steps > 0
+    assert result.seconds <= 2.0 + 1.0 and elapsed < 2.0 + 2.5
+
+
+def test_same_seed_gives_the_same_losses() -> None:
+    noisy, _ = _micrograph(1)
+    first = _run(noisy, seconds=60, max_steps=12, validate_every=4, seed=3)
+    second = _run(noisy, seconds=60, max_steps=12, validate_every=4, seed=3)
+    losses = [(p.train_loss, p.held_out_loss) for p in first.history]
+    assert len(losses) == 3
+    assert losses == [(p.train_loss, p.held_out_loss) for p in second.history]
+
+
+def test_adapted_model_beats_the_start_on_a_held_out_micrograph() -> None:
+    noisy, _ = _micrograph(2, noise=0.6)  # noisier than what general-fast learned from
+    result = _run(noisy, seconds=60, max_steps=100, lr=2e-3, validate_every=10)
+    assert not result.kept_start and result.loss_after < result.loss_before
+    start, checkpoint = load_checkpoint(shipped_path("general-fast"))
+    other, truth = _micrograph(7, noise=0.6)
+
+    def mse(net: torch.nn.Module) -> float:
+        out = denoise(net, other, normalization=checkpoint.normalization)
+        return float(np.mean((out - truth) ** 2))
+
+    assert mse(result.model) < 0.8 * mse(start)
+
+
+def test_a_diverging_fine_tune_writes_the_starting_weights(tmp_path: Path) -> None:
+    noisy, _ = _micrograph(3)
+    write_mrc(tmp_path / "mic.mrc", noisy, 1.0)
+    out = tmp_path / "adapted.safetensors"
+    report = adapt("general-fast", [tmp_path / "mic.mrc"], out, device="cpu", seconds=30,
+                   max_steps=20, lr=1e4, patch_size=32, validate_every=5)
+    assert report["kept_start"]
+    start = load_file(shipped_path("general-fast"))
+    written = load_file(out)
+    assert set(written) == set(start)
+    assert all(torch.equal(written[k], start[k]) for k in start)
+
+
+def test_median_blind_spot_shows_the_median_of_its_neighbours() -> None:
+    x = torch.arange(100, dtype=torch.float32).view(1, 1, 10, 10) ** 1.5
+    masked, mask = blind_spots(x, 0.04, torch.Generator().manual_seed(0), radius=1,
+                               replacement="median")
+    for y, xx in mask[0, 0].nonzero().tolist():
+        if 0 < y < 9 and 0 < xx < 9:
+            near = x[0, 0, y - 1:y + 2, xx - 1:xx + 2].flatten()
+            near = torch.cat([near[:4], near[5:]])
+            assert masked[0, 0, y, xx] == near.median()
+
+
+@pytest.mark.parametrize(("args", "names"), [
+    (["general-fast", "{tmp}/missing.mrc", "-o", "{tmp}/o.safetensors"], "missing.mrc"),
+    (["general-fast", "{tmp}/mic.mrc", "-o", "{tmp}/o.pt"], "o.pt"),
+    (["general-fast", "-o", "{tmp}/o.safetensors", "--even", "{tmp}/mic.mrc"], "odd"),
+    (["general-fast", "{tmp}/small.mrc", "-o", "{tmp}/o.safetensors"], "small.mrc"),
+])
+def test_cli_errors_are_one_line_naming_the_problem(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], names: str) -> None:
+    write_mrc(tmp_path / "mic.mrc", _micrograph(4)[0], 1.0)
+    write_mrc(tmp_path / "small.mrc", _micrograph(4, size=40)[0], 1.0)
+    assert main(["adapt"] + [a.format(tmp=tmp_path) for a in args] + ["--seconds", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("cryoden: error:") and "\n" not in err and names in err
+
+
+def test_cli_prints_before_and_after(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    noisy, truth = _micrograph(5)
+    write_mrc(tmp_path / "mic.mrc", noisy, 1.0)
+    write_mrc(tmp_path / "truth.mrc", truth, 1.0)
+    status = main(["adapt", "general-fast", str(tmp_path / "mic.mrc"), "-o",
+                   str(tmp_path / "a.safetensors"), "--clean", str(tmp_path / "truth.mrc"),
+                   "--seconds", "1.5", "--patch-size", "32", "--device", "cpu",
+                   "--json", str(tmp_path / "r.json")])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "held-out loss:" in out and "PSNR vs" in out and "truth.mrc" in out
+    assert (tmp_path / "a.safetensors").exists() and (tmp_path / "r.json").exists()
