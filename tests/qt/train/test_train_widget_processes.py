@@ -72,7 +72,8 @@ def test_two_processes_train_from_layers_like_one(make_napari_viewer, qtbot, tmp
     assert history["world_size"] == 2 and not history["stopped"]
     assert widget.loss_points() == len(history["steps"]) + 2 * 2 > 0
     assert 0 < points[0] < points[1]
-    assert MODELS.get("run (training)") == run / "best.safetensors"
+    [label] = MODELS.registered()  # the best weights, listed under their run folder's name
+    assert MODELS.get(label) == run / "best.safetensors" and label.startswith("run ·")
     assert (run / EVENTS_FILE).exists() and (run / "train.log").exists()
     assert widget.worker.is_running is False and widget._jobs[-1].process.poll() == 0
     assert widget.start_button.isEnabled() and "Finished" in widget.status.text()
