@@ -313,7 +313,9 @@ def step_shipped(session: Session) -> float:
         session.viewer.layers.remove(name)
     widget = session.open_dock("Denoise")
     widget.image.value, widget.device.value = session.viewer.layers[session.noisy], "cpu"
-    widget.model.value = "general (shipped)"
+    from napari_cryoden.models.pretrained import shipped_path
+
+    widget.model.value = shipped_path("general")  # model-list entries are weight files
     seconds = click_denoise(widget)
     denoised = session.viewer.layers[name]
     session.viewer.layers.selection.active = denoised

@@ -150,7 +150,7 @@ class TrainConfig:
     device: str = _f("auto", "Where to train: auto (cuda > mps > cpu), cpu, cuda or mps.",
                      choices=DEVICES)
     amp: bool = _f(False, "Mixed precision on an NVIDIA GPU: faster, lighter on memory; the "
-                   "same as precision fp16.")
+                   "same as precision fp16 (--precision fp16).")
     precision: str = _f(
         "fp32", "Arithmetic on CUDA: fp32, tf32, fp16 (autocast + gradient scaling) or bf16; "
         "fp16/bf16 also use channels_last. The CPU always trains in fp32.", choices=PRECISIONS)
