@@ -150,7 +150,7 @@ class Running:
         except Exception as exc:  # e.g. the input changed shape meanwhile
             show_error(f"Could not write the denoised layer: {message(exc)}")
             return
-        self._keep_shapes_on_top()
+        self._keep_shapes_on_top(layer)
         size = "×".join(str(n) for n in result.data.shape)
         self.status.value = f"{size} px in {result.seconds:.2f} s"
         from napari.utils import notifications
@@ -159,7 +159,7 @@ class Running:
             notifications.show_warning(f"Check the weights: {warning}")
         self.finished.emit(layer)
 
-    def _keep_shapes_on_top(self) -> None:
+    def _keep_shapes_on_top(self, result: Image) -> None:
         """Hook: the panel keeps the rectangle of a region run visible above the result."""
 
     def _on_errored(self, exc: BaseException) -> None:

@@ -12,6 +12,12 @@ A region (a Shapes rectangle or the field of view, :mod:`.regions`) is denoised 
 whole-image run; the rest of ``"<name> denoised"`` keeps the input (:mod:`.layers`). Compare is
 :mod:`.compare`; *Open raw weight folder…* is :mod:`.raw_folders`, the model list and *Open
 weight file…* :mod:`.weight_files`.
+
+The panel scrolls (:mod:`.sections`): Image, Model, Region, Denoise, progress and Compare up
+front; Device, the hot-pixel clip and the raw weight import under a collapsed *Advanced*; then
+the other collapsed sections (*Denoise files on disk…*, :mod:`.folder`), each one
+:meth:`~.sections.Sections.add_section` call. After a rectangle run the result sits just under
+the rectangle's Shapes layer, so the denoised box stays outlined.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from napari_cryoden._qt.denoise.folder import FolderDenoise
 from napari_cryoden._qt.denoise.raw_folders import RAW_LAYOUTS, RawFolders
 from napari_cryoden._qt.denoise.regions import field_of_view_box, rectangle_box
 from napari_cryoden._qt.denoise.running import Running
+from napari_cryoden._qt.denoise.sections import Sections, collapsible
 from napari_cryoden._qt.denoise.weight_files import WeightFiles
 from napari_cryoden.config.sections import DEVICES
 from napari_cryoden.errors import InputError
@@ -45,7 +52,7 @@ WHOLE, RECTANGLE, FIELD_OF_VIEW = (
 REGIONS = (WHOLE, RECTANGLE, FIELD_OF_VIEW)
 
 
-class DenoiseWidget(Running, RawFolders, WeightFiles, Container):
+class DenoiseWidget(Running, RawFolders, WeightFiles, Sections, Container):
     """Denoise an image layer with a trained model, and compare noisy | denoised | clean."""
 
     finished = Signal(object)
@@ -58,6 +65,7 @@ class DenoiseWidget(Running, RawFolders, WeightFiles, Container):
         self.viewer = viewer
         self.side_by_side = SideBySide(viewer)
         self._clean_chosen = False
+        self._rectangle_from: Shapes | None = None  # the Shapes layer of the last region run
         self._build()
         self._connect()
         self._init_running()
@@ -69,13 +77,17 @@ class DenoiseWidget(Running, RawFolders, WeightFiles, Container):
         self._build_model_choice()
         self._build_run()
         self._build_compare()
-        self.extend([self.image, self.model, self.open_button, self.raw_layout,
-                     self.raw_button, self.device, self.pixel_cutoff, self.region,
-                     self.shapes, self.denoise_button, self.progress, self.status,
-                     self.clean, self.compare_button])
+        self.main: Container[Any] = Container(labels=True, widgets=[
+            self.image, self.model, self.open_button, self.region, self.shapes,
+            self.denoise_button, self.progress, self.status, self.clean, self.compare_button])
+        self.advanced: Container[Any] = Container(labels=True, widgets=[
+            self.device, self.pixel_cutoff, self.raw_layout, self.raw_button])
         self.shapes.visible = False
-        self.folder = FolderDenoise(self.viewer, self)  # files on disk: a collapsed section
-        self.native.layout().addWidget(self.folder.section)
+        self._lay_out(self.main)  # a scroll area: rows up front, then the collapsed sections
+        self.advanced_section = self.add_section(collapsible("Advanced", self.advanced, (
+            "Where the model runs, the hot-pixel clip, and importing raw weight files.")))
+        self.folder = FolderDenoise(self.viewer, self)  # files on disk
+        self.add_section(self.folder.section)
 
     def _build_model_choice(self) -> None:
         self.image = ComboBox(label="Image", choices=self._images,
@@ -145,6 +157,11 @@ class DenoiseWidget(Running, RawFolders, WeightFiles, Container):
         return [("none", None), *self._images()]
 
     # ---- keeping the choices in step with the viewer and the model registry --------------------
+    def reset_choices(self, *_: Any) -> None:
+        """Refresh every list of layers and models (napari calls it when layers change)."""
+        for part in (self.main, self.advanced):
+            part.reset_choices()
+
     def _reset(self, event: Any = None) -> None:
         self.reset_choices()
         self._show_model_tooltips()
@@ -164,6 +181,7 @@ class DenoiseWidget(Running, RawFolders, WeightFiles, Container):
 
     # ---- running (.running) ------------------------------------------------------------------
     def _region(self, layer: Image) -> Box | None:
+        self._rectangle_from = None
         if self.region.value == WHOLE:
             return None
         if self.region.value == FIELD_OF_VIEW:
@@ -171,7 +189,18 @@ class DenoiseWidget(Running, RawFolders, WeightFiles, Container):
         shapes = self.shapes.value
         if shapes is None or shapes not in self.viewer.layers:
             raise InputError("No Shapes layer chosen: add one and draw a rectangle on the image")
-        return rectangle_box(shapes, layer)
+        box = rectangle_box(shapes, layer)
+        self._rectangle_from = shapes
+        return box
+
+    def _keep_shapes_on_top(self, result: Image) -> None:
+        """After a rectangle run, put the result just under its Shapes layer: the box stays seen."""
+        shapes, layers = self._rectangle_from, self.viewer.layers
+        if shapes is None or shapes not in layers or result not in layers:
+            return
+        at, under = layers.index(result), layers.index(shapes)
+        if at > under:
+            layers.move(at, under)
 
     # ---- compare ------------------------------------------------------------------------------
     def _on_grid_toggled(self, event: Any = None) -> None:
