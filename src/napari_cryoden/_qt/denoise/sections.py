@@ -12,12 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from magicgui.widgets import Container
+from qtpy.QtCore import QEvent, QObject, QSize, Qt
 from qtpy.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
 from superqt import QCollapsible
 
-from napari_cryoden._qt.scroll import vertical_scroll_area
+from napari_cryoden._qt.scroll import VerticalScrollArea
 
-__all__ = ["Sections", "collapsible"]
+__all__ = ["PanelScrollArea", "Sections", "collapsible"]
 
 
 def collapsible(title: str, content: Container[Any], tooltip: str) -> QCollapsible:
@@ -26,6 +27,40 @@ def collapsible(title: str, content: Container[Any], tooltip: str) -> QCollapsib
     section.addWidget(content.native)
     section.setToolTip(tooltip)
     return section
+
+
+class PanelScrollArea(VerticalScrollArea):
+    """A vertical scroll area as tall as its content, never shorter than the everyday rows.
+
+    napari squeezes a dock to its minimum when it docks another panel below it (Train): the rows
+    up to *Compare* stay in sight then, and only the sections scroll. It asks for its content's
+    height and does not expand, so the panel below gets the rest of the column.
+    """
+
+    def __init__(self, column: QWidget, main: QWidget) -> None:
+        super().__init__()
+        self._main = main
+        self.setWidgetResizable(True)
+        self.setWidget(column)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        # not expanding: a dock docked below (Train) gets the height this panel does not show
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        hint, column = super().sizeHint(), self.widget()
+        if column is None:
+            return hint
+        return QSize(hint.width(), column.sizeHint().height() + 2 * self.frameWidth())
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        if watched is self.widget() and event.type() == QEvent.Type.LayoutRequest:
+            self.updateGeometry()  # a section opened or closed: the panel asks for a new height
+        return super().eventFilter(watched, event)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        hint = super().minimumSizeHint()
+        rows = self._main.sizeHint().height() + 2 * self.frameWidth()
+        return QSize(hint.width(), max(hint.height(), rows))
 
 
 class Sections:
@@ -45,7 +80,7 @@ class Sections:
         self._column.setContentsMargins(0, 0, 0, 0)
         self._column.addWidget(main.native)
         self._column.addStretch(1)  # sections sit under the rows, not spread over the panel
-        self.scroll_area = vertical_scroll_area(column)
+        self.scroll_area = PanelScrollArea(column, main.native)
         self.native.layout().setContentsMargins(0, 0, 0, 0)
         self.native.layout().addWidget(self.scroll_area)
 
@@ -53,3 +88,4 @@ class Sections:
         """Append ``section`` (e.g. a :func:`collapsible`) below the existing ones; return it."""
         self._column.insertWidget(self._column.count() - 1, section)
         return section
+

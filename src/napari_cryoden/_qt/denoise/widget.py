@@ -29,6 +29,7 @@ from magicgui.widgets import ComboBox, Container, FloatSpinBox, Label, ProgressB
 from napari.layers import Image, Shapes
 from napari.utils.notifications import show_warning
 from psygnal import Signal
+from qtpy.QtWidgets import QSizePolicy
 
 from napari_cryoden._qt._models import MODELS
 from napari_cryoden._qt.denoise.compare import SideBySide
@@ -121,6 +122,7 @@ class DenoiseWidget(Running, RawFolders, WeightFiles, Sections, Container):
         self.progress = ProgressBar(label="Progress", value=0, min=0, max=1)
         self.status = Label(label="", value="")
         self.status.native.setWordWrap(True)  # a one-line error naming a long path
+        self.status.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
 
     def _build_compare(self) -> None:
         self.clean = ComboBox(label="Clean (optional)", choices=self._clean_choices, tooltip=(
