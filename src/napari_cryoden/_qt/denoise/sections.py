@@ -52,8 +52,9 @@ class PanelScrollArea(VerticalScrollArea):
             return hint
         return QSize(hint.width(), column.sizeHint().height() + 2 * self.frameWidth())
 
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
-        if watched is self.widget() and event.type() == QEvent.Type.LayoutRequest:
+    def eventFilter(self, watched: QObject | None, event: QEvent | None) -> bool:  # noqa: N802
+        if (watched is self.widget() and event is not None
+                and event.type() == QEvent.Type.LayoutRequest):
             self.updateGeometry()  # a section opened or closed: the panel asks for a new height
         return super().eventFilter(watched, event)
 
