@@ -23,8 +23,8 @@ from qtpy.QtWidgets import (
 )
 from superqt import QCollapsible
 
-__all__ = ["DeviceLabel", "LazySection", "keep_height", "processes_spin", "run_buttons",
-           "run_folder_edit", "scroll_column"]
+__all__ = ["DeviceLabel", "LazySection", "keep_height", "keep_width", "processes_spin",
+           "run_buttons", "run_folder_edit", "scroll_column"]
 
 
 def run_folder_edit() -> FileEdit:
@@ -136,6 +136,21 @@ def scroll_column(panel: QWidget) -> QVBoxLayout:
     outer.addWidget(area)
     panel.scroll_area = area  # type: ignore[attr-defined]  # for tests and ensureWidgetVisible
     return QVBoxLayout(inner)
+
+
+def keep_width(rows: QWidget) -> None:
+    """Keep the scroll area holding ``rows`` at least as wide as the rows need (their minimum
+    plus the scroll bar), so a second dock beside the panel cannot squeeze it to a sliver."""
+    column, area = rows.parentWidget(), rows.parentWidget()
+    while area is not None and not isinstance(area, QScrollArea):
+        area = area.parentWidget()
+    lay = column.layout() if column is not None else None
+    bar = area.verticalScrollBar() if area is not None else None
+    if area is None or lay is None or bar is None:
+        return
+    margins = lay.contentsMargins()
+    area.setMinimumWidth(rows.minimumSizeHint().width() + margins.left() + margins.right()
+                         + bar.sizeHint().width() + 2 * area.frameWidth())
 
 
 def keep_height(widget: QWidget) -> None:
