@@ -127,6 +127,7 @@ class Session:
     def shoot(self, name: str, image: np.ndarray | None = None) -> Path:
         """Save the whole window (or ``image``) as ``out/name`` and say so."""
         if image is None:
+            self.viewer.window._qt_window.resize(*WINDOW)  # a dock moved may have grown it
             settle()
             image = self.viewer.screenshot(canvas_only=False, flash=False)
         path = self.out / name
@@ -179,8 +180,9 @@ class Session:
 # -- the steps --------------------------------------------------------------------------------
 def open_sample(session: Session) -> None:
     """File ▸ Open Sample ▸ napari-cryoden ▸ Synthetic micrograph; the noisy layer shown."""
-    noisy, clean = session.viewer.open_sample(PLUGIN, "synthetic")
-    session.noisy, session.clean = noisy.name, clean.name
+    layers = {layer.name: layer for layer in session.viewer.open_sample(PLUGIN, "synthetic")}
+    noisy, clean = layers["noisy (simulated)"], layers["clean (simulated)"]  # by name: the
+    session.noisy, session.clean = noisy.name, clean.name  # order is napari's stacking order
     session.viewer.layers.selection.active = noisy
     session.view((512, 512), 2.0, noisy.name)
 
@@ -198,12 +200,27 @@ def step_train(session: Session, epochs: int, shot: str | None = "guide_train.pn
         widget.form.widget(key).value = value
     widget.run_folder.value = session.scratch / run
     session.view((420, 560), 2.0, session.noisy)
-    start = time.perf_counter()
-    wait_for(widget.finished, widget.start_button.click, TRAIN_TIMEOUT_S)
-    seconds = time.perf_counter() - start
+    seconds = press_start(widget)
     if shot is not None:
+        show_plot(widget)
         session.shoot(shot)
     return seconds, widget.run_dir
+
+
+def press_start(widget: Any) -> float:
+    """Press Train's Start and wait for the run's end; returns the seconds it took."""
+    if not widget.start_button.isEnabled():  # clicking it would wait for nothing
+        raise RuntimeError(f"Start is disabled: {widget.data.problem.value or 'no data'}")
+    start = time.perf_counter()
+    wait_for(widget.finished, widget.start_button.click, TRAIN_TIMEOUT_S)
+    return time.perf_counter() - start
+
+
+def show_plot(widget: Any) -> None:
+    """Scroll the Train panel down to the whole loss plot (as a user scrolls a small screen)."""
+    settle()
+    bar = widget.scroll_area.verticalScrollBar()
+    bar.setValue(bar.maximum())
 
 
 def click_denoise(widget: Any) -> float:
@@ -337,13 +354,16 @@ def step_train_n2n(session: Session) -> float:
         session.viewer.add_image(np.asarray(data), name=f"movie {half}", scale=(pixel, pixel))
     widget = session.open_dock("Train")
     widget.form.widget("train.mode").value = "n2n"
+    # "movie even"/"movie odd" are not MotionCor2's names (X_EVN/X_ODD): the panel leaves the
+    # choice to the user, who picks the halves
+    widget.data.noisy_layer.value = session.viewer.layers["movie even"]
+    widget.data.clean_layer.value = session.viewer.layers["movie odd"]
     for key, value in {**TRAIN_SETTINGS, "train.epochs": N2N_EPOCHS}.items():
         widget.form.widget(key).value = value
     widget.run_folder.value = session.scratch / "n2n-run"
     session.view((420, 560), 2.0, "movie even")
-    start = time.perf_counter()
-    wait_for(widget.finished, widget.start_button.click, TRAIN_TIMEOUT_S)
-    seconds = time.perf_counter() - start
+    seconds = press_start(widget)
+    show_plot(widget)
     session.shoot("guide_train_n2n.png")
     return seconds
 

@@ -1,4 +1,4 @@
-"""Inspect, Weights and the sample data never block the UI thread for more than 100 ms (item 7).
+"""Inspect, Weights, Train and the sample data never block the UI thread over 100 ms (item 7).
 
 Each test drives one action as a user would, around a 20 ms QTimer (the ``ui_gaps`` fixture of
 ``tests/conftest.py``), and waits for the action's visible end.
@@ -118,3 +118,29 @@ def test_opening_the_sample_again_keeps_the_window_responsive(make_napari_viewer
     with ui_gaps() as ours:
         make_synthetic_micrograph()
     assert ours.longest < MAX_GAP_S, f"the sample hook on the UI thread: {ours}"
+
+
+def test_opening_train_keeps_the_window_responsive(make_napari_viewer: Any, qtbot: Any,
+                                                   ui_gaps: Any) -> None:
+    import matplotlib.pyplot  # noqa: F401 - imported in workers by the time a user opens Train
+    import torch  # noqa: F401
+
+    from napari_cryoden._qt.train.widget import TrainWidget
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1366, 768)
+    viewer.add_image(np.zeros((64, 64), np.float32), name="noisy")
+    qtbot.wait(200)  # let the window settle before measuring
+    with ui_gaps() as opening:
+        widget = TrainWidget(viewer)  # Plugins ▸ Train builds and docks it in one turn
+        viewer.window.add_dock_widget(widget, name="Train")
+        qtbot.waitUntil(lambda: widget.rows.done, timeout=10_000)  # every row shown
+        qtbot.wait(200)  # their layout and paint
+    section = widget.advanced_section
+    with ui_gaps() as advanced:
+        qtbot.mouseClick(section.toggleButton(), Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: widget.form.widget("train.schedule").native.isVisible())
+        qtbot.wait(400)  # the section's animation
+    print(f"opening Train: {opening}; opening its Advanced section: {advanced}")
+    assert opening.longest < MAX_GAP_S, f"opening Train: {opening}"
+    assert advanced.longest < MAX_GAP_S, f"opening Advanced: {advanced}"

@@ -100,3 +100,62 @@ def test_loss_legend_sits_off_the_curves_and_the_axis_names_the_loss(mode, words
     legend = ax.get_legend().get_window_extent()
     assert legend.y0 >= ax.get_window_extent().y1 - 1  # above the axes: it covers no curve
     assert words in ax.get_ylabel() and ax.get_ylabel() != "MSE loss"
+
+
+def train_by_clicks(make_napari_viewer: Any, qtbot: Any, tmp_path: Path,
+                    change_advanced: dict[str, Any] | None = None) -> tuple[TrainWidget, Any]:
+    """Open Train on a noisy/clean pair, set a one-epoch run, optionally open "Advanced" and
+    change some of its rows, press Start; the run's saved config."""
+    from qtpy.QtCore import Qt
+
+    from napari_cryoden.models.checkpoint import load_checkpoint
+
+    viewer = make_napari_viewer(show=True)
+    rng = np.random.default_rng(0)
+    clean = rng.random((96, 96)).astype(np.float32)
+    viewer.add_image(clean + rng.normal(0, 0.2, clean.shape).astype(np.float32), name="noisy")
+    viewer.add_image(clean, name="clean")
+    widget = TrainWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Train")
+    qtbot.waitUntil(lambda: widget.rows.done)  # the panel has finished opening
+    for key, value in {"data.patch_size": 32, "train.batch_size": 4, "train.epochs": 1,
+                       "data.val_fraction": 0.34}.items():
+        widget.form.widget(key).value = value
+    widget.run_folder.value = tmp_path / "run"
+    if change_advanced:
+        qtbot.mouseClick(widget.advanced_section.toggleButton(), Qt.MouseButton.LeftButton)
+        for key, value in change_advanced.items():
+            row = widget.form.widget(key)
+            qtbot.waitUntil(row.native.isVisible)  # a row of the opened section
+            row.value = value
+    with qtbot.waitSignal(widget.finished, timeout=60_000):
+        qtbot.mouseClick(widget.start_button, Qt.MouseButton.LeftButton)
+    return widget, load_checkpoint(tmp_path / "run" / "best.safetensors")[1].config
+
+
+def test_start_without_opening_advanced_trains_with_its_defaults(make_napari_viewer, qtbot,
+                                                                 tmp_path) -> None:
+    from napari_cryoden._qt.train.form import BASIC_FIELDS, ConfigForm
+    from napari_cryoden.config.sections import FIELDS, Config
+
+    widget, config = train_by_clicks(make_napari_viewer, qtbot, tmp_path)
+    # the Advanced rows were never built (opening the panel is faster for it: item 7)
+    assert "learning-rate schedule" not in shown_words(widget)
+    shown = ConfigForm()
+    shown.advanced()  # what the section shows once opened
+    expected = shown.config()
+    advanced = [spec for spec in FIELDS if spec.key not in BASIC_FIELDS]
+    assert len(advanced) > 10
+    for spec in advanced:
+        saved = getattr(getattr(config, spec.section), spec.name)
+        assert saved == getattr(getattr(expected, spec.section), spec.name), spec.key
+    defaults = Config()  # the dataclasses' defaults, which the GUI keeps for these rows
+    assert (config.model, config.train.schedule) == (defaults.model, defaults.train.schedule)
+
+
+def test_a_value_changed_in_advanced_reaches_the_run(make_napari_viewer, qtbot,
+                                                     tmp_path) -> None:
+    widget, config = train_by_clicks(make_napari_viewer, qtbot, tmp_path, {
+        "model.channels": 8, "train.schedule": "cosine", "train.seed": 7})
+    assert "learning-rate schedule" in shown_words(widget)
+    assert (config.model.channels, config.train.schedule, config.train.seed) == (8, "cosine", 7)

@@ -64,37 +64,41 @@ class ConfigForm:
     """Every field of :class:`~napari_cryoden.config.sections.Config` as a labelled magicgui widget.
 
     ``widget(key)`` gives the widget of ``"section.field"``; :meth:`config` validates the form.
-    The widgets of :data:`BASIC_FIELDS` are listed in :attr:`basic`, the others in
-    :attr:`advanced`; the Train widget lays them out.
+    The widgets of :data:`BASIC_FIELDS` are built at once and listed in :attr:`basic`; the
+    others are built on first use (:meth:`advanced`, ``widget(key)``): until then the form
+    reads their starting values, so a panel whose "Advanced" section was never opened trains
+    with the same settings as one where it was (and opens in less time: item 7 of issue 14).
     """
 
     def __init__(self, defaults: dict[str, Any] | None = None) -> None:
-        values = {**GUI_DEFAULTS, **(defaults or {})}
+        self._initial = {spec.key: spec.default for spec in FIELDS}
+        self._initial.update({**GUI_DEFAULTS, **(defaults or {})})
         self._widgets: dict[str, ValueWidget] = {}
-        for spec in FIELDS:
-            self._widgets[spec.key] = field_widget(spec, values.get(spec.key, spec.default))
-        self.basic = [w for key, w in self._widgets.items() if key in BASIC_FIELDS]
-        self.advanced = [w for key, w in self._widgets.items() if key not in BASIC_FIELDS]
+        self.basic = [self.widget(spec.key) for spec in FIELDS if spec.key in BASIC_FIELDS]
         val_fraction = self.widget("data.val_fraction")
         val_fraction.tooltip = f"{val_fraction.tooltip or ''} {LAYER_SPLIT_HELP}"
 
     def widget(self, key: str) -> ValueWidget:
         """The widget of ``"section.field"``, e.g. ``form.widget("train.epochs")``."""
+        if key not in self._widgets:
+            self._widgets[key] = field_widget(_SPECS[key], self._initial[key])
         return self._widgets[key]
+
+    def advanced(self) -> list[ValueWidget]:
+        """The widgets of the fields not in :data:`BASIC_FIELDS`, built now if not yet."""
+        return [self.widget(spec.key) for spec in FIELDS if spec.key not in BASIC_FIELDS]
 
     def values(self) -> dict[str, dict[str, Any]]:
         """The form as nested dicts, the layout of :meth:`Config.to_dict`."""
         out: dict[str, dict[str, Any]] = {section: {} for section, _ in SECTIONS}
-        for key, widget in self._widgets.items():
-            section, name = key.split(".")
-            value = widget.value
-            if _SPECS[key].optional:
-                value = int(value) or None
-            out[section][name] = value
+        for spec in FIELDS:
+            built = self._widgets.get(spec.key)
+            value = self._initial[spec.key] if built is None else built.value
+            if spec.optional:  # the widget shows None as 0
+                value = int(value or 0) or None
+            out[spec.section][spec.name] = value
         return out
 
     def config(self) -> Config:
         """The validated config; raises :class:`~napari_cryoden.config.sections.ConfigError`."""
         return Config.from_dict(self.values())
-
-

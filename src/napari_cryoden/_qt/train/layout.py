@@ -7,10 +7,10 @@ the window off a small screen.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 from magicgui.types import FileDialogMode
-from magicgui.widgets import Container, FileEdit, SpinBox
+from magicgui.widgets import FileEdit, SpinBox
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QFrame,
@@ -23,8 +23,8 @@ from qtpy.QtWidgets import (
 )
 from superqt import QCollapsible
 
-__all__ = ["DeviceLabel", "collapsible", "keep_height", "processes_spin", "run_buttons",
-           "run_folder_edit", "scroll_column"]
+__all__ = ["DeviceLabel", "LazySection", "keep_height", "keep_width", "processes_spin",
+           "run_buttons", "run_folder_edit", "scroll_column"]
 
 
 def run_folder_edit() -> FileEdit:
@@ -77,27 +77,36 @@ def run_buttons() -> tuple[QPushButton, QPushButton, QPushButton]:
     return start, stop, resume
 
 
-def collapsible(title: str, content: Container[Any], tooltip: str) -> QCollapsible:
-    """Build a collapsed section holding ``content``.
+class LazySection(QCollapsible):
+    """A collapsed section whose content is built the first time it opens.
 
     Parameters
     ----------
     title
         The section's header.
-    content
-        The magicgui container shown when expanded.
+    build
+        Returns the content widget; called once, just before the section first expands
+        (a click on the header or :meth:`expand`).
     tooltip
         The header's tooltip.
-
-    Returns
-    -------
-    QCollapsible
-        The section, collapsed.
     """
-    section = QCollapsible(title)
-    section.addWidget(content.native)
-    section.setToolTip(tooltip)
-    return section
+
+    def __init__(self, title: str, build: Callable[[], QWidget], tooltip: str) -> None:
+        super().__init__(title)
+        self.setToolTip(tooltip)
+        self._build: Callable[[], QWidget] | None = build
+
+    @property
+    def built(self) -> bool:
+        """Whether the content has been built (the section was opened once)."""
+        return self._build is None
+
+    def expand(self, animate: bool = True) -> None:
+        """Build the content if not yet, then expand (the header's click calls this too)."""
+        if self._build is not None:
+            build, self._build = self._build, None
+            self.addWidget(build())
+        super().expand(animate)
 
 
 def scroll_column(panel: QWidget) -> QVBoxLayout:
@@ -127,6 +136,21 @@ def scroll_column(panel: QWidget) -> QVBoxLayout:
     outer.addWidget(area)
     panel.scroll_area = area  # type: ignore[attr-defined]  # for tests and ensureWidgetVisible
     return QVBoxLayout(inner)
+
+
+def keep_width(rows: QWidget) -> None:
+    """Keep the scroll area holding ``rows`` at least as wide as the rows need (their minimum
+    plus the scroll bar), so a second dock beside the panel cannot squeeze it to a sliver."""
+    column, area = rows.parentWidget(), rows.parentWidget()
+    while area is not None and not isinstance(area, QScrollArea):
+        area = area.parentWidget()
+    lay = column.layout() if column is not None else None
+    bar = area.verticalScrollBar() if area is not None else None
+    if area is None or lay is None or bar is None:
+        return
+    margins = lay.contentsMargins()
+    area.setMinimumWidth(rows.minimumSizeHint().width() + margins.left() + margins.right()
+                         + bar.sizeHint().width() + 2 * area.frameWidth())
 
 
 def keep_height(widget: QWidget) -> None:

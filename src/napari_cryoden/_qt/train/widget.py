@@ -13,17 +13,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from magicgui.widgets import Container
 from qtpy.QtCore import QEvent, QObject, Signal
-from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QWidget
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
 
 from napari_cryoden._qt._models import MODELS
 from napari_cryoden._qt.train import layout
-from napari_cryoden._qt.train.data_form import DataForm, FolderPair, LayerPair
-from napari_cryoden._qt.train.form import ConfigForm
+from napari_cryoden._qt.train.data_form import FolderPair, LayerPair
 from napari_cryoden._qt.train.loss_plot import LossPlot
 from napari_cryoden._qt.train.process import check_processes, new_job
 from napari_cryoden._qt.train.progress import RunProgress
+from napari_cryoden._qt.train.rows import ROWS, SettingsRows
 from napari_cryoden._qt.train.worker import (
     SHUTDOWN_S,
     Job,
@@ -37,10 +36,15 @@ from napari_cryoden.errors import CryodenError
 
 if TYPE_CHECKING:
     import napari
+    from magicgui.widgets import Container, FileEdit, SpinBox
 
+    from napari_cryoden._qt.train.data_form import DataForm
+    from napari_cryoden._qt.train.form import ConfigForm
+    from napari_cryoden._qt.train.layout import DeviceLabel, LazySection
     from napari_cryoden.config.sections import Config
 
 __all__ = ["TrainWidget", "LossPlot", "default_run_dir"]
+
 
 
 class TrainWidget(QWidget):
@@ -66,6 +70,16 @@ class TrainWidget(QWidget):
     epoch_finished = Signal(object)  # EpochEnd
     finished = Signal()  # the worker ended (finished, stopped or failed)
 
+    # the settings rows, built in the event-loop turns after the panel opens (.rows)
+    data: DataForm
+    form: ConfigForm
+    settings: Container[Any]
+    advanced: Container[Any]
+    advanced_section: LazySection
+    run_folder: FileEdit
+    processes: SpinBox
+    device_label: DeviceLabel
+
     def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.viewer = viewer
@@ -73,57 +87,42 @@ class TrainWidget(QWidget):
         self.run_dir: Path | None = None
         self._jobs: list[Job] = []
         self._outcome: str | None = None  # "finished", "stopped" or "failed" once known
-        self._build()
+        self._running = False
+        column = self._build_shell()
+        self.rows = SettingsRows(viewer, column, self._update_buttons)  # in the next turns
         self.destroyed.connect(  # closes over the thread-shared state only, not self
             lambda *_, jobs=self._jobs, idle=self.plot.idle: shutdown_jobs(jobs, idle))
         self._watched_window: QWidget | None = None  # the top-level window whose Close stops us
-        self.data.checked.connect(self._update_buttons)
-        self._set_running(False)
+
+    def __getattr__(self, name: str) -> Any:
+        """The settings rows (``data``, ``form``...); asked for before their event-loop turn
+        (e.g. right after construction), they are built now."""
+        rows = self.__dict__.get("rows")
+        if name in ROWS and rows is not None:
+            return getattr(rows.finish(), name)
+        return super().__getattr__(name)  # type: ignore[misc]  # PyQt6 QObject has one
 
     # -- layout ---------------------------------------------------------------------------
-    def _build(self) -> None:
-        self.data = DataForm(self.viewer)
-        self.form = ConfigForm()
-        self.run_folder, self.processes = layout.run_folder_edit(), layout.processes_spin()
-        self.device_label = layout.DeviceLabel()
-        self.form.widget("train.device").changed.connect(self._update_device)
-        self.processes.changed.connect(self._update_device)
-        self._update_device()
-        self.settings: Container[Any] = Container(labels=True)
-        self.advanced: Container[Any] = Container(labels=True)
-        mode = self.form.widget("train.mode")  # first: it decides what the data rows ask for
-        mode.changed.connect(self.data.set_mode)
-        self.settings.extend([mode, *self.data.widgets,
-                              *(w for w in self.form.basic if w is not mode), self.run_folder])
-        self.advanced.extend([*self.form.advanced, self.processes])  # after init: one width
-        layout.keep_height(self.data.source.native)
+    def _build_shell(self) -> QVBoxLayout:
+        """The buttons, progress, status and plot; returns the column for the settings rows."""
+        self.start_button, self.stop_button, self.resume_button = buttons = layout.run_buttons()
+        row = QHBoxLayout()
+        for button, slot in zip(buttons, (self.start, self.stop, self.resume), strict=True):
+            button.clicked.connect(lambda *_, slot=slot: slot())
+            button.setEnabled(False)  # Start/Resume: once the data rows can train
+            row.addWidget(button)
         self.progress = QProgressBar()
         self.status = QLabel("Choose the data and press Start.")
         self.status.setWordWrap(True)
         self._progress = RunProgress(self.progress, self.status)
         self.plot = LossPlot(self.viewer)
         self.plot.setMinimumHeight(220)
-        self._lay_out()
-
-    def _lay_out(self) -> None:
-        self.advanced_section = advanced = layout.collapsible("Advanced", self.advanced,
-            "Network size, normalisation, learning-rate schedule, GPU arithmetic and kernels, "
-            "data streaming, random seed and the number of processes.")
-        self.start_button, self.stop_button, self.resume_button = buttons = layout.run_buttons()
-        row = QHBoxLayout()
-        for button, slot in zip(buttons, (self.start, self.stop, self.resume), strict=True):
-            button.clicked.connect(lambda *_, slot=slot: slot())
-            row.addWidget(button)
         column = layout.scroll_column(self)  # scrolls instead of pushing the window off
-        for widget in (self.settings.native, self.device_label, advanced):
-            column.addWidget(widget)
         column.addLayout(row)
         for widget in (self.progress, self.status):
             column.addWidget(widget)
         column.addWidget(self.plot, stretch=1)
-
-    def _update_device(self, *_: Any) -> None:
-        self.device_label.ask(self.form.widget("train.device").value, self.processes.value)
+        return column
 
     def _set_running(self, running: bool) -> None:
         self._running = running
@@ -134,7 +133,7 @@ class TrainWidget(QWidget):
 
     def _update_buttons(self, *_: Any) -> None:  # Start/Resume: idle, data that can train
         for button in (self.start_button, self.resume_button):
-            button.setEnabled(not self._running and self.data.ok)
+            button.setEnabled(not self._running and self.rows.data.ok)
 
     # -- public API -----------------------------------------------------------------------
     @property
