@@ -62,6 +62,7 @@ class FitSection(Container):
         self._before = self._best = 0.0  # held-out loss of the start, and the best so far
         self._job: FitJob | None = None
         self._for: Any = None  # the micrograph the halves were guessed for
+        self._warm, self._gone = False, False  # modules imported; the window closed
         self._build()
         self._connect()
         self.section = QCollapsible(TITLE)
@@ -117,7 +118,6 @@ class FitSection(Container):
 
     def _connect(self) -> None:
         self.fit_button.clicked.connect(self._on_fit_clicked)
-        self._warm = self._gone = False
         self.native.destroyed.connect(self._on_destroyed)  # the window closed mid-fit
         self.panel.image.changed.connect(self._refresh)
         self.viewer.layers.selection.events.changed.connect(self._refresh)
