@@ -86,7 +86,7 @@ def test_fit_adds_the_adapted_model_selects_it_and_reports(make_napari_viewer, q
     saved = tmp_path / "cache" / "napari-cryoden" / "adapted" / "mic_adapted.safetensors"
     assert saved.is_file() and panel.model.value == saved
     assert panel.model.native.currentText() == label
-    text = fit.report.value
+    text = fit.report.value.replace("\u200b", "")  # wrap points in long paths
     assert f"{report['held_out_loss_before']:.4g} before" in text and "Kept start: no" in text
     assert str(saved) in text and fit.fit_button.text == "Fit"
 
@@ -95,9 +95,9 @@ def test_stop_ends_the_fit_within_half_a_second_keeping_the_best(make_napari_vie
     noisy, _, _ = micrograph(1)
     viewer, panel, fit = open_fit(make_napari_viewer, qtbot, {"mic": noisy}, seconds=120)
     click_fit(qtbot, fit)
-    qtbot.waitUntil(lambda: "steps" in fit.status.value and "→" in fit.status.value,
-                    timeout=WAIT_MS)
-    assert " s left" in fit.status.value and fit.progress.value < fit.progress.max
+    shown = fit.progress.native.format
+    qtbot.waitUntil(lambda: "steps" in shown() and "held-out loss" in shown(), timeout=WAIT_MS)
+    assert " s left" in shown() and fit.progress.value < fit.progress.max
     t0 = time.perf_counter()
     click_fit(qtbot, fit)  # the button reads Stop
     qtbot.waitUntil(lambda: not fit.busy, timeout=WAIT_MS)

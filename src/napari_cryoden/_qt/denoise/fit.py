@@ -27,6 +27,7 @@ from napari_cryoden._qt.denoise.fit_work import (
     Budget,
     FitDone,
     FitJob,
+    breakable,
     default_output,
     fit_work,
     progress_text,
@@ -109,7 +110,7 @@ class FitSection(Container):
             "reads Stop (the best state so far is kept, never worse than the start)."))
         self.progress = ProgressBar(label="Progress", value=0, min=0, max=STEPS)
         self.progress.native.setFormat("")
-        self.status = Label(label="", value="")
+        self.status = Label(label="", value="", visible=False)
         self.report = Label(label="", value="")
         for label in (self.micrographs, self.saves_to, self.status, self.report):
             label.native.setWordWrap(True)
@@ -150,7 +151,7 @@ class FitSection(Container):
             self._for = targets[0]
             self.even.value, self.odd.value = halves_of(targets[0], self._images())
         self.micrographs.value = self._describe(targets)
-        self.saves_to.value = str(self._output(targets)) if targets else ""
+        self.saves_to.value = breakable(self._output(targets)) if targets else ""
 
     def _describe(self, targets: list[Image]) -> str:
         if not targets:
@@ -222,14 +223,16 @@ class FitSection(Container):
         try:
             self._job = self._make_job()
         except Exception as exc:  # a slot must not raise: tell the user instead
-            self.status.value, self.report.value = f"Cannot fit: {message(exc)}", ""
+            self._say(f"Cannot fit: {message(exc)}")
+            self.report.value = ""
             return
         from napari.qt.threading import create_worker
 
         self._stop = threading.Event()
         self._started, self._budget = time.perf_counter(), 0.0
         self.fit_button.text, self.report.value = "Stop", ""
-        self.status.value = "Loading the model…"
+        self._say("")
+        self.progress.native.setFormat("Loading the model…")
         self.progress.value = 0
         self.worker = create_worker(fit_work, self._job, self._stop, _connect={
             "yielded": self._on_yielded, "returned": self._on_returned,
@@ -242,15 +245,16 @@ class FitSection(Container):
             self._budget, self._started = event.seconds, time.perf_counter()
             return
         if hasattr(event, "what"):  # Measuring
-            self.status.value = f"{self.status.value.split(' · ')[0]} · measuring {event.what}…"
+            text = self.progress.native.format().split(" · ")[0]
+            self.progress.native.setFormat(f"{text} · measuring {event.what}…")
             return
         if event.step == 0:
             self._before = self._best = event.held_out_loss
         self._best = min(self._best, event.held_out_loss)
         elapsed = time.perf_counter() - self._started
         self.progress.value = round(STEPS * min(elapsed / max(self._budget, 1e-9), 1.0))
-        self.status.value = progress_text(self._before, self._best, event.step,
-                                          self._budget - elapsed)
+        self.progress.native.setFormat(progress_text(self._before, self._best, event.step,
+                                                     self._budget - elapsed))
 
     def _on_returned(self, done: FitDone) -> None:
         if self._gone:
@@ -262,19 +266,25 @@ class FitSection(Container):
                                     tooltip=f"{done.out}\nadapted from {job.start_name} on "
                                             f"{', '.join(job.names)}")
             self.panel.model.value = done.out  # the user asked for this model: select it
-            self.status.value = f"Done: '{label}' is now the Denoise model"
+            self.progress.native.setFormat(f"done: Model is now '{label}'")
         else:
-            self.status.value = "Done: the starting model was kept"
+            self.progress.native.setFormat("done: the starting model was kept")
         self.progress.value = STEPS
-        self.report.value = "\n".join(report_lines(done.report, done.out))
+        lines = report_lines(done.report, done.out)
+        self.report.value = breakable("\n".join(lines))
         self.finished.emit(done.report)
 
     def _on_errored(self, exc: BaseException) -> None:
         if self._gone:
             return
-        self.status.value = f"Fit failed: {message(exc)}"
+        self._say(f"Fit failed: {message(exc)}")
+        self.progress.native.setFormat("")
         self.progress.value = 0
         self.finished.emit(None)
+
+    def _say(self, text: str) -> None:
+        """A one-line reason under the progress bar (hidden when there is none)."""
+        self.status.value, self.status.visible = text, bool(text)
 
     def _on_destroyed(self, _: Any = None) -> None:
         self._gone = True

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Budget", "FitDone", "FitJob", "KEPT", "OPTIONS", "default_output", "fit_work",
-           "progress_text", "report_lines", "warm_up"]
+__all__ = ["Budget", "FitDone", "FitJob", "KEPT", "OPTIONS", "breakable", "default_output",
+           "fit_work", "progress_text", "report_lines", "warm_up"]
 
 OPTIONS: dict[str, Any] = {}
 """Further :class:`~napari_cryoden.training.adapt.AdaptOptions` fields for every fit (tests)."""
@@ -147,3 +147,8 @@ def report_lines(report: dict[str, Any], out: Path | None) -> list[str]:
     else:
         lines.append(f"Kept start: no. Saved to {out}; it is now the Denoise model.")
     return lines
+
+
+def breakable(text: Any) -> str:
+    """``text`` with a zero-width space after each ``/``: a long path wraps in a narrow panel."""
+    return str(text).replace("/", "/\u200b")
