@@ -1,28 +1,48 @@
 """Adapt a model to the user's micrographs: the ``cryoden adapt`` command and ``api.adapt``.
 
 Reads the micrographs (and their even/odd halves, and clean targets when given), runs
-:func:`~napari_cryoden.training.adapt.adapt_steps`, writes the kept model and returns a report
-of what the time bought: held-out loss before and after and, against clean targets, PSNR before
-and after. ``split_frame_snr`` is reserved in the report for the split-frame SNR estimator
-(issue 15), which needs no clean target.
+:func:`adapt_events` (the fine-tune of
+:func:`~napari_cryoden.training.adapt.adapt_steps`, then, with halves, the split-frame SNR of the
+start and the kept model on the held-out patches), writes the kept model and returns a report of
+what the time bought: held-out loss, split-frame SNR and, against clean targets, PSNR before and
+after. The Denoise widget's *Fit to these micrographs* runs :func:`adapt_events` on its layers.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import InputError
 from ..inference.load import Denoiser, load_denoiser
 
-__all__ = ["adapt"]
+if TYPE_CHECKING:
+    from ..training.adapt import AdaptOptions, AdaptProgress, AdaptResult
+
+__all__ = ["Adapted", "Measuring", "adapt", "adapt_events", "save_adapted"]
 
 PathLike = str | os.PathLike[str]
+Pairs = Sequence[tuple[np.ndarray, np.ndarray | None]]
+
+
+@dataclass(frozen=True)
+class Measuring:
+    """Yielded by :func:`adapt_events` when the fine-tune is over and a measurement begins."""
+
+    what: str
+
+
+@dataclass(frozen=True)
+class Adapted:
+    """The end of :func:`adapt_events`: the kept model (in ``result``) and the report."""
+
+    result: AdaptResult
+    report: dict[str, Any]
 
 
 def adapt(model: str | os.PathLike[str] | None, micrographs: Sequence[PathLike] = (),
@@ -66,24 +86,80 @@ def adapt(model: str | os.PathLike[str] | None, micrographs: Sequence[PathLike] 
         No micrographs, both kinds given, halves or targets that do not pair up, unreadable
         files; the message names the file.
     """
-    from ..training.adapt import AdaptOptions, AdaptResult, adapt_steps
+    from ..training.adapt import AdaptOptions
 
     start = load_denoiser(model, device)
     pairs, names = _read_inputs(micrographs, even, odd)
     opts = AdaptOptions(seconds=seconds, device=device, seed=seed, **options)
+    adapted: Adapted | None = None
+    for event in adapt_events(start, pairs, opts, names=names):
+        if isinstance(event, Adapted):
+            adapted = event
+        elif progress is not None and not isinstance(event, Measuring):
+            progress(event)
+    assert adapted is not None
+    if clean:
+        adapted.report["psnr"] = _psnr(start, adapted.result, [p[0] for p in pairs], clean,
+                                       names)
+    if out is not None:
+        save_adapted(start, adapted, Path(out))
+    return adapted.report
+
+
+def adapt_events(start: Denoiser, pairs: Pairs, options: AdaptOptions, *,
+                 names: Sequence[str] | None = None, stop: Callable[[], bool] | None = None,
+                 ) -> Iterator[AdaptProgress | Measuring | Adapted]:
+    """Fine-tune ``start`` on in-memory micrographs; yield progress, then :class:`Adapted`.
+
+    Parameters
+    ----------
+    start
+        The starting model (:func:`~napari_cryoden.inference.load.load_denoiser`); unchanged.
+    pairs
+        ``(noisy, None)`` per micrograph (blind spot) or ``(even, odd)`` (Noise2Noise).
+    options
+        Time box, learning rate, patches, seed, device.
+    names
+        The micrographs' names, for error messages.
+    stop
+        Polled before every step (and during the split-frame SNR, which it skips): True ends
+        the fine-tune early; the best state so far is kept, never worse than the start.
+
+    Yields
+    ------
+    AdaptProgress, Measuring or Adapted
+        Scorings on the held-out patches; :class:`Measuring` before the split-frame SNR (only
+        with halves); last, the kept model and its report (``out`` still None).
+    """
+    from ..training.adapt import AdaptResult, adapt_steps
+
     result: AdaptResult | None = None
-    for event in adapt_steps(start.net, pairs, start.normalization, opts, names=names):
+    for event in adapt_steps(start.net, pairs, start.normalization, options, names=names,
+                             stop=stop):
         if isinstance(event, AdaptResult):
             result = event
-        elif progress is not None:
-            progress(event)
+        else:
+            yield event
     assert result is not None
-    report = _report(start, result, out)
-    if clean:
-        report["psnr"] = _psnr(start, result, [p[0] for p in pairs], clean, names)
-    if out is not None:
-        _save(start, result, Path(out), report)
-    return report
+    report = _report(start, result, None)
+    if pairs and all(odd is not None for _, odd in pairs) and not (stop and stop()):
+        yield Measuring("split-frame SNR on the held-out patches")
+        report["split_frame_snr"] = _split_frame(start, result, pairs, options, names, stop)
+    yield Adapted(result, report)
+
+
+def _split_frame(start: Denoiser, result: AdaptResult, pairs: Pairs, options: AdaptOptions,
+                 names: Sequence[str] | None,
+                 stop: Callable[[], bool] | None) -> dict[str, Any] | None:
+    """Split-frame SNR of the start and the kept model on the held-out patches."""
+    from ..devices import resolve_device
+    from ..training.adapt_snr import held_out_split_frame
+
+    halves = [(even, odd) for even, odd in pairs if odd is not None]
+    return held_out_split_frame(start.net, result.model, halves, start.normalization,
+                                patch_size=options.patch_size, held_out=options.held_out,
+                                seed=options.seed, device=resolve_device(options.device),
+                                names=names, stop=stop)
 
 
 def _read_inputs(micrographs: Sequence[PathLike], even: Sequence[PathLike],
@@ -144,15 +220,39 @@ def _psnr(start: Denoiser, result: Any, noisy: Sequence[np.ndarray],
                                                                           strict=True)]}
 
 
-def _save(start: Denoiser, result: Any, out: Path, report: dict[str, Any]) -> None:
-    """Write the kept model with its start's config and the adaptation in its metadata."""
+def save_adapted(start: Denoiser, adapted: Adapted, out: PathLike) -> Path:
+    """Write the kept model with its start's config and the adaptation in its metadata.
+
+    Parameters
+    ----------
+    start
+        The starting model (its config and path go into the file).
+    adapted
+        The end of :func:`adapt_events`; its report's ``out`` is set to ``out``.
+    out
+        A ``.safetensors`` file in an existing folder.
+
+    Returns
+    -------
+    Path
+        ``out``.
+
+    Raises
+    ------
+    InputError
+        ``out`` is not a ``.safetensors`` name or its folder does not exist.
+    """
     from ..models.checkpoint import save_checkpoint
 
+    out = Path(out)
     if out.suffix != ".safetensors":
         raise InputError(f"{out}: the adapted model is written as .safetensors; "
                          "name the file so")
     if not out.parent.is_dir():
         raise InputError(f"{out}: folder {out.parent} does not exist")
-    adapted = {k: v for k, v in report.items() if k != "history"}
+    adapted.report["out"] = str(out)
+    metadata = {k: v for k, v in adapted.report.items() if k != "history"}
     config = replace(start.config)
-    save_checkpoint(out, result.model, config, adapted_from=str(start.path), adapt=adapted)
+    save_checkpoint(out, adapted.result.model, config, adapted_from=str(start.path),
+                    adapt=metadata)
+    return out

@@ -25,7 +25,8 @@ def add_adapt(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--out", type=Path, required=True, metavar="OUT.safetensors",
                    help="the adapted model (the starting weights if the fine-tune did not help)")
     p.add_argument("--even", type=Path, nargs="+", default=[], metavar="EVEN",
-                   help="even-frame sums (files or folders)")
+                   help="even-frame sums (files or folders); the summary then gives the "
+                        "split-frame SNR before/after on the held-out patches")
     p.add_argument("--odd", type=Path, nargs="+", default=[], metavar="ODD",
                    help="odd-frame sums, in the order of --even")
     p.add_argument("--clean", type=Path, nargs="+", default=[], metavar="CLEAN",
@@ -75,6 +76,12 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         lines.append(f"PSNR vs {', '.join(psnr['target'])}: {psnr['before']:.2f} dB before, "
                      f"{psnr['after']:.2f} dB after ({psnr['after'] - psnr['before']:+.2f} dB; "
                      f"{psnr['note']})")
+    snr = report.get("split_frame_snr")
+    if snr is not None:
+        lines.append(f"split-frame SNR on {snr['n_patches']} held-out patches: raw half "
+                     f"{snr['raw_half_db']:.2f} dB; denoised {snr['before_db']:.2f} dB before, "
+                     f"{snr['after_db']:.2f} dB after "
+                     f"({snr['after_db'] - snr['before_db']:+.2f} dB)")
     if report["kept_start"]:
         why = "diverged" if report["diverged"] else "did not improve the held-out loss"
         lines.append(f"kept the starting model: the fine-tune {why}; "

@@ -71,7 +71,8 @@ class PatchMoments:
 
 
 def patch_moments(even: np.ndarray, odd: np.ndarray, denoised_even: np.ndarray,
-                  denoised_odd: np.ndarray, patch_size: int = 256) -> PatchMoments:
+                  denoised_odd: np.ndarray, patch_size: int = 256,
+                  boxes: Sequence[tuple[int, int]] | None = None) -> PatchMoments:
     """Return the covariances of the even/odd halves and their denoised versions per patch.
 
     Parameters
@@ -82,13 +83,16 @@ def patch_moments(even: np.ndarray, odd: np.ndarray, denoised_even: np.ndarray,
         ``De``, ``Do``: each half denoised on its own.
     patch_size
         Edge of the square patches (:func:`~napari_cryoden.evaluation.metrics.patch_grid`).
+    boxes
+        The ``(y, x)`` top-left corners of the patches to use (e.g. the held-out patches of an
+        adaptation); None: the whole grid.
     """
     images = {"re": even, "ro": odd, "de": denoised_even, "do": denoised_odd}
     shapes = {name: np.shape(a) for name, a in images.items()}
     if len(set(shapes.values())) != 1 or np.ndim(even) != 2:
         raise ValueError(f"split-frame SNR needs four 2D images of one shape, got {shapes}")
     cov: dict[str, list[float]] = {f"{a},{b}": [] for a, b in _PAIRS}
-    for y, x in patch_grid(even.shape, patch_size):
+    for y, x in patch_grid(even.shape, patch_size) if boxes is None else boxes:
         box = {k: np.asarray(v[y:y + patch_size, x:x + patch_size], np.float64)
                for k, v in images.items()}
         box = {k: v - v.mean() for k, v in box.items()}

@@ -7,7 +7,8 @@ batch maker (:class:`~.modes.ModeBatches`, seeded per step) and its update
 (:func:`~.steps.make_step`). A seeded share of the patches is held out; the model is scored on
 them before the first step and every ``validate_every`` steps, and the best state wins. When no
 state beats the starting model's held-out loss, the result *is* the starting model (the
-never-worse rule). The generator yields :class:`AdaptProgress` and finally one
+never-worse rule). The generator yields :class:`AdaptProgress` (the first, at step 0, the
+starting model's score; it is not in the history) and finally one
 :class:`AdaptResult`; it never prints.
 """
 
@@ -164,6 +165,8 @@ class _Run:
         """Step until the time box, ``max_steps`` or ``stop``; score every few steps."""
         limit = self.options.max_steps
         losses: list[float] = []
+        # the starting model's score, so progress reads "before → now" from the start
+        yield AdaptProgress(0, time.perf_counter() - t0, None, self.before)
         while (time.perf_counter() - t0 < budget and not stop()
                and (limit is None or self.steps < limit)):
             loss = self.step()

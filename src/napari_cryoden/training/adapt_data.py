@@ -17,7 +17,7 @@ import torch
 from ..data.normalize import fit_normalizer
 from ..errors import InputError
 
-__all__ = ["AdaptData", "Micrograph", "split_patches"]
+__all__ = ["AdaptData", "Micrograph", "held_out_boxes", "split_patches"]
 
 Micrograph = tuple[np.ndarray, np.ndarray | None]
 """One micrograph: the noisy image (or even half) and its odd half, or None."""
@@ -106,15 +106,47 @@ def split_patches(micrographs: Sequence[Micrograph], patch_size: int, held_out: 
     if n < 2:
         raise InputError(f"{names[0]}: too small to adapt on: it gives {n} patch of "
                          f"{patch_size} px; need 2 (one to learn from, one to hold out)")
-    n_val = min(n - 1, max(1, round(held_out * n)))
-    order = np.random.default_rng(seed).permutation(n)
-    val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
+    val, train = _held_out(n, held_out, seed)
 
     def tensor(x: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(x[:, None], dtype=np.float32))
 
     return AdaptData(tensor(all_a[train]), tensor(all_b[train]), tensor(all_a[val]),
                      tensor(all_b[val]))
+
+
+def held_out_boxes(shapes: Sequence[tuple[int, ...]], patch_size: int, held_out: float,
+                   seed: int) -> list[list[tuple[int, int]]]:
+    """Return where the held-out patches of :func:`split_patches` lie in each micrograph.
+
+    Parameters
+    ----------
+    shapes
+        The micrographs' shapes, in the order given to :func:`split_patches`.
+    patch_size, held_out, seed
+        As given to :func:`split_patches`.
+
+    Returns
+    -------
+    list of list of (int, int)
+        Per micrograph, the ``(y, x)`` top-left corners of its held-out patches.
+    """
+    grids = [(s[0] // patch_size, s[1] // patch_size) for s in shapes]
+    firsts = np.cumsum([0] + [ny * nx for ny, nx in grids])
+    val, _ = _held_out(int(firsts[-1]), held_out, seed)
+    boxes: list[list[tuple[int, int]]] = [[] for _ in shapes]
+    for index in val.tolist():
+        k = int(np.searchsorted(firsts, index, side="right")) - 1
+        row, col = divmod(index - int(firsts[k]), grids[k][1])
+        boxes[k].append((row * patch_size, col * patch_size))
+    return boxes
+
+
+def _held_out(n: int, held_out: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted indices of the held-out and the training patches among ``n`` (seeded)."""
+    n_val = min(n - 1, max(1, round(held_out * n)))
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[:n_val]), np.sort(order[n_val:])
 
 
 def _patches(a: np.ndarray, b: np.ndarray | None, size: int, normalization: str,

@@ -33,6 +33,7 @@ from qtpy.QtWidgets import QSizePolicy
 
 from napari_cryoden._qt._models import MODELS
 from napari_cryoden._qt.denoise.compare import SideBySide
+from napari_cryoden._qt.denoise.fit import FitSection
 from napari_cryoden._qt.denoise.folder import FolderDenoise
 from napari_cryoden._qt.denoise.raw_folders import RAW_LAYOUTS, RawFolders
 from napari_cryoden._qt.denoise.regions import field_of_view_box, rectangle_box
@@ -89,6 +90,7 @@ class DenoiseWidget(Running, RawFolders, WeightFiles, Sections, Container):
             "Where the model runs, the hot-pixel clip, and importing raw weight files.")))
         self.folder = FolderDenoise(self.viewer, self)  # files on disk
         self.add_section(self.folder.section)
+        self.fit = FitSection(self.viewer, self)  # adapt the model: a section after the folder's
 
     def _build_model_choice(self) -> None:
         self.image = ComboBox(label="Image", choices=self._images,

@@ -21,7 +21,7 @@ from typing import Any
 
 from napari_cryoden.data.pairs import split_half
 
-__all__ = ["guess_pair", "pair_problem", "partner"]
+__all__ = ["guess_pair", "halves_of", "pair_problem", "partner"]
 
 ROLES = {"n2c": ("noisy", "clean"), "n2n": ("even", "odd"), "n2v": ("noisy", None)}
 """What the two data choices hold in each training mode (None: no second choice)."""
@@ -48,6 +48,15 @@ def partner(layer: Any, layers: list[Any], mode: str) -> Any:
     pairs = _half_pairs(layers) if mode == "n2n" else _noisy_clean_pairs(layers)
     found = [second for first, second in pairs if first is layer]
     return found[0] if len(found) == 1 else None
+
+
+def halves_of(layer: Any, layers: list[Any]) -> tuple[Any, Any]:
+    """The ``(even, odd)`` layers named as the halves of ``layer`` (``X_EVN``/``X_ODD`` of an
+    image ``X``) and of its shape; ``(None, None)`` unless the names say so unambiguously."""
+    key = layer.name.lower()
+    found = [(even, odd) for even, odd in _half_pairs(layers)
+             if _key(even.name) == key and shape(even) == shape(layer)]
+    return found[0] if len(found) == 1 else (None, None)
 
 
 def pair_problem(first: Any, second: Any, mode: str) -> str | None:

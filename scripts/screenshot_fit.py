@@ -1,0 +1,101 @@
+"""Screenshot of *Fit to these micrographs* (Denoise panel) after a fit, at 1366×768.
+
+Run from the repository root::
+
+    xvfb-run -a -s "-screen 0 1920x1080x24" .venv/bin/python scripts/screenshot_fit.py
+
+It writes a simulated 2048² micrograph with 20 hot pixels
+(``screenshot_contrast.hot_pixel_micrograph``) into a scratch folder, opens it, and fits the
+shipped ``general-fast`` model to it on the CPU for ``--seconds`` (blind spot: no halves), then
+saves ``guide_fit_1366.png`` with the section open: the new Model entry, where the file went and
+the before/after report. The panel is put in a scroll area (scrolled to the end) so that it
+fits 768 px.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from screenshot_contrast import hot_pixel_micrograph, save_full_size  # noqa: E402
+from screenshots import settle  # noqa: E402
+
+
+def wait_until(condition, timeout: float = 600.0) -> None:  # noqa: ANN001
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            raise TimeoutError("the fit did not end in time")
+        settle(50)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Fit, then take the screenshot."""
+    import napari
+    from qtpy.QtCore import Qt
+
+    from napari_cryoden._qt.denoise.widget import DenoiseWidget
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("docs/images"))
+    parser.add_argument("--seconds", type=float, default=20.0)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch) / "session_01"
+        folder.mkdir()
+        path = hot_pixel_micrograph(folder / "exposure_001.mrc")
+        viewer = napari.Viewer()
+        viewer.window._qt_window.resize(1366, 768)
+        viewer.open(path, plugin="napari-cryoden")
+        panel = DenoiseWidget(viewer)
+        dock = viewer.window.add_dock_widget(_scrolling(panel.native), name="Denoise")
+        viewer.window._qt_window.resizeDocks([dock], [640], Qt.Orientation.Horizontal)
+        panel.model.native.setCurrentIndex(panel.model.native.findText("general-fast (shipped)"))
+        panel.device.value = "cpu"
+        fit = panel.fit
+        fit.section.expand(animate=False)
+        fit.seconds.value = args.seconds
+        wait_until(lambda: fit.ready)
+        fit.fit_button.native.click()
+        wait_until(lambda: not fit.busy)
+        print(fit.status.value, "\n", fit.report.value, flush=True)
+        settle()
+        scroll = _scroll_area(fit.native)
+        if scroll is not None:  # show the section's end, as a user scrolling down would
+            scroll.verticalScrollBar().setValue(scroll.verticalScrollBar().maximum())
+        settle()
+        image = viewer.screenshot(canvas_only=False, flash=False)
+        out = args.out / "guide_fit_1366.png"
+        how = save_full_size(image, out)
+        print(f"wrote {out} {image.shape[1]}x{image.shape[0]} "
+              f"({out.stat().st_size // 1024} KB, {how})", flush=True)
+        viewer.close()
+    return 0
+
+
+def _scrolling(widget):  # noqa: ANN001, ANN202
+    """The panel in a scroll area, so that it fits 768 px (as the dock does once it scrolls)."""
+    from qtpy.QtCore import Qt
+    from qtpy.QtWidgets import QScrollArea
+
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    area.setWidget(widget)
+    return area
+
+
+def _scroll_area(widget):  # noqa: ANN001, ANN202
+    from qtpy.QtWidgets import QScrollArea
+
+    while widget is not None and not isinstance(widget, QScrollArea):
+        widget = widget.parentWidget()
+    return widget
+
+
+if __name__ == "__main__":
+    sys.exit(main())
