@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from conftest import MAX_GAP_S
 
 pytest.importorskip("napari")
@@ -184,5 +185,5 @@ def test_analyse_with_halves_keeps_the_window_responsive(make_napari_viewer: Any
     with ui_gaps() as gaps, qtbot.waitSignal(widget.truthless.canvas.rendered, timeout=60_000):
         widget.analyse_button.native.click()  # denoise both halves, score, draw the figure
     assert widget.analyse_button.enabled
-    print(gaps)
+
     assert gaps.longest < MAX_GAP_S, gaps

@@ -61,8 +61,6 @@ __all__ = ["InspectWidget", "PatchAnalysis", "analyse", "metric_map", "OUTLINE_N
 
 _PLACEHOLDER = ("The scatter and histograms of the whole image appear here after Analyse; "
                 "click a table row for one patch.")
-_NO_CLEAN_PLOT = ("The scatter and histograms need a clean image; the split-frame SNR per "
-                  "frequency is above.")
 
 
 class InspectWidget(InspectChoices):
@@ -100,9 +98,8 @@ class InspectWidget(InspectChoices):
 
     def _layout(self) -> None:
         self.scroll_area = scrolling_panel(
-            [self.form.native, self.problem, self.chips, self.summary, self.truthless.results,
-             self.map_row.native],
-            self.table, self.canvas)
+            [self.form.native, self.problem, self.chips, self.summary, self.map_row.native],
+            self.table, self.canvas, self.truthless.results)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.scroll_area)
@@ -177,6 +174,8 @@ class InspectWidget(InspectChoices):
                       truthless: TruthlessResult | None = None) -> None:
         """Fill the table, the checklist chips, the pooled plot and the metric map."""
         self.analysis = analysis
+        for part in (self.table, self.canvas, self.map_row.native):
+            part.setVisible(True)
         fill_table(self.table, analysis)
         extra = truthless.checklist() if truthless is not None else []
         show_chips(self.chips, analysis.checklist + extra)
@@ -196,7 +195,9 @@ class InspectWidget(InspectChoices):
         self.summary.setText("No clean image: items 1–10 not judged (they need one)."
                              + truthless_summary(items))
         self.update_metric_map()
-        self.canvas.show_placeholder(_NO_CLEAN_PLOT)
+        self.canvas.show_placeholder("")
+        for part in (self.table, self.canvas, self.map_row.native):  # all need a clean image
+            part.setVisible(False)
         self.analysed.emit()
 
     def _show_plot(self) -> None:

@@ -85,12 +85,14 @@ class TruthlessPanel:
             item = self.table.horizontalHeaderItem(j)
             if item is not None:
                 item.setToolTip(tip)
-        self.table.setMinimumHeight(self.table.horizontalHeader().sizeHint().height()  # type: ignore[union-attr]
-                                    + 3 * 24 + 4)
+        header, rows = self.table.horizontalHeader(), self.table.verticalHeader()
+        assert header is not None and rows is not None  # a table view always has both
+        self.table.setMinimumHeight(header.sizeHint().height() + 3 * rows.defaultSectionSize()
+                                    + 2 * self.table.frameWidth() + 2)
         self.note = QLabel()
         self.note.setWordWrap(True)
         self.canvas = FigureImage(viewer, "")
-        self.canvas.setMinimumHeight(220)
+        self.canvas.setMinimumHeight(240)
         self.results = QWidget()
         column = QVBoxLayout(self.results)
         column.setContentsMargins(0, 0, 0, 0)
@@ -199,7 +201,8 @@ class TruthlessPanel:
         if picks.box_size:
             self.box_size.value = int(round(picks.box_size))
         name = picks.source.stem if picks.source is not None else "picks"
-        layer = self.viewer.add_points(name=name, size=8, face_color="transparent",
+        layer = self.viewer.add_points(name=name, size=int(self.box_size.value),
+                                       face_color="transparent",
                                        border_color="yellow", **pixels_to_points(picks.xy, image))
         self.picks.reset_choices()
         self.picks.value = layer
