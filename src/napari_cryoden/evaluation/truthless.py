@@ -29,7 +29,8 @@ from .region_snr import DEFAULT_BASELINE_SIGMA, RegionComparison, region_snr_com
 from .split_frame import PatchMoments, SplitFrameSNR, patch_moments, pool_split_frame
 
 __all__ = ["SplitFrameReport", "RegionReport", "half_pairs", "split_frame_report",
-           "region_report", "truthless_summary_lines"]
+           "region_report", "truthless_rows", "truthless_summary_lines", "TRUTHLESS_COLUMNS",
+           "format_truthless"]
 
 DenoiseFn = Callable[[np.ndarray], np.ndarray]
 ProgressFn = Callable[[int, int, str], None]
@@ -205,8 +206,34 @@ def _check_halves(even: np.ndarray, odd: np.ndarray, even_path: Path, odd_path: 
                          f"{odd.shape} (need two single micrographs of one shape)")
 
 
-_COLUMNS = (("split SNR", "snr_denoised_db"), ("Frank SNR", "snr_denoised_frank_db"),
-            ("var_B/var_S", "bias_ratio"), ("region SNR", "region"))
+TRUTHLESS_COLUMNS = (("split SNR", "snr_denoised_db"), ("Frank SNR", "snr_denoised_frank_db"),
+                     ("var_B/var_S", "bias_ratio"), ("region SNR", "region"))
+"""The columns of :func:`truthless_rows`: (header, key)."""
+
+
+def truthless_rows(report: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Return the raw, model and Gaussian rows of the split-frame and region-pair SNR.
+
+    Parameters
+    ----------
+    report
+        A report with a ``split_frame`` and/or ``region_snr`` block.
+
+    Returns
+    -------
+    list of (str, dict)
+        A label and the values by the keys of :data:`TRUTHLESS_COLUMNS` (missing: not measured),
+        for the raw input, the model and the Gaussian baseline.
+    """
+    split = report.get("split_frame") or {}
+    region = (report.get("region_snr") or {}).get("pooled") or {}
+    pooled, gauss = split.get("pooled") or {}, split.get("gaussian") or {}
+    sigma = gauss.get("sigma", region.get("gaussian_sigma"))
+    return [("raw", {"snr_denoised_db": pooled.get("snr_raw_half_db"),
+                     "region": region.get("snr_raw_db")}),
+            ("model", {**pooled, "region": region.get("snr_denoised_db")}),
+            (f"Gaussian σ={sigma:g}" if sigma is not None else "Gaussian",
+             {**gauss, "region": region.get("snr_gaussian_db")})]
 
 
 def truthless_summary_lines(report: Mapping[str, Any]) -> list[str]:
@@ -223,23 +250,17 @@ def truthless_summary_lines(report: Mapping[str, Any]) -> list[str]:
         A header, one row each for the raw input, the model and the Gaussian baseline (dB, and
         ``var_B/var_S``; ``-`` where not measured), and a line saying what was measured.
     """
-    split = report.get("split_frame") or {}
-    region = (report.get("region_snr") or {}).get("pooled") or {}
-    pooled, gauss = split.get("pooled") or {}, split.get("gaussian") or {}
-    sigma = gauss.get("sigma", region.get("gaussian_sigma"))
-    rows = [("raw", {"snr_denoised_db": pooled.get("snr_raw_half_db"),
-                     "region": region.get("snr_raw_db")}),
-            ("model", {**pooled, "region": region.get("snr_denoised_db")}),
-            (f"Gaussian σ={sigma:g}" if sigma is not None else "Gaussian",
-             {**gauss, "region": region.get("snr_gaussian_db")})]
-    lines = [f"{'':>16}" + "".join(f" {name:>12}" for name, _ in _COLUMNS)]
-    lines += [f"{label:>16}" + "".join(f" {_fmt(row.get(key), key):>12}" for _, key in _COLUMNS)
-              for label, row in rows]
-    lines.append(_what(split, report.get("region_snr")))
+    columns = TRUTHLESS_COLUMNS
+    lines = [f"{'':>16}" + "".join(f" {name:>12}" for name, _ in columns)]
+    lines += [f"{label:>16}" + "".join(f" {format_truthless(row.get(key), key):>12}"
+                                      for _, key in columns)
+              for label, row in truthless_rows(report)]
+    lines.append(_what(report.get("split_frame") or {}, report.get("region_snr")))
     return lines
 
 
-def _fmt(value: Any, key: str) -> str:
+def format_truthless(value: Any, key: str) -> str:
+    """Format a value of :func:`truthless_rows`: ``-`` when missing, dB or a plain ratio."""
     if value is None or (isinstance(value, float) and not np.isfinite(value)):
         return "-"
     return f"{value:.3f}" if key == "bias_ratio" else f"{value:.2f} dB"

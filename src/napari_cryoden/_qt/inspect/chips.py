@@ -14,8 +14,10 @@ __all__ = ["show_chips", "show_guard_warnings", "warnings_html"]
 _VERDICT = {True: ("✓", "#2e7d32"), False: ("✗", "#c62828"), None: ("–", "#616161")}
 SHORT = {1: "loss smooth", 2: "val ≈ train loss", 3: "test ≈ val MSE", 4: "correlation",
          5: "brightness", 6: "45° scatter", 7: "beats noisy & Gaussian", 8: "even across patches",
-         9: "PSNR > 20 dB", 10: "no artifacts"}
-"""A few words per checklist item (:data:`~napari_cryoden.evaluation.checklist.SEED_CHECKLIST`)."""
+         9: "PSNR > 20 dB", 10: "no artifacts", 11: "split-frame SNR rises",
+         12: "keeps the signal", 13: "region SNR rises"}
+"""A few words per checklist item (:data:`~napari_cryoden.evaluation.checklist.SEED_CHECKLIST`, then
+the items judged without a clean image, :mod:`napari_cryoden.evaluation.truthless_checks`)."""
 COLUMNS = 2
 
 

@@ -22,8 +22,10 @@ TABLE_MIN_ROWS = 5
 
 
 def scrolling_panel(top: Sequence[QWidget | QLayout], table: QTableWidget,
-                    plot: QWidget) -> QScrollArea:
+                    plot: QWidget, above: QWidget | None = None) -> QScrollArea:
     """Stack ``top``, then ``table`` over ``plot`` in a splitter, in a vertical scroll area.
+
+    ``above`` (results with a figure of their own) goes into the splitter above the table.
 
     The parts whose height follows their width (wrapped text: the checklist chips, the
     summary) go in ``top``: a splitter sizes its parts by their minimum height, which wrapped
@@ -39,6 +41,8 @@ def scrolling_panel(top: Sequence[QWidget | QLayout], table: QTableWidget,
                            + 2 * table.frameWidth() + 2)
     splitter = QSplitter(Qt.Orientation.Vertical)
     splitter.setChildrenCollapsible(False)
+    if above is not None:
+        splitter.addWidget(above)
     splitter.addWidget(table)
     splitter.addWidget(plot)
     splitter.setSizes([220, 420])

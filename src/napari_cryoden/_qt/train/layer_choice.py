@@ -21,7 +21,7 @@ from typing import Any
 
 from napari_cryoden.data.pairs import split_half
 
-__all__ = ["guess_pair", "halves_of", "pair_problem", "partner"]
+__all__ = ["guess_pair", "half_pairs", "halves_of", "pair_problem", "partner"]
 
 ROLES = {"n2c": ("noisy", "clean"), "n2n": ("even", "odd"), "n2v": ("noisy", None)}
 """What the two data choices hold in each training mode (None: no second choice)."""
@@ -39,13 +39,13 @@ def guess_pair(layers: list[Any], mode: str) -> tuple[Any, Any]:
         named = [layer for layer in layers if "noisy" in layer.name.lower()]
         only = layers if len(layers) == 1 else named
         return (only[0] if len(only) == 1 else None), None
-    pairs = _half_pairs(layers) if mode == "n2n" else _noisy_clean_pairs(layers)
+    pairs = half_pairs(layers) if mode == "n2n" else _noisy_clean_pairs(layers)
     return pairs[0] if len(pairs) == 1 else (None, None)
 
 
 def partner(layer: Any, layers: list[Any], mode: str) -> Any:
     """The one layer that completes ``layer`` (the first choice) by name and shape, or None."""
-    pairs = _half_pairs(layers) if mode == "n2n" else _noisy_clean_pairs(layers)
+    pairs = half_pairs(layers) if mode == "n2n" else _noisy_clean_pairs(layers)
     found = [second for first, second in pairs if first is layer]
     return found[0] if len(found) == 1 else None
 
@@ -54,7 +54,7 @@ def halves_of(layer: Any, layers: list[Any]) -> tuple[Any, Any]:
     """The ``(even, odd)`` layers named as the halves of ``layer`` (``X_EVN``/``X_ODD`` of an
     image ``X``) and of its shape; ``(None, None)`` unless the names say so unambiguously."""
     key = layer.name.lower()
-    found = [(even, odd) for even, odd in _half_pairs(layers)
+    found = [(even, odd) for even, odd in half_pairs(layers)
              if _key(even.name) == key and shape(even) == shape(layer)]
     return found[0] if len(found) == 1 else (None, None)
 
@@ -85,8 +85,11 @@ def _key(name: str) -> str | None:
     return None if half is None else half[0].lower()
 
 
-def _half_pairs(layers: list[Any]) -> list[tuple[Any, Any]]:
-    """``(even, odd)`` of every micrograph with exactly one layer of each half, one shape."""
+def half_pairs(layers: list[Any]) -> list[tuple[Any, Any]]:
+    """``(even, odd)`` of every micrograph with exactly one layer of each half, one shape.
+
+    Inspect's even/odd choices use it too (:mod:`napari_cryoden._qt.inspect.halves`).
+    """
     groups: dict[str, dict[str, list[Any]]] = {}
     for layer in layers:
         half = split_half(layer.name)
