@@ -2,7 +2,8 @@
 
 Usage::
 
-    python benchmarks/adapt_shift.py [--model general] [--seconds 60] [--device cpu]
+    python benchmarks/adapt_shift.py [--model general] [--seconds 60] [--device cpu] [--seed S]
+                                     [--lr LR] [--evidence K] [--n2v-fraction F] [--val-passes P]
                                      [--size 512] [--test-n 3] [--test-size 384]
                                      [--halves] [--only NAME ...] [--json OUT.json]
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,38 +54,65 @@ def _psnr(image: np.ndarray, truth: np.ndarray) -> float:
     return psnr(float(np.mean((image - truth) ** 2)))
 
 
-def _row(name: str, kw: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+@dataclass
+class Condition:
+    """One shifted condition's data: the micrograph to adapt on and the held-out test set."""
+
+    name: str
+    params: SimulationParams
+    shot: Any
+    pair: tuple[np.ndarray, np.ndarray]
+    tests: list[Any]
+    noisy: float
+    gaussian_oracle: float
+
+
+def simulate_condition(name: str, kw: dict[str, Any], size: int, test_n: int,
+                       test_size: int) -> Condition:
+    """Simulate the micrograph to adapt on (whole and as two half-dose exposures) and the tests."""
     params = SimulationParams(**kw)
-    shot = simulate_exposure(params, np.random.default_rng(1000), args.size)
-    tests = [simulate_exposure(params, np.random.default_rng(2000 + i), args.test_size)
-             for i in range(args.test_n)]
-    start, checkpoint = load_checkpoint(resolve_model(args.model))
+    shot = simulate_exposure(params, np.random.default_rng(1000), size)
+    tests = [simulate_exposure(params, np.random.default_rng(2000 + i), test_size)
+             for i in range(test_n)]
+    rng = np.random.default_rng(3000)
+    pair = (expose(shot.truth, params.dose / 2, params, rng).astype(np.float32),
+            expose(shot.truth, params.dose / 2, params, rng).astype(np.float32))
+    noisy = float(np.mean([_psnr(t.noisy, t.truth) for t in tests]))
+    gauss = max(float(np.mean([_psnr(gaussian_filter(t.noisy, s), t.truth) for t in tests]))
+                for s in SIGMAS)
+    return Condition(name, params, shot, pair, tests, noisy, gauss)
+
+
+def score(net: torch.nn.Module, cond: Condition, norm: str, device: str = "cpu") -> float:
+    """Mean PSNR of ``net`` on the condition's held-out micrographs, against their truth."""
+    return float(np.mean([_psnr(denoise(net, t.noisy, normalization=norm, device=device),
+                                t.truth) for t in cond.tests]))
+
+
+def adapt_and_score(cond: Condition, model: str, options: AdaptOptions,
+                    halves: bool) -> dict[str, Any]:
+    """Adapt ``model`` on the condition's micrograph; score start and result on the tests."""
+    start, checkpoint = load_checkpoint(resolve_model(model))
     norm = checkpoint.normalization
-
-    def score(net: torch.nn.Module) -> float:
-        return float(np.mean([_psnr(denoise(net, t.noisy, normalization=norm), t.truth)
-                              for t in tests]))
-
-    if args.halves:
-        rng = np.random.default_rng(3000)
-        pair = (expose(shot.truth, params.dose / 2, params, rng),
-                expose(shot.truth, params.dose / 2, params, rng))
-        micrographs = [(pair[0].astype(np.float32), pair[1].astype(np.float32))]
-    else:
-        micrographs = [(shot.noisy, None)]
-    options = AdaptOptions(seconds=args.seconds, device=args.device, lr=args.lr)
+    micrographs = [cond.pair] if halves else [(cond.shot.noisy, None)]
     t0 = time.perf_counter()
     *_, result = adapt_steps(start, micrographs, norm, options)
     seconds = time.perf_counter() - t0
     assert isinstance(result, AdaptResult)
-    gauss = max(float(np.mean([_psnr(gaussian_filter(t.noisy, s), t.truth) for t in tests]))
-                for s in SIGMAS)
-    before, after = score(start), score(result.model)
-    return {"condition": name, "params": kw, "mode": result.mode, "noisy": float(np.mean(
-        [_psnr(t.noisy, t.truth) for t in tests])), "gaussian_oracle": gauss, "before": before,
-        "after": after, "gain": after - before, "kept_start": result.kept_start,
-        "steps": result.steps, "seconds": seconds,
-        "held_out_loss": [result.loss_before, result.loss_after]}
+    before, after = score(start, cond, norm), score(result.model, cond, norm)
+    return {"condition": cond.name, "mode": result.mode, "noisy": cond.noisy,
+            "gaussian_oracle": cond.gaussian_oracle, "before": before, "after": after,
+            "gain": after - before, "kept_start": result.kept_start, "steps": result.steps,
+            "best_step": result.best_step, "seconds": seconds,
+            "held_out_loss": [result.loss_before, result.loss_after]}
+
+
+def _row(name: str, kw: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    cond = simulate_condition(name, kw, args.size, args.test_n, args.test_size)
+    options = AdaptOptions(seconds=args.seconds, device=args.device, lr=args.lr,
+                           evidence=args.evidence, seed=args.seed,
+                           n2v_fraction=args.n2v_fraction, val_passes=args.val_passes)
+    return {"params": kw, **adapt_and_score(cond, args.model, options, args.halves)}
 
 
 def main() -> None:
@@ -92,6 +121,10 @@ def main() -> None:
     p.add_argument("--model", default="general")
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--lr", type=float, default=AdaptOptions.lr)
+    p.add_argument("--evidence", type=float, default=AdaptOptions.evidence)
+    p.add_argument("--n2v-fraction", type=float, default=AdaptOptions.n2v_fraction)
+    p.add_argument("--val-passes", type=int, default=AdaptOptions.val_passes)
+    p.add_argument("--seed", type=int, default=0, help="adapt seed: held-out patches, batches")
     p.add_argument("--device", default="cpu")
     p.add_argument("--size", type=int, default=512)
     p.add_argument("--test-n", type=int, default=3)

@@ -58,7 +58,7 @@ def test_same_seed_gives_the_same_losses() -> None:
 
 
 def test_adapted_model_beats_the_start_on_a_held_out_micrograph() -> None:
-    noisy, _ = _micrograph(2, noise=0.6)  # noisier than what general-fast learned from
+    noisy, _ = _micrograph(2, size=256, noise=0.6)  # noisier than general-fast learned from
     result = _run(noisy, seconds=60, max_steps=100, lr=2e-3, validate_every=10)
     assert not result.kept_start and result.loss_after < result.loss_before
     start, checkpoint = load_checkpoint(shipped_path("general-fast"))
@@ -69,6 +69,25 @@ def test_adapted_model_beats_the_start_on_a_held_out_micrograph() -> None:
         return float(np.mean((out - truth) ** 2))
 
     assert mse(result.model) < 0.8 * mse(start)
+
+
+def test_a_gain_no_larger_than_chance_keeps_the_start() -> None:
+    noisy, _ = _micrograph(2, size=256, noise=0.6)  # the fine-tune above helps here
+    result = _run(noisy, seconds=60, max_steps=30, lr=2e-3, validate_every=10, evidence=1e6)
+    assert result.kept_start and result.loss_after == result.loss_before
+    assert min(p.held_out_loss for p in result.history) < result.loss_before  # it did improve
+    start, _ = load_checkpoint(shipped_path("general-fast"))
+    kept, theirs = result.model.state_dict(), start.state_dict()
+    assert all(torch.equal(kept[k].cpu(), theirs[k]) for k in theirs)
+
+
+def test_more_blind_spot_passes_score_more_pixels_the_same_way_each_time() -> None:
+    noisy, _ = _micrograph(4)
+    one = _run(noisy, seconds=60, max_steps=4, validate_every=2, val_passes=1)
+    three = _run(noisy, seconds=60, max_steps=4, validate_every=2, val_passes=3)
+    again = _run(noisy, seconds=60, max_steps=4, validate_every=2, val_passes=3)
+    assert three.loss_before != one.loss_before
+    assert [p.held_out_loss for p in three.history] == [p.held_out_loss for p in again.history]
 
 
 def test_a_diverging_fine_tune_writes_the_starting_weights(tmp_path: Path) -> None:

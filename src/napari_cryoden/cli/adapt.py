@@ -33,10 +33,14 @@ def add_adapt(p: argparse.ArgumentParser) -> None:
                    help="clean targets, one per micrograph, for PSNR before/after")
     p.add_argument("--seconds", type=float, default=None,
                    help="time box (default: 60 on a CPU, 10 on a GPU)")
-    p.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate (default 2e-4)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
     p.add_argument("--patch-size", type=int, default=64, help="patch side, px (default 64)")
     p.add_argument("--held-out", type=float, default=0.2,
                    help="share of the patches held out to judge the fine-tune (default 0.2)")
+    p.add_argument("--evidence", type=float, default=2.0, metavar="K",
+                   help="keep the fine-tune only if its held-out loss beats the start's by more "
+                        "than K standard errors of the per-patch difference (default 2; 0: any "
+                        "improvement)")
     p.add_argument("--seed", type=int, default=0, help="held-out patches and batches")
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, mps")
     p.add_argument("--json", type=Path, default=None, metavar="FILE",
@@ -53,7 +57,7 @@ def run_adapt(args: argparse.Namespace) -> int:
                    even=expand_folders(args.even), odd=expand_folders(args.odd),
                    clean=expand_folders(args.clean), seconds=args.seconds, device=args.device,
                    seed=args.seed, lr=args.lr, patch_size=args.patch_size,
-                   held_out=args.held_out)
+                   held_out=args.held_out, evidence=args.evidence)
     print("\n".join(summary_lines(report)))
     if args.json is not None:
         from ..io.atomic import atomic_write_bytes
@@ -83,7 +87,7 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
                      f"{snr['after_db']:.2f} dB after "
                      f"({snr['after_db'] - snr['before_db']:+.2f} dB)")
     if report["kept_start"]:
-        why = "diverged" if report["diverged"] else "did not improve the held-out loss"
+        why = "diverged" if report["diverged"] else "did not beat the held-out loss by more than chance"
         lines.append(f"kept the starting model: the fine-tune {why}; "
                      f"{report['out']} holds the starting weights")
     else:

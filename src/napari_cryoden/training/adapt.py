@@ -5,11 +5,12 @@ even/odd halves exist, a blind-spot objective otherwise (N2V2-style: the masked 
 median of its neighbours, not a copy of one). It reuses the training loop's pieces: the mode's
 batch maker (:class:`~.modes.ModeBatches`, seeded per step) and its update
 (:func:`~.steps.make_step`). A seeded share of the patches is held out; the model is scored on
-them before the first step and every ``validate_every`` steps, and the best state wins. When no
-state beats the starting model's held-out loss, the result *is* the starting model (the
-never-worse rule). The generator yields :class:`AdaptProgress` (the first, at step 0, the
-starting model's score; it is not in the history) and finally one
-:class:`AdaptResult`; it never prints.
+them before the first step and every ``validate_every`` steps, and the best state wins. A state
+counts only if it beats the starting model on the same held-out patches by more than chance
+(``AdaptOptions.evidence`` standard errors of the paired difference); when none does, the
+result *is* the starting model (the never-worse rule). The generator yields
+:class:`AdaptProgress` (the first, at step 0, the starting model's score; it is not in the
+history) and finally one :class:`AdaptResult`; it never prints.
 """
 
 from __future__ import annotations
@@ -37,12 +38,15 @@ CPU_SECONDS, GPU_SECONDS = 60.0, 10.0
 
 @dataclass(frozen=True)
 class AdaptOptions:
-    """How an adaptation runs. Defaults were chosen on benchmarks/adapt_shift.py."""
+    """How an adaptation runs.
+
+    Defaults were chosen with benchmarks/adapt_sweep.py and adapt_shift.py (docs/quality.md).
+    """
 
     seconds: float | None = None
     """Time box (s) for the fine-tune, validation included; None: 60 on a CPU, 10 on a GPU."""
-    lr: float = 2e-4
-    """Adam learning rate (low: the starting model is already good)."""
+    lr: float = 1e-3
+    """Adam learning rate."""
     patch_size: int = 64
     """Side of the square patches (px) learned from and held out."""
     batch_size: int = 8
@@ -57,10 +61,16 @@ class AdaptOptions:
     """Held-out patches, batches, flips and blind spots."""
     device: str = "auto"
     """Where to fine-tune: auto, cpu, cuda[:n] or mps."""
-    n2v_fraction: float = 0.02
+    n2v_fraction: float = 0.05
     """Blind spot: fraction of each patch's pixels masked per step."""
     max_val_patches: int = 64
     """At most this many held-out patches are scored (a fixed, seeded subset)."""
+    val_passes: int = 4
+    """Blind spot: held-out patches are scored with this many fixed sets of masked pixels (more
+    pixels judged: a real gain is told from chance more often)."""
+    evidence: float = 2.0
+    """A fine-tuned state replaces the start only if its held-out loss is lower by more than
+    this many standard errors of the per-patch difference (0: any improvement counts)."""
 
 
 @dataclass(frozen=True)
@@ -157,7 +167,8 @@ class _Run:
         self.generator = torch.Generator().manual_seed(options.seed)
         self.history: list[AdaptProgress] = []
         self.steps, self.best_step, self.diverged = 0, 0, False
-        self.before = self.best = self.held_out_loss()
+        self.before, self.start_losses = self.held_out()
+        self.best = self.before
         self.best_state = self.start
 
     def loop(self, t0: float, budget: float,
@@ -191,8 +202,8 @@ class _Run:
 
     def score(self, t0: float, losses: list[float]) -> AdaptProgress:
         """Score the model on the held-out patches; keep its state if it is the best."""
-        value = self.held_out_loss()
-        if value < self.best:
+        value, per_patch = self.held_out()
+        if value < self.best and self.beats_start(per_patch):
             self.best, self.best_step = value, self.steps
             self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         progress = AdaptProgress(self.steps, time.perf_counter() - t0,
@@ -200,22 +211,45 @@ class _Run:
         self.history.append(progress)
         return progress
 
+    def beats_start(self, per_patch: torch.Tensor) -> bool:
+        """Whether held-out losses ``per_patch`` beat the start's by more than chance.
+
+        The test is paired: each patch's loss minus the start's on the same patch (same blind
+        spots), whose mean must lie ``options.evidence`` standard errors below zero. A
+        lower mean alone is not enough: with few held-out patches it is often noise, and a
+        state kept on noise can be worse on the user's other micrographs.
+        """
+        diff = per_patch - self.start_losses
+        if diff.numel() < 2:
+            return bool(diff.mean() < 0)
+        error = float(diff.std()) / math.sqrt(diff.numel())
+        return float(diff.mean()) < -self.options.evidence * error
+
     @torch.no_grad()
-    def held_out_loss(self) -> float:
-        """Return the mode's loss on the held-out patches (fixed blind spots for n2v)."""
+    def held_out(self) -> tuple[float, torch.Tensor]:
+        """Return the mode's loss on the held-out patches, pooled and per patch.
+
+        Blind-spot patches are scored on the same masked pixels every time.
+        """
         self.model.eval()
-        total, count = 0.0, 0
-        for index, start in enumerate(range(0, self.data.n_val, 16)):
+        n = self.data.n_val
+        sums = torch.zeros(n, dtype=torch.float64)
+        counts = torch.zeros(n, dtype=torch.float64)
+        passes = self.options.val_passes if self.mode == "n2v" else 1
+        starts = [s for _ in range(passes) for s in range(0, n, 16)]
+        for index, start in enumerate(starts):
             a = self.data.val_a[start:start + 16].to(self.device)
             b = self.data.val_b[start:start + 16].to(self.device)
             x, y, mask = self.modes.validation(a, b, index)
             err = (self.model(x).float() - y) ** 2
-            if mask is not None:
-                err = err[mask]
-            total += float(err.sum())
-            count += err.numel()
-        value = total / max(count, 1)
-        return value if math.isfinite(value) else math.inf
+            if mask is None:
+                mask = torch.ones_like(err, dtype=torch.bool)
+            err = torch.where(mask, err, torch.zeros_like(err))
+            sums[start:start + len(a)] += err.flatten(1).sum(1).double().cpu()
+            counts[start:start + len(a)] += mask.flatten(1).sum(1).double().cpu()
+        value = float(sums.sum() / counts.sum().clamp(min=1))
+        per_patch = sums / counts.clamp(min=1)
+        return (value, per_patch) if math.isfinite(value) else (math.inf, per_patch)
 
     def result(self, seconds: float) -> AdaptResult:
         """Return the model to keep (the starting one, unless a state beat it) and the numbers."""

@@ -25,7 +25,7 @@ OPTIONS: dict[str, Any] = {}
 """Further :class:`~napari_cryoden.training.adapt.AdaptOptions` fields for every fit (tests)."""
 
 KEPT = ("The fine-tune did not beat the starting model on held-out patches; kept it "
-        "(Model is unchanged, no file written).")
+        "(a fine-tune must beat it by more than chance; Model is unchanged, no file written).")
 
 
 @dataclass(frozen=True)
