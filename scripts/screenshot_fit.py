@@ -8,8 +8,7 @@ It writes a simulated 2048² micrograph with 20 hot pixels
 (``screenshot_contrast.hot_pixel_micrograph``) into a scratch folder, opens it, and fits the
 shipped ``general-fast`` model to it on the CPU for ``--seconds`` (blind spot: no halves), then
 saves ``guide_fit_1366.png`` with the section open: the new Model entry, where the file went and
-the before/after report. The panel is put in a scroll area (scrolled to the end) so that it
-fits 768 px.
+the before/after report. The panel scrolls (to its end here) so that it fits 768 px.
 """
 
 from __future__ import annotations
@@ -52,8 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         viewer.window._qt_window.resize(1366, 768)
         viewer.open(path, plugin="napari-cryoden")
         panel = DenoiseWidget(viewer)
-        dock = viewer.window.add_dock_widget(_scrolling(panel.native), name="Denoise")
-        viewer.window._qt_window.resizeDocks([dock], [640], Qt.Orientation.Horizontal)
+        dock = viewer.window.add_dock_widget(panel, name="Denoise")
+        viewer.window._qt_window.resizeDocks([dock], [520], Qt.Orientation.Horizontal)
         panel.model.native.setCurrentIndex(panel.model.native.findText("general-fast (shipped)"))
         panel.device.value = "cpu"
         fit = panel.fit
@@ -64,9 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         wait_until(lambda: not fit.busy)
         print(fit.status.value, "\n", fit.report.value, flush=True)
         settle()
-        scroll = _scroll_area(fit.native)
-        if scroll is not None:  # show the section's end, as a user scrolling down would
-            scroll.verticalScrollBar().setValue(scroll.verticalScrollBar().maximum())
+        bar = panel.scroll_area.verticalScrollBar()  # the section's end, as a user scrolls to
+        bar.setValue(bar.maximum())
         settle()
         image = viewer.screenshot(canvas_only=False, flash=False)
         out = args.out / "guide_fit_1366.png"
@@ -75,26 +73,6 @@ def main(argv: list[str] | None = None) -> int:
               f"({out.stat().st_size // 1024} KB, {how})", flush=True)
         viewer.close()
     return 0
-
-
-def _scrolling(widget):  # noqa: ANN001, ANN202
-    """The panel in a scroll area, so that it fits 768 px (as the dock does once it scrolls)."""
-    from qtpy.QtCore import Qt
-    from qtpy.QtWidgets import QScrollArea
-
-    area = QScrollArea()
-    area.setWidgetResizable(True)
-    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-    area.setWidget(widget)
-    return area
-
-
-def _scroll_area(widget):  # noqa: ANN001, ANN202
-    from qtpy.QtWidgets import QScrollArea
-
-    while widget is not None and not isinstance(widget, QScrollArea):
-        widget = widget.parentWidget()
-    return widget
 
 
 if __name__ == "__main__":

@@ -87,7 +87,8 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
                      f"{snr['after_db']:.2f} dB after "
                      f"({snr['after_db'] - snr['before_db']:+.2f} dB)")
     if report["kept_start"]:
-        why = "diverged" if report["diverged"] else "did not beat the held-out loss by more than chance"
+        why = ("diverged" if report["diverged"]
+               else "did not beat the start's held-out loss by more than chance")
         lines.append(f"kept the starting model: the fine-tune {why}; "
                      f"{report['out']} holds the starting weights")
     else:
