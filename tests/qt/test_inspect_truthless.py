@@ -115,7 +115,7 @@ def test_halves_give_the_core_split_frame_snr(make_napari_viewer: Any, qtbot: An
     assert panel.value("Gaussian", "var_B/var_S") > panel.value("model", "var_B/var_S")
     assert panel.value("model", "region SNR") is None  # no picks
     qtbot.waitUntil(lambda: panel.canvas.figure is not None, timeout=30_000)
-    assert panel.canvas.figure.axes[0].get_title() == "split-frame SNR per frequency"
+    assert panel.canvas.figure.axes[0].get_title() == "split-frame SNR"
     chips = [widget.chips.itemAt(i).widget().text() for i in range(widget.chips.count())]
     assert [c.split(" · ")[0][2:] for c in chips] == ["11", "12", "13"]
     assert chips[2].startswith("–")  # region-pair SNR not judged: no picks

@@ -57,9 +57,10 @@ def frequency_snr_figure(frequency: Mapping[str, Any],
         transfer_ax.plot(k, transfer, style, label=label)
     transfer_ax.axhline(1.0, color="#9e9e9e", lw=0.8)
     unit = "spatial frequency (1/Å)" if pixel else "spatial frequency (cycles/px)"
-    snr_ax.set(xlabel=unit, ylabel="SNR (dB)", title="split-frame SNR per frequency")
-    transfer_ax.set(xlabel=unit, ylabel="cov(De, Ro) / cov(Re, Ro)",
-                    title="signal kept per frequency", ylim=(-0.1, 1.3))
+    snr_ax.set(xlabel=unit, ylabel="SNR (dB)")
+    snr_ax.set_title("split-frame SNR", fontsize=10)
+    transfer_ax.set(xlabel=unit, ylabel="cov(De, Ro) / cov(Re, Ro)", ylim=(-0.1, 1.3))
+    transfer_ax.set_title("signal kept", fontsize=10)
     snr_ax.legend(fontsize=8)
     transfer_ax.legend(fontsize=8)
     return fig
