@@ -7,6 +7,7 @@ same data, ``shuffle_buffer=1``), up to float summation order.
 from __future__ import annotations
 
 import datetime
+import gc
 import json
 import os
 import socket
@@ -122,6 +123,9 @@ def _worker(rank: int, port: int, root: str, data: dict[str, list]) -> None:
                 stop.set()  # only rank 0 sees steps: its request must stop rank 1 too
         results["stop"] = _summary(events)
     finally:
+        # as training.distributed.leave does: DDP wrappers left in reference cycles keep gloo
+        # threads that can abort the process at exit (SIGABRT once in a full CI run)
+        gc.collect()
         dist.destroy_process_group()
     (out / f"rank{rank}.json").write_text(json.dumps(results))
 
