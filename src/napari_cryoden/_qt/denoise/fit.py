@@ -35,6 +35,7 @@ from napari_cryoden._qt.denoise.fit_work import (
     warm_up,
 )
 from napari_cryoden._qt.denoise.raw_folders import message
+from napari_cryoden._qt.denoise.sections import wrap_text
 from napari_cryoden._qt.train.layer_choice import halves_of, pair_problem, shape
 from napari_cryoden.errors import InputError
 
@@ -109,7 +110,9 @@ class FitSection(Container):
         self.progress.native.setFormat("")
         self.status = Label(label="", value="", visible=False)
         self.report = Label(label="", value="")
-        for label in (self.micrographs, self.saves_to, self.status, self.report):
+        for label in (self.micrographs, self.saves_to):
+            wrap_text(label)  # in line with the other rows
+        for label in (self.status, self.report):  # no row label: wrap at their natural width
             label.native.setWordWrap(True)
         self.extend([self.micrographs, self.even, self.odd, self.seconds, self.saves_to,
                      self.fit_button, self.progress, self.status, self.report])
@@ -259,11 +262,11 @@ class FitSection(Container):
         job = self._job
         if done.out is not None and job is not None:
             names = job.names[0] if len(job.names) == 1 else f"{job.names[0]} + more"
-            label = MODELS.register(f"adapted · {names} (from {job.start_name})", done.out,
-                                    tooltip=f"{done.out}\nadapted from {job.start_name} on "
-                                            f"{', '.join(job.names)}")
+            MODELS.register(f"adapted · {names} (from {job.start_name})", done.out,
+                            tooltip=f"{done.out}\nadapted from {job.start_name} on "
+                                    f"{', '.join(job.names)}")
             self.panel.model.value = done.out  # the user asked for this model: select it
-            self.progress.native.setFormat(f"done: Model is now '{label}'")
+            self.progress.native.setFormat("done: the adapted model is chosen above")
         else:
             self.progress.native.setFormat("done: the starting model was kept")
         self.progress.value = STEPS

@@ -18,7 +18,7 @@ from superqt import QCollapsible
 
 from napari_cryoden._qt.scroll import VerticalScrollArea
 
-__all__ = ["PanelScrollArea", "Sections", "collapsible"]
+__all__ = ["PanelScrollArea", "Sections", "collapsible", "wrap_text"]
 
 
 def collapsible(title: str, content: Container[Any], tooltip: str) -> QCollapsible:
@@ -28,6 +28,16 @@ def collapsible(title: str, content: Container[Any], tooltip: str) -> QCollapsib
     section.setToolTip(tooltip)
     return section
 
+
+
+def wrap_text(label: Any) -> None:
+    """Let a magicgui ``Label`` wrap its text and fill its row.
+
+    A wrapping label keeps its natural width, and the row then centres it and its row label
+    in the free space, out of line with the rows above.
+    """
+    label.native.setWordWrap(True)
+    label.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
 
 class PanelScrollArea(VerticalScrollArea):
     """A vertical scroll area as tall as its content, never shorter than the everyday rows.

@@ -29,7 +29,6 @@ from magicgui.widgets import ComboBox, Container, FloatSpinBox, Label, ProgressB
 from napari.layers import Image, Shapes
 from napari.utils.notifications import show_warning
 from psygnal import Signal
-from qtpy.QtWidgets import QSizePolicy
 
 from napari_cryoden._qt._models import MODELS
 from napari_cryoden._qt.denoise.compare import SideBySide
@@ -38,7 +37,7 @@ from napari_cryoden._qt.denoise.folder import FolderDenoise
 from napari_cryoden._qt.denoise.raw_folders import RAW_LAYOUTS, RawFolders
 from napari_cryoden._qt.denoise.regions import field_of_view_box, rectangle_box
 from napari_cryoden._qt.denoise.running import Running
-from napari_cryoden._qt.denoise.sections import Sections, collapsible
+from napari_cryoden._qt.denoise.sections import Sections, collapsible, wrap_text
 from napari_cryoden._qt.denoise.weight_files import WeightFiles
 from napari_cryoden.config.sections import DEVICES
 from napari_cryoden.errors import InputError
@@ -123,8 +122,7 @@ class DenoiseWidget(Running, RawFolders, WeightFiles, Sections, Container):
             "While it runs, the button reads Cancel."))
         self.progress = ProgressBar(label="Progress", value=0, min=0, max=1)
         self.status = Label(label="", value="")
-        self.status.native.setWordWrap(True)  # a one-line error naming a long path
-        self.status.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        wrap_text(self.status)  # a one-line error naming a long path
 
     def _build_compare(self) -> None:
         self.clean = ComboBox(label="Clean (optional)", choices=self._clean_choices, tooltip=(
