@@ -6,6 +6,7 @@ micrographs do: one shared or min..max contrast would turn its panel black.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +20,28 @@ from napari.layers import Image  # noqa: E402
 from napari_cryoden._qt._models import MODELS  # noqa: E402
 from napari_cryoden._qt.denoise.compare import grid_shape  # noqa: E402
 from napari_cryoden._qt.denoise.widget import DenoiseWidget  # noqa: E402
+from napari_cryoden.config.sections import Config  # noqa: E402
+from napari_cryoden.models.checkpoint import save_checkpoint  # noqa: E402
+from napari_cryoden.models.nets import build_model  # noqa: E402
 
 SCALE, TRANSLATE = (1.5, 1.5), (10.0, -4.0)
 WAIT_MS = 20_000
 PANELS = ("mic", "mic denoised", "reference")
 GRID = ("enabled", "shape", "stride", "spacing")
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    config = Config()
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    return save_checkpoint(path, build_model(config.model, seed=0), config, epoch=1)
+
+
+@pytest.fixture(autouse=True)
+def empty_registry() -> Iterator[None]:
+    MODELS.clear()
+    yield
+    MODELS.clear()
 
 
 def hot_micrograph() -> tuple[np.ndarray, np.ndarray]:

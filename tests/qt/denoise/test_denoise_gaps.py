@@ -9,7 +9,7 @@ Run under Xvfb: ``xvfb-run -a python -m pytest tests/qt/denoise/test_denoise_gap
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +24,26 @@ from napari.layers import Image  # noqa: E402
 
 from napari_cryoden._qt._models import MODELS  # noqa: E402
 from napari_cryoden._qt.denoise.widget import DenoiseWidget  # noqa: E402
+from napari_cryoden.config.sections import Config  # noqa: E402
+from napari_cryoden.models.checkpoint import save_checkpoint  # noqa: E402
+from napari_cryoden.models.nets import build_model  # noqa: E402
 
 MAX_GAP_S = 0.1  # as tests/conftest.py
 WAIT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    config = Config()
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    return save_checkpoint(path, build_model(config.model, seed=0), config, epoch=1)
+
+
+@pytest.fixture(autouse=True)
+def empty_registry() -> Iterator[None]:
+    MODELS.clear()
+    yield
+    MODELS.clear()
 
 
 @pytest.fixture

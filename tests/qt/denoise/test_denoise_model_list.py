@@ -5,6 +5,7 @@ Run under Xvfb: ``xvfb-run -a python -m pytest tests/qt/denoise/test_denoise_mod
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,13 @@ from napari_cryoden.models.checkpoint import load_checkpoint, save_checkpoint  #
 from napari_cryoden.models.nets import build_model  # noqa: E402
 
 WAIT_MS = 20_000
+
+
+@pytest.fixture(autouse=True)
+def empty_registry() -> Iterator[None]:
+    MODELS.clear()
+    yield
+    MODELS.clear()
 
 
 def save(path: Path, seed: int, epoch: int, val_loss: float, mode: str = "n2c") -> Path:

@@ -21,6 +21,9 @@ from qtpy.QtWidgets import QWidget  # noqa: E402
 
 from napari_cryoden._qt._models import MODELS  # noqa: E402
 from napari_cryoden._qt.denoise.widget import RECTANGLE, DenoiseWidget  # noqa: E402
+from napari_cryoden.config.sections import Config  # noqa: E402
+from napari_cryoden.models.checkpoint import save_checkpoint  # noqa: E402
+from napari_cryoden.models.nets import build_model  # noqa: E402
 
 WAIT_MS = 20_000
 
@@ -115,6 +118,13 @@ def test_denoise_with_train_docked_below_at_1920x1080(make_napari_viewer, qtbot)
 
 
 # ---- a region result keeps its rectangle in sight ------------------------------------------------
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    config = Config()
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    return save_checkpoint(path, build_model(config.model, seed=0), config, epoch=1)
+
+
 def test_a_region_result_leaves_its_rectangle_visible(make_napari_viewer, qtbot,
                                                        weights: Path) -> None:
     viewer = make_napari_viewer(show=True)

@@ -35,6 +35,20 @@ WAIT_MS = 20_000
 SHIPPED = tuple(SHIPPED_LABELS)
 
 
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    config = Config()  # the seed's net, meanstd normalisation
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    return save_checkpoint(path, build_model(config.model, seed=0), config, epoch=1)
+
+
+@pytest.fixture(autouse=True)
+def empty_registry() -> Iterator[None]:
+    MODELS.clear()
+    yield
+    MODELS.clear()
+
+
 @pytest.fixture
 def micrograph() -> np.ndarray:
     rng = np.random.default_rng(0)

@@ -24,12 +24,29 @@ from napari_cryoden._qt._models import MODELS  # noqa: E402
 from napari_cryoden._qt.denoise.folder import SKIP  # noqa: E402
 from napari_cryoden._qt.denoise.widget import DenoiseWidget  # noqa: E402
 from napari_cryoden.cli.main import main  # noqa: E402
+from napari_cryoden.config.sections import Config  # noqa: E402
 from napari_cryoden.io.images import write_mrc  # noqa: E402
+from napari_cryoden.models.checkpoint import save_checkpoint  # noqa: E402
+from napari_cryoden.models.nets import build_model  # noqa: E402
 
 PIXEL = 1.7
 WAIT_MS = 30_000
 MAX_GAP_S = 0.1  # as tests/conftest.py
 CANCEL_S = 0.5
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    config = Config()
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    return save_checkpoint(path, build_model(config.model, seed=0), config, epoch=1)
+
+
+@pytest.fixture(autouse=True)
+def empty_registry() -> Iterator[None]:
+    MODELS.clear()
+    yield
+    MODELS.clear()
 
 
 @pytest.fixture
