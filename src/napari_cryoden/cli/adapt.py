@@ -69,6 +69,8 @@ def run_adapt(args: argparse.Namespace) -> int:
 
 def summary_lines(report: dict[str, Any]) -> list[str]:
     """Return the lines ``cryoden adapt`` prints: what the fine-tune did and what it bought."""
+    from ..api._adapt import split_frame_line
+
     mode = {"n2n": "Noise2Noise (even/odd)", "n2v": "blind spot (N2V2)"}[report["mode"]]
     lines = [f"adapted {report['start_model']} by {mode}: {report['steps']} steps in "
              f"{report['seconds']:.1f} s on {report['n_train_patches']} patches "
@@ -80,12 +82,8 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         lines.append(f"PSNR vs {', '.join(psnr['target'])}: {psnr['before']:.2f} dB before, "
                      f"{psnr['after']:.2f} dB after ({psnr['after'] - psnr['before']:+.2f} dB; "
                      f"{psnr['note']})")
-    snr = report.get("split_frame_snr")
-    if snr is not None:
-        lines.append(f"split-frame SNR on {snr['n_patches']} held-out patches: raw half "
-                     f"{snr['raw_half_db']:.2f} dB; denoised {snr['before_db']:.2f} dB before, "
-                     f"{snr['after_db']:.2f} dB after "
-                     f"({snr['after_db'] - snr['before_db']:+.2f} dB)")
+    if report.get("split_frame_snr") is not None:
+        lines.append(split_frame_line(report["split_frame_snr"]))
     if report["kept_start"]:
         why = ("diverged" if report["diverged"]
                else "did not beat the start's held-out loss by more than chance")

@@ -28,9 +28,9 @@ from .frc import FrequencySNR, RingSums, ring_sums
 from .region_snr import DEFAULT_BASELINE_SIGMA, RegionComparison, region_snr_comparison
 from .split_frame import PatchMoments, SplitFrameSNR, patch_moments, pool_split_frame
 
-__all__ = ["SplitFrameReport", "RegionReport", "half_pairs", "split_frame_report",
+__all__ = ["SplitFrameReport", "SplitFrameSums", "RegionReport", "half_pairs", "split_frame_report",
            "region_report", "truthless_rows", "truthless_summary_lines", "TRUTHLESS_COLUMNS",
-           "format_truthless"]
+           "format_truthless", "measured_line"]
 
 DenoiseFn = Callable[[np.ndarray], np.ndarray]
 ProgressFn = Callable[[int, int, str], None]
@@ -95,6 +95,45 @@ def half_pairs(even: str | os.PathLike[str],
     return [(even, odd)]
 
 
+class SplitFrameSums:
+    """Accumulate one micrograph's halves at a time into a :class:`SplitFrameReport`.
+
+    Per micrograph it keeps the model's and the Gaussian baseline's patch covariances and adds
+    the FRC ring sums, so a folder of 4k micrographs never sits in memory at once.
+    :func:`split_frame_report` feeds it from files, Inspect from layers.
+    """
+
+    def __init__(self, patch_size: int = 256,
+                 baseline_sigma: float = DEFAULT_BASELINE_SIGMA) -> None:
+        self.patch_size, self.baseline_sigma = int(patch_size), float(baseline_sigma)
+        self._moments: list[PatchMoments] = []
+        self._base: list[PatchMoments] = []
+        self._names: list[str | None] = []
+        self._rings: RingSums | None = None
+
+    def add(self, even: np.ndarray, odd: np.ndarray, denoised_even: np.ndarray,
+            denoised_odd: np.ndarray, name: str | None = None) -> None:
+        """Add one micrograph's halves ``Re``, ``Ro`` and their denoised ``De``, ``Do``."""
+        sigma = self.baseline_sigma
+        self._moments.append(patch_moments(even, odd, denoised_even, denoised_odd,
+                                           self.patch_size))
+        self._base.append(patch_moments(even, odd, gaussian_baseline(even, sigma),
+                                        gaussian_baseline(odd, sigma), self.patch_size))
+        self._names.append(name)
+        step = ring_sums(even, odd, denoised_even, denoised_odd)
+        self._rings = step if self._rings is None else self._rings + step
+
+    def report(self, pixel_size: float | None = None) -> SplitFrameReport:
+        """Return the report of every micrograph added (frequencies in 1/Å given a pixel size)."""
+        if self._rings is None:
+            raise InputError("split-frame SNR: no even/odd pairs given")
+        return SplitFrameReport(
+            tuple(SplitFrameSNR.from_moments(m, name)
+                  for m, name in zip(self._moments, self._names, strict=True)),
+            pool_split_frame(self._moments), self._rings.result(pixel_size),
+            pool_split_frame(self._base), self.baseline_sigma, self.patch_size)
+
+
 def split_frame_report(denoise: DenoiseFn, pairs: Sequence[tuple[Path, Path]], *,
                        patch_size: int = 256, baseline_sigma: float = DEFAULT_BASELINE_SIGMA,
                        picks: Mapping[str, Picks] | None = None, box_size: int | None = None,
@@ -119,9 +158,7 @@ def split_frame_report(denoise: DenoiseFn, pairs: Sequence[tuple[Path, Path]], *
     progress
         Called as ``progress(done, total, name)`` after each pair.
     """
-    moments: list[PatchMoments] = []
-    base: list[PatchMoments] = []
-    rings: RingSums | None = None
+    sums = SplitFrameSums(patch_size, baseline_sigma)
     regions: list[RegionComparison] = []
     pixel_size = None
     for done, (even_path, odd_path) in enumerate(pairs, start=1):
@@ -129,24 +166,14 @@ def split_frame_report(denoise: DenoiseFn, pairs: Sequence[tuple[Path, Path]], *
         _check_halves(re, ro, even_path, odd_path)
         de, do = denoise(re), denoise(ro)
         name = half_stem(even_path)
-        moments.append(patch_moments(re, ro, de, do, patch_size))
-        ge, go = gaussian_baseline(re, baseline_sigma), gaussian_baseline(ro, baseline_sigma)
-        base.append(patch_moments(re, ro, ge, go, patch_size))
-        step = ring_sums(re, ro, de, do)
-        rings = step if rings is None else rings + step
+        sums.add(re, ro, de, do, name)
         if picks and name in picks:
             regions.append(region_snr_comparison(re + ro, de + do, picks[name].xy,
                                                  _box(picks[name], box_size),
                                                  sigma=baseline_sigma, file=name))
         if progress is not None:
             progress(done, len(pairs), name)
-    if rings is None:
-        raise InputError("split-frame SNR: no even/odd pairs given")
-    report = SplitFrameReport(
-        tuple(SplitFrameSNR.from_moments(m, half_stem(p[0])) for m, p in zip(moments, pairs,
-                                                                             strict=True)),
-        pool_split_frame(moments), rings.result(pixel_size), pool_split_frame(base),
-        float(baseline_sigma), patch_size)
+    report = sums.report(pixel_size)
     return report, (_pool(regions, "even + odd sums") if picks else None)
 
 
@@ -255,7 +282,7 @@ def truthless_summary_lines(report: Mapping[str, Any]) -> list[str]:
     lines += [f"{label:>16}" + "".join(f" {format_truthless(row.get(key), key):>12}"
                                       for _, key in columns)
               for label, row in truthless_rows(report)]
-    lines.append(_what(report.get("split_frame") or {}, report.get("region_snr")))
+    lines.append(measured_line(report) + " (docs/metrics.md)")
     return lines
 
 
@@ -266,7 +293,9 @@ def format_truthless(value: Any, key: str) -> str:
     return f"{value:.3f}" if key == "bias_ratio" else f"{value:.2f} dB"
 
 
-def _what(split: Mapping[str, Any], region: Mapping[str, Any] | None) -> str:
+def measured_line(report: Mapping[str, Any]) -> str:
+    """Return what the truthless blocks of ``report`` measured, in one line."""
+    split, region = report.get("split_frame") or {}, report.get("region_snr")
     parts = []
     if split:
         parts.append(f"split-frame: {len(split['micrographs'])} even/odd pair(s), "
@@ -274,4 +303,4 @@ def _what(split: Mapping[str, Any], region: Mapping[str, Any] | None) -> str:
     if region:
         parts.append(f"region-pair: {region['pooled']['n_pairs']} box pairs of "
                      f"{region['pooled']['box_size']} px on {region['images']}")
-    return "; ".join(parts) + " (docs/metrics.md)"
+    return "; ".join(parts)

@@ -67,9 +67,9 @@ def held_out_split_frame(start: nn.Module, adapted: nn.Module, halves: Sequence[
 
     try:
         for (even, odd), where, name in zip(halves, boxes, names, strict=True):
+            if not where:  # none of this micrograph's patches was held out
+                continue
             for key, net in (("before", start), ("after", adapted)):
-                if not where:
-                    continue
                 de, do = (denoise(net, half, normalization=normalization, device=device,
                                   progress=check, name=name) for half in (even, odd))
                 moments[key].append(patch_moments(even, odd, de, do, patch_size, where))

@@ -72,7 +72,7 @@ class FitSection(Container):
         self.section.setToolTip("Fine-tune the model chosen above on these micrographs, "
                                 "self-supervised, within a time box; keep it only if it helps.")
         self.section.toggled.connect(self._warm_up)
-        self._place()
+        panel.add_section(self.section)  # after *Denoise files on disk…*
         self._refresh()
 
     def _warm_up(self, expanded: bool = True) -> None:
@@ -87,10 +87,6 @@ class FitSection(Container):
 
     ready = False
     """Whether the fine-tune's modules are imported (the section was opened a moment ago)."""
-
-    def _place(self) -> None:
-        """Put the section under the panel's others (after *Denoise files on disk…*)."""
-        self.panel.add_section(self.section)
 
     def _build(self) -> None:
         self.micrographs = Label(label="Micrographs", value="")

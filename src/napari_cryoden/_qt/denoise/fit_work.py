@@ -128,17 +128,16 @@ def progress_text(before: float, now: float, steps: int, left: float) -> str:
 
 def report_lines(report: dict[str, Any], out: Path | None) -> list[str]:
     """The before/after the panel shows when a fit ends."""
+    from napari_cryoden.api._adapt import split_frame_line
+
     before, after = report["held_out_loss_before"], report["held_out_loss_after"]
     change = 100 * (after - before) / before if before else 0.0
     mode = "Noise2Noise on even/odd halves" if report["mode"] == "n2n" else "blind spot"
     lines = [f"Held-out loss: {before:.4g} before, {after:.4g} after ({change:+.1f} %); "
              f"{report['steps']} steps of {mode} in {report['seconds']:.0f} s."]
-    snr = report.get("split_frame_snr")
-    if snr is not None:
-        lines.append(f"Split-frame SNR on {snr['n_patches']} held-out patches: "
-                     f"{snr['before_db']:.2f} dB before, {snr['after_db']:.2f} dB after "
-                     f"({snr['after_db'] - snr['before_db']:+.2f} dB; raw half "
-                     f"{snr['raw_half_db']:.2f} dB).")
+    if report.get("split_frame_snr") is not None:
+        line = split_frame_line(report["split_frame_snr"])
+        lines.append(f"{line[0].upper()}{line[1:]}.")
     elif report["mode"] == "n2n":
         lines.append("Split-frame SNR: not measured (stopped).")
     if report["kept_start"]:

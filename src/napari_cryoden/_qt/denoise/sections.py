@@ -29,7 +29,6 @@ def collapsible(title: str, content: Container[Any], tooltip: str) -> QCollapsib
     return section
 
 
-
 def wrap_text(label: Any) -> None:
     """Let a magicgui ``Label`` wrap its text and fill its row.
 
@@ -38,6 +37,7 @@ def wrap_text(label: Any) -> None:
     """
     label.native.setWordWrap(True)
     label.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+
 
 class PanelScrollArea(VerticalScrollArea):
     """A vertical scroll area as tall as its content, never shorter than the everyday rows.

@@ -17,11 +17,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from napari_cryoden._qt.inspect.jobs import Analysed, AnalysisJob, run_job
-from napari_cryoden.evaluation.baselines import gaussian_baseline
-from napari_cryoden.evaluation.frc import ring_sums
 from napari_cryoden.evaluation.region_snr import DEFAULT_BASELINE_SIGMA, region_snr_comparison
-from napari_cryoden.evaluation.split_frame import SplitFrameSNR, patch_moments, pool_split_frame
-from napari_cryoden.evaluation.truthless import RegionReport, SplitFrameReport
+from napari_cryoden.evaluation.truthless import RegionReport, SplitFrameReport, SplitFrameSums
 from napari_cryoden.evaluation.truthless_checks import truthless_checklist
 
 if TYPE_CHECKING:
@@ -81,12 +78,9 @@ def split_frame_of(even: np.ndarray, odd: np.ndarray, denoised_even: np.ndarray,
                    sigma: float = DEFAULT_BASELINE_SIGMA,
                    pixel_size: float | None = None) -> SplitFrameReport:
     """The split-frame report of one micrograph's halves, with the Gaussian baseline's."""
-    moments = patch_moments(even, odd, denoised_even, denoised_odd, patch_size)
-    base = patch_moments(even, odd, gaussian_baseline(even, sigma),
-                         gaussian_baseline(odd, sigma), patch_size)
-    rings = ring_sums(even, odd, denoised_even, denoised_odd).result(pixel_size)
-    return SplitFrameReport((SplitFrameSNR.from_moments(moments),), pool_split_frame([moments]),
-                            rings, pool_split_frame([base]), float(sigma), int(patch_size))
+    sums = SplitFrameSums(patch_size, sigma)
+    sums.add(even, odd, denoised_even, denoised_odd)
+    return sums.report(pixel_size)
 
 
 def run_truthless(job: TruthlessJob) -> TruthlessResult:

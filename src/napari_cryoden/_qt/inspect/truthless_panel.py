@@ -34,8 +34,8 @@ from napari_cryoden._qt.inspect.truthless_jobs import (
 from napari_cryoden.evaluation.truthless import (
     TRUTHLESS_COLUMNS,
     format_truthless,
+    measured_line,
     truthless_rows,
-    truthless_summary_lines,
 )
 
 if TYPE_CHECKING:
@@ -153,7 +153,7 @@ class TruthlessPanel:
                 item.setFlags(Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsEnabled)
                 self.table.setItem(i, j, item)
         self.table.resizeColumnsToContents()
-        self.note.setText(truthless_summary_lines(blocks)[-1].replace(" (docs/metrics.md)", "."))
+        self.note.setText(measured_line(blocks) + ".")
         if result.split is not None:
             self.canvas.setVisible(True)
             self.canvas.show_figure(lambda: frequency_figure_of(result))

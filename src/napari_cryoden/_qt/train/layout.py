@@ -16,14 +16,15 @@ from qtpy.QtWidgets import (
     QFrame,
     QLabel,
     QPushButton,
-    QScrollArea,
     QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
 from superqt import QCollapsible
 
-__all__ = ["DeviceLabel", "LazySection", "keep_height", "keep_width", "processes_spin",
+from napari_cryoden._qt.scroll import VerticalScrollArea
+
+__all__ = ["DeviceLabel", "LazySection", "keep_height", "processes_spin",
            "run_buttons", "run_folder_edit", "scroll_column"]
 
 
@@ -125,7 +126,7 @@ def scroll_column(panel: QWidget) -> QVBoxLayout:
     QVBoxLayout
         The layout to add the panel's rows to.
     """
-    area = QScrollArea(panel)
+    area = VerticalScrollArea(panel)  # never narrower than its rows: a dock beside can't squeeze it
     area.setWidgetResizable(True)
     area.setFrameShape(QFrame.Shape.NoFrame)
     area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -136,21 +137,6 @@ def scroll_column(panel: QWidget) -> QVBoxLayout:
     outer.addWidget(area)
     panel.scroll_area = area  # type: ignore[attr-defined]  # for tests and ensureWidgetVisible
     return QVBoxLayout(inner)
-
-
-def keep_width(rows: QWidget) -> None:
-    """Keep the scroll area holding ``rows`` at least as wide as the rows need (their minimum
-    plus the scroll bar), so a second dock beside the panel cannot squeeze it to a sliver."""
-    column, area = rows.parentWidget(), rows.parentWidget()
-    while area is not None and not isinstance(area, QScrollArea):
-        area = area.parentWidget()
-    lay = column.layout() if column is not None else None
-    bar = area.verticalScrollBar() if area is not None else None
-    if area is None or lay is None or bar is None:
-        return
-    margins = lay.contentsMargins()
-    area.setMinimumWidth(rows.minimumSizeHint().width() + margins.left() + margins.right()
-                         + bar.sizeHint().width() + 2 * area.frameWidth())
 
 
 def keep_height(widget: QWidget) -> None:

@@ -105,7 +105,6 @@ class SettingsRows:
     def _add_form_rows(self) -> None:
         mode = self.form.widget("train.mode")
         self.settings.extend([*(w for w in self.form.basic if w is not mode), self.run_folder])
-        layout.keep_width(self.settings.native)
 
     def _build_rest(self) -> None:
         self.device_label = layout.DeviceLabel()
