@@ -2,11 +2,11 @@
 
 The public API, for scripts (docs/api.md)::
 
-    import napari_cryoden as cryoden
+    from napari_cryoden import Config, denoise, load_model, train
 
-    config = cryoden.Config().replace(train={"epochs": 10})
-    result = cryoden.train(config, noisy="noisy/", clean="clean/", run_dir="run/")
-    denoised = cryoden.denoise(micrograph, cryoden.load_model(result.best_path))
+    config = Config().replace(train={"epochs": 10})
+    result = train(config, noisy="noisy/", clean="clean/", run_dir="run/")
+    denoised = denoise(micrograph, load_model(result.best_path))
 
 The package is importable without torch, Qt or napari: the names below are loaded on first
 use (as napari's own ``__init__`` does), and heavy modules by the functions that need them.
@@ -29,7 +29,7 @@ _LAZY = {"Config": "napari_cryoden.config",
 
 
 def __getattr__(name: str) -> Any:
-    """Import a public name on first use (PEP 562), so ``import napari_cryoden`` stays light."""
+    """Import a public name on first use (PEP 562), so importing the package stays light."""
     if name not in _LAZY:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(importlib.import_module(_LAZY[name]), name)
