@@ -50,7 +50,7 @@ def radial_frequency(shape: tuple[int, int]) -> np.ndarray:
 
 
 def mtf_curve(name: str, voltage: float) -> tuple[np.ndarray, np.ndarray]:
-    """The measured MTF of detector ``name`` at ``voltage`` kV: (cycles per pixel, MTF)."""
+    """Return the measured MTF of detector ``name`` at ``voltage`` kV: (cycles per pixel, MTF)."""
     import starfile
 
     detector = DETECTORS[name]

@@ -116,7 +116,7 @@ class _Movie:
         self._grid: torch.Tensor | None = None
 
     def zeros(self) -> torch.Tensor:
-        """An empty ``(2, ny, nx//2+1)`` Fourier accumulator."""
+        """Return an empty ``(2, ny, nx//2+1)`` Fourier accumulator."""
         import torch
 
         return torch.zeros((2, *self.image_ft.shape), dtype=torch.complex64)
@@ -134,11 +134,9 @@ class _Movie:
     def frames(self, rng: np.random.Generator) -> Iterator[torch.Tensor]:
         """Yield each frame and its noise-free version, ``(2, ny, nx//2+1)`` in Fourier space."""
         import torch
-        from torch_fourier_shift import fourier_shift_dft_2d
 
         for k in range(self.drawn.frames):
-            expected_ft = fourier_shift_dft_2d(self.image_ft * self.damage(k), self.shape,
-                                               self.shifts[k], rfft=True, fftshifted=False)
+            expected_ft = self.image_ft * self.damage(k) * self.phase(self.shifts[k])
             expected = torch.fft.irfft2(expected_ft, s=self.shape)
             counts_ft = torch.fft.rfft2(_count(expected, rng))
             frame_ft = self.sqrt_nps * counts_ft + (self.mtf - self.sqrt_nps) * expected_ft
@@ -147,12 +145,10 @@ class _Movie:
     def align(self, k: int, pair: torch.Tensor) -> torch.Tensor:
         """Shift frame ``k`` (and its truth) back by the estimated trajectory."""
         import torch
-        from torch_fourier_shift import fourier_shift_dft_2d
         from torch_image_interpolation import sample_image_2d
 
         if self.drawn.interpolation == "fourier":
-            return fourier_shift_dft_2d(pair, self.shape, -self.estimate[k], rfft=True,
-                                        fftshifted=False)
+            return pair * self.phase(-self.estimate[k])
         if self._grid is None:
             axes = [torch.arange(n, dtype=torch.float32) for n in self.shape]
             self._grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
@@ -160,6 +156,20 @@ class _Movie:
         sampled = sample_image_2d(real, self._grid + self.estimate[k],
                                   interpolation=self.drawn.interpolation)  # type: ignore[arg-type]
         return torch.fft.rfft2(sampled.permute(2, 0, 1))
+
+    def phase(self, shift: torch.Tensor) -> torch.Tensor:
+        """Return the rfft2 phase ramp that moves an image by ``shift`` (y, x) pixels.
+
+        The ramp is separable, so it is built from two 1D ramps: the same numbers as
+        ``torch_fourier_shift.fourier_shift_dft_2d``, at a fraction of the cost on big frames.
+        """
+        import torch
+
+        fy = torch.fft.fftfreq(self.shape[0])
+        fx = torch.fft.rfftfreq(self.shape[1])
+        ramp_y = torch.exp(-2j * torch.pi * fy * float(shift[0]))
+        ramp_x = torch.exp(-2j * torch.pi * fx * float(shift[1]))
+        return (ramp_y[:, None] * ramp_x[None, :]).to(torch.complex64)
 
     def written(self, stream: Iterator[torch.Tensor], path: Path) -> Iterator[torch.Tensor]:
         """Pass ``stream`` through while writing its raw frames to an MRC stack at ``path``."""
@@ -192,13 +202,15 @@ class _Movie:
                                  self.drawn)
 
     def normalisers(self) -> list[Any]:
-        """The per-frequency weight normalisation of the full, even and odd sums."""
+        """Return the per-frequency weight normalisation of the full, even and odd sums."""
         import torch
 
         frames = self.drawn.frames
         if self.drawn.dose_weighting != "power":
             return [1.0, 1.0, 1.0]
-        parts = [sum(self.damage(k) ** 2 for k in range(start, frames, 2)) for start in (0, 1)]
+        parts = [self.zeros().real[0], self.zeros().real[0]]
+        for k in range(frames):
+            parts[k % 2] += self.damage(k) ** 2
         totals = [parts[0] + parts[1], parts[0], parts[1]]
         counts = [frames, (frames + 1) // 2, frames // 2]
         return [torch.sqrt(n / t) for n, t in zip(counts, totals, strict=True)]

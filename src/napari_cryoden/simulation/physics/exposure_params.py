@@ -106,7 +106,9 @@ class ExposureParams:
         unknown = sorted(set(values) - names)
         if unknown:
             raise ConfigError(f"exposure: unknown parameter(s) {', '.join(unknown)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+        plain: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
+                                 for k, v in values.items()}
+        return cls(**plain)
 
     def draw(self, rng: np.random.Generator, pixel_size: float) -> DrawnExposure:
         """Draw one micrograph's exposure: settings, then the drift and its estimate, in Å."""

@@ -1,4 +1,4 @@
-"""The colour of a simulated micrograph's noise: its radial power spectrum, and the Poisson level."""
+"""The colour of a simulated micrograph's noise: its radial power spectrum; the Poisson level."""
 
 from __future__ import annotations
 
