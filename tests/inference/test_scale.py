@@ -118,3 +118,23 @@ def test_cli_conflicting_or_impossible_choices_are_one_line_errors(tmp_path: Pat
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("cryoden: error:") and message in err[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_a_folder_run_bins_each_file_by_its_own_header(tmp_path: Path) -> None:
+    from napari_cryoden.inference.batch import FolderJob, run_folder_job
+    from napari_cryoden.models.pretrained import shipped_path
+
+    files = (_mrc(tmp_path / "fine.mrc", 0.4), _mrc(tmp_path / "u.mrc", 0.0),
+             _mrc(tmp_path / "ok.mrc", 1.06))
+    job = FolderJob(files, tmp_path / "out", shipped_path("general-fast"), "cpu")
+    results = list(run_folder_job(job))
+    assert [r.status for r in results] == ["done"] * 3
+    assert results[0].scale == "at 0.6 Å/px (binned ×1.5 from 0.4 Å/px)"
+    assert results[1].scale.startswith("at the recorded sampling (pixel size unknown) (pixel "
+                                       "size unknown (the header records none): not resampled")
+    assert results[2].scale == "at 1.06 Å/px as recorded"
+    assert mrcfile.read(tmp_path / "out" / "fine.mrc").shape == (90, 128)
+    working = FolderJob(files, tmp_path / "w", shipped_path("general-fast"), "cpu", working=2.0)
+    failed = [r for r in run_folder_job(working) if r.status == "failed"]
+    assert [r.source.name for r in failed] == ["u.mrc"]  # no pixel size: one line, run goes on
+    assert "u.mrc: working pixel size 2 Å needs the micrograph's pixel size" in failed[0].message

@@ -131,3 +131,31 @@ def test_the_pixel_size_comes_from_the_header_the_reader_read(tmp_path: Path) ->
         assert found == (pytest.approx(expected) if expected else None), name
     assert layer_pixel_size(Image(np.zeros((8, 8)))) is None  # another reader, scale 1
     assert layer_pixel_size(Image(np.zeros((8, 8)), scale=(1.2, 1.2))) == 1.2
+
+
+def test_denoise_files_on_disk_follows_the_bin_choice(make_napari_viewer, qtbot, weights,
+                                                     tmp_path: Path) -> None:
+    from qtpy.QtCore import Qt
+
+    from napari_cryoden.cli.main import main
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a", "b"):
+        with mrcfile.new(folder / f"{name}.mrc") as mrc:
+            mrc.set_data(np.random.default_rng(1).normal(size=(64, 90)).astype(np.float32))
+            mrc.voxel_size = 1.2
+    viewer, widget = panel(make_napari_viewer, np.zeros((8, 8), np.float32), weights)
+    widget.scale_choice.value = BIN
+    widget.scale_value.value = 2.0
+    section = widget.folder
+    qtbot.mouseClick(section.section._toggle_btn, Qt.MouseButton.LeftButton)
+    section.inputs.line_edit.value = str(folder)
+    with qtbot.waitSignal(section.finished, timeout=WAIT_MS) as blocker:
+        section.start_button.native.click()
+    assert [r.status for r in blocker.args[0]] == ["done", "done"]
+    assert section.status.value.endswith(", at 2.4 Å/px (binned ×2 from 1.2 Å/px)")
+    assert main(["denoise", str(weights), str(folder / "a.mrc"), "--out", str(tmp_path / "cli"),
+                 "--device", "cpu", "--bin", "2"]) == 0
+    np.testing.assert_array_equal(mrcfile.read(folder / "denoised" / "a.mrc"),
+                                  mrcfile.read(tmp_path / "cli" / "a.mrc"))
