@@ -99,7 +99,7 @@ def test_binning_by_2_gives_a_result_of_the_input_shape(make_napari_viewer, qtbo
 def test_an_unknown_pixel_size_is_asked_for_not_guessed(make_napari_viewer, qtbot,
                                                         micrograph) -> None:
     viewer, widget = panel(make_napari_viewer, micrograph, shipped_path("general-fast"))
-    assert shown(widget.pixel_size) and widget.pixel_size.value == 0  # scale 1, no header
+    assert shown(widget.pixel_size) and widget.pixel_size.native.text() == "unknown"  # scale 1
     widget.denoise_button.native.click()
     assert not widget.busy and "mic denoised" not in viewer.layers
     assert "'mic' records no pixel size: enter it under Pixel size (Å)" in widget.status.value

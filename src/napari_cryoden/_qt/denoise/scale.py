@@ -66,6 +66,7 @@ class ScaleChoice:
                                        step=0.1, visible=False, tooltip=(
             "The image's header records no pixel size. Enter it (Å per pixel) so the model "
             "runs at the sampling it was trained on; 0 leaves it unknown."))
+        self.pixel_size.native.setSpecialValueText("unknown")  # shown at 0
         self.scale_choice.changed.connect(self._on_scale_choice)
         self.image.changed.connect(self._on_image_changed)
 
