@@ -44,6 +44,12 @@ def test_train_writes_run_folder(workflow) -> None:
     assert ckpt.config.data.patch_size == 48 and ckpt.config.train.epochs == 2
 
 
+def test_train_records_the_pixel_sizes_of_its_micrographs(workflow) -> None:
+    for name in ("best.safetensors", "last.safetensors"):
+        _, ckpt = load_checkpoint(workflow["run"] / name)
+        assert ckpt.pixel_size_range == pytest.approx((1.7, 1.7))  # simulated at 1.7 Å/px
+
+
 def test_train_resume_continues(workflow, tmp_path: Path) -> None:
     import shutil
 

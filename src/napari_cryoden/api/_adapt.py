@@ -266,5 +266,5 @@ def save_adapted(start: Denoiser, adapted: Adapted, out: PathLike) -> Path:
     metadata = {k: v for k, v in adapted.report.items() if k != "history"}
     config = replace(start.config)
     save_checkpoint(out, adapted.result.model, config, adapted_from=str(start.path),
-                    adapt=metadata)
+                    adapt=metadata, pixel_size_range=start.checkpoint.pixel_size_range)
     return out

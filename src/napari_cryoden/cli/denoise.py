@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from ._common import EXIT_OK, expand_folders, progress
 
 __all__ = ["add_denoise", "run_denoise", "MODEL_HELP", "add_device_flags"]
 
+AUTO = "auto"
 MODEL_HELP = "a .safetensors weight file or a shipped model's name (general, general-fast)"
 
 
@@ -47,6 +48,41 @@ def add_denoise(p: argparse.ArgumentParser) -> None:
                    help="before denoising, set pixels at least SIGMA standard deviations from "
                         "each micrograph's mean to the mean (hot pixels of counting cameras; "
                         "as Topaz's --pixel-cutoff; default: off)")
+    add_scale_flags(p)
+
+
+def add_scale_flags(p: argparse.ArgumentParser) -> None:
+    """Add ``--pixel-size``, ``--working-pixel-size`` and ``--bin`` to ``p``."""
+    p.add_argument("--pixel-size", type=_positive("a pixel size in Å"), default=None,
+                   metavar="Å", help="the micrographs' pixel size, for headers that record "
+                   "none or a wrong one (default: each file's header)")
+    p.add_argument("--working-pixel-size", type=_working, default=None, metavar="auto|Å",
+                   help="denoise Fourier-binned to this pixel size and pad the result back "
+                        "(never upsampled). Default auto: the model's range, i.e. a "
+                        "micrograph finer than the range is binned to its lower end, others "
+                        "are denoised as they are. Not with --bin")
+    p.add_argument("--bin", type=_positive("a bin factor >= 1", 1.0), default=None,
+                   metavar="F", help="denoise Fourier-binned by F (>= 1, e.g. 2 or 1.5) and pad "
+                                     "the result back, as Topaz's --bin. Not with "
+                                     "--working-pixel-size")
+
+
+def _positive(what: str, least: float = 0.0) -> Callable[[str], float]:
+    """Return a parser of a finite number above 0 (and at least ``least``)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value > 0 and value >= least):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+        return value
+    return parse
+
+
+def _working(text: str) -> str | float:
+    """``--working-pixel-size``'s value: ``auto`` or a pixel size in Å."""
+    return AUTO if text == AUTO else _positive("auto or a pixel size in Å")(text)
 
 
 def _positive_sigma(text: str) -> float:
@@ -67,24 +103,28 @@ def run_denoise(args: argparse.Namespace) -> int:
     from ..inference.denoiser import denoise_file
     from ..inference.load import load_denoiser
 
+    if args.working_pixel_size is not None and args.bin is not None:
+        raise InputError("denoise: give --working-pixel-size or --bin, not both")
     model_path, inputs = _model_and_inputs(args.inputs)
     denoiser = load_denoiser(model_path, args.device)
     model, ckpt, device = denoiser.net, denoiser.checkpoint, denoiser.device
     files = expand_folders(inputs)
+    scales = _Scales(args, ckpt.pixel_size_range)
+    factors = [scales.factor(path) for path in files]  # every header checked before any work
     args.out.mkdir(parents=True, exist_ok=True)
     options = {"normalization": ckpt.normalization, "device": device,
                "tile_size": args.tile_size, "batch_size": args.batch_size, "fused": args.fused,
                "pixel_cutoff": args.pixel_cutoff}
     bar = progress(len(files), "denoise", "micrograph")
-    for path in files:
+    for path, factor in zip(files, factors, strict=True):
         if args.precision != "fp32" and path == files[0]:
             _check_precision(model, path, args.precision, options)
-        denoise_file(model, path, output_path(path, args.out), precision=args.precision,
-                     **options)
+        denoise_file(model, path, output_path(path, args.out), factor,
+                     precision=args.precision, **options)
         bar.update(1)
     bar.close()
     print(f"denoised {len(files)} micrograph(s) with {model_path} on {device} "
-          f"({args.precision}); wrote float32 MRC to {args.out}")
+          f"({args.precision}), {scales.summary()}; wrote float32 MRC to {args.out}")
     return EXIT_OK
 
 
@@ -118,3 +158,39 @@ def _check_precision(model: Any, path: Path, precision: str, options: dict[str, 
     if check.relative > 0.01:
         print(f"warning: {path}: {precision} differs from fp32 by more than 1 % of the image's "
               "std; use --precision fp32", file=sys.stderr)
+
+
+class _Scales:
+    """Each micrograph's binning (:func:`~napari_cryoden.inference.scale.plan_scale`).
+
+    A note (unknown pixel size, no range, coarser than the range) is printed once on stderr,
+    with the first file it concerns.
+    """
+
+    def __init__(self, args: argparse.Namespace, model_range: tuple[float, float] | None):
+        self.args, self.range = args, model_range
+        self.noted: set[str] = set()
+        self.described: dict[str, int] = {}
+
+    def factor(self, path: Path) -> float:
+        from ..inference.scale import plan_scale
+        from ..io.images import read_info
+
+        pixel = self.args.pixel_size or read_info(path).recorded_pixel_size
+        try:
+            plan = plan_scale(pixel, self.range, working=self.args.working_pixel_size,
+                              bin_factor=self.args.bin)
+        except InputError as exc:
+            raise InputError(f"{path}: {exc}") from None
+        if plan.note is not None and plan.note not in self.noted:
+            self.noted.add(plan.note)
+            print(f"note: {path}: {plan.note}", file=sys.stderr)
+        text = plan.describe()
+        self.described[text] = self.described.get(text, 0) + 1
+        return plan.factor
+
+    def summary(self) -> str:
+        """E.g. ``at 0.6 Å/px (binned ×1.5 from 0.4 Å/px)``, with counts when files differ."""
+        if len(self.described) == 1:
+            return next(iter(self.described))
+        return ", ".join(f"{n} {text}" for text, n in self.described.items())

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Cancelled, InputError
-from ..io.images import list_images
+from ..io.images import list_images, read_info
 
 if TYPE_CHECKING:
     import torch
@@ -57,6 +57,9 @@ class FileResult:
         For a failed file, one line naming it and the problem; else empty.
     seconds : float
         How long the file took.
+    scale : str
+        For a denoised file, the pixel size it was denoised at
+        (:meth:`~napari_cryoden.inference.scale.ScalePlan.describe`, with its note if any).
     """
 
     index: int
@@ -66,11 +69,17 @@ class FileResult:
     status: str
     message: str = ""
     seconds: float = 0.0
+    scale: str = ""
 
 
 @dataclass(frozen=True)
 class FolderJob:
-    """A run of :func:`run_folder_job`: which files, where to, with which model and device."""
+    """A run of :func:`run_folder_job`: which files, where to, with which model and device.
+
+    ``working`` and ``bin_factor`` choose each file's binning as ``cryoden denoise``'s
+    ``--working-pixel-size`` and ``--bin`` do (:func:`~napari_cryoden.inference.scale.
+    plan_scale`, with the file's header pixel size and the model's range).
+    """
 
     files: tuple[Path, ...]
     out_dir: Path
@@ -78,6 +87,8 @@ class FolderJob:
     device: str | torch.device = "auto"
     pixel_cutoff: float | None = None
     overwrite: bool = False
+    working: float | str | None = "auto"
+    bin_factor: float | None = None
 
 
 def micrographs_in(items: Sequence[str | os.PathLike[str]]) -> list[Path]:
@@ -148,7 +159,8 @@ def remaining_seconds(elapsed: float, fraction_done: float) -> float | None:
 
 def denoise_files(denoiser: Denoiser, files: Sequence[Path], out_dir: str | os.PathLike[str],
                   *, overwrite: bool = False, stop: threading.Event | None = None,
-                  progress: TileProgress | None = None, **options: Any) -> Iterator[FileResult]:
+                  progress: TileProgress | None = None, working: float | str | None = None,
+                  bin_factor: float | None = 1.0, **options: Any) -> Iterator[FileResult]:
     """Denoise ``files`` into ``out_dir`` one by one; yield a :class:`FileResult` per file.
 
     Parameters
@@ -165,6 +177,10 @@ def denoise_files(denoiser: Denoiser, files: Sequence[Path], out_dir: str | os.P
         Set it to cancel: checked between files and after every batch of tiles.
     progress
         Called as ``progress(done_tiles, total_tiles)`` of the current file.
+    working, bin_factor
+        Each file's binning (:func:`~napari_cryoden.inference.scale.plan_scale`); by default
+        none. A file whose choice cannot be followed (a working size in Å, no pixel size in
+        its header) fails with one line.
     **options
         Further keyword arguments of :func:`~napari_cryoden.inference.denoiser.denoise`
         (``pixel_cutoff``, ``precision``, ``tile_size``...).
@@ -184,7 +200,8 @@ def denoise_files(denoiser: Denoiser, files: Sequence[Path], out_dir: str | os.P
         start = time.perf_counter()
         result = FileResult(index, len(files), source, output, "skipped")
         if overwrite or not output.exists():
-            result = _denoise_one(denoiser, result, tiles, options)
+            scale = {"working": working, "bin_factor": bin_factor}
+            result = _denoise_one(denoiser, result, tiles, scale, options)
         yield replace(result, seconds=time.perf_counter() - start)
 
 
@@ -201,21 +218,26 @@ def run_folder_job(job: FolderJob, stop: threading.Event | None = None,
 
     denoiser = load_denoiser(job.weights, job.device)
     yield from denoise_files(denoiser, job.files, job.out_dir, overwrite=job.overwrite,
-                             stop=stop, progress=progress, pixel_cutoff=job.pixel_cutoff)
+                             stop=stop, progress=progress, pixel_cutoff=job.pixel_cutoff,
+                             working=job.working, bin_factor=job.bin_factor)
 
 
 def _denoise_one(denoiser: Denoiser, result: FileResult, tiles: TileProgress,
-                 options: dict[str, Any]) -> FileResult:
+                 scale: dict[str, Any], options: dict[str, Any]) -> FileResult:
     from .denoiser import denoise_file
+    from .scale import plan_scale
 
     try:
-        denoise_file(denoiser.net, result.source, result.output, **denoiser.options(),
-                     progress=tiles, **options)
+        pixel = read_info(result.source).recorded_pixel_size
+        plan = plan_scale(pixel, denoiser.checkpoint.pixel_size_range, **scale)
+        denoise_file(denoiser.net, result.source, result.output, plan.factor,
+                     **denoiser.options(), progress=tiles, **options)
     except Cancelled:
         raise
     except Exception as exc:  # one bad file must not end the run: report it, go on
         return _failed(result, exc)
-    return replace(result, status="done")
+    note = f" ({plan.note})" if plan.note else ""
+    return replace(result, status="done", scale=plan.describe() + note)
 
 
 def _failed(result: FileResult, exc: Exception) -> FileResult:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -133,13 +134,19 @@ def denoise(
 
 
 def denoise_file(model: nn.Module, src: str | os.PathLike[str], dst: str | os.PathLike[str],
-                 **options: Any) -> Path:
+                 bin_factor: float = 1.0, **options: Any) -> Path:
     """Denoise a micrograph or stack file (MRC or TIFF) into an MRC file with the same pixel size.
 
-    ``options`` are the keyword arguments of :func:`denoise`. Returns the path written.
+    ``options`` are the keyword arguments of :func:`denoise`. With ``bin_factor`` > 1 the
+    micrograph is denoised Fourier-binned by that factor and padded back
+    (:func:`~napari_cryoden.inference.scale.denoise_binned`): the output keeps the input's
+    shape and pixel size. Returns the path written.
     """
+    from .scale import denoise_binned
+
     image, pixel_size = read_image(src)
-    write_mrc(dst, denoise(model, image, name=str(src), **options), pixel_size)
+    data = denoise_binned(partial(denoise, model, name=str(src)), image, bin_factor, **options)
+    write_mrc(dst, data, pixel_size)
     return Path(dst)
 
 

@@ -12,6 +12,7 @@ one batch.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,11 +24,15 @@ import numpy as np
 from ..io.intensity import clip_hot_pixels
 from .cache import cpu_threads, use_denoiser
 from .region import Box
+from .scale import denoise_binned
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["DenoiseJob", "DenoiseResult", "run_job"]
+__all__ = ["DenoiseJob", "DenoiseResult", "REGION_MARGIN", "run_job"]
+
+REGION_MARGIN = 32
+"""Binned pixels around a region that a binned region run also denoises (then drops)."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,9 @@ class DenoiseJob:
     given, clips hot pixels first, per micrograph
     (:func:`~napari_cryoden.io.intensity.clip_hot_pixels`, as ``cryoden denoise --pixel-cutoff``).
     ``threads``, if given, is torch's CPU thread count for the run
-    (:func:`~napari_cryoden.inference.cache.cpu_threads`).
+    (:func:`~napari_cryoden.inference.cache.cpu_threads`). ``bin_factor`` > 1 denoises the image
+    Fourier-binned by it and pads the result back (:mod:`.scale`); a region is then binned with
+    a margin of :data:`REGION_MARGIN` binned pixels around it, clipped to the image.
     """
 
     weights: Path
@@ -51,6 +58,7 @@ class DenoiseJob:
     z: int | None = None
     pixel_cutoff: float | None = None
     threads: int | None = None
+    bin_factor: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -89,8 +97,23 @@ def run_job(job: DenoiseJob, progress: Callable[[int, int], None] | None = None,
         image = job.image
         if job.pixel_cutoff is not None:  # the whole micrograph's statistics, also for a box
             image = clip_hot_pixels(np.asarray(image), job.pixel_cutoff)
+        options: dict[str, Any] = {"name": job.name, "progress": progress}
         if job.box is None:
-            data = denoiser.denoise(np.asarray(image), name=job.name, progress=progress)
+            data = denoise_binned(denoiser.denoise, np.asarray(image), job.bin_factor, **options)
+        elif job.bin_factor == 1:
+            data = denoiser.denoise_region(image, job.box, **options)
         else:
-            data = denoiser.denoise_region(image, job.box, name=job.name, progress=progress)
+            data = _binned_region(denoiser.denoise, image, job.box, job.bin_factor, options)
         return DenoiseResult(job, data, time.perf_counter() - start)
+
+
+def _binned_region(run: Callable[..., np.ndarray], image: Any, box: Box, factor: float,
+                   options: dict[str, Any]) -> np.ndarray:
+    """Denoise ``box`` of a 2D image binned by ``factor``, with a margin for the model's view."""
+    margin = math.ceil(REGION_MARGIN * factor)
+    ny, nx = np.shape(image)
+    y0, x0 = max(box.y0 - margin, 0), max(box.x0 - margin, 0)
+    y1, x1 = min(box.y1 + margin, ny), min(box.x1 + margin, nx)
+    around = np.asarray(image[y0:y1, x0:x1])
+    data = denoise_binned(run, around, factor, **options)
+    return data[box.y0 - y0:box.y1 - y0, box.x0 - x0:box.x1 - x0]

@@ -23,13 +23,14 @@ class ImageInfo:
     dtype : numpy.dtype
         The pixel type stored in the file (converted to float32 when read).
     pixel_size : float
-        Pixel size in Å; 1.0 when the header gives none.
+        Pixel size in Å; 1.0 when the header gives none (:attr:`recorded_pixel_size` tells
+        which).
     kind : str
         ``"image"`` (one slice), ``"stack"`` (2D images stacked) or ``"volume"`` (an MRC whose
         header declares a 3D map or tomogram). All three are read as z-slices of 2D images.
     voxel_size : tuple of float
         Å per voxel along ``(z, y, x)`` as an MRC header gives them, 0.0 where it gives none;
-        a TIFF's pixel size on every axis.
+        a TIFF's pixel size on every axis (0.0 when its tags give none).
     image_stack : bool
         The MRC header itself declares an image stack (MRC2014: space group 0, several slices);
         ``kind`` is ``"stack"`` also when only the suffix says so.
@@ -49,3 +50,12 @@ class ImageInfo:
     image_stack: bool = False
     offset: int = field(default=0, repr=False)
     stamp: tuple[int, int, int] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def recorded_pixel_size(self) -> float | None:
+        """The pixel size in Å the header records, None when it records none (0 in MRC).
+
+        :attr:`pixel_size` falls back to 1.0 for such files, so that older callers keep a
+        number; code that must not mistake "unknown" for 1 Å reads this instead.
+        """
+        return self.pixel_size if self.voxel_size[2] > 0 else None

@@ -80,22 +80,22 @@ def read_tiff_info(path: Path, stack: bool = True) -> ImageInfo:
         raise InputError(f"{path}: TIFF of shape {shape} holds no pixels")
     three_d = _as_3d(shape)
     kind = "image" if three_d[0] == 1 else "stack"  # TIFF has no volumes: pages are images
-    return ImageInfo(path, three_d, dtype, pixel_size, kind, (pixel_size,) * 3)
+    return ImageInfo(path, three_d, dtype, pixel_size or 1.0, kind, (pixel_size,) * 3)
 
 
 def _tiff_pixel_size(page: tifffile.TiffPage) -> float:
-    """Å per pixel from XResolution in pixels per centimetre; 1.0 for any other unit."""
+    """Å per pixel from XResolution in pixels per centimetre; 0.0 (unknown) for any other unit."""
     unit, resolution = page.tags.get("ResolutionUnit"), page.tags.get("XResolution")
     if unit is None or resolution is None:
-        return 1.0
+        return 0.0
     try:
         if int(unit.value) != 3:
-            return 1.0
+            return 0.0
         numerator, denominator = resolution.value
         value = 1e8 * denominator / numerator if numerator > 0 else 0.0
     except (TypeError, ValueError, ZeroDivisionError, OverflowError):
-        return 1.0
-    return value if np.isfinite(value) and value > 0 else 1.0
+        return 0.0
+    return value if np.isfinite(value) and value > 0 else 0.0
 
 
 def _as_3d(shape: tuple[int, ...]) -> tuple[int, int, int]:

@@ -27,7 +27,16 @@ from ..config import presets
 from ..config.sections import Config, ConfigError, ModelConfig
 from ..errors import WeightFileError
 from ..io.atomic import atomic_write_bytes
-from .header import FORMAT, META_KEY, looks_pickled, parse_metadata, unreadable
+from .header import (
+    FORMAT,
+    META_KEY,
+    PIXEL_RANGE_KEY,
+    check_metadata,
+    looks_pickled,
+    parse_metadata,
+    pixel_size_range,
+    unreadable,
+)
 from .nets import build_model, expected_shapes
 
 __all__ = ["FORMAT", "Checkpoint", "save_checkpoint", "load_checkpoint", "atomic_write_bytes"]
@@ -55,6 +64,11 @@ class Checkpoint:
         """The per-micrograph normalisation the model was trained with (metadata, else config)."""
         return str(self.metadata.get("normalization", self.config.data.normalization))
 
+    @property
+    def pixel_size_range(self) -> tuple[float, float] | None:
+        """The pixel sizes in Å the model was trained on; None: range unknown (older files)."""
+        return pixel_size_range(self.metadata)
+
 
 def save_checkpoint(
     path: str | os.PathLike[str],
@@ -79,6 +93,8 @@ def save_checkpoint(
         :func:`load_checkpoint`'s model check.
     **metadata
         Epoch, losses, normalisation and the like; must be JSON-serialisable.
+        ``pixel_size_range=(low, high)`` records the pixel sizes in Å the model was trained on
+        (:data:`~.header.PIXEL_RANGE_KEY`); None or absent: unknown.
 
     Raises
     ------
@@ -101,6 +117,11 @@ def save_checkpoint(
         "normalization": config.data.normalization,
         **metadata,
     }
+    if meta.get(PIXEL_RANGE_KEY) is None:
+        meta.pop(PIXEL_RANGE_KEY, None)
+    else:
+        meta[PIXEL_RANGE_KEY] = [float(v) for v in meta[PIXEL_RANGE_KEY]]
+    check_metadata(meta, Path(path))
     payload = st_save(tensors, metadata={META_KEY: json.dumps(meta)})
     atomic_write_bytes(path, payload)
     return Path(path)

@@ -12,6 +12,7 @@ against the model is :func:`napari_cryoden.models.checkpoint.load_checkpoint`'s.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,12 +21,14 @@ from typing import Any
 from ..config.sections import NORMALIZATIONS, Config, ConfigError
 from ..errors import WeightFileError
 
-__all__ = ["FORMAT", "META_KEY", "WeightFileInfo", "check_metadata", "parse_metadata",
-           "read_weight_info", "unreadable"]
+__all__ = ["FORMAT", "META_KEY", "PIXEL_RANGE_KEY", "WeightFileInfo", "check_metadata",
+           "parse_metadata", "pixel_size_range", "read_weight_info", "unreadable"]
 
 FORMAT = "napari-cryoden-weights"
 META_KEY = "cryoden"
 MAX_HEADER = 100_000_000  # the safetensors library's own limit on the JSON header
+PIXEL_RANGE_KEY = "pixel_size_range"
+"""Metadata key of ``[low, high]``: the pixel sizes in Å the model was trained on."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,21 @@ class WeightFileInfo:
         """The validation loss at that epoch, if the file says."""
         value = self.metadata.get("val_loss")
         return None if value is None else float(value)
+
+    @property
+    def pixel_size_range(self) -> tuple[float, float] | None:
+        """The pixel sizes in Å the model was trained on; None when the file does not say."""
+        return pixel_size_range(self.metadata)
+
+
+def pixel_size_range(metadata: dict[str, Any]) -> tuple[float, float] | None:
+    """Read ``(low, high)`` in Å from checked metadata; None (range unknown) when absent.
+
+    Files written before the field existed, or trained on micrographs without a recorded
+    pixel size, have none.
+    """
+    value = metadata.get(PIXEL_RANGE_KEY)
+    return None if value is None else (float(value[0]), float(value[1]))
 
 
 def read_weight_info(path: str | os.PathLike[str]) -> WeightFileInfo:
@@ -183,5 +201,18 @@ def check_metadata(meta: dict[str, Any], path: Path) -> None:
         value = meta.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
             problems.append(f"{key} {value!r:.40} is not a number")
+    problems += _range_problems(meta.get(PIXEL_RANGE_KEY))
     if problems:
         raise WeightFileError(f"{path}: bad metadata: {'; '.join(problems)}")
+
+
+def _range_problems(value: Any) -> list[str]:
+    """``pixel_size_range`` is absent or ``[low, high]`` with ``0 < low <= high`` (Å)."""
+    if value is None:
+        return []
+    numbers = isinstance(value, list) and len(value) == 2 and all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+    if numbers and math.isfinite(value[0]) and math.isfinite(value[1]) and (
+            0 < value[0] <= value[1]):
+        return []
+    return [f"{PIXEL_RANGE_KEY} {value!r:.40} is not [low, high] in Å with 0 < low <= high"]

@@ -103,6 +103,7 @@ class Checkpointer:
     engine: Engine
     schedule: Schedule
     record: Record
+    pixel_size_range: tuple[float, float] | None = None  # Å, from the training data's headers
 
     def save(self, name: str, epoch: int, *, with_optimizer: bool,
              stopped: bool = False) -> Path:
@@ -136,6 +137,7 @@ class Checkpointer:
             epoch=epoch, train_loss=done.get("train_loss"), val_loss=done.get("val_loss"),
             val_mse=done.get("val_mse"), best_epoch=record.best_epoch,
             best_val_loss=record.best_loss, stopped=stopped,
+            pixel_size_range=self.pixel_size_range,
             epochs=[{k: e[k] for k in ("epoch", "train_loss", "val_loss", "val_mse")}
                     for e in epochs],
             **resume_state,

@@ -43,6 +43,7 @@ from .checkpointing import Checkpointer, Record
 from .distributed import World
 from .events import EpochEnd, Event, TrainEnd, TrainStart, TrainStep
 from .modes import ModeBatches
+from .pixel_range import training_pixel_range
 from .schedules import Schedule
 from .setup import Data, Engine, Stream, open_streams, store_patch_size_note
 from .validation import validate
@@ -132,7 +133,7 @@ class _Run:
         self.schedule = Schedule(config.train, self.engine.optimizer, len(self.train_stream))
         self.record = Record.new(config)
         self.files = Checkpointer(run_dir, config, world, self.engine, self.schedule,
-                                  self.record)
+                                  self.record, training_pixel_range(train_pairs))
 
     # -- resume -----------------------------------------------------------------------------
     def restore(self) -> None:

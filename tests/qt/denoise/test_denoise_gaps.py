@@ -23,6 +23,7 @@ from napari.components import ViewerModel  # noqa: E402
 from napari.layers import Image  # noqa: E402
 
 from napari_cryoden._qt._models import MODELS  # noqa: E402
+from napari_cryoden._qt.denoise.scale import BIN  # noqa: E402
 from napari_cryoden._qt.denoise.widget import DenoiseWidget  # noqa: E402
 from napari_cryoden.config.sections import Config  # noqa: E402
 from napari_cryoden.models.checkpoint import save_checkpoint  # noqa: E402
@@ -86,7 +87,7 @@ def ours(gaps: Any, spans: list[tuple[float, float]]) -> float:
 
 
 def denoise_gaps(make_napari_viewer: Any, qtbot: Any, ui_gaps: Any, weights: Path,
-                 image: np.ndarray) -> tuple[Any, Image]:
+                 image: np.ndarray, bin_factor: float | None = None) -> tuple[Any, Image]:
     viewer = make_napari_viewer()
     viewer.add_image(image, name="mic")
     widget = DenoiseWidget(viewer)
@@ -94,6 +95,9 @@ def denoise_gaps(make_napari_viewer: Any, qtbot: Any, ui_gaps: Any, weights: Pat
     label = MODELS.register("tiny", weights)
     widget.model.native.setCurrentIndex(widget.model.native.findText(label))
     widget.device.value = "cpu"
+    if bin_factor is not None:  # Advanced › Working pixel size: bin by a factor
+        widget.scale_choice.value = BIN
+        widget.scale_value.value = bin_factor
     qtbot.wait(300)  # let the window settle (and the warm-up import end) before measuring
     done: list[Image] = []
     widget.finished.connect(done.append)
@@ -104,11 +108,14 @@ def denoise_gaps(make_napari_viewer: Any, qtbot: Any, ui_gaps: Any, weights: Pat
     return gaps, done[0]
 
 
-@pytest.mark.parametrize("shape", [(1024, 1024), (3, 512, 512)], ids=["1024²", "3×512² stack"])
+@pytest.mark.parametrize(("shape", "bin_factor"), [
+    ((1024, 1024), None), ((3, 512, 512), None), ((1024, 1024), 1.5)],
+    ids=["1024²", "3×512² stack", "1024² binned ×1.5"])
 def test_a_denoise_click_keeps_the_window_responsive(make_napari_viewer, qtbot, ui_gaps,
-                                                     weights, napari_time, shape) -> None:
+                                                     weights, napari_time, shape,
+                                                     bin_factor) -> None:
     image = np.random.default_rng(0).normal(0.5, 0.2, shape).astype(np.float32)
-    gaps, layer = denoise_gaps(make_napari_viewer, qtbot, ui_gaps, weights, image)
+    gaps, layer = denoise_gaps(make_napari_viewer, qtbot, ui_gaps, weights, image, bin_factor)
     assert layer.name == "mic denoised" and layer.data.shape == shape
     napari_ms = [round(1000 * (end - start)) for start, end in merged(napari_time)
                  if start >= gaps.ticks[0]]  # the result layer's, not the input's

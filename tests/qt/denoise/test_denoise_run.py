@@ -27,7 +27,7 @@ ETA = re.compile(r"^\d+ % · ~\d+ s left$")
 def setup(make_napari_viewer):
     viewer = make_napari_viewer()
     image = np.random.default_rng(0).normal(1.0, 0.3, (2048, 2048)).astype(np.float32)
-    viewer.add_image(image, name="mic")
+    viewer.add_image(image, name="mic", scale=(1.06, 1.06))  # in the model's range: no binning
     widget = DenoiseWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Denoise")
     widget.model.value = shipped_path("general")

@@ -28,6 +28,7 @@ from qtpy.QtWidgets import QFileDialog, QMessageBox
 from superqt import QCollapsible
 from superqt.utils import ensure_main_thread
 
+from napari_cryoden._qt.denoise.scale import AUTO, BIN, RECORDED, WORKING
 from napari_cryoden.errors import Cancelled, InputError
 from napari_cryoden.inference.batch import (
     FileResult,
@@ -156,8 +157,16 @@ class FolderDenoise(Container):
         weights = self.panel.model.value
         if weights is None:
             raise InputError("No model chosen: pick one under Model above")
+        working, bin_factor = self._scale_choice()
         return FolderJob(tuple(files), out_dir, weights, self.panel.device.value,
-                         self._pixel_cutoff())
+                         self._pixel_cutoff(), working=working, bin_factor=bin_factor)
+
+    def _scale_choice(self) -> tuple[float | str | None, float | None]:
+        """The panel's Working pixel size as ``(working, bin_factor)`` of each file's plan."""
+        choice = getattr(getattr(self.panel, "scale_choice", None), "value", AUTO)
+        value = float(getattr(getattr(self.panel, "scale_value", None), "value", 1.0))
+        return {RECORDED: (None, 1.0), BIN: (None, value),
+                WORKING: (value, None)}.get(choice, ("auto", None))
 
     def _pixel_cutoff(self) -> float | None:
         widget = getattr(self.panel, "pixel_cutoff", None)
@@ -251,7 +260,10 @@ class FolderDenoise(Container):
         parts += [f"{n} {s}" for s, n in counts.items() if s != "done" and n]
         head = "Cancelled" if self._stop.is_set() else "Done"
         seconds = _duration(time.perf_counter() - self._started)
-        return f"{head}: {', '.join(parts)} of {self._total} in {seconds}"
+        scales = {r.scale for r in self.results if r.scale}
+        scale = "" if not scales else f", {scales.pop()}" if len(scales) == 1 else (
+            ", at several pixel sizes")
+        return f"{head}: {', '.join(parts)} of {self._total} in {seconds}{scale}"
 
     # ---- opening results ---------------------------------------------------------------------
     def open_selected(self) -> list[Any]:

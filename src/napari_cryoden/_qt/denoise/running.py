@@ -26,6 +26,7 @@ from napari_cryoden._qt.denoise.raw_folders import message
 from napari_cryoden.errors import Cancelled, InputError
 from napari_cryoden.inference.job import DenoiseJob, DenoiseResult, run_job
 from napari_cryoden.inference.region import Box
+from napari_cryoden.inference.scale import ScalePlan
 
 if TYPE_CHECKING:
     import napari
@@ -80,6 +81,7 @@ class Running:
         self.worker: Any = None
         self._control: RunControl | None = None
         self._source: Image | None = None
+        self._plan: ScalePlan | None = None
         self._show_progress = ensure_main_thread(self._set_progress)
         self.denoise_button.clicked.connect(self._on_denoise_clicked)
         self.viewer.layers.events.removed.connect(self._on_layer_removed)
@@ -113,16 +115,20 @@ class Running:
         if self.busy:
             return
         try:
-            job, source = self._make_job()
+            made = self._make_job()
         except Exception as exc:  # a slot must not raise: tell the user instead
             show_error(message(exc))
             return
+        if made is None:
+            return  # the panel asked for what it needs (the pixel size) in the status line
+        job, source = made
         from napari.qt.threading import create_worker
 
         clean = self.clean.value
         clean_data = clean.data if clean is not None and clean in self.viewer.layers else None
         self._source, self._control = source, RunControl(self._show_progress)
-        self.denoise_button.text, self.status.value = "Cancel", ""
+        self.denoise_button.text = "Cancel"
+        self.status.value = (self._plan.note or "") if self._plan is not None else ""
         self.worker = create_worker(work, job, clean_data, self._control, _connect={
             "returned": self._on_returned, "errored": self._on_errored,
             "finished": self._on_finished})
@@ -143,7 +149,11 @@ class Running:
             show_warning("The image layer was removed while it was being denoised")
             return
         result, job = finished.result, finished.result.job
-        metadata = {"source_layer": source.name, "model": str(job.weights)}
+        plan = self._plan
+        metadata = {"source_layer": source.name, "model": str(job.weights),
+                    "pixel_size": plan.pixel_size if plan else None,
+                    "working_pixel_size": plan.working_pixel_size if plan else None,
+                    "bin_factor": job.bin_factor}
         try:
             layer = write_denoised(self.viewer, source, result.data, job.box, job.z, metadata,
                                    finished.limits)
@@ -152,7 +162,9 @@ class Running:
             return
         self._keep_shapes_on_top(layer)
         size = "×".join(str(n) for n in result.data.shape)
-        self.status.value = f"{size} px in {result.seconds:.2f} s"
+        scale = f", {plan.describe()}" if plan is not None else ""
+        note = f" — {plan.note}" if plan is not None and plan.note else ""
+        self.status.value = f"{size} px in {result.seconds:.2f} s{scale}{note}"
         from napari.utils import notifications
 
         for warning in finished.warnings:
@@ -175,7 +187,7 @@ class Running:
         self.denoise_button.enabled, self.denoise_button.text = True, "Denoise"
 
     # ---- the job --------------------------------------------------------------------------------
-    def _make_job(self) -> tuple[DenoiseJob, Image]:
+    def _make_job(self) -> tuple[DenoiseJob, Image] | None:
         layer = self.image.value
         if layer is None or layer not in self.viewer.layers:
             raise InputError("No image layer chosen: open a micrograph and pick it under Image")
@@ -189,20 +201,27 @@ class Running:
                              ".safetensors weight file")
         from napari_cryoden.inference.cache import spare_cores
 
-        cutoff = float(self.pixel_cutoff.value) or None
+        self._plan = self._scale_plan(layer)
+        if self._plan is None:
+            return None
+        cutoff, factor = float(self.pixel_cutoff.value) or None, self._plan.factor
         job = DenoiseJob(weights, self.device.value, layer.data, None, layer.name,
-                         pixel_cutoff=cutoff, threads=spare_cores())
+                         pixel_cutoff=cutoff, threads=spare_cores(), bin_factor=factor)
         box = self._region(layer)
         if box is None:
             return job, layer
         z = None if layer.ndim == 2 else self._current_slice(layer)
         image = layer.data if z is None else layer.data[z]
         return DenoiseJob(weights, self.device.value, image, box, layer.name, z, cutoff,
-                          job.threads), layer
+                          job.threads, factor), layer
 
     def _region(self, layer: Image) -> Box | None:
         """Hook: the panel's chosen region of the image layer, None for the whole image."""
         return None
+
+    def _scale_plan(self, layer: Image) -> ScalePlan | None:
+        """Hook: the run's binning (:mod:`.scale`); None after asking the user for more."""
+        return ScalePlan()
 
     def _current_slice(self, layer: Image) -> int:
         z = layer.world_to_data(self.viewer.dims.point)[0]

@@ -13,9 +13,10 @@ whole-image run; the rest of ``"<name> denoised"`` keeps the input (:mod:`.layer
 :mod:`.compare`; *Open raw weight folder…* is :mod:`.raw_folders`, the model list and *Open
 weight file…* :mod:`.weight_files`.
 
-The panel scrolls (:mod:`.sections`): Image, Model, Region, Denoise, progress and Compare up
-front; Device, the hot-pixel clip and the raw weight import under a collapsed *Advanced*; then
-the other collapsed sections (*Denoise files on disk…*, :mod:`.folder`), each one
+The panel scrolls (:mod:`.sections`): Image (and its Pixel size when the layer records none),
+Model, Region, Denoise, progress and Compare up front; the working pixel size (:mod:`.scale`),
+Device, the hot-pixel clip and the raw weight import under a collapsed *Advanced*; then the
+other collapsed sections (*Denoise files on disk…*, :mod:`.folder`), each one
 :meth:`~.sections.Sections.add_section` call. After a rectangle run the result sits just under
 the rectangle's Shapes layer, so the denoised box stays outlined.
 """
@@ -37,6 +38,7 @@ from napari_cryoden._qt.denoise.folder import FolderDenoise
 from napari_cryoden._qt.denoise.raw_folders import RAW_LAYOUTS, RawFolders
 from napari_cryoden._qt.denoise.regions import field_of_view_box, rectangle_box
 from napari_cryoden._qt.denoise.running import Running
+from napari_cryoden._qt.denoise.scale import ScaleChoice
 from napari_cryoden._qt.denoise.sections import Sections, collapsible, wrap_text
 from napari_cryoden._qt.denoise.weight_files import WeightFiles
 from napari_cryoden.config.sections import DEVICES
@@ -53,7 +55,7 @@ WHOLE, RECTANGLE, FIELD_OF_VIEW = (
 REGIONS = (WHOLE, RECTANGLE, FIELD_OF_VIEW)
 
 
-class DenoiseWidget(Running, RawFolders, WeightFiles, Sections, Container):
+class DenoiseWidget(ScaleChoice, Running, RawFolders, WeightFiles, Sections, Container):
     """Denoise an image layer with a trained model, and compare noisy | denoised | clean."""
 
     finished = Signal(object)
@@ -77,16 +79,19 @@ class DenoiseWidget(Running, RawFolders, WeightFiles, Sections, Container):
         self._build_raw()
         self._build_model_choice()
         self._build_run()
+        self._build_scale()
         self._build_compare()
         self.main: Container[Any] = Container(labels=True, widgets=[
-            self.image, self.model, self.open_button, self.region, self.shapes,
+            self.image, self.pixel_size, self.model, self.open_button, self.region, self.shapes,
             self.denoise_button, self.progress, self.status, self.clean, self.compare_button])
         self.advanced: Container[Any] = Container(labels=True, widgets=[
-            self.device, self.pixel_cutoff, self.raw_layout, self.raw_button])
+            self.scale_choice, self.scale_value, self.device, self.pixel_cutoff,
+            self.raw_layout, self.raw_button])
         self.shapes.visible = False
         self._lay_out(self.main)  # a scroll area: rows up front, then the collapsed sections
         self.advanced_section = self.add_section(collapsible("Advanced", self.advanced, (
-            "Where the model runs, the hot-pixel clip, and importing raw weight files.")))
+            "The working pixel size, where the model runs, the hot-pixel clip, and importing "
+            "raw weight files.")))
         self.folder = FolderDenoise(self.viewer, self)  # files on disk
         self.add_section(self.folder.section)
         self.fit = FitSection(self.viewer, self)  # adapt the model: a section after the folder's
@@ -167,6 +172,7 @@ class DenoiseWidget(Running, RawFolders, WeightFiles, Sections, Container):
     def _reset(self, event: Any = None) -> None:
         self.reset_choices()
         self._show_model_tooltips()
+        self._show_pixel_size_row()
         if self.clean.value is None and not self._clean_chosen:
             # first guess for the reference panel: a layer called "... clean ..."
             guess = [layer for _, layer in self._images() if "clean" in layer.name.lower()]
