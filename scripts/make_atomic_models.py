@@ -66,12 +66,14 @@ def find(name: str, roots: list[Path]) -> Path:
     raise SystemExit(f"make_atomic_models: {name} not found under {', '.join(map(str, roots))}")
 
 
-def heavy_atoms(path: Path, chains: str = "") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def heavy_atoms(path: Path, chains: str = ""
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Elements (upper case), xyz (Å), B-factors and atomic weights of the first model."""
     import mmdf
 
     df = mmdf.read(str(path))
-    df = df[(df["model"] == df["model"].min()) & df["chain"].astype(str).str.startswith(chains)]
+    first = df["model"] == df["model"].min()
+    df = df[first & df["chain"].astype(str).str.startswith(chains)]
     element = df["element"].astype(str).str.upper()
     water = df["residue"].isin(["HOH", "WAT", "DOD"])
     size = df.groupby(["chain", "residue_id", "residue"])["atom"].transform("size")
