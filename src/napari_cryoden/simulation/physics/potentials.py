@@ -71,12 +71,12 @@ def potential(name: str, spacing: float, voltage: float = 300.0, device: str = "
     """float32 ``(n, n, n)`` (z, y, x) potential of model ``name`` in volts at ``spacing`` Å.
 
     Read from the disk cache, else simulated with ttsim3d on ``device`` and cached; the result
-    is also kept in memory (the last four volumes).
+    is also kept in memory (the last eight volumes).
     """
     return _potential(name, float(spacing), float(voltage), device)
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=8)
 def _potential(name: str, spacing: float, voltage: float, device: str) -> np.ndarray:
     path = potential_cache_folder() / f"{name}_{spacing:g}A_{voltage:g}kV_v{VERSION}.npz"
     stored = read_arrays(path, ("volume",))

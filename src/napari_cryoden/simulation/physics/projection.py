@@ -44,7 +44,7 @@ def project(name: str, spacing: float, rotations: np.ndarray, voltage: float = 3
     return np.concatenate(out) * np.float32(spacing)
 
 
-@lru_cache(maxsize=3)
+@lru_cache(maxsize=8)
 def _transform(name: str, spacing: float, voltage: float, device: str) -> tuple[Any, int]:
     """Return the padded, sinc²-corrected, centred rfft of a potential, as project_3d_to_2d."""
     import torch
