@@ -13,6 +13,7 @@ from typing import Any
 
 from ..errors import CryodenError
 from ._common import EXIT_OK, expand_folders, progress
+from ._physics import add_physics_flags, check_no_physics_flags, run_physics
 
 __all__ = ["add_simulate", "run_simulate", "add_split_frames", "run_split_frames", "add_pack",
            "run_pack"]
@@ -46,9 +47,11 @@ def add_simulate(p: argparse.ArgumentParser) -> None:
                    help="write the even/odd frame sums of each movie to OUT_DIR/even/ and "
                         "OUT_DIR/odd/ (for --mode n2n), and OUT_DIR/clean/ at their scale "
                         "(truth / 2); combines with --movies")
-    p.add_argument("--frames", type=int, default=None,
+    p.add_argument("--frames", type=_value_or_range, default=None, metavar="N[:N2]",
                    help="frames per movie for --movies/--even-odd (default 8; even for "
-                        "--even-odd)")
+                        "--even-odd); with --physics LO:HI draws one per micrograph "
+                        "(default 20:60)")
+    add_physics_flags(p)
 
 
 def _value_or_range(text: str) -> float | tuple[float, float]:
@@ -67,9 +70,12 @@ def run_simulate(args: argparse.Namespace) -> int:
     from ..simulation.micrographs import simulate_dataset
     from ..simulation.params import SimulationParams
 
-    overrides, vary = _simulation_overrides(args)
     if args.n < 1 or args.size < 16:
         raise CryodenError(f"--n must be >= 1 and --size >= 16 (got {args.n}, {args.size})")
+    if args.physics:
+        return run_physics(args)
+    check_no_physics_flags(args)
+    overrides, vary = _simulation_overrides(args)
     params = SimulationParams(**overrides)
     if args.movies or args.even_odd or args.frames is not None:
         if vary:
@@ -113,7 +119,11 @@ def _simulate_movies(args: argparse.Namespace, params: Any) -> int:
 
     if not (args.movies or args.even_odd):
         raise CryodenError("--frames is for --movies and/or --even-odd")
-    frames = 8 if args.frames is None else args.frames
+    if isinstance(args.frames, tuple) or (args.frames is not None
+                                          and args.frames != int(args.frames)):
+        raise CryodenError(f"--frames takes one whole number here (got {args.frames}); "
+                           "ranges are for --physics")
+    frames = 8 if args.frames is None else int(args.frames)
     bar = progress(args.n, "simulate", "movie")
     try:
         result = simulate_movie_dataset(
