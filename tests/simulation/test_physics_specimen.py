@@ -139,6 +139,19 @@ def test_image_is_a_transmission_and_particles_look_dark(cache: Path) -> None:
     assert at_centres.mean() < shot.image.mean() - 0.005
 
 
+def test_a_carbon_edge_on_an_odd_sized_canvas(cache: Path) -> None:
+    """512 px at 4 Å pads to an odd FFT canvas: the ice texture must take the canvas's width."""
+    from scipy import fft as sfft
+
+    from napari_cryoden.simulation.physics.specimen import _padding
+
+    params = dataclasses.replace(SMALL, carbon_edge_probability=1.0)
+    size = next(n for n in range(40, 200)
+                if sfft.next_fast_len(n + 2 * _padding(params, 4.0), True) % 2)
+    shot = noise_free_image(params, np.random.default_rng(1), (size, size))
+    assert shot.carbon and shot.image.shape == (size, size)
+
+
 def test_the_same_seed_gives_the_same_image(cache: Path) -> None:
     one = noise_free_image(SMALL, np.random.default_rng(7), (96, 96))
     two = noise_free_image(SMALL, np.random.default_rng(7), (96, 96))

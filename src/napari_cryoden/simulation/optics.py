@@ -62,7 +62,9 @@ def texture_phase_ft(
     params: SimulationParams, rng: np.random.Generator, carbon: np.ndarray | None, k2: np.ndarray
 ) -> np.ndarray:
     """rfft2 of the structural phase noise of ice (and carbon), plus carbon's mean phase."""
-    shape = (k2.shape[0], 2 * (k2.shape[1] - 1))
+    # the real grid behind k2: an odd width is only known from the carbon mask (when there is
+    # none, an even width of the same rfft grid is as good: the texture is white and periodic)
+    shape = carbon.shape if carbon is not None else (k2.shape[0], 2 * (k2.shape[1] - 1))
     blur = gaussian_ft(k2, _TEXTURE_SIGMA)
     gain = params.ice_texture / math.sqrt(float(np.mean(blur**2)))  # rms after blur = ice_texture
     field = rng.standard_normal(shape, dtype=np.float32) * np.float32(gain)
