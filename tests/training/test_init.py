@@ -91,3 +91,17 @@ def test_resume_wins_over_init(pairs, tmp_path: Path) -> None:
     list(train(resumed, *pairs, tmp_path / "run", resume=True))
     assert torch.equal(outputs(trained, image), before)  # lr 0 on the run's own weights
     assert "init" not in load_checkpoint(trained)[1].metadata  # the run began from random ones
+
+
+def test_the_api_takes_the_init_architecture_for_a_default_model(make_pairs,
+                                                                  tmp_path: Path) -> None:
+    import napari_cryoden as cryoden
+
+    noisy, clean = make_pairs(n=3, size=64)
+    config = Config.from_dict({**FROZEN, "train": {**FROZEN["train"], "init": "general"}})
+    result = cryoden.train(config, noisy=noisy, clean=clean, run_dir=tmp_path / "run")
+    _, ckpt = load_checkpoint(result.best_path)
+    assert ckpt.config.model.preset == "unet-small" and ckpt.metadata["init"]["model"] == "general"
+    with pytest.raises(ConfigError, match="unet-small"):
+        cryoden.train(config.replace(model={"preset": "deep"}), noisy=noisy, clean=clean,
+                      run_dir=tmp_path / "other")
