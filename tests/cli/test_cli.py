@@ -224,3 +224,28 @@ def test_ctrl_c_mid_training_keeps_best_and_saves_history(workflow, tmp_path: Pa
     load_checkpoint(run / "last.safetensors")
     load_checkpoint(run / "best.safetensors")  # intact: a new best may have replaced it whole
     assert (run / "best.safetensors").read_bytes() == best_before or history["best_epoch"] > 1
+
+
+def test_train_from_a_shipped_model_with_coloured_noise(workflow, tmp_path: Path) -> None:
+    sim, run = workflow["sim"], tmp_path / "run"
+    assert main(["train", "--noisy", str(sim / "noisy"), "--clean", str(sim / "clean"),
+                 "--out", str(run), "--epochs", "1", "--patch-size", "48", "--batch-size", "4",
+                 "--device", "cpu", "--init", "general-fast", "--noise-colour", "0:1.5"]) == 0
+    _, ckpt = load_checkpoint(run / "best.safetensors")
+    assert ckpt.config.model.preset == "seed" and ckpt.metadata["init"]["model"] == "general-fast"
+    assert ckpt.config.train.noise_colour == "0:1.5"
+    assert ckpt.pixel_size_range == pytest.approx((1.7, 1.7))
+
+
+@pytest.mark.parametrize(("flags", "words"), [
+    (["--init", "general", "--preset", "seed"], "differs from the configured model"),
+    (["--init", "no-such-model"], "no-such-model"),
+    (["--mode", "n2v", "--noise-colour", "0:1"], "noise_colour is for noisy → clean"),
+])
+def test_train_init_and_noise_colour_errors_are_one_line(workflow, tmp_path: Path, capsys,
+                                                         flags: list[str], words: str) -> None:
+    sim = workflow["sim"]
+    assert main(["train", "--noisy", str(sim / "noisy"), "--clean", str(sim / "clean"),
+                 "--out", str(tmp_path / "r"), "--device", "cpu", *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert words in err and "\n" not in err

@@ -17,8 +17,10 @@ EVERY_FIELD_CHANGED = Config().replace(
           "shuffle_buffer": 5, "reader_threads": 3},
     train={"epochs": 7, "batch_size": 0, "lr": 2.5e-4, "seed": 11, "device": "cpu", "amp": True,
            "precision": "fp16", "fused": False, "schedule": "plateau", "plateau_patience": 4,
-           "mode": "n2v", "n2v_fraction": 0.02},
+           "mode": "n2v", "n2v_fraction": 0.02, "init": "runs/first/best.safetensors"},
 )
+N2C_CHANGED = EVERY_FIELD_CHANGED.replace(train={"mode": "n2c", "noise_colour": "0.5:1.5"})
+"""The fields only noisy → clean training takes (train.noise_colour), changed too."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,11 +35,13 @@ def _value(config: Config, key: str) -> object:
 
 
 def test_the_non_default_config_changes_every_field() -> None:
-    same = [s.key for s in FIELDS if _value(EVERY_FIELD_CHANGED, s.key) == _value(Config(), s.key)]
+    same = [s.key for s in FIELDS if _value(EVERY_FIELD_CHANGED, s.key) == _value(Config(), s.key)
+            and _value(N2C_CHANGED, s.key) == _value(Config(), s.key)]
     assert same == []  # a new field must be changed above, so the round trip covers it
 
 
-@pytest.mark.parametrize("config", [Config(), EVERY_FIELD_CHANGED], ids=["default", "changed"])
+@pytest.mark.parametrize("config", [Config(), EVERY_FIELD_CHANGED, N2C_CHANGED],
+                         ids=["default", "changed", "n2c-changed"])
 def test_config_to_argv_parses_back_to_the_same_config(config: Config) -> None:
     assert config_from_args(_parser().parse_args(config_to_argv(config))) == config
 
@@ -53,6 +57,7 @@ def test_booleans_are_written_as_flag_or_no_flag() -> None:
     assert "--amp" in argv and "--no-fused" in argv
     assert "--no-amp" in config_to_argv(Config()) and "--fused" in config_to_argv(Config())
     assert "--crop" not in config_to_argv(Config())  # None: the default, left out
+    assert "--init" not in config_to_argv(Config())  # empty text: off, left out
 
 
 def test_flags_left_out_keep_the_base_config() -> None:

@@ -7,6 +7,7 @@ pairs as they do (:func:`napari_cryoden.data.sources.training_data`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..config.sections import Config
+from ..config.sections import Config, ModelConfig
 
 if TYPE_CHECKING:
     from ..training.events import Event, TrainEnd
@@ -73,6 +74,10 @@ def train(config: Config, *, run_dir: str | os.PathLike[str], noisy: Folder = No
     of them is held out for validation. Interrupting (Ctrl-C) still saves the history and the
     last weights.
 
+    With ``config.train.init`` (a weight file or a shipped model's name) the run starts from
+    that model's weights; a config whose model section is the default takes the init model's
+    architecture, any other must match it.
+
     Parameters
     ----------
     config
@@ -113,8 +118,11 @@ def train(config: Config, *, run_dir: str | os.PathLike[str], noisy: Folder = No
     """
     from ..data.sources import TrainSources, training_data
     from ..training.events import TrainEnd
+    from ..training.init_weights import adopt_init_architecture
     from ..training.loop import train as run_training
 
+    given = {} if config.model == ModelConfig() else dataclasses.asdict(config.model)
+    config = adopt_init_architecture(config, given)
     if (even is not None or odd is not None) and config.train.mode == "n2c":
         config = config.replace(train={"mode": "n2n"})  # even/odd halves mean Noise2Noise
     sources = TrainSources(noisy=_path(noisy), clean=_path(clean), even=_path(even),

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..config.flags import add_flags, config_from_args, config_to_argv
-from ..config.sections import Config
+from ..config.sections import FIELDS, Config
 from ..errors import InputError
 from ..training.events import (
     CheckpointSaved,
@@ -87,6 +87,9 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
 def train_config(args: argparse.Namespace) -> Config:
     """Build the run config: the defaults, overridden by the flags given.
 
+    With ``--init MODEL`` the architecture is that model's, overridden by the model flags
+    given (a contradiction is a one-line :class:`~napari_cryoden.config.sections.ConfigError`).
+
     Parameters
     ----------
     args
@@ -97,10 +100,14 @@ def train_config(args: argparse.Namespace) -> Config:
     Config
         The validated config.
     """
+    from ..training.init_weights import adopt_init_architecture
+
     base = Config()
     if getattr(args, "even", None) is not None and getattr(args, "mode", None) is None:
         base = base.replace(train={"mode": "n2n"})  # --even/--odd mean Noise2Noise
-    return config_from_args(args, base)
+    given = {spec.name: getattr(args, spec.name) for spec in FIELDS
+             if spec.section == "model" and getattr(args, spec.name, None) is not None}
+    return adopt_init_architecture(config_from_args(args, base), given)
 
 
 def rank_argv(args: argparse.Namespace, config: Config) -> list[str]:

@@ -76,8 +76,8 @@ def config_from_args(args: argparse.Namespace, base: Config | None = None) -> Co
 def config_to_argv(config: Config) -> list[str]:
     """Write ``config`` as the flags that :func:`config_from_args` reads back to it.
 
-    Read over the default base: an optional field at None (e.g. ``data.crop``) has no flag,
-    so it takes the base's value.
+    Read over the default base: an optional field at None (e.g. ``data.crop``) and an empty
+    text field have no flag, so they take the base's value.
 
     Parameters
     ----------
@@ -88,13 +88,14 @@ def config_to_argv(config: Config) -> list[str]:
     -------
     list of str
         Every field's flag and value in :data:`~.sections.FIELDS` order; booleans as
-        ``--x``/``--no-x``; an optional field at None (its default) is left out.
+        ``--x``/``--no-x``; an optional field at None (its default) and an empty text field
+        (e.g. ``train.init``, off) are left out.
     """
     argv: list[str] = []
     for spec in FIELDS:
         value = getattr(getattr(config, spec.section), spec.name)
         if spec.kind == "bool":
             argv.append(spec.flag if value else "--no-" + spec.flag[2:])
-        elif value is not None:
+        elif value is not None and value != "":
             argv += [spec.flag, str(value)]
     return argv

@@ -10,12 +10,12 @@ with a one-line :class:`ConfigError`, which is how metadata read from a weight f
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import CryodenError
 from . import presets
-from .spec import FieldSpec, field_specs
+from .noise_colour import parse_noise_colour
+from .spec import ConfigError, FieldSpec, check_ranges, field_specs, section_from_dict
 
 __all__ = [
     "NORMALIZATIONS",
@@ -39,10 +39,6 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
 SCHEDULES = ("constant", "cosine", "plateau")
 MODES = ("n2c", "n2n", "n2v")
-
-
-class ConfigError(CryodenError, ValueError):
-    """A configuration value is missing, unknown or out of range."""
 
 
 def _f(default: Any, help: str, **kw: Any) -> Any:  # noqa: A002 - mirrors argparse's name
@@ -172,6 +168,15 @@ class TrainConfig:
     n2v_fraction: float = _f(
         0.01, "n2v: fraction of each patch's pixels masked per step (one per grid cell, "
         "stratified), the only pixels the loss sees.", min=0.001, max=0.05)
+    init: str = _f(
+        "", "Start from this model's weights instead of random ones: a .safetensors file or a "
+        "shipped model's name (general, general-fast). Its architecture is taken when no model "
+        "option is given, and must match the model options otherwise. The optimizer starts "
+        "fresh; with resume the run's last weights win. Empty: random weights.")
+    noise_colour: str = _f(
+        "", "n2c only: colour each training patch's noise (noisy - clean) with a Gaussian blur "
+        "of sigma drawn per patch from LO:HI px (0: white), keeping its variance, as a "
+        "motion-corrected sum's noise is correlated between pixels. Empty: off.")
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` for an unknown choice or ``amp`` against ``precision``."""
@@ -187,6 +192,18 @@ class TrainConfig:
                               f"{', '.join(SCHEDULES)}")
         if self.mode not in MODES:
             raise ConfigError(f"train.mode: {self.mode!r} is not one of {', '.join(MODES)}")
+        if self.noise_colour_range is not None and self.mode != "n2c":
+            raise ConfigError(f"train.noise_colour is for noisy → clean training (mode n2c): "
+                              f"the targets of mode {self.mode} are noisy, so their noise "
+                              "cannot be recoloured")
+
+    @property
+    def noise_colour_range(self) -> tuple[float, float] | None:
+        """``noise_colour`` as ``(low, high)`` σ in px; None when off (empty, or ``0:0``)."""
+        try:
+            return parse_noise_colour(self.noise_colour)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
 
     @property
     def effective_precision(self) -> str:
@@ -206,7 +223,7 @@ class Config:
         """Check every section's ranges and choices; raise :class:`ConfigError` on the first."""
         for name, _ in SECTIONS:
             section = getattr(self, name)
-            _check_ranges(name, section)
+            check_ranges(name, section, _BY_KEY)
             section.validate()
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
@@ -221,7 +238,7 @@ class Config:
         unknown = set(data) - {name for name, _ in SECTIONS}
         if unknown:
             raise ConfigError(f"unknown config section(s): {', '.join(sorted(unknown))}")
-        sections = {name: _section_from_dict(kind, data.get(name, {}), name)
+        sections = {name: section_from_dict(kind, data.get(name, {}), name, _BY_KEY)
                     for name, kind in SECTIONS}
         return cls(**sections)
 
@@ -270,31 +287,3 @@ def field_help(section: type, name: str) -> str:
     if key not in _BY_KEY:
         raise KeyError(name)
     return _BY_KEY[key].help
-
-
-def _section_from_dict(kind: type, values: Any, name: str) -> Any:
-    if not isinstance(values, dict):
-        raise ConfigError(f"config section {name!r} must be a mapping")
-    known = {f.name for f in fields(kind)}
-    unknown = set(values) - known
-    if unknown:
-        raise ConfigError(f"unknown key(s) in {name}: {', '.join(sorted(unknown))}")
-    for key, value in values.items():
-        spec = _BY_KEY[f"{name}.{key}"]
-        if not spec.accepts_type(value):
-            raise ConfigError(f"{name}.{key} must be {spec.type_name}, got {value!r}")
-        if spec.kind == "float":
-            values = {**values, key: float(value)}
-    return kind(**values)
-
-
-def _check_ranges(name: str, section: Any) -> None:
-    for f in fields(section):
-        value = getattr(section, f.name)
-        if value is None or isinstance(value, (bool, str)):
-            continue  # choices are checked by the section's own validate()
-        spec = _BY_KEY[f"{name}.{f.name}"]
-        if spec.min is not None and value < spec.min:
-            raise ConfigError(f"{spec.key} must be >= {spec.min}, got {value}")
-        if spec.max is not None and value > spec.max:
-            raise ConfigError(f"{spec.key} must be <= {spec.max}, got {value}")

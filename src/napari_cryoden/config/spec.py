@@ -14,9 +14,17 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..errors import CryodenError
 from .words import CHOICE_LABELS, LABELS
 
-__all__ = ["Kind", "FieldSpec", "field_specs"]
+__all__ = ["Kind", "ConfigError", "FieldSpec", "check_ranges", "field_specs",
+           "section_from_dict"]
+
+
+
+class ConfigError(CryodenError, ValueError):
+    """A configuration value is missing, unknown or out of range."""
+
 
 Kind = Literal["int", "float", "bool", "choice", "str"]
 
@@ -140,3 +148,66 @@ def _spec(section: str, f: dataclasses.Field) -> FieldSpec:
                      min=meta.get("min"), max=meta.get("max"), choices_from=choices,
                      zero=meta.get("zero"), label=LABELS.get(key, ""),
                      choice_labels=CHOICE_LABELS.get(key, {}))
+
+
+def section_from_dict(kind: type, values: Any, name: str,
+                      specs: Mapping[str, FieldSpec]) -> Any:
+    """Build the section dataclass ``kind`` from a dict, refusing unknown keys and bad types.
+
+    Parameters
+    ----------
+    kind
+        The section's dataclass.
+    values
+        Its fields by name; missing ones take their defaults.
+    name
+        The section's name, for messages.
+    specs
+        Every field's description by key (``"section.name"``).
+
+    Returns
+    -------
+    Any
+        The section (its own checks ran in ``__post_init__``).
+
+    Raises
+    ------
+    ConfigError
+        Not a mapping, an unknown key, or a value of the wrong type; one line.
+    """
+    if not isinstance(values, dict):
+        raise ConfigError(f"config section {name!r} must be a mapping")
+    known = {f.name for f in dataclasses.fields(kind)}
+    unknown = set(values) - known
+    if unknown:
+        raise ConfigError(f"unknown key(s) in {name}: {', '.join(sorted(unknown))}")
+    for key, value in values.items():
+        spec = specs[f"{name}.{key}"]
+        if not spec.accepts_type(value):
+            raise ConfigError(f"{name}.{key} must be {spec.type_name}, got {value!r}")
+        if spec.kind == "float":
+            values = {**values, key: float(value)}
+    return kind(**values)
+
+
+def check_ranges(name: str, section: Any, specs: Mapping[str, FieldSpec]) -> None:
+    """Raise :class:`ConfigError` for the first number of ``section`` outside its limits.
+
+    Parameters
+    ----------
+    name
+        The section's name, e.g. ``"train"``.
+    section
+        The section's dataclass instance.
+    specs
+        Every field's description by key (``"section.name"``).
+    """
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        if value is None or isinstance(value, (bool, str)):
+            continue  # choices are checked by the section's own validate()
+        spec = specs[f"{name}.{f.name}"]
+        if spec.min is not None and value < spec.min:
+            raise ConfigError(f"{spec.key} must be >= {spec.min}, got {value}")
+        if spec.max is not None and value > spec.max:
+            raise ConfigError(f"{spec.key} must be <= {spec.max}, got {value}")

@@ -31,6 +31,8 @@ LABELS: dict[str, str] = {
     "train.plateau_patience": "plateau patience (epochs)",
     "train.mode": "training data",
     "train.n2v_fraction": "masked pixels (Noise2Void)",
+    "train.init": "start from model (file or name)",
+    "train.noise_colour": "noise colour σ LO:HI (px)",
 }
 """``"section.field"`` → its label; a field not listed shows its name with spaces."""
 

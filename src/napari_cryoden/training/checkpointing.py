@@ -27,6 +27,7 @@ from ..models.checkpoint import (
 )
 from .distributed import World
 from .events import CheckpointSaved, Event, TrainWarning
+from .init_weights import load_init_weights
 from .schedules import Schedule
 from .setup import Engine
 
@@ -104,6 +105,7 @@ class Checkpointer:
     schedule: Schedule
     record: Record
     pixel_size_range: tuple[float, float] | None = None  # Å, from the training data's headers
+    init: dict[str, str] | None = None  # the model train.init loaded (InitModel.record)
 
     def save(self, name: str, epoch: int, *, with_optimizer: bool,
              stopped: bool = False) -> Path:
@@ -138,6 +140,7 @@ class Checkpointer:
             val_mse=done.get("val_mse"), best_epoch=record.best_epoch,
             best_val_loss=record.best_loss, stopped=stopped,
             pixel_size_range=self.pixel_size_range,
+            **({} if self.init is None else {"init": self.init}),
             epochs=[{k: e[k] for k in ("epoch", "train_loss", "val_loss", "val_mse")}
                     for e in epochs],
             **resume_state,
@@ -193,6 +196,11 @@ class Checkpointer:
         text = json.dumps(self.record.history, indent=1, allow_nan=False, default=_json_default)
         atomic_write_bytes(self.run_dir / "history.json", text.encode())
 
+    def start_from_init(self) -> None:
+        """Load the weights of ``train.init`` into the model and record where they came from."""
+        init = load_init_weights(self.engine.model, self.config).record()
+        self.init = self.record.history["init"] = init
+
     def restore(self) -> tuple[int, float | None]:
         """Load weights, optimizer, schedule and history of ``run_dir/last.safetensors``.
 
@@ -222,6 +230,7 @@ class Checkpointer:
         record.keep_until(done)
         self.schedule.load_state(ckpt.metadata.get("schedule"), record.global_step)
         record.best_epoch = ckpt.metadata.get("best_epoch")
+        self.init = ckpt.metadata.get("init")  # what the run started from, if not random
         record.best_loss = ckpt.metadata.get("best_val_loss")
         return done, ckpt.metadata.get("val_loss")
 

@@ -82,7 +82,9 @@ def train(
         several processes a stop set on any rank stops all of them at the same step.
     resume
         Continue from ``run_dir/last.safetensors``: weights, optimizer state, epoch count and
-        history. Its config's model must match ``config``'s. Every rank loads it.
+        history. Its config's model must match ``config``'s. Every rank loads it. It takes
+        precedence over ``config.train.init``, which only a new run loads
+        (:mod:`~napari_cryoden.training.init_weights`).
     clean_val_pairs
         ``n2n``/``n2v`` only: (noisy, clean) pairs with clean targets. Each epoch's model is also
         scored on them (``clean_val_loss``, ``clean_val_mse`` in the history and in
@@ -96,8 +98,10 @@ def train(
     try:
         run = _Run(config, train_pairs, val_pairs, Path(run_dir), stop or threading.Event(),
                    world, clean_val_pairs)
-        if resume:
+        if resume:  # the run's own last weights win over train.init
             run.restore()
+        elif config.train.init:
+            run.files.start_from_init()
         if note is not None:
             run.record.pending.insert(0, run.record.warn(run.record.first_epoch - 1, note))
         for event in run.events():
@@ -135,7 +139,6 @@ class _Run:
         self.files = Checkpointer(run_dir, config, world, self.engine, self.schedule,
                                   self.record, training_pixel_range(train_pairs))
 
-    # -- resume -----------------------------------------------------------------------------
     def restore(self) -> None:
         """Continue from ``last.safetensors``; check the weights score as recorded."""
         done, recorded = self.files.restore()

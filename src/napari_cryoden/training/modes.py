@@ -25,6 +25,7 @@ import torch
 
 from ..config.sections import MODES, TrainConfig
 from .blindspot import blind_spots
+from .noise_colour import colour_noise
 
 __all__ = ["MODES", "ModeBatches"]
 
@@ -37,7 +38,7 @@ class ModeBatches:
     Parameters
     ----------
     config
-        The run's train section (``mode``, ``seed``, ``n2v_fraction``).
+        The run's train section (``mode``, ``seed``, ``n2v_fraction``, ``noise_colour``).
     device
         Where the batches are; the generators live there.
     rank
@@ -54,7 +55,9 @@ class ModeBatches:
         self.mode, self.fraction = config.mode, config.n2v_fraction
         self.replacement = replacement
         self._seed, self._rank = config.seed, rank
-        self._generator = (torch.Generator(device=device) if config.mode != "n2c" else None)
+        self.noise_colour = config.noise_colour_range  # n2c only (the config checks it)
+        self._generator = (torch.Generator(device=device)
+                           if config.mode != "n2c" or self.noise_colour else None)
 
     @property
     def masked(self) -> bool:
@@ -63,10 +66,17 @@ class ModeBatches:
 
     def training(self, noisy: torch.Tensor, clean: torch.Tensor,
                  step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Make the batch of global step ``step``: swapped halves (n2n) or blind spots (n2v)."""
-        if self.mode == "n2c":
+        """Make the batch of global step ``step``.
+
+        n2c as streamed, its noise coloured with ``noise_colour`` (:mod:`.noise_colour`);
+        n2n with swapped halves; n2v with blind spots.
+        """
+        if self.mode == "n2c" and self.noise_colour is None:
             return noisy, clean, None
         generator = self._seeded(_TRAIN, step)
+        if self.mode == "n2c":
+            assert self.noise_colour is not None
+            return colour_noise(noisy, clean, *self.noise_colour, generator), clean, None
         if self.mode == "n2n":
             swap = torch.rand(noisy.shape[0], generator=generator, device=noisy.device) < 0.5
             swap = swap.view(-1, 1, 1, 1)

@@ -20,6 +20,7 @@ CONFIGS = {
                             train={"lr": 2e-3, "fused": False, "schedule": "cosine"}),
     "n2n": Config().replace(train={"mode": "n2n", "amp": True, "epochs": 7}),
     "n2v": Config().replace(model={"preset": "deep"}, train={"mode": "n2v", "seed": 3}),
+    "n2c-init": Config().replace(train={"init": "general-fast", "noise_colour": "0:1.5"}),
 }
 
 

@@ -159,3 +159,15 @@ def test_a_value_changed_in_advanced_reaches_the_run(make_napari_viewer, qtbot,
         "model.channels": 8, "train.schedule": "cosine", "train.seed": 7})
     assert "learning-rate schedule" in shown_words(widget)
     assert (config.model.channels, config.train.schedule, config.train.seed) == (8, "cosine", 7)
+
+
+def test_a_run_started_from_a_shipped_model_with_coloured_noise(make_napari_viewer, qtbot,
+                                                                tmp_path) -> None:
+    from napari_cryoden.models.checkpoint import load_checkpoint
+
+    widget, config = train_by_clicks(make_napari_viewer, qtbot, tmp_path, {
+        "train.init": "general-fast", "train.noise_colour": "0:1.5"})
+    assert "start from model (file or name)" in shown_words(widget)
+    assert (config.train.init, config.train.noise_colour) == ("general-fast", "0:1.5")
+    _, ckpt = load_checkpoint(tmp_path / "run" / "best.safetensors")
+    assert ckpt.metadata["init"]["model"] == "general-fast"
