@@ -103,9 +103,10 @@ def coloured_noise_table(denoise: Callable[[np.ndarray], np.ndarray], truth: np.
     for sigma in sigmas:
         noisy = (truth + coloured_noise(noise, sigma)).astype(np.float32)
         best, _ = best_gaussian(noisy, truth, data_range=data_range)
-        scores = [_psnr(image, truth, data_range)
-                  for image in (noisy, denoise(noisy), gaussian_baseline(noisy, best))]
-        rows.append(ColouredNoiseRow(float(sigma), *scores, float(best)))
+        noisy_db, model_db, gaussian_db = (
+            _psnr(image, truth, data_range)
+            for image in (noisy, denoise(noisy), gaussian_baseline(noisy, best)))
+        rows.append(ColouredNoiseRow(float(sigma), noisy_db, model_db, gaussian_db, float(best)))
     return rows
 
 
