@@ -22,14 +22,14 @@ def crop_figure(crops: dict[str, dict[str, np.ndarray]], path: Path, where: list
     names = list(next(iter(crops.values())))
     fig, axes = plt.subplots(len(crops), len(names), squeeze=False,
                              figsize=(1.45 * len(names), 1.6 * len(crops)))
-    for row, (condition, images) in zip(axes, crops.items(), strict=True):
+    for i, (row, (condition, images)) in enumerate(zip(axes, crops.items(), strict=True)):
         low, high = np.percentile(images["truth"][y:y + n, x:x + n], [0.5, 99.5])
         for ax, name in zip(row, names, strict=True):
             ax.imshow(images[name][y:y + n, x:x + n], cmap="gray", vmin=low, vmax=high,
                       interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
-            if row is axes[0]:
+            if i == 0:
                 ax.set_title(SHORT.get(name, name.replace("ours: ", "").replace("`", "")),
                              fontsize=7)
         row[0].set_ylabel(condition, fontsize=7)

@@ -173,7 +173,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             first[label] = outs[0][0]
         report["conditions"][name] = {"fitted_sigma": sigma, "rows": rows}
         crops[name] = first
-        print(f"\n{table(name, rows)}\nfitted σ: {sigma}\n", flush=True)
+        print(f"\n{table(name, rows)}\nfitted σ: {sigma or 0:.3g} px\n", flush=True)
     if args.figure:
         crop_figure(crops, args.figure, args.crop or _crop_at_particle(test[0]))
     return report
