@@ -29,13 +29,16 @@ def time_4096(topaz: Path, cores: str, contrast_scale: float, dose: float) -> di
         write_mrc(src, simulate_exposure(params, np.random.default_rng(0), 4096).noisy, 1.0)
         ours_argv = [*pin, sys.executable, "-m", "napari_cryoden.cli", "denoise", str(src),
                      "--out", str(Path(tmp) / "ours"), "--device", "cpu"]
-        load_before = _load()
+        loads = [_load()]  # the machine may be shared: say how loaded it was around each run
         ours = wall_time(ours_argv)
+        loads.append(_load())
         theirs = wall_time([*pin, *topaz_argv(topaz, [src], Path(tmp) / "topaz")])
+        loads.append(_load())
     result = {"ours_default_s": ours, "topaz_unet_s": theirs, "ratio": ours / theirs,
-              "cores": cores if pin else "all (no taskset)", "loadavg_before": load_before,
-              "loadavg_after": _load(), "ours_argv": ours_argv[len(pin):]}
+              "cores": cores if pin else "all (no taskset)", "loadavg_before_ours": loads[0],
+              "loadavg_after_ours": loads[1], "loadavg_after_topaz": loads[2],
+              "ours_argv": ours_argv[len(pin):]}
     print(f"4096² whole process on cores {result['cores']}: cryoden denoise (default model) "
           f"{ours:.1f} s, Topaz unet {theirs:.1f} s, ratio {ours / theirs:.3f} "
-          f"(loadavg before {load_before}, after {result['loadavg_after']})")
+          f"(loadavg before, between, after: {' | '.join(loads)})")
     return result
