@@ -21,5 +21,5 @@ for name in general general-fast; do
     cryoden evaluate "$WORK/$name/best.safetensors" --noisy "$WORK/test/noisy" \
         --clean "$WORK/test/clean" --json "$WORK/$name-test.json" --device "$DEVICE"
 done
-echo "to ship them: cp $WORK/general/best.safetensors src/napari_cryoden/models/pretrained/general.safetensors"
-echo "              cp $WORK/general-fast/best.safetensors src/napari_cryoden/models/pretrained/general-fast.safetensors"
+echo "(these were shipped as general-v1 and general-fast-v1; the defaults now come from scripts/train_physics_models.sh)"
+

@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 __all__ = ["ModelRegistry", "MODELS", "SHIPPED_LABELS", "model_label", "model_tooltip",
            "unique_labels"]
 
-SHIPPED_LABELS = {"general (shipped)": "general", "general-fast (shipped)": "general-fast"}
+SHIPPED_LABELS = {"general (shipped)": "general", "general-fast (shipped)": "general-fast",
+                  "general-v1 (shipped, first release)": "general-v1",
+                  "general-fast-v1 (shipped, first release)": "general-fast-v1"}
 """Label in the widgets → name in :data:`napari_cryoden.models.pretrained.SHIPPED`."""
 
 TRAINING = "training"

@@ -18,7 +18,8 @@ from ._common import EXIT_OK, expand_folders, progress
 __all__ = ["add_denoise", "run_denoise", "MODEL_HELP", "add_device_flags"]
 
 AUTO = "auto"
-MODEL_HELP = "a .safetensors weight file or a shipped model's name (general, general-fast)"
+MODEL_HELP = ("a .safetensors weight file or a shipped model's name (general, general-fast; "
+              "general-v1, general-fast-v1: the first releases)")
 
 
 def add_device_flags(p: argparse.ArgumentParser) -> None:

@@ -102,8 +102,9 @@ class DenoiseWidget(ScaleChoice, Running, RawFolders, WeightFiles, Sections, Con
         self.model = ComboBox(label="Model", choices=lambda _: MODELS.choices(), tooltip=(
             "A model trained in this session (the Train widget adds its best checkpoint after "
             "every new best epoch), a weight file you opened, or a model that ships with the "
-            "plugin: 'general' (a small U-Net trained on varied simulated micrographs) or "
-            "'general-fast' (the 3-layer net, ~10x faster on a CPU). Each entry reads "
+            "plugin: 'general' (a small U-Net trained on physics-grade simulated sums, whose "
+            "noise is coloured like a real motion-corrected sum's), 'general-fast' (the 3-layer "
+            "net, ~10x faster on a CPU) or their first releases, '-v1'. Each entry reads "
             "'run folder · file (preset, epoch)'; hover over it for its path and validation "
             "loss. The choice changes only when you change it."))
         self.open_button = PushButton(text="Open weight file…", tooltip=(

@@ -1,14 +1,20 @@
 """Models that ship inside the package, for denoising before (or instead of) training one.
 
-Both were trained by ``scripts/train_general_model.sh`` on simulated micrographs spanning doses
-of 10–60 e/Å², pixel sizes of 0.6–2.5 Å, defocus of 0.5–3 µm, particle contrast ×1–×20 and the
-simulator's three particle kinds; docs/quality.md gives the recipe and their scores on held-out
-micrographs. Both record that pixel-size range, ``[0.6, 2.5]`` Å, in their metadata
-(:func:`shipped_pixel_range`; written by ``scripts/record_pixel_range.py``, weights unchanged).
+The defaults, ``general`` and ``general-fast``, were trained by
+``scripts/train_physics_models.sh`` on the physics-grade simulator (``cryoden simulate
+--physics``: real atomic models, detector MTF/DQE, drift corrected with sub-pixel interpolation,
+dose weighting; pixel sizes 1–2.5 Å, dose 15–60 e/Å² in 20–40 frames), noisy sum → its truth,
+with the noise recoloured per patch (``--noise-colour 0:1``) so that correlated noise is not
+taken for signal; each started from its ``-v1`` predecessor (``--init``). They record the
+pixel-size range ``[1.0, 2.5]`` Å (:func:`shipped_pixel_range`). docs/quality.md gives their
+scores against the truth, beside Topaz-Denoise and the best Gaussian filter.
 
-- ``general``: the ``unet-small`` preset (118,113 parameters, 475 kB); the default of
+- ``general``: the ``unet-small`` preset (118,113 parameters, 476 kB); the default of
   ``cryoden denoise`` and of the Denoise widget.
-- ``general-fast``: the seed's 3-layer net (2,625 parameters, 17 kB), ~10x faster on a CPU.
+- ``general-fast``: the seed's 3-layer net (2,625 parameters, 13 kB), ~10x faster on a CPU.
+- ``general-v1``, ``general-fast-v1``: the first shipped models (the same two architectures,
+  trained by ``scripts/train_general_model.sh`` on the cartoon simulator's white noise; pixel
+  sizes ``[0.6, 2.5]`` Å). They leave coloured noise in place; kept loadable by name.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ from ...errors import InputError
 __all__ = ["DEFAULT", "SHIPPED", "is_shipped", "resolve_model", "shipped_path",
            "shipped_pixel_range"]
 
-SHIPPED = {"general": "general.safetensors", "general-fast": "general-fast.safetensors"}
+SHIPPED = {"general": "general.safetensors", "general-fast": "general-fast.safetensors",
+           "general-v1": "general-v1.safetensors", "general-fast-v1": "general-fast-v1.safetensors"}
 """Name → file in this folder."""
 DEFAULT = "general"
 
