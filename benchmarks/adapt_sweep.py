@@ -56,7 +56,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
 def main() -> None:
     """Run every variant on every condition; print gains."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model", default="general")
+    p.add_argument("--model", default="general-v1")  # the figures in docs/quality.md
     p.add_argument("--device", default="cuda")
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--only", nargs="+", default=None, help="variants named exactly so")

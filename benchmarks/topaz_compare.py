@@ -16,7 +16,8 @@ simulator's; the fitted Gaussian then needs ``--train-data DIR`` of the same lay
 Rows: the noisy input (even + odd); a Gaussian whose σ is fitted on ``--train-n`` separate
 training micrographs (the mean of their best σ); the oracle Gaussian (σ chosen per micrograph on
 its truth); Topaz ``unet`` (run by benchmarks/_topaz.py in its own Python); our ``general`` and
-``general-fast``; any ``--model NAME=PATH``.
+``general-fast`` and the first releases ``general-v1``, ``general-fast-v1``; any
+``--model NAME=PATH``.
 
 Columns, for every row alike: PSNR against the truth of the whole micrograph (data range 1, the
 simulator's truth lies in [0, 1]; each method's output as it comes — ours and Topaz both return
@@ -99,8 +100,8 @@ def methods(args: argparse.Namespace, sigma_fit: float | None) -> dict[str, Meth
             lambda x: gaussian_baseline(x, sigma_fit))
     rows["oracle Gaussian (σ per micrograph on the truth)"] = oracle_gaussian
     rows["Topaz 0.3.20 `unet`"] = topaz_method(args.topaz)
-    for name, spec in [("general", "general"), ("general-fast", "general-fast"),
-                       *(text.split("=", 1) for text in args.model)]:
+    shipped = ("general", "general-fast", "general-v1", "general-fast-v1")
+    for name, spec in [*((n, n) for n in shipped), *(text.split("=", 1) for text in args.model)]:
         rows[f"ours: `{name}`"] = ours(spec)
     return rows
 

@@ -1,17 +1,17 @@
 """Issue 16: the shipped models and noise that is correlated between neighbouring pixels.
 
-A held-out physics-grade micrograph (``cryoden simulate --physics``: real atomic models at
-1.5 Å/px, a K3, 40 e/Å² in 20 frames, drift corrected, dose-weighted; the small structures,
-whose potentials take seconds) gets its noise replaced by Gaussian noise of the same variance,
-blurred by a Gaussian of σ px and rescaled back to that variance, as in the issue's table. PSNR
-against the truth of the noisy image, the model and the best Gaussian filter (σ chosen on the
-truth). The same table on the cartoon simulator: ``python benchmarks/coloured_noise.py``.
+Four held-out physics-grade micrographs (``cryoden simulate --physics``: the six real atomic
+models at 2 Å/px and 25 particles per 10⁶ Å², a K3, 40 e/Å² in 20 frames, drift corrected,
+dose-weighted; 512², seeds 11–14) get their noise replaced by Gaussian noise of the same
+variance, blurred by a Gaussian of σ px and rescaled back to that variance, as in the issue's
+table. PSNR against the truth of the noisy image, the model and the best Gaussian filter (σ chosen
+per micrograph on its truth). The same table on the cartoon simulator:
+``python benchmarks/coloured_noise.py``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,39 +23,43 @@ from napari_cryoden.evaluation.coloured_noise import (
 )
 from napari_cryoden.models.pretrained import DEFAULT
 
-SIZE, SEED = 384, 11
-SMALL = ("ruvab_7pbl", "dengue_e_7cth", "glua3_ntd_3p3w", "enolase_3enl")
+SIZE, SEEDS, SIGMAS = 512, (11, 12, 13, 14), (0.0, 0.6, 1.0)
+Micrographs = list[tuple[np.ndarray, np.ndarray]]
 
 
 @pytest.fixture(scope="module")
-def micrograph(tmp_path_factory: pytest.TempPathFactory) -> tuple[np.ndarray, np.ndarray]:
-    """(truth, noise): a physics-grade sum's truth and Gaussian noise of its noise's variance."""
+def micrographs(tmp_path_factory: pytest.TempPathFactory) -> Micrographs:
+    """(truth, noise) per seed: a physics-grade sum's truth, Gaussian noise of its variance."""
     from napari_cryoden.simulation.physics.dataset import PhysicsParams, simulate_physics_shot
 
+    base = PhysicsParams()
+    params = PhysicsParams(
+        dataclasses.replace(base.specimen, pixel_size=(2.0, 2.0), particle_density=25.0,
+                            carbon_edge_probability=0.0),
+        dataclasses.replace(base.exposure, dose=(40.0, 40.0), frames=(20, 20),
+                            detectors=("k3",)))
+    out = []
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CRYODEN_CACHE", str(tmp_path_factory.mktemp("potentials")))
-        base = PhysicsParams()
-        params = PhysicsParams(
-            dataclasses.replace(base.specimen, pixel_size=(1.5, 1.5), structures=SMALL,
-                                weights=(1.0,) * len(SMALL), particle_density=40.0,
-                                carbon_edge_probability=0.0),
-            dataclasses.replace(base.exposure, dose=(40.0, 40.0), frames=(20, 20),
-                                detectors=("k3",)))
-        shot, _ = simulate_physics_shot(params, np.random.SeedSequence(SEED), (SIZE, SIZE))
-    spread = float(np.std(shot.noisy - shot.truth))
-    noise = np.random.default_rng(SEED).normal(0.0, spread, shot.truth.shape)
-    return shot.truth.astype(np.float64), noise
+        for seed in SEEDS:
+            shot, _ = simulate_physics_shot(params, np.random.SeedSequence(seed), (SIZE, SIZE))
+            spread = float(np.std(shot.noisy - shot.truth))
+            noise = np.random.default_rng(seed).normal(0.0, spread, shot.truth.shape)
+            out.append((shot.truth.astype(np.float64), noise))
+    return out
 
 
-def _table(model_name: str, micrograph: tuple[np.ndarray, np.ndarray]
-           ) -> dict[float, ColouredNoiseRow]:
+def _margins(model_name: str, micrographs: Micrographs) -> dict[float, list[ColouredNoiseRow]]:
+    """Per σ, one row per micrograph (``margin_db``: model − best Gaussian)."""
     import napari_cryoden as cryoden
 
-    truth, noise = micrograph
     model = cryoden.load_model(model_name, device="cpu")
-    rows = coloured_noise_table(lambda x: cryoden.denoise(x, model, device="cpu"), truth,
-                                noise, (0.0, 0.6, 1.0))
-    return {row.noise_sigma: row for row in rows}
+    rows: dict[float, list[ColouredNoiseRow]] = {sigma: [] for sigma in SIGMAS}
+    for truth, noise in micrographs:
+        for row in coloured_noise_table(lambda x: cryoden.denoise(x, model, device="cpu"),
+                                        truth, noise, SIGMAS):
+            rows[row.noise_sigma].append(row)
+    return rows
 
 
 def test_coloured_noise_keeps_the_variance_and_correlates_neighbours() -> None:
@@ -68,20 +72,26 @@ def test_coloured_noise_keeps_the_variance_and_correlates_neighbours() -> None:
     assert np.array_equal(coloured_noise(white, 0.0), white)
 
 
-def test_the_first_general_model_stops_denoising_coloured_noise(micrograph) -> None:
+def test_the_first_general_model_stops_denoising_coloured_noise(micrographs) -> None:
     """The bug of issue 16, kept true for the first release (loadable as general-v1)."""
-    rows = _table("general-v1", micrograph)
-    white, coloured = rows[0.0], rows[1.0]
-    assert coloured.noisy_psnr == pytest.approx(white.noisy_psnr, abs=0.05)  # same variance
-    assert white.model_psnr > white.gaussian_psnr  # faithful on white noise ...
-    assert coloured.model_psnr < coloured.noisy_psnr + 1.0  # ... barely changes coloured noise
-    assert coloured.margin_db < -3.0  # the best Gaussian filter wins by a clear margin
+    rows = _margins("general-v1", micrographs)
+    for white, coloured in zip(rows[0.0], rows[1.0], strict=True):
+        assert coloured.noisy_psnr == pytest.approx(white.noisy_psnr, abs=0.05)  # same variance
+        assert white.margin_db > -0.5  # about as good as the best Gaussian on white noise ...
+        assert coloured.model_psnr < coloured.noisy_psnr + 1.0  # ... barely changes coloured
+        assert coloured.margin_db < -3.0  # the best Gaussian filter wins by a clear margin
 
 
-def test_default_model_is_robust_to_coloured_noise(micrograph) -> None:
-    """The robustness target of issue 16, for the model `cryoden denoise` uses by default."""
-    rows = _table(DEFAULT, micrograph)
-    assert rows[0.0].margin_db > 1.0, rows[0.0]
-    assert rows[0.6].margin_db > 1.0, rows[0.6]
-    assert rows[1.0].margin_db > 1.0, rows[1.0]
-    assert rows[1.0].model_psnr > rows[1.0].noisy_psnr + 6.0
+def test_default_model_is_robust_to_coloured_noise(micrographs) -> None:
+    """The robustness target of issue 16, for the model `cryoden denoise` uses by default.
+
+    On crowded micrographs it beats the best Gaussian by 5-7 dB at every colour; where the truth
+    is mostly smooth ice (the best Gaussian's σ is then 14-24 px on coloured noise) it is within
+    a dB of it either way (docs/quality.md).
+    """
+    rows = _margins(DEFAULT, micrographs)
+    for sigma in SIGMAS:
+        margins = [row.margin_db for row in rows[sigma]]
+        assert np.mean(margins) > 1.0, (sigma, margins)
+        assert min(margins) > -1.5, (sigma, margins)
+        assert all(row.model_psnr > row.noisy_psnr + 8.0 for row in rows[sigma])

@@ -70,13 +70,13 @@ def test_denoise_binned_runs_the_model_on_the_binned_image() -> None:
 
 def test_cli_bins_a_fine_micrograph_and_keeps_shape_and_pixel_size(tmp_path: Path,
                                                                    capsys) -> None:
-    src = _mrc(tmp_path / "fine.mrc", 0.4)
+    src = _mrc(tmp_path / "fine.mrc", 0.5)
     assert main(["denoise", "general-fast", str(src), "--out", str(tmp_path / "out"),
                  "--device", "cpu"]) == 0
     out = capsys.readouterr().out
-    assert "at 0.6 Å/px (binned ×1.5 from 0.4 Å/px)" in out
+    assert "at 1 Å/px (binned ×2 from 0.5 Å/px)" in out  # the shipped range starts at 1 Å
     with mrcfile.open(tmp_path / "out" / "fine.mrc") as mrc:
-        assert mrc.data.shape == (90, 128) and mrc.voxel_size.x == pytest.approx(0.4)
+        assert mrc.data.shape == (90, 128) and mrc.voxel_size.x == pytest.approx(0.5)
 
 
 @pytest.mark.parametrize("flags", [["--bin", "2"], ["--working-pixel-size", "2.4"]])
@@ -102,7 +102,7 @@ def test_cli_says_in_one_line_that_an_unknown_pixel_size_is_not_resampled(tmp_pa
     assert len(err) == 1 and "u.mrc: pixel size unknown" in err[0]
     assert main(["denoise", "general-fast", str(src), "--out", str(tmp_path / "o"),
                  "--device", "cpu", "--pixel-size", "0.3"]) == 0
-    assert "binned ×2 from 0.3 Å/px" in capsys.readouterr().out
+    assert "binned ×3.33 from 0.3 Å/px" in capsys.readouterr().out  # to the range's 1 Å
 
 
 @pytest.mark.parametrize(("flags", "message"), [
@@ -124,12 +124,12 @@ def test_a_folder_run_bins_each_file_by_its_own_header(tmp_path: Path) -> None:
     from napari_cryoden.inference.batch import FolderJob, run_folder_job
     from napari_cryoden.models.pretrained import shipped_path
 
-    files = (_mrc(tmp_path / "fine.mrc", 0.4), _mrc(tmp_path / "u.mrc", 0.0),
+    files = (_mrc(tmp_path / "fine.mrc", 0.5), _mrc(tmp_path / "u.mrc", 0.0),
              _mrc(tmp_path / "ok.mrc", 1.06))
     job = FolderJob(files, tmp_path / "out", shipped_path("general-fast"), "cpu")
     results = list(run_folder_job(job))
     assert [r.status for r in results] == ["done"] * 3
-    assert results[0].scale == "at 0.6 Å/px (binned ×1.5 from 0.4 Å/px)"
+    assert results[0].scale == "at 1 Å/px (binned ×2 from 0.5 Å/px)"
     assert results[1].scale.startswith("at the recorded sampling (pixel size unknown) (pixel "
                                        "size unknown (the header records none): not resampled")
     assert results[2].scale == "at 1.06 Å/px as recorded"

@@ -49,8 +49,9 @@ def test_a_corrupt_range_is_refused_naming_the_file(tmp_path: Path, bad: object)
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
-def test_the_shipped_models_say_they_were_trained_on_0_6_to_2_5_angstrom(name: str) -> None:
-    assert shipped_pixel_range(name) == (0.6, 2.5)  # scripts/train_general_model.sh's span
+def test_the_shipped_models_say_which_pixel_sizes_they_were_trained_on(name: str) -> None:
+    expected = (0.6, 2.5) if name.endswith("-v1") else (1.0, 2.5)  # each recipe's span
+    assert shipped_pixel_range(name) == expected
 
 
 def test_training_data_gives_the_range_of_the_sizes_its_headers_record(tmp_path: Path) -> None:

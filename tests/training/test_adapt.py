@@ -22,6 +22,8 @@ from napari_cryoden.training.adapt import AdaptOptions, AdaptResult, adapt_steps
 from napari_cryoden.training.adapt_data import held_out_boxes, split_patches
 from napari_cryoden.training.blindspot import blind_spots
 
+START = "general-fast-v1"  # a fixed start that learned other data (white noise, cartoon)
+
 
 def _micrograph(seed: int, size: int = 128, noise: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
     """Smooth blobs (truth) and the truth plus strong white noise."""
@@ -32,7 +34,7 @@ def _micrograph(seed: int, size: int = 128, noise: float = 0.3) -> tuple[np.ndar
 
 
 def _run(micrograph: np.ndarray, **options: object) -> AdaptResult:
-    model, checkpoint = load_checkpoint(shipped_path("general-fast"))
+    model, checkpoint = load_checkpoint(shipped_path(START))
     opts = AdaptOptions(device="cpu", patch_size=32, **options)  # type: ignore[arg-type]
     *_, result = adapt_steps(model, [(micrograph, None)], checkpoint.normalization, opts)
     assert isinstance(result, AdaptResult)
@@ -58,10 +60,10 @@ def test_same_seed_gives_the_same_losses() -> None:
 
 
 def test_adapted_model_beats_the_start_on_a_held_out_micrograph() -> None:
-    noisy, _ = _micrograph(2, size=256, noise=0.6)  # noisier than general-fast learned from
+    noisy, _ = _micrograph(2, size=256, noise=0.6)  # noisier than the start learned from
     result = _run(noisy, seconds=60, max_steps=100, lr=2e-3, validate_every=10)
     assert not result.kept_start and result.loss_after < result.loss_before
-    start, checkpoint = load_checkpoint(shipped_path("general-fast"))
+    start, checkpoint = load_checkpoint(shipped_path(START))
     other, truth = _micrograph(7, noise=0.6)
 
     def mse(net: torch.nn.Module) -> float:
@@ -76,7 +78,7 @@ def test_a_gain_no_larger_than_chance_keeps_the_start() -> None:
     result = _run(noisy, seconds=60, max_steps=30, lr=2e-3, validate_every=10, evidence=1e6)
     assert result.kept_start and result.loss_after == result.loss_before
     assert min(p.held_out_loss for p in result.history) < result.loss_before  # it did improve
-    start, _ = load_checkpoint(shipped_path("general-fast"))
+    start, _ = load_checkpoint(shipped_path(START))
     kept, theirs = result.model.state_dict(), start.state_dict()
     assert all(torch.equal(kept[k].cpu(), theirs[k]) for k in theirs)
 
@@ -94,10 +96,10 @@ def test_a_diverging_fine_tune_writes_the_starting_weights(tmp_path: Path) -> No
     noisy, _ = _micrograph(3)
     write_mrc(tmp_path / "mic.mrc", noisy, 1.0)
     out = tmp_path / "adapted.safetensors"
-    report = adapt("general-fast", [tmp_path / "mic.mrc"], out, device="cpu", seconds=30,
+    report = adapt(START, [tmp_path / "mic.mrc"], out, device="cpu", seconds=30,
                    max_steps=20, lr=1e4, patch_size=32, validate_every=5)
     assert report["kept_start"]
-    start = load_file(shipped_path("general-fast"))
+    start = load_file(shipped_path(START))
     written = load_file(out)
     assert set(written) == set(start)
     assert all(torch.equal(written[k], start[k]) for k in start)

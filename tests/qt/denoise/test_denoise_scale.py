@@ -103,12 +103,12 @@ def test_an_unknown_pixel_size_is_asked_for_not_guessed(make_napari_viewer, qtbo
     widget.denoise_button.native.click()
     assert not widget.busy and "mic denoised" not in viewer.layers
     assert "'mic' records no pixel size: enter it under Pixel size (Å)" in widget.status.value
-    assert "0.6–2.5 Å" in widget.status.value
-    widget.pixel_size.value = 0.4  # the user fills the field
+    assert "1–2.5 Å" in widget.status.value
+    widget.pixel_size.value = 0.5  # the user fills the field
     layer = click_denoise(qtbot, widget)
     assert layer.data.shape == micrograph.shape
-    assert "at 0.6 Å/px (binned ×1.5 from 0.4 Å/px)" in widget.status.value
-    assert layer.metadata["pixel_size"] == 0.4
+    assert "at 1 Å/px (binned ×2 from 0.5 Å/px)" in widget.status.value
+    assert layer.metadata["pixel_size"] == 0.5
 
 
 def test_as_recorded_runs_without_a_pixel_size_and_says_so(make_napari_viewer, qtbot,
