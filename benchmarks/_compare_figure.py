@@ -21,7 +21,7 @@ def crop_figure(crops: dict[str, dict[str, np.ndarray]], path: Path, where: list
     y, x, n = where
     names = list(next(iter(crops.values())))
     fig, axes = plt.subplots(len(crops), len(names), squeeze=False,
-                             figsize=(1.45 * len(names), 1.6 * len(crops)))
+                             figsize=(1.45 * len(names), 1.6 * len(crops) + 0.3))
     for i, (row, (condition, images)) in enumerate(zip(axes, crops.items(), strict=True)):
         low, high = np.percentile(images["truth"][y:y + n, x:x + n], [0.5, 99.5])
         for ax, name in zip(row, names, strict=True):
