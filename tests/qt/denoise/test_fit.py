@@ -1,7 +1,8 @@
 """*Fit to these micrographs* in the Denoise panel, driven as a user would.
 
-A small noisy micrograph (smooth blobs under strong noise, noisier than what ``general-fast``
-learned from), ``general-fast`` chosen as the start, device cpu, a time box of seconds.
+A small noisy micrograph (smooth blobs under strong noise, noisier than what ``general-fast-v1``
+learned from), ``general-fast-v1`` (a fixed start) chosen as the start, device cpu, a time box
+of seconds.
 """
 
 from __future__ import annotations
@@ -47,13 +48,14 @@ def micrograph(seed: int = 0, size: int = 256, noise: float = 0.6) -> tuple[np.n
 
 
 def open_fit(make_napari_viewer, qtbot, layers: dict[str, np.ndarray], seconds: float = 2.0):
-    """The Denoise panel with general-fast on cpu, the Fit section expanded, the time box set."""
+    """The Denoise panel with general-fast-v1 on cpu, the Fit section expanded, the time box set."""
     viewer = make_napari_viewer()
     for name, data in layers.items():
         viewer.add_image(data, name=name)
     panel = DenoiseWidget(viewer)
     viewer.window.add_dock_widget(panel, name="Denoise")
-    panel.model.native.setCurrentIndex(panel.model.native.findText("general-fast (shipped)"))
+    start = panel.model.native.findText("general-fast-v1 (shipped, first release)")
+    panel.model.native.setCurrentIndex(start)
     panel.device.value = "cpu"
     fit = panel.fit
     qtbot.mouseClick(fit.section._toggle_btn, Qt.MouseButton.LeftButton)
@@ -81,7 +83,7 @@ def test_fit_adds_the_adapted_model_selects_it_and_reports(make_napari_viewer, q
     report = done.args[0]
     assert not report["kept_start"] and report["held_out_loss_after"] < report[
         "held_out_loss_before"]
-    label = "adapted · mic (from general-fast)"
+    label = "adapted · mic (from general-fast-v1)"
     assert label in MODELS.registered()
     saved = tmp_path / "cache" / "napari-cryoden" / "adapted" / "mic_adapted.safetensors"
     assert saved.is_file() and panel.model.value == saved
