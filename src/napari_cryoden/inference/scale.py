@@ -1,6 +1,6 @@
 """Scale awareness: at which pixel size a micrograph is denoised, and the binning around it.
 
-A model sees pixels, not Ångström: one trained on 0.6–2.5 Å/px has learnt what particles and
+A model sees pixels, not Ångström: one trained on 1–2.5 Å/px has learnt what particles and
 noise look like at those samplings. Each checkpoint records that range
 (``Checkpoint.pixel_size_range``); :func:`plan_scale` turns the micrograph's pixel size (its
 header's, or the user's), the range and the user's choice into a :class:`ScalePlan`:

@@ -83,16 +83,28 @@ def place_particles(
     kinds = rng.choice(len(weights), size=count, p=weights / weights.sum())
     radii = np.array([particle_template(params.particle_kinds[k]).radius for k in kinds])
     candidates = rng.uniform(0, 1, size=(count, 20, 2)) * np.array([extent[1], extent[0]])
+    placed, centres = keep_apart(candidates, radii, params.min_separation)
+    return kinds[placed], centres[placed]
+
+
+def keep_apart(candidates: np.ndarray, radii: np.ndarray, min_separation: float
+               ) -> tuple[list[int], np.ndarray]:
+    """Place particles in turn at their first candidate far enough from those already placed.
+
+    ``candidates`` is ``(n, tries, 2)``; a candidate is kept when its distance to every placed
+    centre is at least ``min_separation`` × the two radii's sum. Returns the indices placed and
+    an ``(n, 2)`` array whose rows at those indices are their centres.
+    """
     placed: list[int] = []
-    centres = np.empty((count, 2))
-    for i in range(count):
-        gap = params.min_separation * (radii[i] + radii[placed])
+    centres = np.empty((len(candidates), 2))
+    for i in range(len(candidates)):
+        gap = min_separation * (radii[i] + radii[placed])
         for point in candidates[i]:
             if np.all(np.sum((centres[placed] - point) ** 2, axis=1) >= gap**2):
                 centres[i] = point
                 placed.append(i)
                 break
-    return kinds[placed], centres[placed]
+    return placed, centres
 
 
 def random_rotations(rng: np.random.Generator, n: int) -> np.ndarray:

@@ -26,7 +26,7 @@ from ..optics import (
     texture_phase_ft,
 )
 from ..params import SimulationParams
-from ..particles import random_rotations
+from ..particles import keep_apart, random_rotations
 from .contract import NoiseFreeImage
 from .potentials import box_size, reference_spacing
 from .projection import project, resample
@@ -119,22 +119,14 @@ def _padding(params: SpecimenParams, px: float) -> int:
 
 def _place(params: SpecimenParams, rng: np.random.Generator, canvas: tuple[int, int], px: float
            ) -> tuple[np.ndarray, np.ndarray]:
-    """Kinds and integer (y, x) pixel centres, as the cartoon's ``place_particles``."""
+    """Kinds and integer (y, x) pixel centres, placed as the cartoon's ``place_particles``."""
     extent = (canvas[0] * px, canvas[1] * px)
     count = rng.poisson(params.particle_density * extent[0] * extent[1] / 1e6)
     weights = np.asarray(params.weights, float)
     kinds = rng.choice(len(weights), size=count, p=weights / weights.sum())
     radii = np.array([load_structure(params.structures[k]).radius for k in kinds])
     candidates = rng.uniform(0, 1, size=(count, 20, 2)) * np.array(extent)
-    placed: list[int] = []
-    centres = np.empty((count, 2))
-    for i in range(count):
-        gap = params.min_separation * (radii[i] + radii[placed])
-        for point in candidates[i]:
-            if np.all(np.sum((centres[placed] - point) ** 2, axis=1) >= gap**2):
-                centres[i] = point
-                placed.append(i)
-                break
+    placed, centres = keep_apart(candidates, radii, params.min_separation)
     return kinds[placed], np.floor(centres[placed] / px).astype(np.float64)
 
 
