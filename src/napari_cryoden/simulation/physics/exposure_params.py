@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ...config.sections import ConfigError
+from ._fields import fields_from_dict
 from .detector import DETECTORS
 
 __all__ = ["INTERPOLATIONS", "NORMALISATIONS", "DrawnExposure", "ExposureParams"]
@@ -102,13 +103,7 @@ class ExposureParams:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ExposureParams:
         """Inverse of :meth:`to_dict`; unknown keys raise :class:`ConfigError`."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ConfigError(f"exposure: unknown parameter(s) {', '.join(unknown)}")
-        plain: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
-                                 for k, v in values.items()}
-        return cls(**plain)
+        return cls(**fields_from_dict(cls, values, "exposure"))
 
     def draw(self, rng: np.random.Generator, pixel_size: float) -> DrawnExposure:
         """Draw one micrograph's exposure: settings, then the drift and its estimate, in Å."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...config.sections import ConfigError
+from ._fields import fields_from_dict
 from .structures import structure_names
 
 __all__ = ["SpecimenParams"]
@@ -93,10 +94,4 @@ class SpecimenParams:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SpecimenParams:
         """Inverse of :meth:`to_dict`; unknown keys raise :class:`ConfigError`."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ConfigError(f"specimen: unknown parameter(s) {', '.join(unknown)}")
-        plain: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
-                                 for k, v in values.items()}
-        return cls(**plain)
+        return cls(**fields_from_dict(cls, values, "specimen"))
