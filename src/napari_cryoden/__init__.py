@@ -1,8 +1,7 @@
 """napari-cryoden: train and run a cryo-EM micrograph denoiser.
 
-The public API, for scripts (docs/api.md)::
-
-    from napari_cryoden import Config, denoise, load_model, train
+The public API, for scripts: the names in ``__all__``, imported from this package (docs/api.md
+shows the import line)::
 
     config = Config().replace(train={"epochs": 10})
     result = train(config, noisy="noisy/", clean="clean/", run_dir="run/")
