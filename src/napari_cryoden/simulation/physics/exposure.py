@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ...io.resample import binned_shape, fourier_crop
 from .contract import NoiseFreeImage
 from .detector import detector_filters
 from .exposure_params import DrawnExposure, ExposureParams
@@ -191,13 +192,15 @@ class _Movie:
         """Normalise the accumulated sums, bin them and return them in real space."""
         norms = self.normalisers()
         sums = [(halves[0] + halves[1]) * norms[0], halves[0] * norms[1], halves[1] * norms[2]]
-        out, pixel_size = [], self.drawn.pixel_size
-        for total in sums:
-            for image in total:
-                real, pixel_size = _fourier_bin(image, self.shape, self.drawn.pixel_size,
-                                                self.drawn.binning)
-                out.append(real)
+        import torch
+
+        ny, nx = self.shape
+        my, mx = binned_shape(self.shape, self.drawn.binning)
+        binned = (my, mx)
+        out = [fourier_crop(torch.fft.irfft2(image, s=self.shape).numpy(), binned)
+               for total in sums for image in total]
         noisy, truth, even, truth_even, odd, truth_odd = out
+        pixel_size = self.drawn.pixel_size * (ny / binned[0] + nx / binned[1]) / 2
         return ExposedMicrograph(noisy, even, odd, truth, truth_even, truth_odd, pixel_size,
                                  self.drawn)
 
@@ -236,18 +239,3 @@ def _count(expected: torch.Tensor, rng: np.random.Generator, rows: int = 256) ->
     for start in range(0, lam.shape[0], rows):
         out[start:start + rows] = rng.poisson(np.maximum(lam[start:start + rows], 0.0))
     return torch.from_numpy(out)
-
-
-def _fourier_bin(image_ft: torch.Tensor, shape: tuple[int, int], pixel_size: float,
-                 factor: float) -> tuple[np.ndarray, float]:
-    """Crop an rfft2 to ``shape / factor`` (keeping the mean) and return it in real space."""
-    import torch
-
-    ny, nx = shape
-    my, mx = (ny, nx) if factor == 1 else (max(2, round(ny / factor)), max(2, round(nx / factor)))
-    if (my, mx) != (ny, nx):
-        top, bottom = (my + 1) // 2, my // 2
-        rows = torch.cat([image_ft[:top], image_ft[ny - bottom:]]) if bottom else image_ft[:top]
-        image_ft = rows[:, : mx // 2 + 1] * (my * mx / (ny * nx))
-    real = torch.fft.irfft2(image_ft, s=(my, mx)).numpy().astype(np.float32)
-    return real, pixel_size * (ny / my + nx / mx) / 2
