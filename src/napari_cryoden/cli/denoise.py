@@ -174,15 +174,10 @@ class _Scales:
         self.described: dict[str, int] = {}
 
     def factor(self, path: Path) -> float:
-        from ..inference.scale import plan_scale
-        from ..io.images import read_info
+        from ..inference.scale import plan_file
 
-        pixel = self.args.pixel_size or read_info(path).recorded_pixel_size
-        try:
-            plan = plan_scale(pixel, self.range, working=self.args.working_pixel_size,
-                              bin_factor=self.args.bin)
-        except InputError as exc:
-            raise InputError(f"{path}: {exc}") from None
+        plan = plan_file(path, self.range, pixel_size=self.args.pixel_size,
+                         working=self.args.working_pixel_size, bin_factor=self.args.bin)
         if plan.note is not None and plan.note not in self.noted:
             self.noted.add(plan.note)
             print(f"note: {path}: {plan.note}", file=sys.stderr)

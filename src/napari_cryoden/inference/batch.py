@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Cancelled, InputError
-from ..io.images import list_images, read_info
+from ..io.images import list_images
 
 if TYPE_CHECKING:
     import torch
@@ -225,11 +225,10 @@ def run_folder_job(job: FolderJob, stop: threading.Event | None = None,
 def _denoise_one(denoiser: Denoiser, result: FileResult, tiles: TileProgress,
                  scale: dict[str, Any], options: dict[str, Any]) -> FileResult:
     from .denoiser import denoise_file
-    from .scale import plan_scale
+    from .scale import plan_file
 
     try:
-        pixel = read_info(result.source).recorded_pixel_size
-        plan = plan_scale(pixel, denoiser.checkpoint.pixel_size_range, **scale)
+        plan = plan_file(result.source, denoiser.checkpoint.pixel_size_range, **scale)
         denoise_file(denoiser.net, result.source, result.output, plan.factor,
                      **denoiser.options(), progress=tiles, **options)
     except Cancelled:

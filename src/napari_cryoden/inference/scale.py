@@ -22,6 +22,7 @@ result back (:mod:`napari_cryoden.io.resample`): the output has the input's shap
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +33,7 @@ from ..errors import InputError
 from ..io.intensity import clip_hot_pixels
 from ..io.resample import binned_shape, fourier_crop, fourier_pad
 
-__all__ = ["AUTO", "ScalePlan", "denoise_binned", "plan_scale"]
+__all__ = ["AUTO", "ScalePlan", "denoise_binned", "plan_file", "plan_scale"]
 
 AUTO = "auto"
 """The default choice: the working pixel size the model's range asks for."""
@@ -113,6 +114,25 @@ def plan_scale(pixel_size: float | None, model_range: tuple[float, float] | None
         return ScalePlan(1.0, pixel_size, f"working pixel size {target:g} Å is finer than the "
                          f"micrograph's {pixel_size:.3g} Å: denoised as is (never upsampled)")
     return ScalePlan(target / pixel_size, pixel_size)
+
+
+def plan_file(path: str | os.PathLike[str], model_range: tuple[float, float] | None, *,
+              pixel_size: float | None = None, working: float | str | None = AUTO,
+              bin_factor: float | None = None) -> ScalePlan:
+    """:func:`plan_scale` for a file: its header's pixel size unless ``pixel_size`` is given.
+
+    Raises
+    ------
+    InputError
+        As :func:`plan_scale`, the message starting with the file's name.
+    """
+    from ..io.images import read_info
+
+    pixel = pixel_size or read_info(path).recorded_pixel_size
+    try:
+        return plan_scale(pixel, model_range, working=working, bin_factor=bin_factor)
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
 
 
 def _auto(pixel_size: float | None, model_range: tuple[float, float] | None) -> ScalePlan:
