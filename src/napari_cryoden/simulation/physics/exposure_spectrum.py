@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .detector import radial_frequency
+
 __all__ = ["poisson_level", "radial_noise_power"]
 
 
@@ -25,9 +27,7 @@ def radial_noise_power(noise: np.ndarray, bins: int = 32) -> tuple[np.ndarray, n
     """
     values = np.asarray(noise, np.float64)
     power = np.abs(np.fft.rfft2(values - values.mean())) ** 2 / values.size
-    fy = np.fft.fftfreq(values.shape[0])[:, None]
-    fx = np.fft.rfftfreq(values.shape[1])[None, :]
-    radius = np.sqrt(fy * fy + fx * fx).ravel()
+    radius = radial_frequency(values.shape).ravel()
     shell = np.floor(radius / 0.5 * bins).astype(int)
     keep = (shell < bins) & (radius > 0)
     total = np.bincount(shell[keep], power.ravel()[keep], minlength=bins)
