@@ -3,7 +3,9 @@
 The projection is a central slice of the volume's 3D Fourier transform (``torch-fourier-slice``),
 taken from a padded, interpolation-corrected transform that is computed once per volume and kept
 in memory; the projected potential (V·Å) is then Fourier cropped or padded from the reference
-spacing to the micrograph's pixel size.
+spacing to the micrograph's pixel size. That resampling is centred (pixel ``N // 2`` stays the
+particle's centre), unlike :mod:`napari_cryoden.io.resample`, whose origin is pixel 0: a
+particle's projection must not move by the half pixel the two conventions differ by.
 """
 
 from __future__ import annotations
