@@ -133,6 +133,20 @@ def test_clicking_a_row_centres_the_camera_and_outlines_the_patch(
     assert widget.canvas.figure.axes[0].get_xlabel() == "clean intensity"
 
 
+def test_the_outline_waits_hidden_after_analyse_and_shows_on_a_row_click(
+        make_napari_viewer: Any, qtbot: Any) -> None:
+    """Analyse adds the frame hidden once its plot is shown, so the first click only moves it."""
+    viewer, widget = make_widget(make_napari_viewer)
+    with qtbot.waitSignal(widget.canvas.rendered, timeout=30_000):
+        analyse(qtbot, widget)
+    qtbot.waitUntil(lambda: OUTLINE_NAME in viewer.layers, timeout=5_000)
+    frame = viewer.layers[OUTLINE_NAME]
+    assert not frame.visible and viewer.layers[-1] is frame
+    assert viewer.layers.selection.active is not frame  # the user's layer keeps the controls
+    click_row(qtbot, widget, 3)
+    assert frame.visible and [layer.name for layer in viewer.layers].count(OUTLINE_NAME) == 1
+
+
 def test_metric_map_has_one_value_per_patch_and_overlays_them(make_napari_viewer: Any,
                                                               qtbot: Any) -> None:
     viewer, widget = make_widget(make_napari_viewer)

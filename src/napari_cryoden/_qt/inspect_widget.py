@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from qtpy.QtCore import Qt, Signal
+from qtpy.QtCore import Qt, QTimer, Signal
 from qtpy.QtWidgets import QGridLayout, QLabel, QVBoxLayout
 
 from napari_cryoden._qt._models import MODELS
@@ -84,6 +84,8 @@ class InspectWidget(InspectChoices):
         self.summary.setWordWrap(True)
         self.chips = QGridLayout()
         self.canvas = FigureImage(viewer, _PLACEHOLDER)
+        self._outline_due = False  # add the hidden patch outline once the pooled plot is shown
+        self.canvas.rendered.connect(self._on_plot_rendered)
         self.canvas.setMinimumHeight(260)
         self._layout()
         viewer.layers.events.inserted.connect(self._on_layers_changed)
@@ -184,7 +186,21 @@ class InspectWidget(InspectChoices):
         self.update_metric_map()
         self._plot_index = None
         self._show_plot()
+        self._outline_due = True
         self.analysed.emit()
+
+    def _on_plot_rendered(self) -> None:
+        """Once Analyse's plot is on screen and its worker done, add the outline in a turn of
+        its own (see :func:`outline_patch`): a worker holding the GIL meanwhile would double it."""
+        if self._outline_due:
+            self._outline_due = False
+            QTimer.singleShot(0, self._prepare_outline)
+
+    def _prepare_outline(self) -> None:
+        """Add the patch outline hidden, so that the first row click only moves it."""
+        if self.analysis is not None and not any(layer.name == OUTLINE_NAME
+                                                 for layer in self.viewer.layers):
+            self._outline(0, visible=False)
 
     def show_truthless(self, truthless: TruthlessResult) -> None:
         """No clean image: the checklist items the halves and picks judge, no patch table."""
@@ -221,14 +237,20 @@ class InspectWidget(InspectChoices):
         analysis = self.analysis
         if analysis is None:  # nothing analysed yet
             return
-        row, size = analysis.rows[index], analysis.patch_size
-        lo = np.array([row["y"], row["x"]], float) - 0.5  # pixel edges, in data coordinates
-        hi = lo + np.minimum(size, np.array(analysis.shape, float) - lo - 0.5)
+        lo, hi = self._outline(index)
         scale, translate = self._transform()
-        outline_patch(self.viewer, lo, hi, max(size / 48, 1.0), scale, translate)
         focus(self.viewer, lo * scale + translate, hi * scale + translate)
         self._plot_index = index
         self._show_plot()
+
+    def _outline(self, index: int, visible: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Frame patch ``index`` in the outline layer; its pixel edges (data coordinates)."""
+        assert self.analysis is not None
+        row, size = self.analysis.rows[index], self.analysis.patch_size
+        lo = np.array([row["y"], row["x"]], float) - 0.5
+        hi = lo + np.minimum(size, np.array(self.analysis.shape, float) - lo - 0.5)
+        outline_patch(self.viewer, lo, hi, max(size / 48, 1.0), *self._transform(), visible=visible)
+        return lo, hi
 
     def _transform(self) -> tuple[np.ndarray, np.ndarray]:
         layer = self._clean_layer
