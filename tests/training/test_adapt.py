@@ -14,12 +14,23 @@ from scipy.ndimage import gaussian_filter
 
 from napari_cryoden.api import adapt
 from napari_cryoden.cli.main import main
+from napari_cryoden.errors import InputError
 from napari_cryoden.inference.denoiser import denoise
 from napari_cryoden.io.images import write_mrc
 from napari_cryoden.models.checkpoint import load_checkpoint
 from napari_cryoden.models.pretrained import shipped_path
-from napari_cryoden.training.adapt import AdaptOptions, AdaptResult, adapt_steps
-from napari_cryoden.training.adapt_data import held_out_boxes, split_patches
+from napari_cryoden.training.adapt import (
+    AdaptOptions,
+    AdaptResult,
+    adapt_steps,
+    default_batch_size,
+)
+from napari_cryoden.training.adapt_data import (
+    AdaptData,
+    held_out_boxes,
+    nyquist_power_ratio,
+    split_patches,
+)
 from napari_cryoden.training.blindspot import blind_spots
 
 START = "general-fast-v1"  # a fixed start that learned other data (white noise, cartoon)
@@ -48,6 +59,24 @@ def test_a_two_second_box_ends_in_about_two_seconds() -> None:
     elapsed = time.perf_counter() - t0
     assert result.steps > 0
     assert result.seconds <= 2.0 + 1.0 and elapsed < 2.0 + 2.5
+
+
+def test_a_step_takes_8_patches_on_a_cpu_32_on_a_gpu_or_the_batch_given(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert default_batch_size(torch.device("cpu")) == 8
+    assert default_batch_size(torch.device("cuda", 0)) == 32
+    drawn: list[int] = []
+    draw = AdaptData.batch
+
+    def counting(self: AdaptData, generator: torch.Generator, size: int) -> tuple:
+        drawn.append(size)
+        return draw(self, generator, size)
+
+    monkeypatch.setattr(AdaptData, "batch", counting)
+    noisy, _ = _micrograph(2)
+    _run(noisy, seconds=60, max_steps=2)
+    _run(noisy, seconds=60, max_steps=2, batch_size=5)
+    assert drawn == [8, 8, 5, 5]
 
 
 def test_same_seed_gives_the_same_losses() -> None:
@@ -121,6 +150,8 @@ def test_median_blind_spot_shows_the_median_of_its_neighbours() -> None:
     (["general-fast", "{tmp}/mic.mrc", "-o", "{tmp}/o.pt"], "o.pt"),
     (["general-fast", "-o", "{tmp}/o.safetensors", "--even", "{tmp}/mic.mrc"], "odd"),
     (["general-fast", "{tmp}/small.mrc", "-o", "{tmp}/o.safetensors"], "small.mrc"),
+    (["general-fast", "{tmp}/mic.mrc", "-o", "{tmp}/o.safetensors", "--batch-size", "0"],
+     "--batch-size"),
 ])
 def test_cli_errors_are_one_line_naming_the_problem(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], names: str) -> None:
@@ -138,10 +169,12 @@ def test_cli_prints_before_and_after(tmp_path: Path, capsys: pytest.CaptureFixtu
     status = main(["adapt", "general-fast", str(tmp_path / "mic.mrc"), "-o",
                    str(tmp_path / "a.safetensors"), "--clean", str(tmp_path / "truth.mrc"),
                    "--seconds", "1.5", "--patch-size", "32", "--device", "cpu",
-                   "--json", str(tmp_path / "r.json")])
+                   "--batch-size", "6", "--json", str(tmp_path / "r.json")])
     out = capsys.readouterr().out
     assert status == 0
     assert "held-out loss:" in out and "PSNR vs" in out and "truth.mrc" in out
+    assert " steps of 6 in " in out
+    assert json.loads((tmp_path / "r.json").read_text())["batch_size"] == 6
     assert (tmp_path / "a.safetensors").exists() and (tmp_path / "r.json").exists()
 
 
@@ -174,3 +207,42 @@ def test_cli_reports_split_frame_snr_with_halves(
     assert snr["before_db"] > snr["raw_half_db"]  # the start model denoises: SNR goes up
     assert f"split-frame SNR on 7 held-out patches: raw half {snr['raw_half_db']:.2f} dB" in out
     assert f"{snr['before_db']:.2f} dB before, {snr['after_db']:.2f} dB after" in out
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert ("caution: Noise2Noise learned from, and was judged on, one half" in out) == (
+        not report["kept_start"])
+
+
+def _coloured(seed: int, size: int = 256) -> np.ndarray:
+    """Blobs under noise that neighbouring pixels share (white noise blurred by 0.8 px)."""
+    rng = np.random.default_rng(seed)
+    _, truth = _micrograph(seed, size)
+    noise = gaussian_filter(rng.normal(0, 1.0, truth.shape), 0.8)
+    return (truth + 0.3 * noise / noise.std()).astype(np.float32)
+
+
+def test_nyquist_power_ratio_tells_white_from_shared_noise() -> None:
+    white, _ = _micrograph(10, size=256)
+    assert nyquist_power_ratio(white) > 0.9
+    assert nyquist_power_ratio(_coloured(10)) < 0.5
+
+
+def test_a_blind_spot_refuses_noise_that_neighbouring_pixels_share(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    coloured = _coloured(11)
+    with pytest.raises(InputError, match=r"^shared\.mrc: its noise is shared .* even/odd"):
+        _run_named(coloured, "shared.mrc")
+    write_mrc(tmp_path / "shared.mrc", coloured, 1.0)
+    out = tmp_path / "a.safetensors"
+    assert main(["adapt", "general-fast", str(tmp_path / "shared.mrc"), "-o", str(out),
+                 "--seconds", "1", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "shared.mrc: its noise is shared" in err and "\n" not in err and not out.exists()
+    # the check can be switched off (to measure what a blind spot does to such data)
+    assert _run(coloured, seconds=60, max_steps=2, check_noise=False).steps == 2
+
+
+def _run_named(micrograph: np.ndarray, name: str) -> None:
+    model, checkpoint = load_checkpoint(shipped_path(START))
+    for _ in adapt_steps(model, [(micrograph, None)], checkpoint.normalization,
+                         AdaptOptions(device="cpu", patch_size=32), names=[name]):
+        pass

@@ -35,6 +35,8 @@ def add_adapt(p: argparse.ArgumentParser) -> None:
                    help="time box (default: 60 on a CPU, 10 on a GPU)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
     p.add_argument("--patch-size", type=int, default=64, help="patch side, px (default 64)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="patches per step (default: 8 on a CPU, 32 on a GPU)")
     p.add_argument("--held-out", type=float, default=0.2,
                    help="share of the patches held out to judge the fine-tune (default 0.2)")
     p.add_argument("--evidence", type=float, default=2.0, metavar="K",
@@ -53,11 +55,13 @@ def run_adapt(args: argparse.Namespace) -> int:
 
     if args.seconds is not None and not args.seconds > 0:
         raise InputError(f"--seconds must be > 0, got {args.seconds}")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
     report = adapt(args.model, expand_folders(args.micrographs), args.out,
                    even=expand_folders(args.even), odd=expand_folders(args.odd),
                    clean=expand_folders(args.clean), seconds=args.seconds, device=args.device,
                    seed=args.seed, lr=args.lr, patch_size=args.patch_size,
-                   held_out=args.held_out, evidence=args.evidence)
+                   held_out=args.held_out, evidence=args.evidence, batch_size=args.batch_size)
     print("\n".join(summary_lines(report)))
     if args.json is not None:
         from ..io.atomic import atomic_write_bytes
@@ -69,10 +73,11 @@ def run_adapt(args: argparse.Namespace) -> int:
 
 def summary_lines(report: dict[str, Any]) -> list[str]:
     """Return the lines ``cryoden adapt`` prints: what the fine-tune did and what it bought."""
-    from ..api._adapt import split_frame_line
+    from ..api._adapt import HALVES_CAUTION, split_frame_line
 
     mode = {"n2n": "Noise2Noise (even/odd)", "n2v": "blind spot (N2V2)"}[report["mode"]]
-    lines = [f"adapted {report['start_model']} by {mode}: {report['steps']} steps in "
+    lines = [f"adapted {report['start_model']} by {mode}: {report['steps']} steps of "
+             f"{report['batch_size']} in "
              f"{report['seconds']:.1f} s on {report['n_train_patches']} patches "
              f"({report['n_held_out_patches']} held out)",
              f"held-out loss: {report['held_out_loss_before']:.5f} before, "
@@ -91,4 +96,6 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
                      f"{report['out']} holds the starting weights")
     else:
         lines.append(f"wrote {report['out']} (best at step {report['best_step']})")
+        if report["mode"] == "n2n":
+            lines.append(HALVES_CAUTION)
     return lines

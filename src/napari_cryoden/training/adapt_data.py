@@ -4,6 +4,11 @@ The user's micrographs are normalised the way the starting model was trained (pe
 statistics of the noisy image), cut into a grid of square patches, and a seeded share of the
 patches is held out: the same seed holds out the same regions. With even/odd halves each patch
 is a pair (Noise2Noise); with one noisy image per micrograph it is the image itself (blind spot).
+
+A blind spot needs noise that is independent from pixel to pixel. :func:`check_white_noise`
+refuses micrographs whose power spectrum falls towards Nyquist (detector MTF, the interpolation
+of motion correction, dose weighting): on such physics-grade sums the blind-spot fine-tune made
+``general`` 11-15 dB worse while its held-out loss improved (docs/quality.md).
 """
 
 from __future__ import annotations
@@ -17,7 +22,13 @@ import torch
 from ..data.normalize import fit_normalizer
 from ..errors import InputError
 
-__all__ = ["AdaptData", "Micrograph", "held_out_boxes", "split_patches"]
+__all__ = ["AdaptData", "Micrograph", "WHITE_NOISE_RATIO", "check_white_noise",
+           "held_out_boxes", "nyquist_power_ratio", "split_patches"]
+
+WHITE_NOISE_RATIO = 0.8
+"""Least :func:`nyquist_power_ratio` of a micrograph a blind spot may learn from. Measured
+(benchmarks/adapt_shift.py's micrographs): 0.975-0.996 with white noise (cartoon simulator),
+0.13-0.44 on physics-grade sums (K2, K3, Falcon 4i MTFs, motion correction, dose weighting)."""
 
 Micrograph = tuple[np.ndarray, np.ndarray | None]
 """One micrograph: the noisy image (or even half) and its odd half, or None."""
@@ -113,6 +124,41 @@ def split_patches(micrographs: Sequence[Micrograph], patch_size: int, held_out: 
 
     return AdaptData(tensor(all_a[train]), tensor(all_b[train]), tensor(all_a[val]),
                      tensor(all_b[val]))
+
+
+def nyquist_power_ratio(image: np.ndarray, crop: int = 1024) -> float:
+    """Return the mean power at 0.4-0.5 cycles/px over that at 0.2-0.3 cycles/px.
+
+    About 1 for noise independent from pixel to pixel (a flat spectrum), which dominates a
+    low-dose micrograph's outer spectrum; well below 1 when neighbouring pixels share their
+    noise. Signal only lowers it. The centre ``crop``² of a larger image is used.
+    """
+    a = np.asarray(image, np.float64)
+    top, left = max(0, (a.shape[0] - crop) // 2), max(0, (a.shape[1] - crop) // 2)
+    a = a[top:top + crop, left:left + crop]
+    power = np.abs(np.fft.rfft2(a - a.mean())) ** 2
+    radius = np.hypot(np.fft.fftfreq(a.shape[0])[:, None], np.fft.rfftfreq(a.shape[1])[None, :])
+    outer = power[(radius > 0.4) & (radius <= 0.5)]
+    middle = power[(radius > 0.2) & (radius <= 0.3)]
+    return float(outer.mean() / max(middle.mean(), 1e-300))
+
+
+def check_white_noise(images: Sequence[np.ndarray], names: Sequence[str]) -> None:
+    """Refuse, in one line naming the file, a micrograph whose noise a blind spot would learn.
+
+    Raises
+    ------
+    InputError
+        The :func:`nyquist_power_ratio` of an image is below :data:`WHITE_NOISE_RATIO`.
+    """
+    for image, name in zip(images, names, strict=True):
+        ratio = nyquist_power_ratio(image)
+        if ratio < WHITE_NOISE_RATIO:
+            raise InputError(
+                f"{name}: its noise is shared between neighbouring pixels (power near Nyquist "
+                f"{ratio:.2f}× that at 0.25 cycles/px; white noise gives 1), as in motion-"
+                "corrected sums: a blind-spot fine-tune learns such noise and makes the model "
+                "worse. Use the model as it is, or give the even/odd frame sums (Noise2Noise)")
 
 
 def held_out_boxes(shapes: Sequence[tuple[int, ...]], patch_size: int, held_out: float,

@@ -137,6 +137,8 @@ def test_halves_named_like_motioncor_are_used_and_split_frame_snr_reported(
     assert done.args[0]["mode"] == "n2n" and snr is not None
     assert f"{snr['before_db']:.2f} dB before, {snr['after_db']:.2f} dB after" in \
         fit.report.value
+    caution = "Caution: Noise2Noise learned from, and was judged on, one half at a time"
+    assert (caution in fit.report.value) == (not done.args[0]["kept_start"])
 
 
 def test_halves_of_another_micrograph_are_not_guessed(make_napari_viewer, qtbot):
@@ -153,3 +155,19 @@ def test_without_an_image_fit_says_why_in_one_line(make_napari_viewer, qtbot):
     assert not fit.busy and fit.fit_button.text == "Fit"
     assert fit.status.value.startswith("Cannot fit: No micrograph")
     assert "\n" not in fit.status.value
+
+
+def test_a_blind_spot_fit_on_noise_that_pixels_share_says_to_give_halves(make_napari_viewer,
+                                                                         qtbot):
+    noisy, _, _ = micrograph(5)
+    noise = gaussian_filter(np.random.default_rng(5).normal(0, 1, noisy.shape), 0.8)
+    shared = (gaussian_filter(noisy, 3.0) + 0.3 * noise / noise.std()).astype(np.float32)
+    viewer, panel, fit = open_fit(make_napari_viewer, qtbot, {"mic": shared})
+    start = panel.model.value
+    with qtbot.waitSignal(fit.finished, timeout=WAIT_MS) as done:
+        click_fit(qtbot, fit)
+    qtbot.waitUntil(lambda: not fit.busy, timeout=WAIT_MS)
+    assert done.args[0] is None and fit.fit_button.text == "Fit"
+    assert fit.status.value.startswith("Cannot fit: mic: its noise is shared")
+    assert "even/odd" in fit.status.value and "\n" not in fit.status.value
+    assert MODELS.registered() == [] and panel.model.value == start

@@ -273,7 +273,9 @@ class FitSection(Container):
     def _on_errored(self, exc: BaseException) -> None:
         if self._gone:
             return
-        self._say(f"Fit failed: {message(exc)}")
+        # bad input (noise a blind spot would learn, a micrograph too small) is not a failure
+        self._say(f"{'Cannot fit' if isinstance(exc, InputError) else 'Fit failed'}: "
+                  f"{message(exc)}")
         self.progress.native.setFormat("")
         self.progress.value = 0
         self.finished.emit(None)

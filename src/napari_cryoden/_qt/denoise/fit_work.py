@@ -128,7 +128,7 @@ def progress_text(before: float, now: float, steps: int, left: float) -> str:
 
 def report_lines(report: dict[str, Any], out: Path | None) -> list[str]:
     """The before/after the panel shows when a fit ends."""
-    from napari_cryoden.api._adapt import split_frame_line
+    from napari_cryoden.api._adapt import HALVES_CAUTION, split_frame_line
 
     before, after = report["held_out_loss_before"], report["held_out_loss_after"]
     change = 100 * (after - before) / before if before else 0.0
@@ -145,6 +145,8 @@ def report_lines(report: dict[str, Any], out: Path | None) -> list[str]:
         lines.append(f"Kept start: yes. {why}{KEPT}")
     else:
         lines.append(f"Kept start: no. Saved to {out}; it is now the Denoise model.")
+        if report["mode"] == "n2n":
+            lines.append(f"{HALVES_CAUTION[0].upper()}{HALVES_CAUTION[1:]}.")
     return lines
 
 
