@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/adapt_shift.py [--model general] [--seconds 60] [--device cpu] [--seed S]
                                      [--lr LR] [--evidence K] [--n2v-fraction F] [--val-passes P]
-                                     [--no-noise-check]
+                                     [--no-noise-check] [--no-sums-check]
                                      [--size 512] [--test-n 3] [--test-size 384]
                                      [--halves] [--physics [--cache DIR]] [--only NAME ...]
                                      [--json OUT.json]
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import re
 import time
@@ -68,8 +69,10 @@ PHYSICS_CONDITIONS: dict[str, dict[str, Any]] = {
                                               "ice_thickness": (1000.0, 1400.0)},
                                     exposure={"dose": (40.0, 40.0), "voltage": 200.0}),
 }
-"""Shifts from the physics-trained ``general``'s span; the rest as the training set's (frames
-20-40 unless named, all detectors and structures)."""
+"""Shifts from the physics-trained ``general``'s span. One session's kind: every micrograph of a
+condition has the same detector (K3) and motion correction (bicubic); defocus, ice, drift and
+particles are drawn per micrograph as in the training set (frames 20-40 unless named)."""
+SESSION = {"detectors": ("k3",), "interpolations": ("bicubic",)}
 SIGMAS = (0.7, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
 
 
@@ -114,7 +117,8 @@ def simulate_condition(name: str, kw: dict[str, Any], size: int, test_n: int,
 def physics_condition(name: str, kw: dict[str, Any], size: int, test_n: int,
                       test_size: int, cache: Path | None = None) -> Condition:
     """Simulate physics-grade micrographs: one to adapt on (its even/odd sums the halves)."""
-    slug = re.sub(r"[^A-Za-z0-9.]+", "_", name).strip("_")
+    slug = re.sub(r"[^A-Za-z0-9.]+", "_", name).strip("_") + "_" + hashlib.sha1(
+        repr((sorted(kw.items()), sorted(SESSION.items()))).encode()).hexdigest()[:8]
     file = None if cache is None else cache / f"{slug}_{size}_{test_n}_{test_size}.npz"
     if file is not None and file.exists():
         with np.load(file) as z:
@@ -124,7 +128,7 @@ def physics_condition(name: str, kw: dict[str, Any], size: int, test_n: int,
     from napari_cryoden.simulation.physics.dataset import PhysicsParams, simulate_physics_shot
 
     base = PhysicsParams()
-    exposure = {"frames": (20, 40), **kw.get("exposure", {})}
+    exposure = {"frames": (20, 40), **SESSION, **kw.get("exposure", {})}
     params = PhysicsParams(dataclasses.replace(base.specimen, **kw.get("specimen", {})),
                            dataclasses.replace(base.exposure, **exposure))
     shot, _ = simulate_physics_shot(params, np.random.SeedSequence(1000), (size, size))
@@ -178,7 +182,8 @@ def adapt_and_score(cond: Condition, model: str, options: AdaptOptions,
             "gaussian_oracle": cond.gaussian_oracle, "before": before, "after": after,
             "gain": after - before, "kept_start": result.kept_start, "steps": result.steps,
             "best_step": result.best_step, "seconds": seconds,
-            "held_out_loss": [result.loss_before, result.loss_after]}
+            "held_out_loss": [result.loss_before, result.loss_after],
+            "sums_check": result.sums_check}
 
 
 def _row(name: str, kw: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
@@ -187,7 +192,8 @@ def _row(name: str, kw: dict[str, Any], args: argparse.Namespace) -> dict[str, A
     options = AdaptOptions(seconds=args.seconds, device=args.device, lr=args.lr,
                            evidence=args.evidence, seed=args.seed,
                            n2v_fraction=args.n2v_fraction, val_passes=args.val_passes,
-                           check_noise=not args.no_noise_check)
+                           check_noise=not args.no_noise_check,
+                           check_sums=not args.no_sums_check)
     return {"params": kw, **adapt_and_score(cond, args.model, options, args.halves)}
 
 
@@ -203,6 +209,8 @@ def main() -> None:
     p.add_argument("--val-passes", type=int, default=AdaptOptions.val_passes)
     p.add_argument("--no-noise-check", action="store_true",
                    help="let the blind spot learn from coloured noise (to measure the harm)")
+    p.add_argument("--no-sums-check", action="store_true",
+                   help="keep a halves fit without checking it on the sums")
     p.add_argument("--seed", type=int, default=0, help="adapt seed: held-out patches, batches")
     p.add_argument("--device", default="cpu")
     p.add_argument("--size", type=int, default=512)

@@ -73,7 +73,7 @@ def run_adapt(args: argparse.Namespace) -> int:
 
 def summary_lines(report: dict[str, Any]) -> list[str]:
     """Return the lines ``cryoden adapt`` prints: what the fine-tune did and what it bought."""
-    from ..api._adapt import HALVES_CAUTION, split_frame_line
+    from ..api._adapt import HALVES_CAUTION, split_frame_line, sums_line
 
     mode = {"n2n": "Noise2Noise (even/odd)", "n2v": "blind spot (N2V2)"}[report["mode"]]
     lines = [f"adapted {report['start_model']} by {mode}: {report['steps']} steps of "
@@ -89,8 +89,12 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
                      f"{psnr['note']})")
     if report.get("split_frame_snr") is not None:
         lines.append(split_frame_line(report["split_frame_snr"]))
+    sums = report.get("sums_check")
+    if sums is not None:
+        lines.append(sums_line(sums))
     if report["kept_start"]:
         why = ("diverged" if report["diverged"]
+               else "was not better on the halves' sums" if sums is not None
                else "did not beat the start's held-out loss by more than chance")
         lines.append(f"kept the starting model: the fine-tune {why}; "
                      f"{report['out']} holds the starting weights")

@@ -21,6 +21,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -30,6 +31,9 @@ from ..devices import resolve_device
 from .adapt_data import AdaptData, Micrograph, check_white_noise, split_patches
 from .modes import ModeBatches
 from .steps import make_step
+
+if TYPE_CHECKING:
+    from .adapt_sums import SumsCheck
 
 __all__ = ["AdaptOptions", "AdaptProgress", "AdaptResult", "adapt_steps", "default_batch_size",
            "default_seconds"]
@@ -76,6 +80,9 @@ class AdaptOptions:
     val_passes: int = 4
     """Blind spot: held-out patches are scored with this many fixed sets of masked pixels (more
     pixels judged: a real gain is told from chance more often)."""
+    check_sums: bool = True
+    """Noise2Noise: keep a fine-tune only if it is also better on the held-out patches of the
+    halves' sums by Stein's unbiased risk estimate (:func:`~.adapt_sums.sums_check`)."""
     check_noise: bool = True
     """Blind spot: refuse micrographs whose noise is not white
     (:func:`~.adapt_data.check_white_noise`); False only to measure what it does to them."""
@@ -112,6 +119,9 @@ class AdaptResult:
     history: list[AdaptProgress] = field(default_factory=list)
     batch_size: int = CPU_BATCH
     """Patches per step (the device's default unless one was given)."""
+    sums_check: dict[str, float | int] | None = None
+    """Noise2Noise: the check on the halves' sums (:class:`~.adapt_sums.SumsCheck`'s numbers),
+    when a state beat the start on the halves; the start is kept unless ``mse_change`` < 0."""
 
     def summary(self) -> dict[str, object]:
         """JSON-able numbers (no model)."""
@@ -120,7 +130,7 @@ class AdaptResult:
                 "steps": self.steps, "batch_size": self.batch_size,
                 "best_step": self.best_step, "seconds": self.seconds,
                 "n_train_patches": self.n_train_patches,
-                "n_held_out_patches": self.n_held_out_patches,
+                "n_held_out_patches": self.n_held_out_patches, "sums_check": self.sums_check,
                 "history": [vars(p) for p in self.history]}
 
 
@@ -177,6 +187,8 @@ def adapt_steps(model: nn.Module, micrographs: Sequence[Micrograph], normalizati
     data = _cap_val(data, options.max_val_patches)
     run = _Run(model, data, mode, options, device)
     yield from run.loop(start_time, budget, stop or (lambda: False))
+    if mode == "n2n" and options.check_sums and run.best_state is not run.start:
+        run.check_sums([(a, b) for a, b in micrographs if b is not None], normalization)
     yield run.result(time.perf_counter() - start_time)
 
 
@@ -197,6 +209,7 @@ class _Run:
         self.generator = torch.Generator().manual_seed(options.seed)
         self.history: list[AdaptProgress] = []
         self.steps, self.best_step, self.diverged = 0, 0, False
+        self.sums: SumsCheck | None = None
         self.before, self.start_losses = self.held_out()
         self.best = self.before
         self.best_state = self.start
@@ -281,6 +294,20 @@ class _Run:
         per_patch = sums / counts.clamp(min=1)
         return (value, per_patch) if math.isfinite(value) else (math.inf, per_patch)
 
+    def check_sums(self, halves: Sequence[tuple[Any, Any]], normalization: str) -> None:
+        """Keep the start unless the best state is also better on the halves' sums."""
+        from .adapt_sums import sums_check
+
+        start = _copy(self.model, self.device)
+        start.load_state_dict(self.start)
+        tuned = _copy(self.model, self.device)
+        tuned.load_state_dict(self.best_state)
+        self.sums = sums_check(start, tuned, halves, normalization, self.options.patch_size,
+                               self.options.held_out, self.options.seed, self.device,
+                               self.options.max_val_patches)
+        if not self.sums.better:
+            self.best_state, self.best, self.best_step = self.start, self.before, 0
+
     def result(self, seconds: float) -> AdaptResult:
         """Return the model to keep (the starting one, unless a state beat it) and the numbers."""
         kept = self.best_state is self.start
@@ -288,7 +315,8 @@ class _Run:
         self.model.eval()
         return AdaptResult(self.model, self.mode, kept, self.before, self.best, self.steps,
                            self.best_step, seconds, self.data.n_train, self.data.n_val,
-                           self.diverged, self.history, self.batch_size)
+                           self.diverged, self.history, self.batch_size,
+                           None if self.sums is None else self.sums.summary())
 
 
 def _copy(model: nn.Module, device: torch.device) -> nn.Module:

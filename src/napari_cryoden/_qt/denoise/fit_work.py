@@ -128,7 +128,7 @@ def progress_text(before: float, now: float, steps: int, left: float) -> str:
 
 def report_lines(report: dict[str, Any], out: Path | None) -> list[str]:
     """The before/after the panel shows when a fit ends."""
-    from napari_cryoden.api._adapt import HALVES_CAUTION, split_frame_line
+    from napari_cryoden.api._adapt import HALVES_CAUTION, split_frame_line, sums_line
 
     before, after = report["held_out_loss_before"], report["held_out_loss_after"]
     change = 100 * (after - before) / before if before else 0.0
@@ -140,9 +140,17 @@ def report_lines(report: dict[str, Any], out: Path | None) -> list[str]:
         lines.append(f"{line[0].upper()}{line[1:]}.")
     elif report["mode"] == "n2n":
         lines.append("Split-frame SNR: not measured (stopped).")
+    sums = report.get("sums_check")
+    if sums is not None:
+        line = sums_line(sums)
+        lines.append(f"{line[0].upper()}{line[1:]}.")
     if report["kept_start"]:
         why = "The fine-tune diverged. " if report["diverged"] else ""
-        lines.append(f"Kept start: yes. {why}{KEPT}")
+        if sums is not None and not report["diverged"]:
+            lines.append("Kept start: yes. The fine-tune beat it on the halves but not on their "
+                         "sums; Model is unchanged, no file written.")
+        else:
+            lines.append(f"Kept start: yes. {why}{KEPT}")
     else:
         lines.append(f"Kept start: no. Saved to {out}; it is now the Denoise model.")
         if report["mode"] == "n2n":

@@ -1,0 +1,148 @@
+"""Is a Noise2Noise fine-tune better on the *sums*? A check that needs no clean image.
+
+A Noise2Noise fine-tune learns from, and is judged on, one half at a time, whose noise is twice
+the sum's; the model best for half-dose input can over-smooth the sums it is then used on, and
+on physics-grade sums such fits came out up to 3.2 dB worse although their held-out loss fell
+(docs/quality.md). This check compares the start and the fine-tune on the held-out patches of
+the **sums** ``y = even + odd``, by Stein's unbiased risk estimate for Gaussian noise of
+covariance ``C`` (Stein 1981)::
+
+    E‖D(y) − s‖² = E‖D(y) − y‖² − tr C + 2 E tr(C ∇D(y))
+
+with the divergence term by Monte Carlo (Ramani, Blu & Unser 2008):
+``tr(C ∇D(y)) ≈ E_b ⟨b, D(y + εb) − D(y)⟩ / ε``, ``b ~ N(0, C)``. ``C`` comes from the halves:
+``even − odd`` is noise alone with the covariance of ``even + odd``'s noise (disjoint frames:
+independent noises of equal variance), so its power spectrum, averaged over patches, colours
+white draws. ``tr C`` cancels in the paired difference of two models, patch by patch.
+
+It assumes Gaussian, stationary noise (a sum of many frames of counts is close to it). On the
+held-out patches of four physics-grade micrographs its estimate had the sign of the true change
+in 3 of 4 (the fourth, a true gain, it called a small loss). It sees only the micrograph(s)
+adapted on: fine-tunes it let through were still 0.02-2.71 dB worse on other micrographs of the
+same conditions (docs/quality.md), so it lowers the harm of a halves fit but does not make it
+never-worse.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data.normalize import fit_normalizer
+from .adapt_data import _held_out
+
+__all__ = ["SumsCheck", "sums_check"]
+
+DRAWS = 8
+"""Noise draws per patch for the divergence."""
+EPSILON = 0.01
+"""Step of the finite difference, in units of the (normalised) noise."""
+
+
+@dataclass(frozen=True)
+class SumsCheck:
+    """The estimated change of the squared error on the sums, per pixel (normalised units)."""
+
+    change: float
+    """Mean over the patches of (fine-tune − start); below 0: the fine-tune is better."""
+    error: float
+    """Standard error of that mean (patch to patch)."""
+    n_patches: int
+
+    @property
+    def better(self) -> bool:
+        """Whether the estimate says the fine-tune is better on the sums."""
+        return self.change < 0
+
+    def summary(self) -> dict[str, float | int]:
+        """JSON-able numbers."""
+        return {"mse_change": self.change, "error": self.error, "n_patches": self.n_patches}
+
+
+def sums_check(start: nn.Module, tuned: nn.Module,
+               halves: Sequence[tuple[np.ndarray, np.ndarray]], normalization: str,
+               patch_size: int, held_out: float, seed: int, device: torch.device,
+               most: int = 64) -> SumsCheck:
+    """Compare ``tuned`` with ``start`` on the held-out patches of the halves' sums.
+
+    Parameters
+    ----------
+    start, tuned
+        The two models (evaluated, not changed).
+    halves
+        ``(even, odd)`` per micrograph, as given to the fine-tune.
+    normalization, patch_size, held_out, seed
+        As the fine-tune used them: the same patches are held out here.
+    device
+        Where the models run.
+    most
+        At most this many held-out patches (evenly spaced).
+    """
+    sums, noise = _held_out_sums(halves, normalization, patch_size, held_out, seed, most)
+    spectrum = _noise_spectrum(noise)
+    generator = np.random.default_rng(seed)
+    draws = [_coloured(spectrum, len(sums), generator) for _ in range(DRAWS)]
+    risks = [_risk(net, sums, draws, device) for net in (start, tuned)]
+    diff = (risks[1] - risks[0]) / patch_size**2
+    error = float(diff.std()) / math.sqrt(len(diff)) if len(diff) > 1 else math.inf
+    return SumsCheck(float(diff.mean()), error, len(diff))
+
+
+def _held_out_sums(halves: Sequence[tuple[np.ndarray, np.ndarray]], normalization: str,
+                   size: int, held_out: float, seed: int,
+                   most: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return the normalised sums and halves' differences at the held-out patches."""
+    sums: list[np.ndarray] = []
+    diffs: list[np.ndarray] = []
+    for even, odd in halves:
+        total = np.asarray(even, np.float64) + np.asarray(odd, np.float64)
+        norm = fit_normalizer(total.astype(np.float32), normalization, "sum")
+        ny, nx = total.shape[0] // size, total.shape[1] // size
+        total = total[:ny * size, :nx * size].astype(np.float32)
+        diff = (np.asarray(even, np.float32) - np.asarray(odd, np.float32))[:ny * size,
+                                                                          :nx * size]
+        for image, out in ((norm.apply(total), sums), (diff / np.float32(norm.scale), diffs)):
+            out.append(image.reshape(ny, size, nx, size).transpose(0, 2, 1, 3)
+                       .reshape(-1, size, size))
+    all_sums, all_diffs = np.concatenate(sums), np.concatenate(diffs)
+    val, _ = _held_out(len(all_sums), held_out, seed)
+    if len(val) > most:
+        val = val[np.linspace(0, len(val) - 1, most).round().astype(int)]
+    return all_sums[val], all_diffs[val]
+
+
+def _noise_spectrum(noise: np.ndarray) -> np.ndarray:
+    """Return the noise patches' mean power spectrum, per pixel (``E|N(k)|² / P²``)."""
+    centred = noise - noise.mean(axis=(1, 2), keepdims=True)
+    size = noise.shape[1] * noise.shape[2]
+    return np.asarray((np.abs(np.fft.fft2(centred)) ** 2).mean(0) / size)
+
+
+def _coloured(spectrum: np.ndarray, n: int, generator: np.random.Generator) -> np.ndarray:
+    """``n`` Gaussian noise patches with that spectrum (circular)."""
+    white = np.fft.fft2(generator.normal(size=(n, *spectrum.shape)))
+    return np.real(np.fft.ifft2(white * np.sqrt(spectrum))).astype(np.float32)
+
+
+@torch.no_grad()
+def _risk(net: nn.Module, sums: np.ndarray, draws: Sequence[np.ndarray],
+          device: torch.device) -> np.ndarray:
+    """Per patch ``‖D(y) − y‖² + 2 tr(C ∇D(y))`` (SURE without the constant ``tr C``)."""
+    net.eval()
+    out = np.zeros(len(sums))
+    for start in range(0, len(sums), 16):
+        y = torch.from_numpy(sums[start:start + 16, None]).to(device)
+        denoised = net(y).float()
+        fit = ((denoised - y) ** 2).flatten(1).sum(1)
+        divergence = torch.zeros_like(fit)
+        for draw in draws:
+            b = torch.from_numpy(draw[start:start + 16, None]).to(device)
+            moved = net(y + EPSILON * b).float()
+            divergence += ((moved - denoised) * b).flatten(1).sum(1) / EPSILON
+        out[start:start + len(y)] = (fit + 2 * divergence / len(draws)).double().cpu().numpy()
+    return out
