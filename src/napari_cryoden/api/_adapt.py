@@ -176,7 +176,8 @@ def sums_line(check: dict[str, Any]) -> str:
     ``on the held-out patches of even + odd (SURE): squared error -0.0012 ± 0.0004 per pixel
     with the fine-tune, so it is kept``.
     """
-    verdict = "so it is kept" if check["mse_change"] < 0 else "so the start is kept"
+    verdict = "so it is kept" if check["passed"] else (
+        f"not {check['evidence']:g} standard errors below 0, so the start is kept")
     return (f"on the {check['n_patches']} held-out patches of even + odd (SURE): squared error "
             f"{check['mse_change']:+.2g} ± {check['error']:.1g} per pixel with the fine-tune, "
             f"{verdict}")

@@ -82,7 +82,8 @@ class AdaptOptions:
     pixels judged: a real gain is told from chance more often)."""
     check_sums: bool = True
     """Noise2Noise: keep a fine-tune only if it is also better on the held-out patches of the
-    halves' sums by Stein's unbiased risk estimate (:func:`~.adapt_sums.sums_check`)."""
+    halves' sums by Stein's unbiased risk estimate, by ``evidence`` standard errors
+    (:func:`~.adapt_sums.sums_check`)."""
     check_noise: bool = True
     """Blind spot: refuse micrographs whose noise is not white
     (:func:`~.adapt_data.check_white_noise`); False only to measure what it does to them."""
@@ -119,9 +120,9 @@ class AdaptResult:
     history: list[AdaptProgress] = field(default_factory=list)
     batch_size: int = CPU_BATCH
     """Patches per step (the device's default unless one was given)."""
-    sums_check: dict[str, float | int] | None = None
+    sums_check: dict[str, float | int | bool] | None = None
     """Noise2Noise: the check on the halves' sums (:class:`~.adapt_sums.SumsCheck`'s numbers),
-    when a state beat the start on the halves; the start is kept unless ``mse_change`` < 0."""
+    when a state beat the start on the halves; the start is kept unless ``passed``."""
 
     def summary(self) -> dict[str, object]:
         """JSON-able numbers (no model)."""
@@ -304,7 +305,7 @@ class _Run:
         tuned.load_state_dict(self.best_state)
         self.sums = sums_check(start, tuned, halves, normalization, self.options.patch_size,
                                self.options.held_out, self.options.seed, self.device,
-                               self.options.max_val_patches)
+                               self.options.max_val_patches, self.options.evidence)
         if not self.sums.better:
             self.best_state, self.best, self.best_step = self.start, self.before, 0
 

@@ -18,9 +18,9 @@ white draws. ``tr C`` cancels in the paired difference of two models, patch by p
 It assumes Gaussian, stationary noise (a sum of many frames of counts is close to it). On the
 held-out patches of four physics-grade micrographs its estimate had the sign of the true change
 in 3 of 4 (the fourth, a true gain, it called a small loss). It sees only the micrograph(s)
-adapted on: fine-tunes it let through were still 0.02-2.71 dB worse on other micrographs of the
-same conditions (docs/quality.md), so it lowers the harm of a halves fit but does not make it
-never-worse.
+adapted on: a fine-tune it passed, truly better on those patches, was 2.71 dB worse on other
+micrographs of the same condition (docs/quality.md), so it lowers the harm of a halves fit but
+does not make it never-worse.
 """
 
 from __future__ import annotations
@@ -53,21 +53,24 @@ class SumsCheck:
     error: float
     """Standard error of that mean (patch to patch)."""
     n_patches: int
+    evidence: float = 2.0
+    """How many standard errors below zero the change must lie for the fine-tune to pass."""
 
     @property
     def better(self) -> bool:
-        """Whether the estimate says the fine-tune is better on the sums."""
-        return self.change < 0
+        """Whether the fine-tune is better on the sums by more than chance."""
+        return self.change < -self.evidence * self.error
 
-    def summary(self) -> dict[str, float | int]:
+    def summary(self) -> dict[str, float | int | bool]:
         """JSON-able numbers."""
-        return {"mse_change": self.change, "error": self.error, "n_patches": self.n_patches}
+        return {"mse_change": self.change, "error": self.error, "n_patches": self.n_patches,
+                "evidence": self.evidence, "passed": self.better}
 
 
 def sums_check(start: nn.Module, tuned: nn.Module,
                halves: Sequence[tuple[np.ndarray, np.ndarray]], normalization: str,
                patch_size: int, held_out: float, seed: int, device: torch.device,
-               most: int = 64) -> SumsCheck:
+               most: int = 64, evidence: float = 2.0) -> SumsCheck:
     """Compare ``tuned`` with ``start`` on the held-out patches of the halves' sums.
 
     Parameters
@@ -82,6 +85,8 @@ def sums_check(start: nn.Module, tuned: nn.Module,
         Where the models run.
     most
         At most this many held-out patches (evenly spaced).
+    evidence
+        Standard errors below zero the change must lie to pass (the fine-tune's own rule).
     """
     sums, noise = _held_out_sums(halves, normalization, patch_size, held_out, seed, most)
     spectrum = _noise_spectrum(noise)
@@ -90,7 +95,7 @@ def sums_check(start: nn.Module, tuned: nn.Module,
     risks = [_risk(net, sums, draws, device) for net in (start, tuned)]
     diff = (risks[1] - risks[0]) / patch_size**2
     error = float(diff.std()) / math.sqrt(len(diff)) if len(diff) > 1 else math.inf
-    return SumsCheck(float(diff.mean()), error, len(diff))
+    return SumsCheck(float(diff.mean()), error, len(diff), evidence)
 
 
 def _held_out_sums(halves: Sequence[tuple[np.ndarray, np.ndarray]], normalization: str,
