@@ -28,7 +28,7 @@ from torch import nn
 
 from ..config.sections import TrainConfig
 from ..devices import resolve_device
-from .adapt_data import AdaptData, Micrograph, check_white_noise, split_patches
+from .adapt_data import AdaptData, Micrograph, check_white_noise, default_names, split_patches
 from .modes import ModeBatches
 from .steps import make_step
 
@@ -179,13 +179,12 @@ def adapt_steps(model: nn.Module, micrographs: Sequence[Micrograph], normalizati
         raise ValueError("give even/odd halves for every micrograph or for none")
     mode = "n2n" if halves and all(halves) else "n2v"
     if mode == "n2v" and options.check_noise:
-        check_white_noise([a for a, _ in micrographs],
-                          names or [f"micrograph {i + 1}" for i in range(len(micrographs))])
+        check_white_noise([a for a, _ in micrographs], names or default_names(len(micrographs)))
     device = resolve_device(options.device)
     budget = options.seconds if options.seconds is not None else default_seconds(device)
     data = split_patches(micrographs, options.patch_size, options.held_out, options.seed,
                          normalization, names)
-    data = _cap_val(data, options.max_val_patches)
+    data = data.capped(options.max_val_patches)
     run = _Run(model, data, mode, options, device)
     yield from run.loop(start_time, budget, stop or (lambda: False))
     if mode == "n2n" and options.check_sums and run.best_state is not run.start:
@@ -323,11 +322,3 @@ class _Run:
 def _copy(model: nn.Module, device: torch.device) -> nn.Module:
     """Return a copy of ``model`` on ``device`` (the caller's model stays as it was)."""
     return copy.deepcopy(model).to(device)
-
-
-def _cap_val(data: AdaptData, most: int) -> AdaptData:
-    """Keep at most ``most`` held-out patches (evenly spaced, so still spread out)."""
-    if data.n_val <= most:
-        return data
-    keep = torch.linspace(0, data.n_val - 1, most).round().long()
-    return AdaptData(data.train_a, data.train_b, data.val_a[keep], data.val_b[keep])

@@ -21,9 +21,10 @@ import torch
 
 from ..data.normalize import fit_normalizer
 from ..errors import InputError
+from ..simulation.physics.detector import radial_frequency
 
 __all__ = ["AdaptData", "Micrograph", "WHITE_NOISE_RATIO", "check_white_noise",
-           "held_out_boxes", "nyquist_power_ratio", "split_patches"]
+           "default_names", "held_out_boxes", "nyquist_power_ratio", "split_patches"]
 
 WHITE_NOISE_RATIO = 0.8
 """Least :func:`nyquist_power_ratio` of a micrograph a blind spot may learn from. Measured
@@ -55,6 +56,13 @@ class AdaptData:
     def n_val(self) -> int:
         """Held-out patches."""
         return int(self.val_a.shape[0])
+
+    def capped(self, most: int) -> AdaptData:
+        """Keep at most ``most`` held-out patches (evenly spaced, so still spread out)."""
+        if self.n_val <= most:
+            return self
+        keep = torch.linspace(0, self.n_val - 1, most).round().long()
+        return AdaptData(self.train_a, self.train_b, self.val_a[keep], self.val_b[keep])
 
     def batch(self, generator: torch.Generator, size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Draw ``size`` training patches at random, each turned by a random one of the 8 flips.
@@ -106,7 +114,7 @@ def split_patches(micrographs: Sequence[Micrograph], patch_size: int, held_out: 
         A micrograph is not 2D, is smaller than a patch, its halves differ in shape, or there
         are fewer than two patches in all.
     """
-    names = list(names or [f"micrograph {i + 1}" for i in range(len(micrographs))])
+    names = list(names or default_names(len(micrographs)))
     a_parts, b_parts = [], []
     for (a, b), name in zip(micrographs, names, strict=True):
         pa, pb = _patches(a, b, patch_size, normalization, name)
@@ -137,7 +145,7 @@ def nyquist_power_ratio(image: np.ndarray, crop: int = 1024) -> float:
     top, left = max(0, (a.shape[0] - crop) // 2), max(0, (a.shape[1] - crop) // 2)
     a = a[top:top + crop, left:left + crop]
     power = np.abs(np.fft.rfft2(a - a.mean())) ** 2
-    radius = np.hypot(np.fft.fftfreq(a.shape[0])[:, None], np.fft.rfftfreq(a.shape[1])[None, :])
+    radius = radial_frequency(a.shape)
     outer = power[(radius > 0.4) & (radius <= 0.5)]
     middle = power[(radius > 0.2) & (radius <= 0.3)]
     return float(outer.mean() / max(middle.mean(), 1e-300))
@@ -159,6 +167,11 @@ def check_white_noise(images: Sequence[np.ndarray], names: Sequence[str]) -> Non
                 f"{ratio:.2f}× that at 0.25 cycles/px; white noise gives 1), as in motion-"
                 "corrected sums: a blind-spot fine-tune learns such noise and makes the model "
                 "worse. Use the model as it is, or give the even/odd frame sums (Noise2Noise)")
+
+
+def default_names(n: int) -> list[str]:
+    """``micrograph 1`` … ``micrograph n``: what error messages call unnamed micrographs."""
+    return [f"micrograph {i + 1}" for i in range(n)]
 
 
 def held_out_boxes(shapes: Sequence[tuple[int, ...]], patch_size: int, held_out: float,

@@ -33,8 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.normalize import fit_normalizer
-from .adapt_data import _held_out
+from .adapt_data import split_patches
 
 __all__ = ["SumsCheck", "sums_check"]
 
@@ -101,24 +100,16 @@ def sums_check(start: nn.Module, tuned: nn.Module,
 def _held_out_sums(halves: Sequence[tuple[np.ndarray, np.ndarray]], normalization: str,
                    size: int, held_out: float, seed: int,
                    most: int) -> tuple[np.ndarray, np.ndarray]:
-    """Return the normalised sums and halves' differences at the held-out patches."""
-    sums: list[np.ndarray] = []
-    diffs: list[np.ndarray] = []
-    for even, odd in halves:
-        total = np.asarray(even, np.float64) + np.asarray(odd, np.float64)
-        norm = fit_normalizer(total.astype(np.float32), normalization, "sum")
-        ny, nx = total.shape[0] // size, total.shape[1] // size
-        total = total[:ny * size, :nx * size].astype(np.float32)
-        diff = (np.asarray(even, np.float32) - np.asarray(odd, np.float32))[:ny * size,
-                                                                          :nx * size]
-        for image, out in ((norm.apply(total), sums), (diff / np.float32(norm.scale), diffs)):
-            out.append(image.reshape(ny, size, nx, size).transpose(0, 2, 1, 3)
-                       .reshape(-1, size, size))
-    all_sums, all_diffs = np.concatenate(sums), np.concatenate(diffs)
-    val, _ = _held_out(len(all_sums), held_out, seed)
-    if len(val) > most:
-        val = val[np.linspace(0, len(val) - 1, most).round().astype(int)]
-    return all_sums[val], all_diffs[val]
+    """Return the normalised sums and the halves' differences at the held-out patches.
+
+    :func:`~.adapt_data.split_patches` of the pairs ``(even + odd, 2·odd)`` holds out the
+    fine-tune's patches and normalises both with the sum's statistics, so the difference of a
+    pair is ``(even − odd)`` in the sum's normalised units.
+    """
+    pairs = [(np.asarray(e, np.float32) + np.asarray(o, np.float32),
+              2 * np.asarray(o, np.float32)) for e, o in halves]
+    data = split_patches(pairs, size, held_out, seed, normalization).capped(most)
+    return data.val_a[:, 0].numpy(), (data.val_a - data.val_b)[:, 0].numpy()
 
 
 def _noise_spectrum(noise: np.ndarray) -> np.ndarray:

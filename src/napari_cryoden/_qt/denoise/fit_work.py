@@ -136,26 +136,27 @@ def report_lines(report: dict[str, Any], out: Path | None) -> list[str]:
     lines = [f"Held-out loss: {before:.4g} before, {after:.4g} after ({change:+.1f} %); "
              f"{report['steps']} steps of {mode} in {report['seconds']:.0f} s."]
     if report.get("split_frame_snr") is not None:
-        line = split_frame_line(report["split_frame_snr"])
-        lines.append(f"{line[0].upper()}{line[1:]}.")
+        lines.append(_sentence(split_frame_line(report["split_frame_snr"])))
     elif report["mode"] == "n2n":
         lines.append("Split-frame SNR: not measured (stopped).")
     sums = report.get("sums_check")
     if sums is not None:
-        line = sums_line(sums)
-        lines.append(f"{line[0].upper()}{line[1:]}.")
+        lines.append(_sentence(sums_line(sums)))
     if report["kept_start"]:
-        why = "The fine-tune diverged. " if report["diverged"] else ""
-        if sums is not None and not report["diverged"]:
-            lines.append("Kept start: yes. The fine-tune beat it on the halves but not on their "
-                         "sums; Model is unchanged, no file written.")
-        else:
-            lines.append(f"Kept start: yes. {why}{KEPT}")
+        reason = (f"The fine-tune diverged. {KEPT}" if report["diverged"]
+                  else "The fine-tune beat it on the halves but not on their sums; Model is "
+                       "unchanged, no file written." if sums is not None else KEPT)
+        lines.append(f"Kept start: yes. {reason}")
     else:
         lines.append(f"Kept start: no. Saved to {out}; it is now the Denoise model.")
         if report["mode"] == "n2n":
-            lines.append(f"{HALVES_CAUTION[0].upper()}{HALVES_CAUTION[1:]}.")
+            lines.append(_sentence(HALVES_CAUTION))
     return lines
+
+
+def _sentence(text: str) -> str:
+    """``text`` capitalised, with a full stop: a report line of the CLI's as the panel says it."""
+    return f"{text[0].upper()}{text[1:]}."
 
 
 def breakable(text: Any) -> str:
