@@ -10,10 +10,13 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
 from ._common import EXIT_OK, expand_folders, progress
+
+if TYPE_CHECKING:
+    from ..io.star import MicrographStar
 
 __all__ = ["add_denoise", "run_denoise", "MODEL_HELP", "add_device_flags"]
 
@@ -33,11 +36,20 @@ def add_device_flags(p: argparse.ArgumentParser) -> None:
 # -- denoise ----------------------------------------------------------------------------------
 def add_denoise(p: argparse.ArgumentParser) -> None:
     """Add the flags of ``cryoden denoise`` to ``p``."""
-    p.add_argument("inputs", type=Path, nargs="+", metavar="[MODEL] INPUT",
+    p.add_argument("inputs", type=Path, nargs="*", metavar="[MODEL] INPUT",
                    help=f"{MODEL_HELP}, then micrographs (MRC/TIFF) or folders of them; "
                         "without MODEL the shipped general model is used")
     p.add_argument("--out", type=Path, required=True, metavar="DIR",
                    help="output folder; files keep their names, written as float32 MRC")
+    p.add_argument("--star", type=Path, default=None, metavar="FILE.star",
+                   help="denoise the micrographs a RELION STAR file lists (_rlnMicrographName, "
+                        "e.g. CtfFind/job003/micrographs_ctf.star) instead of INPUTs: outputs "
+                        "keep their folders under DIR, and DIR/FILE.star is the same file with "
+                        "the denoised micrographs' paths")
+    p.add_argument("--project", type=Path, default=None, metavar="DIR",
+                   help="with --star: the folder its relative paths start from (RELION's "
+                        "project folder; default: the one at or above the STAR file that "
+                        "holds the first micrograph)")
     add_device_flags(p)
     p.add_argument("--precision", choices=("fp32", "tf32", "fp16", "bf16"), default="fp32",
                    help="fp32 (exact), tf32 (CUDA), fp16 or bf16 (fastest on CUDA; the first "
@@ -100,16 +112,15 @@ def _positive_sigma(text: str) -> float:
 
 def run_denoise(args: argparse.Namespace) -> int:
     """Denoise every micrograph given into ``--out``, tile by tile."""
-    from ..inference.batch import output_path
     from ..inference.denoiser import denoise_file
     from ..inference.load import load_denoiser
 
     if args.working_pixel_size is not None and args.bin is not None:
         raise InputError("denoise: give --working-pixel-size or --bin, not both")
-    model_path, inputs = _model_and_inputs(args.inputs)
+    model_path, inputs = _model_and_inputs(args.inputs, star=args.star is not None)
     denoiser = load_denoiser(model_path, args.device)
+    star, files, outputs = _plan(args, model_path, inputs)
     model, ckpt, device = denoiser.net, denoiser.checkpoint, denoiser.device
-    files = expand_folders(inputs)
     scales = _Scales(args, ckpt.pixel_size_range)
     factors = [scales.factor(path) for path in files]  # every header checked before any work
     args.out.mkdir(parents=True, exist_ok=True)
@@ -117,32 +128,55 @@ def run_denoise(args: argparse.Namespace) -> int:
                "tile_size": args.tile_size, "batch_size": args.batch_size, "fused": args.fused,
                "pixel_cutoff": args.pixel_cutoff}
     bar = progress(len(files), "denoise", "micrograph")
-    for path, factor in zip(files, factors, strict=True):
+    for path, output, factor in zip(files, outputs, factors, strict=True):
         if args.precision != "fp32" and path == files[0]:
             _check_precision(model, path, args.precision, options)
-        denoise_file(model, path, output_path(path, args.out), factor,
-                     precision=args.precision, **options)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        denoise_file(model, path, output, factor, precision=args.precision, **options)
         bar.update(1)
     bar.close()
     print(f"denoised {len(files)} micrograph(s) with {model_path} on {device} "
           f"({args.precision}), {scales.summary()}; wrote float32 MRC to {args.out}")
+    if star is not None:
+        from ..io.star import write_denoised_star
+
+        written = write_denoised_star(star, outputs, args.out / star.path.name)
+        print(f"wrote {written}: {star.path.name} with the denoised micrographs' paths "
+              f"(project folder {star.project})")
     return EXIT_OK
 
 
-def _model_and_inputs(inputs: Sequence[Path]) -> tuple[Path, list[Path]]:
+def _plan(args: argparse.Namespace, model: Path, inputs: Sequence[Path],
+          ) -> tuple[MicrographStar | None, list[Path], list[Path]]:
+    """Return the STAR file (if any), the micrographs and their outputs, checked up front."""
+    from ..inference.batch import plan_outputs, star_job
+
+    if args.star is None:
+        if args.project is not None:
+            raise InputError("denoise: --project goes with --star")
+        files = expand_folders(inputs)
+        return None, files, plan_outputs(files, args.out)
+    job = star_job(args.star, args.out, model, args.project)
+    return job.star, list(job.files), job.planned_outputs()
+
+
+def _model_and_inputs(inputs: Sequence[Path], star: bool = False) -> tuple[Path, list[Path]]:
     """Split the inputs into the weight file and the micrographs after it.
 
     The weight file is the first input if it names one (a shipped model's name or a
-    ``.safetensors`` file), else the shipped general model.
+    ``.safetensors`` file), else the shipped general model. With ``star`` (``--star``) there
+    must be no micrographs.
     """
     from ..models.pretrained import is_shipped, resolve_model
 
-    first = inputs[0]
-    given = is_shipped(first) or first.suffix.lower() == ".safetensors"
+    first = inputs[0] if inputs else None
+    given = first is not None and (is_shipped(first) or first.suffix.lower() == ".safetensors")
     model = resolve_model(first if given else None)
     micrographs = list(inputs[1:] if given else inputs)
-    if not micrographs:
-        raise InputError("denoise: no micrographs given after the model")
+    if star and micrographs:
+        raise InputError(f"denoise: give micrographs or --star, not both ({micrographs[0]})")
+    if not micrographs and not star:
+        raise InputError("denoise: no micrographs given (after the model, or --star FILE)")
     if not given:
         print(f"model: the shipped general model ({model.name}); give a .safetensors "
               "file first to use your own")

@@ -30,11 +30,12 @@ from ..io.images import list_images
 if TYPE_CHECKING:
     import torch
 
+    from ..io.star import MicrographStar
     from .load import Denoiser
 
 __all__ = ["FileResult", "FolderJob", "default_output_folder", "denoise_files",
-           "existing_outputs", "micrographs_in", "output_path", "plan_outputs",
-           "remaining_seconds", "run_folder_job"]
+           "check_outputs", "existing_outputs", "micrographs_in", "output_path", "plan_outputs",
+           "remaining_seconds", "run_folder_job", "star_job"]
 
 TileProgress = Callable[[int, int], None]
 
@@ -89,6 +90,48 @@ class FolderJob:
     overwrite: bool = False
     working: float | str | None = "auto"
     bin_factor: float | None = None
+    outputs: tuple[Path, ...] | None = None
+    """Each file's output; None: :func:`output_path`'s names in ``out_dir``."""
+    star: MicrographStar | None = None
+    """The STAR file the files came from: written back to ``out_dir`` with the outputs' paths
+    when every file has its output (:func:`~napari_cryoden.io.star.write_denoised_star`)."""
+
+    def planned_outputs(self) -> list[Path]:
+        """Each file's output path."""
+        return (list(self.outputs) if self.outputs is not None
+                else [output_path(f, self.out_dir) for f in self.files])
+
+    @property
+    def star_output(self) -> Path | None:
+        """Where the denoised STAR file goes (None without a STAR file)."""
+        return None if self.star is None else self.out_dir / self.star.path.name
+
+
+def star_job(star_file: str | os.PathLike[str], out_dir: str | os.PathLike[str] | None,
+             weights: str | os.PathLike[str], project: str | os.PathLike[str] | None = None,
+             **options: Any) -> FolderJob:
+    """Return a :class:`FolderJob` for the micrographs a STAR file lists, folder tree kept.
+
+    ``out_dir`` None: ``denoised`` next to the STAR file (inside a RELION project, so the new
+    STAR file's paths stay relative to it). Checked before any work: every micrograph exists,
+    no output replaces an input, the STAR file is not replaced.
+
+    Raises
+    ------
+    InputError
+        As :func:`~napari_cryoden.io.star.read_micrograph_star`, or an output would replace an
+        input.
+    """
+    from ..io.star import denoised_paths, read_micrograph_star
+
+    star = read_micrograph_star(star_file, project)
+    out = Path(out_dir) if out_dir is not None else star.path.parent / "denoised"
+    if (out / star.path.name).resolve() == star.path.resolve():
+        raise InputError(f"{out / star.path.name}: the denoised STAR file would overwrite the "
+                         "input; choose another output folder")
+    outputs = check_outputs(star.files, denoised_paths(star, out))
+    return FolderJob(tuple(star.files), out, weights, outputs=tuple(outputs), star=star,
+                     **options)
 
 
 def micrographs_in(items: Sequence[str | os.PathLike[str]]) -> list[Path]:
@@ -131,17 +174,28 @@ def plan_outputs(files: Sequence[Path], out_dir: str | os.PathLike[str]) -> list
     InputError
         An output would replace an input file, or two inputs would write the same output.
     """
-    outputs = [output_path(f, out_dir) for f in files]
+    return check_outputs(files, [output_path(f, out_dir) for f in files])
+
+
+def check_outputs(files: Sequence[Path], outputs: Sequence[Path]) -> list[Path]:
+    """Return ``outputs`` (one per file) after refusing overwrites of inputs and double writes.
+
+    Raises
+    ------
+    InputError
+        An output would replace an input file, or two inputs would write the same output.
+    """
+    outputs = list(outputs)
     inputs = {f.resolve() for f in files}
     seen: dict[Path, Path] = {}
     for source, out in zip(files, outputs, strict=True):
         if out.resolve() in inputs:
             raise InputError(f"{out}: the output would overwrite an input; choose another "
                              "output folder")
-        if out in seen:
-            raise InputError(f"{source}: its output {out.name} is also that of {seen[out]}; "
-                             "rename one of them")
-        seen[out] = source
+        if out.resolve() in seen:
+            raise InputError(f"{source}: its output {out.name} is also that of "
+                             f"{seen[out.resolve()]}; rename one of them")
+        seen[out.resolve()] = source
     return outputs
 
 
@@ -158,7 +212,8 @@ def remaining_seconds(elapsed: float, fraction_done: float) -> float | None:
 
 
 def denoise_files(denoiser: Denoiser, files: Sequence[Path], out_dir: str | os.PathLike[str],
-                  *, overwrite: bool = False, stop: threading.Event | None = None,
+                  *, outputs: Sequence[Path] | None = None, overwrite: bool = False,
+                  stop: threading.Event | None = None,
                   progress: TileProgress | None = None, working: float | str | None = None,
                   bin_factor: float | None = 1.0, **options: Any) -> Iterator[FileResult]:
     """Denoise ``files`` into ``out_dir`` one by one; yield a :class:`FileResult` per file.
@@ -171,6 +226,10 @@ def denoise_files(denoiser: Denoiser, files: Sequence[Path], out_dir: str | os.P
         Micrographs or stacks (MRC, TIFF).
     out_dir
         The output folder; created if missing.
+    outputs
+        Each file's output path (e.g. a STAR file's tree under ``out_dir``,
+        :func:`~napari_cryoden.io.star.denoised_paths`); by default :func:`output_path`'s.
+        Missing folders are created.
     overwrite
         Replace existing outputs; by default they are skipped.
     stop
@@ -192,7 +251,8 @@ def denoise_files(denoiser: Denoiser, files: Sequence[Path], out_dir: str | os.P
     InputError
         The outputs would overwrite an input (:func:`plan_outputs`).
     """
-    outputs = plan_outputs(files, out_dir)
+    outputs = (plan_outputs(files, out_dir) if outputs is None
+               else check_outputs(files, outputs))
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     tiles = _cancellable(progress, stop)
     for index, (source, output) in enumerate(zip(files, outputs, strict=True)):
@@ -200,6 +260,7 @@ def denoise_files(denoiser: Denoiser, files: Sequence[Path], out_dir: str | os.P
         start = time.perf_counter()
         result = FileResult(index, len(files), source, output, "skipped")
         if overwrite or not output.exists():
+            output.parent.mkdir(parents=True, exist_ok=True)
             scale = {"working": working, "bin_factor": bin_factor}
             result = _denoise_one(denoiser, result, tiles, scale, options)
         yield replace(result, seconds=time.perf_counter() - start)
@@ -209,6 +270,9 @@ def run_folder_job(job: FolderJob, stop: threading.Event | None = None,
                    progress: TileProgress | None = None) -> Iterator[FileResult]:
     """Load the job's model on its device, then :func:`denoise_files` (same arguments).
 
+    A job from a STAR file (:func:`star_job`) then writes the STAR file with the denoised
+    paths, unless a file failed (a list with missing micrographs would break the next job).
+
     Raises
     ------
     Cancelled
@@ -217,9 +281,17 @@ def run_folder_job(job: FolderJob, stop: threading.Event | None = None,
     from .load import load_denoiser
 
     denoiser = load_denoiser(job.weights, job.device)
-    yield from denoise_files(denoiser, job.files, job.out_dir, overwrite=job.overwrite,
-                             stop=stop, progress=progress, pixel_cutoff=job.pixel_cutoff,
-                             working=job.working, bin_factor=job.bin_factor)
+    failed = False
+    for result in denoise_files(denoiser, job.files, job.out_dir, outputs=job.outputs,
+                                overwrite=job.overwrite, stop=stop, progress=progress,
+                                pixel_cutoff=job.pixel_cutoff, working=job.working,
+                                bin_factor=job.bin_factor):
+        failed = failed or result.status == "failed"
+        yield result
+    if job.star is not None and job.star_output is not None and not failed:
+        from ..io.star import write_denoised_star
+
+        write_denoised_star(job.star, job.planned_outputs(), job.star_output)
 
 
 def _denoise_one(denoiser: Denoiser, result: FileResult, tiles: TileProgress,

@@ -175,3 +175,49 @@ def test_a_result_opens_as_a_layer_with_its_pixel_size(make_napari_viewer, qtbot
     np.testing.assert_allclose(viewer.layers[-1].scale, (PIXEL, PIXEL), rtol=1e-5)
     items.itemDoubleClicked.emit(items.item(0))
     assert viewer.layers[-1].name == "mic_00 denoised" and len(viewer.layers) == 2
+
+
+def test_a_star_file_is_denoised_into_its_tree_and_written_back(make_napari_viewer, qtbot,
+                                                                 weights, tmp_path, ui_gaps):
+    """A RELION project: the STAR file lists micrographs of MotionCorr/job002 by project path."""
+    project = tmp_path / "project"
+    inputs = write_micrographs(project / "MotionCorr/job002/Movies", 2)
+    star = project / "CtfFind/job003/micrographs_ctf.star"
+    star.parent.mkdir(parents=True)
+    names = [str(p.relative_to(project)) for p in inputs]
+    star.write_text("data_optics\n\nloop_\n_rlnOpticsGroup #1\n_rlnVoltage #2\n1 300.0\n\n"
+                    "data_micrographs\n\nloop_\n_rlnMicrographName #1\n_rlnDefocusU #2\n"
+                    + "".join(f"{n} 12345.678901\n" for n in names))
+    viewer, panel, section = open_section(make_napari_viewer, qtbot, weights, star)
+    assert not section.project.native.isHidden()  # a STAR file: its project folder may be given
+    assert section.output.line_edit.native.placeholderText() == "<STAR file's folder>/denoised"
+    with ui_gaps() as gaps:
+        results = run(qtbot, section)
+    assert gaps.longest < MAX_GAP_S, gaps
+    assert [r.status for r in results] == ["done"] * 2
+    out = star.parent / "denoised"
+    written = out / "micrographs_ctf.star"
+    assert section.status.value.endswith(f"; wrote {written}")
+    text = written.read_text()
+    for name in names:
+        denoised = out / name
+        assert f"{denoised.relative_to(project)}\t12345.678901" in text
+        with mrcfile.open(denoised) as mrc:
+            assert mrc.data.shape == (96, 80)
+    assert "data_optics" in text and "300.0" in text
+    section.inputs.line_edit.value = str(project / "MotionCorr")
+    assert section.project.native.isHidden()  # a folder: no project folder to give
+
+
+def test_a_star_file_whose_micrographs_are_missing_is_refused_in_one_line(
+        make_napari_viewer, qtbot, weights, tmp_path, notes):
+    star = tmp_path / "list.star"
+    star.write_text("data_\n\nloop_\n_rlnMicrographName #1\nMotionCorr/gone.mrc\n")
+    viewer, panel, section = open_section(make_napari_viewer, qtbot, weights, star)
+    section.project.line_edit.value = str(tmp_path)
+    section.start_button.native.click()
+    qtbot.waitUntil(lambda: not section.busy, timeout=WAIT_MS)  # read in a worker
+    assert section.start_button.enabled and not section.results
+    assert section.status.value == (f"{star}: micrograph MotionCorr/gone.mrc not found (looked "
+                                    f"for {tmp_path.resolve() / 'MotionCorr/gone.mrc'})")
+    assert "\n" not in section.status.value

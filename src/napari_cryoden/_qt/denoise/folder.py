@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,11 +36,11 @@ from napari_cryoden.inference.batch import (
     FileResult,
     FolderJob,
     default_output_folder,
-    existing_outputs,
     micrographs_in,
     plan_outputs,
     remaining_seconds,
     run_folder_job,
+    star_job,
 )
 
 if TYPE_CHECKING:
@@ -65,6 +67,7 @@ class FolderDenoise(Container):
         self.results: list[FileResult] = []
         self.ask_box: QMessageBox | None = None
         self._outputs: list[tuple[str, Path]] = []
+        self._job: FolderJob | None = None
         self._stop = threading.Event()
         self._total, self._started = 0, 0.0
         self._build()
@@ -77,8 +80,16 @@ class FolderDenoise(Container):
     # ---- building ---------------------------------------------------------------------------
     def _build(self) -> None:
         self.inputs = FileEdit(label="Micrographs", mode=FileDialogMode.EXISTING_FILES, tooltip=(
-            "Micrograph files (MRC, TIFF), or a folder: all its micrographs. 'Files…' picks "
-            "files; 'Folder…' picks a folder."))
+            "Micrograph files (MRC, TIFF), a folder (all its micrographs), or a RELION STAR "
+            "file (e.g. CtfFind/job003/micrographs_ctf.star: the micrographs it lists, their "
+            "folders kept under the output folder, and the STAR file written there with the "
+            "denoised paths). 'Files…' picks files; 'Folder…' picks a folder."))
+        self.project = FileEdit(label="Project folder", mode=FileDialogMode.EXISTING_DIRECTORY,
+                                visible=False, tooltip=(
+                                    "The folder the STAR file's paths start from (RELION's "
+                                    "project folder). Empty: the one folder at or above the "
+                                    "STAR file that holds its first micrograph."))
+        self.project.line_edit.native.setPlaceholderText("found from the STAR file")
         self.folder_button = PushButton(text="Folder…", tooltip="Pick a folder of micrographs.")
         self.output = FileEdit(label="Output folder", mode=FileDialogMode.EXISTING_DIRECTORY,
                                tooltip="Where the denoised MRC files go, with the inputs' names. "
@@ -106,11 +117,12 @@ class FolderDenoise(Container):
         buttons = Container(widgets=[self.start_button, self.cancel_button], layout="horizontal",
                             labels=False)
         buttons.margins = (0, 0, 0, 0)
-        self.extend([self.inputs, self.output, self.existing, buttons, self.progress,
+        self.extend([self.inputs, self.project, self.output, self.existing, buttons, self.progress,
                      self.status, self.problems, self.done_list, self.open_button])
 
     def _connect(self) -> None:
         self.folder_button.clicked.connect(self._pick_folder)
+        self.inputs.changed.connect(self._show_project)
         self.start_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
         self.open_button.clicked.connect(self.open_selected)
@@ -122,6 +134,22 @@ class FolderDenoise(Container):
         if folder:
             self.inputs.line_edit.value = folder
 
+    def _chosen(self) -> list[Path]:
+        value = self.inputs.value
+        chosen = value if isinstance(value, tuple) else () if value is None else (value,)
+        return [Path(p) for p in chosen if str(p) not in ("", ".")]
+
+    def _star_file(self) -> Path | None:
+        """The STAR file chosen, if the choice is exactly one ``.star`` file."""
+        items = self._chosen()
+        return items[0] if len(items) == 1 and items[0].suffix.lower() == ".star" else None
+
+    def _show_project(self) -> None:
+        star = self._star_file()
+        self.project.visible = star is not None
+        placeholder = "<STAR file's folder>/denoised" if star else "<input>/denoised"
+        self.output.line_edit.native.setPlaceholderText(placeholder)
+
     # ---- starting -----------------------------------------------------------------------------
     @property
     def busy(self) -> bool:
@@ -129,37 +157,66 @@ class FolderDenoise(Container):
         return self.worker is not None
 
     def start(self) -> None:
-        """Check the choices, ask about existing outputs if need be, and start the run."""
+        """Check the choices, ask about existing outputs if need be, and start the run.
+
+        A STAR file is read, and its micrographs looked for, in a worker (thousands of files):
+        the run starts when that is done.
+        """
         if self.busy:
             return
         try:
             job = self._make_job()
         except Exception as exc:  # a slot must not raise: tell the user instead
-            self.status.value = str(exc)
-            show_error(str(exc))
+            self._refuse(exc)
             return
-        existing = existing_outputs(job.files, job.out_dir)
+        if isinstance(job, FolderJob):
+            self._planned(job)
+            return
+        from napari.qt.threading import create_worker
+
+        self.status.value = f"reading {self._star_file()}…"
+        self.start_button.enabled = False
+        self.worker = create_worker(job, _connect={"returned": self._planned,
+                                                   "errored": self._refuse})
+
+    def _refuse(self, exc: BaseException) -> None:
+        self.worker = None
+        self.start_button.enabled = True
+        self.status.value = str(exc)
+        show_error(str(exc))
+
+    def _planned(self, job: FolderJob) -> None:
+        """Ask about existing outputs if need be, then launch ``job``."""
+        self.worker = None
+        self.start_button.enabled = True
+        existing = [out for out in job.planned_outputs() if out.exists()]
         if not existing or self.existing.value != ASK:
             self._launch(replace(job, overwrite=self.existing.value == OVERWRITE))
             return
         self._ask(job, existing)
 
-    def _make_job(self) -> FolderJob:
-        value = self.inputs.value
-        chosen = value if isinstance(value, tuple) else () if value is None else (value,)
-        items = [p for p in chosen if str(p) not in ("", ".")]
+    def _make_job(self) -> FolderJob | Callable[[], FolderJob]:
+        """The job, or (for a STAR file) a function that reads the file and returns it."""
+        items = self._chosen()
         if not items:
-            raise InputError("No micrographs chosen: pick a folder or files under Micrographs")
-        files = micrographs_in(items)
-        text = self.output.line_edit.value.strip()
-        out_dir = Path(text) if text else default_output_folder(items)
-        plan_outputs(files, out_dir)
+            raise InputError("No micrographs chosen: pick a folder, files or a STAR file "
+                             "under Micrographs")
         weights = self.panel.model.value
         if weights is None:
             raise InputError("No model chosen: pick one under Model above")
+        text = self.output.line_edit.value.strip()
         working, bin_factor = self._scale_choice()
-        return FolderJob(tuple(files), out_dir, weights, self.panel.device.value,
-                         self._pixel_cutoff(), working=working, bin_factor=bin_factor)
+        options = {"device": self.panel.device.value, "pixel_cutoff": self._pixel_cutoff(),
+                   "working": working, "bin_factor": bin_factor}
+        star = self._star_file()
+        if star is not None:
+            project = self.project.line_edit.value.strip() or None
+            out = Path(text) if text else None
+            return partial(star_job, star, out, weights, project, **options)
+        files = micrographs_in(items)
+        out_dir = Path(text) if text else default_output_folder(items)
+        plan_outputs(files, out_dir)
+        return FolderJob(tuple(files), out_dir, weights, **options)
 
     def _scale_choice(self) -> tuple[float | str | None, float | None]:
         """The panel's Working pixel size as ``(working, bin_factor)`` of each file's plan."""
@@ -194,7 +251,7 @@ class FolderDenoise(Container):
     def _launch(self, job: FolderJob) -> None:
         from napari.qt.threading import create_worker
 
-        self.results, self._total = [], len(job.files)
+        self.results, self._total, self._job = [], len(job.files), job
         self._stop = threading.Event()
         self._started = time.perf_counter()
         self._outputs = []
@@ -263,7 +320,18 @@ class FolderDenoise(Container):
         scales = {r.scale for r in self.results if r.scale}
         scale = "" if not scales else f", {scales.pop()}" if len(scales) == 1 else (
             ", at several pixel sizes")
-        return f"{head}: {', '.join(parts)} of {self._total} in {seconds}{scale}"
+        return f"{head}: {', '.join(parts)} of {self._total} in {seconds}{scale}{self._star()}"
+
+    def _star(self) -> str:
+        """``; wrote …/x.star`` when the run's STAR file was written, or why it was not."""
+        job = self._job
+        if job is None or job.star_output is None:
+            return ""
+        if self._stop.is_set() or len(self.results) < self._total:
+            return f"; {job.star_output.name} not written (the run did not finish)"
+        if any(r.status == "failed" for r in self.results):
+            return f"; {job.star_output.name} not written (some micrographs failed)"
+        return f"; wrote {job.star_output}"
 
     # ---- opening results ---------------------------------------------------------------------
     def open_selected(self) -> list[Any]:
