@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .data.pairs import micrograph_name
 from .errors import InputError
 from .io.formats import MRC_SUFFIXES, ImageInfo, format_of
 from .io.images import read_info, read_pixels
@@ -78,8 +79,8 @@ def _layer(path: Path) -> LayerData:
     else:
         scale = voxel
     metadata = {"pixel_size": voxel[2], "path": str(path), "mrc_header": _header_fields(info)}
-    kwargs = {"name": path.stem, "scale": scale, "contrast_limits": contrast_limits(data),
-              "metadata": metadata}
+    kwargs = {"name": micrograph_name(path), "scale": scale,
+              "contrast_limits": contrast_limits(data), "metadata": metadata}
     return data, kwargs, "image"
 
 

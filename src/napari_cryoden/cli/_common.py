@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EXIT_OK", "EXIT_ERROR", "EXIT_INTERRUPTED", "progress", "expand_folders",
-           "print_warnings"]
+__all__ = ["EXIT_OK", "EXIT_ERROR", "EXIT_INTERRUPTED", "HALVES_HELP", "progress",
+           "expand_folders", "halves_from_args", "print_warnings"]
 
 EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 2, 130
 
@@ -64,3 +64,27 @@ def print_warnings(warnings: Sequence[str]) -> None:
 
     if warnings:
         print(format_warnings(warnings), file=sys.stderr)
+
+
+HALVES_HELP = ("a motion-correction output folder holding the even/odd frame sums: "
+               "NAME_EVN/NAME_ODD beside NAME (MotionCor2 -SplitSum 1, RELION 5), or even/ and "
+               "odd/ subfolders (Warp's average/, cryoden split-frames); instead of --even/--odd")
+
+
+def halves_from_args(args: Any, command: str) -> tuple[Path, Path] | None:
+    """Return the even and odd folders ``--halves`` names (None without it).
+
+    Raises
+    ------
+    InputError
+        ``--halves`` is given with ``--even``/``--odd``, or is not a folder.
+    """
+    from ..data.pairs import halves_folders
+    from ..errors import InputError
+
+    folder = getattr(args, "halves", None)
+    if folder is None:
+        return None
+    if getattr(args, "even", None) or getattr(args, "odd", None):
+        raise InputError(f"{command}: give --halves or --even/--odd, not both")
+    return halves_folders(folder)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ._common import EXIT_OK, print_warnings
+from ._common import EXIT_OK, HALVES_HELP, halves_from_args, print_warnings
 from .denoise import MODEL_HELP, add_device_flags
 
 __all__ = ["add_evaluate", "run_evaluate", "summary_table"]
@@ -28,6 +28,7 @@ def add_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--even", type=Path, help="even frame sums: a folder or one file; each half "
                    "is denoised on its own (split-frame SNR)")
     p.add_argument("--odd", type=Path, help="odd frame sums, paired with --even by name")
+    p.add_argument("--halves", type=Path, metavar="DIR", help=HALVES_HELP)
     p.add_argument("--picks", type=Path, help="a pick file or folder (.star, .box, .coord) "
                    "matched to micrographs by name (region-pair SNR)")
     p.add_argument("--box-size", type=int, default=None,
@@ -50,6 +51,9 @@ def add_evaluate(p: argparse.ArgumentParser) -> None:
 
 
 def _check_args(args: argparse.Namespace) -> None:
+    halves = halves_from_args(args, "evaluate")
+    if halves is not None:
+        args.even, args.odd = halves
     if (args.even is None) != (args.odd is None):
         raise InputError("evaluate: --even and --odd go together")
     if args.clean is not None and args.noisy is None:

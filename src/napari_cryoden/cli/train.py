@@ -28,7 +28,7 @@ from ..training.events import (
     TrainWarning,
     to_json_line,
 )
-from ._common import EXIT_INTERRUPTED, EXIT_OK, progress
+from ._common import EXIT_INTERRUPTED, EXIT_OK, HALVES_HELP, halves_from_args, progress
 
 __all__ = ["add_train", "run_train", "train_config", "rank_argv"]
 
@@ -57,6 +57,7 @@ def _add_source_flags(p: argparse.ArgumentParser) -> None:
                    help="folder of odd-frame sums, paired with --even by file name (a trailing "
                         "_EVN/_ODD is ignored)")
     p.add_argument(EVEN_SUMS, type=Path, dest="even", help=argparse.SUPPRESS)
+    p.add_argument("--halves", type=Path, metavar="DIR", help=HALVES_HELP + " (Noise2Noise)")
     p.add_argument("--store", type=Path,
                    help="a packed store (cryoden pack) instead of --noisy/--clean; validation "
                         "holds out --val-fraction of its micrographs")
@@ -159,6 +160,9 @@ def run_train(args: argparse.Namespace) -> int:
     from ._sources import sources_from_args
 
     _resolve_run_dir(args)
+    halves = halves_from_args(args, "train")
+    if halves is not None:  # the ranks get --even-sums/--odd, as if given so
+        args.even, args.odd, args.halves = *halves, None
     config = train_config(args)
     data = training_data(sources_from_args(args), config)  # bad input fails here
     if (args.ddp or args.nproc is not None) and not distributed.launched():

@@ -3,7 +3,9 @@
 - :func:`find_pairs`: a noisy and a clean folder, paired by name stem (``noisy/a.mrc`` with
   ``clean/a.mrc``);
 - :func:`find_half_pairs`: the even and odd frame sums of one set of movies, paired by name less
-  MotionCor2's ``_EVN``/``_ODD`` (or ``_even``/``_odd``) suffix (:func:`half_stem`);
+  MotionCor2's ``_EVN``/``_ODD`` (or ``_even``/``_odd``) suffix (:func:`half_stem`); one folder
+  holding both (MotionCor2, RELION 5) works too, and :func:`halves_folders` finds the halves of
+  a motion-correction program's output folder by the field's conventions;
 - :func:`single_pairs`: single noisy micrographs, each paired with itself (Noise2Void);
 - :func:`find_mode_pairs`: the one of these a training mode (``train.mode``) reads;
 - :func:`split_pairs`: whole files held out for validation, chosen by seed.
@@ -22,12 +24,22 @@ from pathlib import Path
 from ..errors import InputError
 from ..io.images import list_images
 
-__all__ = ["Pair", "Pairs", "find_half_pairs", "find_mode_pairs", "find_pairs", "half_stem",
-           "single_pairs", "split_half", "split_pairs", "TooFewPairs"]
+__all__ = ["HALVES_CONVENTIONS", "Pair", "Pairs", "find_half_pairs", "find_mode_pairs",
+           "find_pairs", "half_stem", "halves_folders", "micrograph_name", "single_pairs",
+           "split_half",
+           "split_pairs", "TooFewPairs"]
 
 Pair = tuple[Path, Path]
 """A (noisy, clean) pair of files; also used for (even, odd) halves."""
 Pairs = list[Pair]
+
+HALVES_CONVENTIONS = (
+    "MotionCor2 -SplitSum 1 and RELION 5's motion correction: NAME_EVN.mrc and NAME_ODD.mrc "
+    "beside NAME.mrc (also NAME_even/NAME_odd)",
+    "Warp and WarpTools: average/even/NAME.mrc and average/odd/NAME.mrc (cryoden split-frames: "
+    "DIR/even and DIR/odd)",
+)
+"""The even/odd naming conventions recognised, for messages and docs."""
 
 _HALF_SUFFIX = re.compile(r"(?:\A|[_.-])(evn|odd|even)\Z", re.IGNORECASE)
 _HALVES = {"evn": "even", "even": "even", "odd": "odd"}
@@ -58,8 +70,17 @@ def find_pairs(
     InputError
         A folder is missing or empty, or some files have no partner (the first few are named).
     """
-    noisy = _by_stem(list_images(noisy_dir), key)
-    clean = _by_stem(list_images(clean_dir), key)
+    return _pair_files(list_images(noisy_dir), list_images(clean_dir), (noisy_dir, clean_dir),
+                       labels, key)
+
+
+def _pair_files(noisy_files: list[Path], clean_files: list[Path],
+                folders: tuple[str | os.PathLike[str], str | os.PathLike[str]],
+                labels: tuple[str, str], key: Callable[[Path], str] | None) -> Pairs:
+    """Pair two lists of files by ``key`` (default: stem); see :func:`find_pairs`."""
+    noisy_dir, clean_dir = folders
+    noisy = _by_stem(noisy_files, key)
+    clean = _by_stem(clean_files, key)
     only_noisy = [noisy[s] for s in sorted(set(noisy) - set(clean))]
     only_clean = [clean[s] for s in sorted(set(clean) - set(noisy))]
     if only_noisy or only_clean:
@@ -114,9 +135,27 @@ def split_half(name: str) -> tuple[str, str] | None:
     return name[:match.start()], _HALVES[match.group(1).lower()]
 
 
+def micrograph_name(path: str | os.PathLike[str]) -> str:
+    """Return what to call a micrograph file: its stem, with the half if only its folder says it.
+
+    Warp keeps the halves as ``average/even/NAME.mrc`` and ``average/odd/NAME.mrc``: the same
+    stem twice. Such a file is called ``NAME_even`` / ``NAME_odd``, so a napari layer's name
+    tells the halves apart by :func:`split_half`'s rule. Other files keep their stem.
+    """
+    path = Path(path)
+    folder = path.parent.name.lower()
+    if folder in ("even", "odd") and split_half(path.stem) is None:
+        return f"{path.stem}_{folder}"
+    return path.stem
+
+
 def find_half_pairs(even_dir: str | os.PathLike[str],
                     odd_dir: str | os.PathLike[str]) -> Pairs:
     """Pair the even and odd frame sums of two folders by name (see :func:`half_stem`).
+
+    A file whose name says it is the other half (``a_ODD.mrc`` among the even sums) is left
+    out. When both folders are the same one (MotionCor2 and RELION write ``a_EVN.mrc`` and
+    ``a_ODD.mrc`` beside the full sum ``a.mrc``), only files named as a half are paired.
 
     Parameters
     ----------
@@ -131,9 +170,33 @@ def find_half_pairs(even_dir: str | os.PathLike[str],
     Raises
     ------
     InputError
-        A folder is missing or empty, or some files have no partner (the first few are named).
+        A folder is missing or empty, holds no halves, or some files have no partner (the
+        first few are named).
     """
-    return find_pairs(even_dir, odd_dir, labels=("even", "odd"), key=half_stem)
+    same = Path(even_dir).resolve() == Path(odd_dir).resolve()
+    evens = _halves_in(even_dir, "even", named_only=same)
+    odds = _halves_in(odd_dir, "odd", named_only=same)
+    return _pair_files(evens, odds, (even_dir, odd_dir), ("even", "odd"), half_stem)
+
+
+def halves_folders(folder: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """Return the even and the odd folder of a motion-correction output folder.
+
+    ``folder/even`` and ``folder/odd`` when both exist (Warp's ``average/``, WarpTools'
+    ``warp_frameseries/average/``, ``cryoden split-frames``' output), else ``folder`` twice
+    (MotionCor2 and RELION 5 write ``NAME_EVN``/``NAME_ODD`` beside ``NAME``; see
+    :func:`find_half_pairs`).
+
+    Raises
+    ------
+    InputError
+        ``folder`` is not a folder.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: no such folder of even/odd frame sums")
+    even, odd = folder / "even", folder / "odd"
+    return (even, odd) if even.is_dir() and odd.is_dir() else (folder, folder)
 
 
 def single_pairs(noisy_dir: str | os.PathLike[str]) -> Pairs:
@@ -246,6 +309,21 @@ def _draw(seed: int, path: Path) -> bytes:
     folders.
     """
     return hashlib.blake2b(f"{seed}\0{Path(path).name}".encode(), digest_size=8).digest()
+
+
+def _halves_in(folder: str | os.PathLike[str], half: str, named_only: bool) -> list[Path]:
+    """Return the images of ``folder`` that may be ``half`` sums (only named ones if asked)."""
+    files = list_images(folder)
+    kept = []
+    for file in files:
+        split = split_half(file.stem)
+        named = None if split is None or not split[0] else split[1]
+        if named == half or (named is None and not named_only):
+            kept.append(file)
+    if not kept:
+        raise InputError(f"{folder}: no {half} frame sums in it (named NAME_EVN/NAME_ODD or "
+                         "NAME_even/NAME_odd, or in folders even/ and odd/)")
+    return kept
 
 
 def _by_stem(files: list[Path], key: Callable[[Path], str] | None = None) -> dict[str, Path]:
