@@ -21,6 +21,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)"
 	$(PY) -m pip install -q -e ".[testing]"
+	# bioimageio.core runs `bioimageio test` on exported packages (tests only). Its 0.11.0 pins
+	# bioimageio.spec 0.5.12.0, whose packaging fails under pydantic >= 2.13 (pydantic#13506);
+	# spec 0.5.14 (the [bmz] extra) works, so core goes in without its pins.
+	$(PY) -m pip install -q xarray imagecodecs
+	$(PY) -m pip install -q --no-deps "bioimageio.core==0.11.0"
 	touch $(STAMP)
 
 # Installs the Debian packages only when xvfb-run is missing (needs root or sudo).

@@ -5,6 +5,7 @@ Run under Xvfb: ``xvfb-run -a python -m pytest tests/qt/test_weights_widget.py -
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +131,28 @@ def test_export_writes_a_png(make_napari_viewer: Any, qtbot: Any, tmp_path: Path
     assert out == tmp_path / "weights.png" and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     image = imread(out)
     assert image.shape[0] > 500 and image.shape[1] > 500 and image.std() > 0.05
+
+
+def test_export_for_the_model_zoo_writes_a_package_off_the_ui_thread(
+        make_napari_viewer: Any, qtbot: Any, tmp_path: Path, ui_gaps: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    save(tmp_path / "best.safetensors", seed=0)
+    widget = make_widget(make_napari_viewer)
+    with qtbot.waitSignal(widget.canvas.rendered, timeout=30_000):
+        MODELS.register("training", tmp_path / "best.safetensors")
+    with ui_gaps() as gaps, qtbot.waitSignal(widget.bmz_written, timeout=60_000) as blocker:
+        widget.export_bmz(tmp_path / "best.bmz.zip")
+        assert not widget.bmz_button.enabled  # one export at a time
+    assert gaps.longest < 0.1, gaps
+    assert blocker.args == [tmp_path / "best.bmz.zip"] and widget.bmz_button.enabled
+    with zipfile.ZipFile(tmp_path / "best.bmz.zip") as archive:
+        assert {"rdf.yaml", "weights.torchscript.pt", "README.md"} <= set(archive.namelist())
+    errors: list[str] = []
+    monkeypatch.setattr("napari.utils.notifications.show_error", errors.append)
+    with qtbot.waitSignal(widget.bmz_written, timeout=60_000) as blocker:
+        widget.export_bmz(tmp_path / "best.tar")
+    reason = f"{tmp_path / 'best.tar'}: a BioImage Model Zoo package is a .zip file"
+    assert blocker.args == [reason] and errors == [f"BioImage Model Zoo export failed: {reason}"]
 
 
 @pytest.mark.parametrize(("preset", "first", "last"), [("deep", "conv1", "conv6"),

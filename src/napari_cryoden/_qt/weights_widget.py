@@ -71,6 +71,8 @@ class WeightsWidget(QWidget):
 
     failed = Signal(str)
     """A weight file could not be read: the one-line reason (also shown as an error)."""
+    bmz_written = Signal(object)
+    """A BioImage Model Zoo package was written: its path; or the one-line reason it was not."""
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__()
@@ -90,15 +92,23 @@ class WeightsWidget(QWidget):
                     "of this session.")
         self.export_button = PushButton(text="Export PNG…",
                                         tooltip="Save the weights figure as a PNG image.")
+        self.bmz_button = PushButton(
+            text="Export for BioImage Model Zoo…",
+            tooltip="Write the shown model as a BioImage Model Zoo package (.zip: rdf.yaml, "
+                    "TorchScript weights with the model's normalisation inside, test tensors, "
+                    "the pixel sizes it was trained for), as cryoden export-bmz does; any BMZ "
+                    "consumer can run it.")
         self.info = Label(value=_NO_MODEL)
         self.info.native.setWordWrap(True)
         self.info.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.canvas = FigureImage(viewer)
         self.canvas.setMinimumHeight(_FIGURE_MIN_HEIGHT)
-        self._layout(Container(widgets=[self.model_choice, self.file_edit, self.export_button]))
+        self._layout(Container(widgets=[self.model_choice, self.file_edit, self.export_button,
+                                        self.bmz_button]))
         self.model_choice.changed.connect(self._on_model_chosen)
         self.file_edit.changed.connect(self._on_file_chosen)
         self.export_button.changed.connect(self._on_export_clicked)
+        self.bmz_button.changed.connect(self._on_bmz_clicked)
         callback = self._on_registry_changed
         MODELS.changed.connect(callback)
         self.destroyed.connect(lambda *_: MODELS.changed.disconnect(callback, missing_ok=True))
@@ -129,11 +139,9 @@ class WeightsWidget(QWidget):
 
         self._generation += 1
         path = Path(path)
-        worker = create_worker(read_weights, path, label or path.name, self._generation,
-                               _start_thread=False)
-        worker.returned.connect(self._on_read)
-        worker.errored.connect(self._on_read_failed)
-        worker.start()
+        # errored connected here, or superqt also re-raises the error in the event loop
+        create_worker(read_weights, path, label or path.name, self._generation,
+                      _connect={"returned": self._on_read, "errored": self._on_read_failed})
 
     def _on_read(self, read: ReadWeights) -> None:
         if read.generation != self._generation:  # a newer file was chosen meanwhile
@@ -205,6 +213,72 @@ class WeightsWidget(QWidget):
                                               "PNG image (*.png)")
         if path and self.export_png(path) is not None:
             show_info(f"Saved the weights figure to {Path(path).with_suffix('.png')}")
+
+
+    def export_bmz(self, path: str | Path) -> None:
+        """Write the shown model as a BioImage Model Zoo package at ``path``, in a worker.
+
+        :attr:`bmz_written` is emitted with the path, or with the reason it failed (also shown
+        as an error notification).
+        """
+        from napari.utils.notifications import show_warning
+        from superqt.utils import create_worker
+
+        if self.path is None:
+            show_warning("Nothing to export: choose a model first.")
+            return
+        self.bmz_button.enabled = False
+        create_worker(export_in_subprocess, self.path, Path(path),
+                      _connect={"returned": self._on_bmz_written, "errored": self._on_bmz_failed})
+
+    def _on_bmz_written(self, path: Path) -> None:
+        from napari.utils.notifications import show_info
+
+        self.bmz_button.enabled = True
+        show_info(f"Wrote {path}: check it with 'bioimageio test {path}'")
+        self.bmz_written.emit(path)
+
+    def _on_bmz_failed(self, exc: BaseException) -> None:
+        from napari.utils.notifications import show_error
+
+        self.bmz_button.enabled = True
+        show_error(f"BioImage Model Zoo export failed: {exc}")
+        self.bmz_written.emit(str(exc))
+
+    def _on_bmz_clicked(self) -> None:
+        if self.path is None:
+            self.export_bmz("")  # says there is nothing to export
+            return
+        start = str(self.path.parent / f"{self.path.stem}.bmz.zip")
+        path, _ = QFileDialog.getSaveFileName(self, "Export for BioImage Model Zoo", start,
+                                              "BioImage Model Zoo package (*.zip)")
+        if path:
+            self.export_bmz(path if path.lower().endswith(".zip") else path + ".zip")
+
+
+def export_in_subprocess(model: Path, out: Path) -> Path:
+    """Run ``cryoden export-bmz MODEL OUT`` in a child process; return ``out``.
+
+    Not in a thread of this process: importing ``bioimageio.spec`` builds its pydantic schemas
+    while holding the GIL, which blocked the window for up to 120 ms at a time.
+
+    Raises
+    ------
+    InputError
+        The command failed: its one-line error.
+    """
+    import subprocess
+    import sys
+
+    from napari_cryoden.errors import InputError
+
+    done = subprocess.run([sys.executable, "-m", "napari_cryoden.cli", "export-bmz", str(model),
+                           str(out)], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        reason = lines[-1].removeprefix("cryoden: error: ") if lines else f"exit {done.returncode}"
+        raise InputError(reason)
+    return out
 
 
 def _title(label: str, checkpoint: Any) -> str:

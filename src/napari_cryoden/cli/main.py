@@ -58,6 +58,8 @@ COMMANDS: tuple[Command, ...] = (
             "Read raw float32 weight files (any layout, or auto) into a model."),
     Command("check-weights", weights.add_check_weights, weights.run_check_weights,
             "Round-trip a model through every format and layout; pass/fail table."),
+    Command("export-bmz", weights.add_export_bmz, weights.run_export_bmz,
+            "Write a model as a BioImage Model Zoo package (.zip) for any BMZ consumer."),
     Command("pack", datasets.add_pack, datasets.run_pack,
             "Pack a dataset's patches into a float16 store for fast training."),
     Command("adapt", adapt.add_adapt, adapt.run_adapt,

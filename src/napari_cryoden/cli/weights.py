@@ -1,4 +1,4 @@
-"""Weight interop commands: ``export-raw``, ``import-raw`` and ``check-weights``.
+"""Weight interop commands: ``export-raw``, ``import-raw``, ``check-weights``, ``export-bmz``.
 
 Each has ``add_NAME(parser)`` and ``run_NAME(args) -> exit status`` (see :class:`.main.Command`).
 The raw layouts and the scramble guards are in docs/weight-interop.md.
@@ -15,7 +15,7 @@ from ..errors import CryodenError
 from ._common import EXIT_ERROR, EXIT_OK, print_warnings
 
 __all__ = ["add_export_raw", "run_export_raw", "add_import_raw", "run_import_raw",
-           "add_check_weights", "run_check_weights"]
+           "add_check_weights", "run_check_weights", "add_export_bmz", "run_export_bmz"]
 
 _LAYOUT_HELP = ("oihw (PyTorch/cuDNN, the seed's Fortran writer), fortran (column-major "
                 "(out,in,kH,kW)), hwio (TensorFlow), seed-legacy (the seed's old loader, = hwio), "
@@ -127,3 +127,37 @@ def run_check_weights(args: argparse.Namespace) -> int:
     rows = check_roundtrips(model, ckpt.config)
     print(format_roundtrips(rows))
     return EXIT_OK if all(r.passed for r in rows if r.expect_equal) else EXIT_ERROR
+
+
+# -- export-bmz -------------------------------------------------------------------------------
+def add_export_bmz(p: argparse.ArgumentParser) -> None:
+    """Add the flags of ``cryoden export-bmz`` to ``p``."""
+    p.add_argument("model", metavar="MODEL",
+                   help="a .safetensors weight file or a shipped model's name")
+    p.add_argument("out", type=Path, metavar="OUT.zip", help="the package to write")
+    p.add_argument("--name", default=None, help="the package's name (default: napari-cryoden "
+                                                "MODEL)")
+    p.add_argument("--sample", type=Path, default=None, metavar="MICROGRAPH",
+                   help="a micrograph (MRC/TIFF, 2D) for the test tensors, e.g. a crop of your "
+                        "own (default: a simulated 256 x 256 micrograph)")
+
+
+def run_export_bmz(args: argparse.Namespace) -> int:
+    """Write the BioImage Model Zoo package and say what it holds."""
+    from ..errors import InputError
+    from ..interop.bmz import export_bmz
+    from ..io.images import read_image, read_info
+
+    sample, pixel = None, None
+    if args.sample is not None:
+        sample = read_image(args.sample)[0]
+        if sample.ndim != 2:
+            raise InputError(f"{args.sample}: the sample must be one 2D micrograph, got shape "
+                             f"{sample.shape}")
+        pixel = read_info(args.sample).recorded_pixel_size
+    written = export_bmz(args.model, args.out, name=args.name, sample=sample,
+                         pixel_size=pixel)
+    print(f"wrote {written} ({written.stat().st_size / 1e6:.2f} MB): rdf.yaml, TorchScript "
+          "weights with the model's normalisation inside, README, test input and output; "
+          f"check it with: bioimageio test {written}")
+    return EXIT_OK
