@@ -17,7 +17,9 @@ one micrograph in the time box (what ``cryoden adapt MODEL mic.mrc -o OUT.safete
 and scores the start and the adapted model on the held-out micrographs against their noise-free
 truth (PSNR, data range 1). Baseline: the Gaussian filter best on the held-out truth (an oracle).
 ``--halves`` adapts by Noise2Noise on two half-dose exposures of the micrograph instead of the
-blind-spot objective on the whole one. Prints a Markdown table; ``--json`` writes the rows.
+blind-spot objective on the whole one. Prints a Markdown table; ``--json`` writes the rows
+(with ``--halves`` also ``judged_patches_truth``: both models' true squared error on the
+held-out patches of the adapted sum, what the sums check estimates).
 
 ``--physics`` uses physics-grade micrographs (docs/simulator.md) outside what
 ``scripts/train_physics_models.sh`` trained today's ``general`` on (pixel 1-2.5 Å, dose 15-60
@@ -42,6 +44,7 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter
 
+from napari_cryoden.data.normalize import fit_normalizer
 from napari_cryoden.errors import InputError
 from napari_cryoden.evaluation.metrics import psnr
 from napari_cryoden.inference.denoiser import denoise
@@ -51,6 +54,7 @@ from napari_cryoden.simulation.micrographs import simulate_exposure
 from napari_cryoden.simulation.optics import expose
 from napari_cryoden.simulation.params import SimulationParams
 from napari_cryoden.training.adapt import AdaptOptions, AdaptResult, adapt_steps
+from napari_cryoden.training.adapt_data import held_out_boxes
 
 CONDITIONS: dict[str, dict[str, Any]] = {
     "pixel 0.4 Å, 40 e/Å²": dict(pixel_size=0.4, dose=40.0, contrast_scale=10.0),
@@ -178,12 +182,41 @@ def adapt_and_score(cond: Condition, model: str, options: AdaptOptions,
     seconds = time.perf_counter() - t0
     assert isinstance(result, AdaptResult)
     before, after = score(start, cond, norm), score(result.model, cond, norm)
+    judged = judged_patches(start, result.model, cond, norm, options) if halves else None
     return {"condition": cond.name, "mode": result.mode, "noisy": cond.noisy,
             "gaussian_oracle": cond.gaussian_oracle, "before": before, "after": after,
             "gain": after - before, "kept_start": result.kept_start, "steps": result.steps,
             "best_step": result.best_step, "seconds": seconds,
             "held_out_loss": [result.loss_before, result.loss_after],
-            "sums_check": result.sums_check}
+            "sums_check": result.sums_check, "judged_patches_truth": judged}
+
+
+def judged_patches(start: torch.nn.Module, tuned: torch.nn.Module, cond: Condition, norm: str,
+                   options: AdaptOptions) -> dict[str, float]:
+    """The true squared error of both models on the held-out patches of the adapted sum.
+
+    Per pixel, in the sum's normalised units (what the SURE judge estimates): the patches the
+    fine-tune was judged on, scored against the noise-free truth.
+    """
+    even, odd = cond.pair
+    total = np.asarray(even, np.float32) + np.asarray(odd, np.float32)
+    normalizer = fit_normalizer(total, norm, cond.name)
+    size = options.patch_size
+    boxes = held_out_boxes([total.shape], size, options.held_out, options.seed)[0]
+    boxes = boxes[:options.max_val_patches] if len(boxes) <= options.max_val_patches else [
+        boxes[i] for i in np.linspace(0, len(boxes) - 1, options.max_val_patches).round()
+        .astype(int)]
+    y = np.stack([normalizer.apply(total[r:r + size, c:c + size]) for r, c in boxes])
+    truth = np.stack([normalizer.apply(cond.shot.truth[r:r + size, c:c + size].astype(np.float32))
+                      for r, c in boxes])
+    out = {}
+    with torch.no_grad():
+        for name, net in (("start", start), ("tuned", tuned)):
+            net.eval()
+            pred = net(torch.from_numpy(y[:, None])).float()[:, 0].numpy()
+            out[name] = float(np.mean((pred - truth) ** 2))
+    return {"mse_start": out["start"], "mse_tuned": out["tuned"],
+            "mse_change": out["tuned"] - out["start"], "n_patches": len(boxes)}
 
 
 def _row(name: str, kw: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from ..errors import InputError
 from ..simulation.physics.detector import radial_frequency
 
 __all__ = ["AdaptData", "Micrograph", "WHITE_NOISE_RATIO", "check_white_noise",
-           "default_names", "held_out_boxes", "nyquist_power_ratio", "split_patches"]
+           "default_names", "held_out_boxes", "nyquist_power_ratio", "split_patches", "turned"]
 
 WHITE_NOISE_RATIO = 0.8
 """Least :func:`nyquist_power_ratio` of a micrograph a blind spot may learn from. Measured
@@ -79,12 +79,16 @@ class AdaptData:
         tuple of torch.Tensor
             Inputs and partners, ``(size, 1, P, P)``.
         """
+        pick, turns = self.draw(generator, size)
+        return turned(self.train_a[pick], turns), turned(self.train_b[pick], turns)
+
+    def draw(self, generator: torch.Generator, size: int) -> tuple[torch.Tensor, list[int]]:
+        """Pick ``size`` training patches and one of the 8 flips for each.
+
+        What :meth:`batch` uses: indices into ``train_*`` and turns for :func:`turned`.
+        """
         pick = torch.randint(0, self.n_train, (size,), generator=generator)
-        turns = torch.randint(0, 8, (size,), generator=generator).tolist()
-        a, b = self.train_a[pick], self.train_b[pick]
-        a = torch.stack([_dihedral(p, t) for p, t in zip(a, turns, strict=True)])
-        b = torch.stack([_dihedral(p, t) for p, t in zip(b, turns, strict=True)])
-        return a, b
+        return pick, torch.randint(0, 8, (size,), generator=generator).tolist()
 
 
 def split_patches(micrographs: Sequence[Micrograph], patch_size: int, held_out: float,
@@ -228,6 +232,11 @@ def _patches(a: np.ndarray, b: np.ndarray | None, size: int, normalization: str,
 
     pa = cut(a)
     return pa, (cut(b) if b is not None else pa)
+
+
+def turned(patches: torch.Tensor, turns: Sequence[int]) -> torch.Tensor:
+    """Each ``(1, P, P)`` patch of ``patches`` turned by its one of the 8 rotations/reflections."""
+    return torch.stack([_dihedral(p, t) for p, t in zip(patches, turns, strict=True)])
 
 
 def _dihedral(patch: torch.Tensor, turn: int) -> torch.Tensor:

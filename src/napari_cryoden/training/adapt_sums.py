@@ -35,7 +35,7 @@ from torch import nn
 
 from .adapt_data import split_patches
 
-__all__ = ["SumsCheck", "sums_check"]
+__all__ = ["SumsCheck", "coloured_noise", "noise_spectrum", "sums_check", "sure_terms"]
 
 DRAWS = 8
 """Noise draws per patch for the divergence."""
@@ -88,9 +88,9 @@ def sums_check(start: nn.Module, tuned: nn.Module,
         Standard errors below zero the change must lie to pass (the fine-tune's own rule).
     """
     sums, noise = _held_out_sums(halves, normalization, patch_size, held_out, seed, most)
-    spectrum = _noise_spectrum(noise)
+    spectrum = noise_spectrum(noise)
     generator = np.random.default_rng(seed)
-    draws = [_coloured(spectrum, len(sums), generator) for _ in range(DRAWS)]
+    draws = [coloured_noise(spectrum, len(sums), generator) for _ in range(DRAWS)]
     risks = [_risk(net, sums, draws, device) for net in (start, tuned)]
     diff = (risks[1] - risks[0]) / patch_size**2
     error = float(diff.std()) / math.sqrt(len(diff)) if len(diff) > 1 else math.inf
@@ -112,17 +112,36 @@ def _held_out_sums(halves: Sequence[tuple[np.ndarray, np.ndarray]], normalizatio
     return data.val_a[:, 0].numpy(), (data.val_a - data.val_b)[:, 0].numpy()
 
 
-def _noise_spectrum(noise: np.ndarray) -> np.ndarray:
-    """Return the noise patches' mean power spectrum, per pixel (``E|N(k)|² / P²``)."""
+def noise_spectrum(noise: np.ndarray) -> np.ndarray:
+    """Return noise patches' ``(N, P, P)`` mean power spectrum, per pixel (``E|N(k)|² / P²``).
+
+    Its mean over frequencies is the noise variance per pixel (Parseval).
+    """
     centred = noise - noise.mean(axis=(1, 2), keepdims=True)
     size = noise.shape[1] * noise.shape[2]
     return np.asarray((np.abs(np.fft.fft2(centred)) ** 2).mean(0) / size)
 
 
-def _coloured(spectrum: np.ndarray, n: int, generator: np.random.Generator) -> np.ndarray:
-    """``n`` Gaussian noise patches with that spectrum (circular)."""
+def coloured_noise(spectrum: np.ndarray, n: int, generator: np.random.Generator) -> np.ndarray:
+    """``n`` Gaussian noise patches with that spectrum (circular), ``(n, P, P)`` float32."""
     white = np.fft.fft2(generator.normal(size=(n, *spectrum.shape)))
     return np.real(np.fft.ifft2(white * np.sqrt(spectrum))).astype(np.float32)
+
+
+def sure_terms(net: nn.Module, y: torch.Tensor, draws: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Per patch ``‖D(y) − y‖² + 2 tr(C ∇D(y))``: SURE without its constant ``tr C``.
+
+    ``y`` is ``(B, 1, P, P)``; each draw ``b`` (same shape, noise of covariance ``C``) adds one
+    Monte Carlo term ``⟨b, D(y + εb) − D(y)⟩ / ε`` to the divergence (their mean is used).
+    Differentiable in the net's parameters when gradients are on: the fine-tune's loss.
+    """
+    denoised = net(y).float()
+    fit = ((denoised - y) ** 2).flatten(1).sum(1)
+    divergence = torch.zeros_like(fit)
+    for b in draws:
+        moved = net(y + EPSILON * b).float()
+        divergence = divergence + ((moved - denoised) * b).flatten(1).sum(1) / EPSILON
+    return fit + 2 * divergence / len(draws)
 
 
 @torch.no_grad()
@@ -133,12 +152,6 @@ def _risk(net: nn.Module, sums: np.ndarray, draws: Sequence[np.ndarray],
     out = np.zeros(len(sums))
     for start in range(0, len(sums), 16):
         y = torch.from_numpy(sums[start:start + 16, None]).to(device)
-        denoised = net(y).float()
-        fit = ((denoised - y) ** 2).flatten(1).sum(1)
-        divergence = torch.zeros_like(fit)
-        for draw in draws:
-            b = torch.from_numpy(draw[start:start + 16, None]).to(device)
-            moved = net(y + EPSILON * b).float()
-            divergence += ((moved - denoised) * b).flatten(1).sum(1) / EPSILON
-        out[start:start + len(y)] = (fit + 2 * divergence / len(draws)).double().cpu().numpy()
+        batch = [torch.from_numpy(d[start:start + 16, None]).to(device) for d in draws]
+        out[start:start + len(y)] = sure_terms(net, y, batch).double().cpu().numpy()
     return out
