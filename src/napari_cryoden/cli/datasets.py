@@ -150,17 +150,30 @@ def add_split_frames(p: argparse.ArgumentParser) -> None:
     p.add_argument("--equal-halves", action="store_true",
                    help="leave out the last frame of movies with an odd number of frames, so "
                         "both sums hold the same dose")
+    p.add_argument("--gain", type=Path, default=None, metavar="GAIN",
+                   help="gain reference (MRC or TIFF) that multiplies every frame, as RELION and "
+                        "MotionCor2 apply it")
+    p.add_argument("--gain-rot", type=int, choices=(0, 1, 2, 3), default=0,
+                   help="rotate the gain by this many quarter turns first (RELION's "
+                        "--gain_rot, MotionCor2's -RotGain)")
+    p.add_argument("--gain-flip", type=int, choices=(0, 1, 2), default=0,
+                   help="then flip it: 1 upside down, 2 left to right (RELION's --gain_flip, "
+                        "MotionCor2's -FlipGain)")
 
 
 def run_split_frames(args: argparse.Namespace) -> int:
     """Write the even and the odd frame sums of every movie given."""
-    from ..io.frames import split_frames
+    from ..errors import InputError
+    from ..io.frames import read_gain, split_frames
 
+    if args.gain is None and (args.gain_rot or args.gain_flip):
+        raise InputError("split-frames: --gain-rot and --gain-flip need --gain")
+    gain = None if args.gain is None else read_gain(args.gain, args.gain_rot, args.gain_flip)
     movies = expand_folders(args.movies)
     bar = progress(len(movies), "split-frames", "movie")
     try:
         for movie in movies:
-            sums = split_frames(movie, args.out, equal_halves=args.equal_halves)
+            sums = split_frames(movie, args.out, equal_halves=args.equal_halves, gain=gain)
             bar.update(1)
             if sums.n_even != sums.n_odd:
                 print(f"note: {movie}: {sums.n_frames} frames, so the even sum holds "
@@ -168,8 +181,11 @@ def run_split_frames(args: argparse.Namespace) -> int:
                       file=sys.stderr)
     finally:
         bar.close()
+    applied = "" if args.gain is None else (
+        f", each frame times the gain {args.gain} (rotation {args.gain_rot}, flip "
+        f"{args.gain_flip})")
     print(f"wrote the even/odd frame sums of {len(movies)} movie(s) to {args.out / 'even'} and "
-          f"{args.out / 'odd'}")
+          f"{args.out / 'odd'}{applied}")
     return EXIT_OK
 
 

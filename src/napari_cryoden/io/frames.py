@@ -7,9 +7,11 @@ independent noise, each at about half the dose, which is what Noise2Noise learns
 Movies are read one frame at a time: MRC stacks through a memory map placed by the checked
 header (:mod:`.mrc`), TIFF stacks page by page with tifffile (a compressed page is decoded
 alone). Host memory holds two float64 sums and one frame, whatever the number of frames.
-Frames are summed as they are stored: no gain reference, no defect correction, no alignment, so
-split motion-corrected or drift-free movies, or take the even/odd sums your motion-correction
-program writes (see docs/self-supervised.md).
+A gain reference (:func:`read_gain`: MRC or TIFF, rotated and flipped as RELION's
+``--gain_rot``/``--gain_flip`` and MotionCor2's ``-RotGain``/``-FlipGain`` say) multiplies every
+frame, as both programs do. There is no defect correction and no alignment, so split
+motion-corrected or drift-free movies, or take the even/odd sums your motion-correction program
+writes (see docs/self-supervised.md).
 """
 
 from __future__ import annotations
@@ -28,7 +30,15 @@ from .formats import file_errors, format_of, open_array, read_info
 from .images import write_mrc
 from .tiff import quiet_tifffile
 
-__all__ = ["FrameSums", "frame_sums", "iter_frames", "split_frames"]
+__all__ = ["FrameSums", "GAIN_FLIPS", "GAIN_ROTATIONS", "frame_sums", "iter_frames", "read_gain",
+           "split_frames"]
+
+GAIN_ROTATIONS = (0, 1, 2, 3)
+"""Quarter turns of the gain reference: RELION's ``--gain_rot``, MotionCor2's ``-RotGain`` (1:
+90° clockwise as relion_display shows it, counter-clockwise in MotionCor2's words)."""
+GAIN_FLIPS = (0, 1, 2)
+"""After the rotation: 0 none, 1 upside down (flip Y), 2 left to right (flip X); RELION's
+``--gain_flip``, MotionCor2's ``-FlipGain``."""
 
 
 @dataclass(frozen=True)
@@ -77,8 +87,38 @@ def iter_frames(path: str | os.PathLike[str]) -> Iterator[tuple[int, float, Iter
         close()
 
 
-def frame_sums(path: str | os.PathLike[str], *,
-               equal_halves: bool = False) -> tuple[np.ndarray, np.ndarray, FrameSums]:
+def read_gain(path: str | os.PathLike[str], rotation: int = 0, flip: int = 0) -> np.ndarray:
+    """Read a gain reference and turn it as RELION and MotionCor2 do: rotate, then flip.
+
+    ``rotation`` r turns the image by r × 90°: pixel ``(y, x)`` of the file goes to
+    ``(x, ny − 1 − y)`` for r = 1 (RELION's ``ImageOp::rotate90``, "clockwise in
+    relion_display", MotionCor2's ``-RotGain 1``); ``flip`` 1 reverses the rows, 2 the columns.
+    Row 0 is the file's first line, as everywhere in this package.
+
+    Raises
+    ------
+    InputError
+        The file is unreadable, not one 2D image, holds NaN/inf (refused by the reader), or the
+        turn is not one of
+        :data:`GAIN_ROTATIONS` / :data:`GAIN_FLIPS`.
+    """
+    from .images import read_image
+
+    if rotation not in GAIN_ROTATIONS or flip not in GAIN_FLIPS:
+        raise InputError(f"{path}: gain rotation must be 0-3 and flip 0-2, got {rotation} and "
+                         f"{flip}")
+    gain = read_image(path)[0]
+    if gain.ndim != 2:
+        raise InputError(f"{path}: a gain reference is one 2D image, got shape {gain.shape}")
+    gain = np.rot90(gain, -rotation)
+    if flip:
+        gain = np.flip(gain, axis=0 if flip == 1 else 1)
+    return np.ascontiguousarray(gain, dtype=np.float32)
+
+
+def frame_sums(path: str | os.PathLike[str], *, equal_halves: bool = False,
+               gain: np.ndarray | None = None,
+               ) -> tuple[np.ndarray, np.ndarray, FrameSums]:
     """Sum the even and the odd frames of a movie, reading it frame by frame.
 
     Parameters
@@ -88,6 +128,8 @@ def frame_sums(path: str | os.PathLike[str], *,
     equal_halves
         Leave out the last frame of a movie with an odd number of frames, so that both sums
         hold the same number of frames (the same dose).
+    gain
+        A gain reference (:func:`read_gain`, already turned) that multiplies every frame.
 
     Returns
     -------
@@ -99,7 +141,8 @@ def frame_sums(path: str | os.PathLike[str], *,
     Raises
     ------
     InputError
-        The movie is unreadable, or a sum holds NaN or infinite pixels.
+        The movie is unreadable, its frames and the gain differ in shape, or a sum holds NaN
+        or infinite pixels.
     """
     with iter_frames(path) as (n_frames, pixel_size, frames):
         used = n_frames - (n_frames % 2 if equal_halves else 0)
@@ -108,8 +151,12 @@ def frame_sums(path: str | os.PathLike[str], *,
             for k, frame in enumerate(frames):
                 if k >= used:
                     break
+                if k == 0 and gain is not None:
+                    _check_gain(path, frame.shape, gain.shape)
                 if k < 2:
                     sums.append(np.zeros(frame.shape))
+                if gain is not None:
+                    frame = np.multiply(frame, gain, dtype=np.float32)
                 np.add(sums[k % 2], frame, out=sums[k % 2])  # cast on the fly, no frame copy
     even, odd = sums
     for name, total in (("even", even), ("odd", odd)):
@@ -119,13 +166,27 @@ def frame_sums(path: str | os.PathLike[str], *,
     return even.astype(np.float32), odd.astype(np.float32), info
 
 
+def _check_gain(path: str | os.PathLike[str], frame: tuple[int, ...],
+                gain: tuple[int, ...]) -> None:
+    """Refuse, in one line, a gain reference whose shape is not the frames'."""
+    if tuple(gain) == tuple(frame):
+        return
+    hint = ""
+    if tuple(gain) == tuple(frame)[::-1]:
+        hint = ": rotate it by 1 or 3 quarter turns (--gain-rot)"
+    elif tuple(g // 2 for g in gain) == tuple(frame) or tuple(2 * g for g in gain) == tuple(frame):
+        hint = ": one of them is super-resolution; bin or give the matching gain"
+    raise InputError(f"{path}: frames are {frame[1]} x {frame[0]} px but the gain reference is "
+                     f"{gain[1]} x {gain[0]} px{hint}")
+
+
 def split_frames(movie: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
-                 equal_halves: bool = False) -> FrameSums:
+                 equal_halves: bool = False, gain: np.ndarray | None = None) -> FrameSums:
     """Write the even and the odd frame sums of ``movie`` as two MRC files.
 
     The files are ``out_dir/even/NAME.mrc`` and ``out_dir/odd/NAME.mrc`` (NAME: the movie's
-    stem), float32 with the movie's pixel size, each written atomically. ``equal_halves`` is as
-    in :func:`frame_sums`.
+    stem), float32 with the movie's pixel size, each written atomically. ``equal_halves`` and
+    ``gain`` are as in :func:`frame_sums`.
 
     Returns
     -------
@@ -139,7 +200,7 @@ def split_frames(movie: str | os.PathLike[str], out_dir: str | os.PathLike[str],
     SaveError
         An output cannot be written.
     """
-    even, odd, sums = frame_sums(movie, equal_halves=equal_halves)
+    even, odd, sums = frame_sums(movie, equal_halves=equal_halves, gain=gain)
     paths = []
     for half, data in (("even", even), ("odd", odd)):
         folder = Path(out_dir) / half
