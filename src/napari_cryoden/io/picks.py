@@ -13,7 +13,8 @@ the file's first line), 0-based.
   ignored; blank lines and lines starting with ``#`` are skipped.
 
 A bad file raises :class:`~napari_cryoden.errors.InputError` with one line naming it and the
-problem.
+problem. :func:`write_picks` writes the same three formats, so that a file written and read
+back gives the same centres.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["PICK_SUFFIXES", "Picks", "read_picks", "list_pick_files", "match_picks"]
+__all__ = ["PICK_SUFFIXES", "Picks", "read_picks", "list_pick_files", "match_picks",
+           "write_picks"]
 
 PICK_SUFFIXES = (".star", ".box", ".coord")
 
@@ -71,6 +73,51 @@ def read_picks(path: str | os.PathLike[str]) -> dict[str, Picks]:
     if not any(len(p) for p in found.values()):
         raise InputError(f"{path}: no picks in the file")
     return found
+
+
+def write_picks(path: str | os.PathLike[str], xy: np.ndarray,
+                box_size: float | None = None) -> Path:
+    """Write particle centres ``xy`` (``(n, 2)``: x column, y row, px) as a pick file.
+
+    ``.star``: one table with ``_rlnCoordinateX``/``_rlnCoordinateY`` (a RELION coordinate
+    file for one micrograph); ``.box``: ``x y w h`` with the box's corner, ``w = h =
+    box_size`` (required); ``.coord``: ``x y`` per line. Written whole or not at all.
+
+    Raises
+    ------
+    InputError
+        Another suffix, ``xy`` not ``(n, 2)`` finite numbers, or ``.box`` without a positive
+        box size.
+    """
+    from .atomic import atomic_path
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in PICK_SUFFIXES:
+        raise InputError(f"{path}: picks are written as {', '.join(PICK_SUFFIXES)}")
+    xy = np.asarray(xy, np.float64)
+    if xy.ndim != 2 or xy.shape[1] != 2 or not np.isfinite(xy).all():
+        raise InputError(f"{path}: picks must be (x, y) pairs of finite numbers, got an array "
+                         f"of shape {xy.shape}")
+    if suffix == ".box" and not (box_size is not None and box_size > 0):
+        raise InputError(f"{path}: a .box file needs the box size (the points' size)")
+    with atomic_path(path) as temporary:
+        if suffix == ".star":
+            import pandas as pd
+            import starfile
+
+            starfile.write({"": pd.DataFrame({"rlnCoordinateX": xy[:, 0],
+                                              "rlnCoordinateY": xy[:, 1]})}, temporary)
+        elif suffix == ".box":
+            assert box_size is not None
+            corner = xy - box_size / 2
+            lines = [f"{x:.2f}\t{y:.2f}\t{box_size:g}\t{box_size:g}" for x, y in corner]
+            temporary.write_text("\n".join(lines) + "\n")
+        else:
+            lines = ["# x y: particle centres, px (column, row from the file's first line)"]
+            lines += [f"{x:.2f}\t{y:.2f}" for x, y in xy]
+            temporary.write_text("\n".join(lines) + "\n")
+    return path
 
 
 def _numeric_rows(path: Path, columns: int) -> np.ndarray:
