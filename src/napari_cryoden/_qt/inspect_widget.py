@@ -5,9 +5,10 @@ with the noisy and best-Gaussian baselines (:func:`napari_cryoden.evaluation.ins
 the same scorer as ``cryoden evaluate``), then runs the checklist; the work runs in a worker
 (:mod:`napari_cryoden._qt.inspect.jobs`). The images are guessed only from unambiguous names
 and checked before Analyse is enabled (:mod:`napari_cryoden._qt.inspect.choosing`). A row of the
-sortable table (:mod:`napari_cryoden._qt.inspect.table`) jumps the viewer to its patch, outlines
-it and plots its scatter and histograms (drawn in a worker); "metric map" overlays one value per
-patch (:mod:`napari_cryoden._qt.inspect.overlays`).
+sortable table (:mod:`napari_cryoden._qt.inspect.table`) centres the viewer on its patch, zoomed
+to fill 90 % of the view, and plots its scatter and histograms (drawn in a worker); "metric map"
+overlays one value per patch (:mod:`napari_cryoden._qt.inspect.overlays`). A row click adds no
+layer: a napari layer add alone blocked the window 60-140 ms on two cores.
 
 Without a clean image, the even and odd halves of a micrograph (each denoised on its own by the
 chosen model) give the split-frame SNR, and a Points layer of picks the region-pair SNR beside a
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from qtpy.QtCore import Qt, QTimer, Signal
+from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import QGridLayout, QLabel, QVBoxLayout
 
 from napari_cryoden._qt._models import MODELS
@@ -38,9 +39,7 @@ from napari_cryoden._qt.inspect.jobs import (
     with_legend,
 )
 from napari_cryoden._qt.inspect.overlays import (
-    OUTLINE_NAME,
     focus,
-    outline_patch,
     update_map,
 )
 from napari_cryoden._qt.inspect.panel import scrolling_panel
@@ -57,14 +56,14 @@ from napari_cryoden.evaluation.inspection import PatchAnalysis, analyse, metric_
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["InspectWidget", "PatchAnalysis", "analyse", "metric_map", "OUTLINE_NAME", "COLUMNS"]
+__all__ = ["InspectWidget", "PatchAnalysis", "analyse", "metric_map", "COLUMNS"]
 
 _PLACEHOLDER = ("The scatter and histograms of the whole image appear here after Analyse; "
                 "click a table row for one patch.")
 
 
 class InspectWidget(InspectChoices):
-    """Per-patch table, patch outline and plot, metric map and checklist for one image trio."""
+    """Per-patch table, patch view and plot, metric map and checklist for one image trio."""
 
     analysed = Signal()
     """Emitted when an analysis is shown (main thread)."""
@@ -84,8 +83,6 @@ class InspectWidget(InspectChoices):
         self.summary.setWordWrap(True)
         self.chips = QGridLayout()
         self.canvas = FigureImage(viewer, _PLACEHOLDER)
-        self._outline_due = False  # add the hidden patch outline once the pooled plot is shown
-        self.canvas.rendered.connect(self._on_plot_rendered)
         self.canvas.setMinimumHeight(260)
         self._layout()
         viewer.layers.events.inserted.connect(self._on_layers_changed)
@@ -186,21 +183,7 @@ class InspectWidget(InspectChoices):
         self.update_metric_map()
         self._plot_index = None
         self._show_plot()
-        self._outline_due = True
         self.analysed.emit()
-
-    def _on_plot_rendered(self) -> None:
-        """Once Analyse's plot is on screen and its worker done, add the outline in a turn of
-        its own (see :func:`outline_patch`): a worker holding the GIL meanwhile would double it."""
-        if self._outline_due:
-            self._outline_due = False
-            QTimer.singleShot(0, self._prepare_outline)
-
-    def _prepare_outline(self) -> None:
-        """Add the patch outline hidden, so that the first row click only moves it."""
-        if self.analysis is not None and not any(layer.name == OUTLINE_NAME
-                                                 for layer in self.viewer.layers):
-            self._outline(0, visible=False)
 
     def show_truthless(self, truthless: TruthlessResult) -> None:
         """No clean image: the checklist items the halves and picks judge, no patch table."""
@@ -233,24 +216,17 @@ class InspectWidget(InspectChoices):
             self.show_patch(int(item.data(Qt.ItemDataRole.UserRole)))
 
     def show_patch(self, index: int) -> None:
-        """Outline patch ``index``, centre the viewer on it and plot it (drawn in a worker)."""
+        """Centre the viewer on patch ``index``, zoomed to it, and plot it (drawn in a worker)."""
         analysis = self.analysis
         if analysis is None:  # nothing analysed yet
             return
-        lo, hi = self._outline(index)
+        row, size = analysis.rows[index], analysis.patch_size
+        lo = np.array([row["y"], row["x"]], float) - 0.5  # the patch's outer pixel edges
+        hi = lo + np.minimum(size, np.array(analysis.shape, float) - lo - 0.5)
         scale, translate = self._transform()
         focus(self.viewer, lo * scale + translate, hi * scale + translate)
         self._plot_index = index
         self._show_plot()
-
-    def _outline(self, index: int, visible: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """Frame patch ``index`` in the outline layer; its pixel edges (data coordinates)."""
-        assert self.analysis is not None
-        row, size = self.analysis.rows[index], self.analysis.patch_size
-        lo = np.array([row["y"], row["x"]], float) - 0.5
-        hi = lo + np.minimum(size, np.array(self.analysis.shape, float) - lo - 0.5)
-        outline_patch(self.viewer, lo, hi, max(size / 48, 1.0), *self._transform(), visible=visible)
-        return lo, hi
 
     def _transform(self) -> tuple[np.ndarray, np.ndarray]:
         layer = self._clean_layer

@@ -1,4 +1,4 @@
-"""The Inspect widget's viewer overlays: the inspected patch's outline and the metric map."""
+"""The Inspect widget's viewer overlays: the camera on a patch, and the metric map."""
 
 from __future__ import annotations
 
@@ -8,10 +8,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["OUTLINE_NAME", "keep_active", "outline_patch", "focus", "show_metric_map",
-           "update_map"]
-
-OUTLINE_NAME = "inspected patch"
+__all__ = ["keep_active", "focus", "show_metric_map", "update_map"]
 
 
 @contextmanager
@@ -21,64 +18,6 @@ def keep_active(viewer: Any) -> Iterator[None]:
     yield
     if active is not None and active in viewer.layers:
         viewer.layers.selection.active = active
-
-
-def outline_patch(viewer: Any, lo: np.ndarray, hi: np.ndarray, width: float, scale: np.ndarray,
-                  translate: np.ndarray, visible: bool = True) -> Any:
-    """Frame the pixels ``lo``–``hi`` in the :data:`OUTLINE_NAME` layer, above the others.
-
-    The frame is a small RGBA image (yellow edges ``width`` pixels wide, clear inside), not a
-    Shapes layer: napari's first Shapes layer costs 0.5–2 s of UI thread (pandas import, vispy
-    shader set-up), an image layer 60-80 ms on two cores, and moving the frame costs nothing.
-    Adding it hidden (``visible=False``) ahead of the first use, in an event-loop turn of its own,
-    keeps that cost out of the turn that also repaints the zoomed viewer.
-
-    Parameters
-    ----------
-    viewer
-        The napari viewer.
-    lo, hi
-        The patch's outer pixel edges (y, x), in data coordinates of the clean layer.
-    width
-        Edge width in pixels.
-    scale, translate
-        The clean layer's transform (y, x).
-    visible
-        Whether the frame is shown.
-
-    Returns
-    -------
-    napari.layers.Image
-        The outline layer.
-    """
-    from napari.layers import Image
-
-    shape = np.maximum(np.round(hi - lo).astype(int), 1)
-    layer = next((lay for lay in viewer.layers
-                  if lay.name == OUTLINE_NAME and isinstance(lay, Image)), None)
-    kwargs = {"scale": scale, "translate": translate + scale * (lo + 0.5)}
-    if layer is None or layer.data.shape[:2] != tuple(shape):
-        frame = _frame(shape, max(int(round(width)), 1))
-        if layer is not None:
-            layer.data = frame
-        else:
-            with keep_active(viewer):
-                return viewer.add_image(frame, name=OUTLINE_NAME, rgb=True, visible=visible,
-                                        blending="translucent", **kwargs)
-    layer.scale, layer.translate = kwargs["scale"], kwargs["translate"]
-    layer.visible = visible
-    position = viewer.layers.index(layer)
-    if position != len(viewer.layers) - 1:  # keep it above the metric map
-        viewer.layers.move(position, len(viewer.layers))
-    return layer
-
-
-def _frame(shape: np.ndarray, width: int) -> np.ndarray:
-    """A clear RGBA image of ``shape`` with opaque yellow edges ``width`` pixels wide."""
-    frame = np.zeros((*shape, 4), np.uint8)
-    yellow = np.array([255, 212, 0, 255], np.uint8)
-    frame[:width], frame[-width:], frame[:, :width], frame[:, -width:] = (yellow,) * 4
-    return frame
 
 
 def focus(viewer: Any, lo: np.ndarray, hi: np.ndarray) -> None:
