@@ -2,13 +2,17 @@
 
 Run from the repository root::
 
-    xvfb-run -a -s "-screen 0 1920x1080x24" .venv/bin/python scripts/screenshot_folder.py
+    xvfb-run -a -s "-screen 0 1920x1080x24" .venv/bin/python scripts/screenshot_folder.py [--star]
 
 It writes six simulated 2048² micrographs with 20 hot pixels each (as
 ``screenshot_contrast.hot_pixel_micrograph``, one seed per file) into a scratch folder, opens the
 first, and denoises the folder with the shipped ``general-fast`` model on the CPU into
 ``<folder>/denoised``. At 1366×768 and 1920×1080 it saves ``guide_folder_running_<size>.png``
 (while the third file runs) and ``guide_folder_done_<size>.png`` (the first result opened).
+
+``--star``: three such micrographs in a RELION project (``MotionCorr/job002/Movies/``), listed by
+``CtfFind/job003/micrographs_ctf.star``, which is chosen under Micrographs (the project folder
+left to be found); ``guide_folder_star_<size>.png`` shows the finished run, the STAR file written.
 """
 
 from __future__ import annotations
@@ -90,12 +94,68 @@ def run_at(size: tuple[int, int], folder: Path, out: Path) -> None:
     viewer.close()
 
 
+def relion_project(root: Path, n: int) -> Path:
+    """A RELION project of ``n`` hot-pixel micrographs and the CtfFind STAR file listing them."""
+    movies = root / "MotionCorr/job002/Movies"
+    movies.mkdir(parents=True)
+    hot_pixel_micrographs(movies, n)
+    star = root / "CtfFind/job003/micrographs_ctf.star"
+    star.parent.mkdir(parents=True)
+    rows = "".join(f"MotionCorr/job002/Movies/{p.name} 1 {12000 + 500 * i}.0\n"
+                   for i, p in enumerate(sorted(movies.glob("*.mrc"))))
+    star.write_text("data_optics\n\nloop_\n_rlnOpticsGroupName #1\n_rlnOpticsGroup #2\n"
+                    "_rlnMicrographPixelSize #3\nopticsGroup1 1 1.06\n\n"
+                    "data_micrographs\n\nloop_\n_rlnMicrographName #1\n_rlnOpticsGroup #2\n"
+                    "_rlnDefocusU #3\n" + rows)
+    return star
+
+
+def run_star_at(size: tuple[int, int], star: Path, out: Path) -> None:
+    import napari
+
+    from napari_cryoden._qt._models import SHIPPED_LABELS
+    from napari_cryoden._qt.denoise.widget import DenoiseWidget
+
+    viewer = napari.Viewer()
+    viewer.window._qt_window.resize(*size)
+    project = star.parents[2]
+    viewer.open(sorted((project / "MotionCorr/job002/Movies").glob("*.mrc"))[0],
+                plugin="napari-cryoden")
+    panel = DenoiseWidget(viewer)
+    viewer.window.add_dock_widget(panel, name="Denoise")
+    fast = next(label for label, name in SHIPPED_LABELS.items() if name == "general-fast")
+    panel.model.native.setCurrentIndex(panel.model.native.findText(fast))
+    panel.device.value = "cpu"
+    section = panel.folder
+    section.section.expand(animate=False)
+    section.inputs.line_edit.value = str(star)
+    section.existing.value = "overwrite"
+    section.start_button.native.click()
+    wait_until(lambda: section.results and not section.busy)
+    section.done_list.native.item(0).setSelected(True)
+    section.open_button.native.click()
+    viewer.layers.selection.active = viewer.layers[-1]
+    tag = f"{size[0]}x{size[1]}"
+    print(f"{tag}: {section.status.value}", flush=True)
+    settle()
+    panel.scroll_area.ensureWidgetVisible(section.status.native)  # as a user scrolls to it
+    shoot(viewer, out / f"guide_folder_star_{tag}.png")
+    viewer.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Write the micrographs, then take both screenshots at each window size."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("docs/images"))
+    parser.add_argument("--star", action="store_true", help="a RELION STAR file's micrographs")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.star:
+        with tempfile.TemporaryDirectory() as scratch:
+            star = relion_project(Path(scratch) / "relion_project", 3)
+            for size in WINDOWS:
+                run_star_at(size, star, args.out)
+        return 0
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch) / "micrographs"
         folder.mkdir()
