@@ -62,7 +62,9 @@ def shoot(viewer, path: Path) -> None:  # noqa: ANN001
           f"{how})", flush=True)
 
 
-def run_at(size: tuple[int, int], folder: Path, out: Path) -> None:
+def open_panel(size: tuple[int, int], micrograph: Path):  # noqa: ANN201
+    """A viewer at ``size`` with ``micrograph`` open and the Denoise panel's files section open
+    on general-fast (shipped), CPU."""
     import napari
 
     from napari_cryoden._qt._models import SHIPPED_LABELS
@@ -70,14 +72,18 @@ def run_at(size: tuple[int, int], folder: Path, out: Path) -> None:
 
     viewer = napari.Viewer()
     viewer.window._qt_window.resize(*size)
-    viewer.open(sorted(folder.glob("*.mrc"))[0], plugin="napari-cryoden")
+    viewer.open(micrograph, plugin="napari-cryoden")
     panel = DenoiseWidget(viewer)
     viewer.window.add_dock_widget(panel, name="Denoise")
     fast = next(label for label, name in SHIPPED_LABELS.items() if name == "general-fast")
     panel.model.native.setCurrentIndex(panel.model.native.findText(fast))
     panel.device.value = "cpu"
-    section = panel.folder
-    section.section.expand(animate=False)
+    panel.folder.section.expand(animate=False)
+    return viewer, panel, panel.folder
+
+
+def run_at(size: tuple[int, int], folder: Path, out: Path) -> None:
+    viewer, _, section = open_panel(size, sorted(folder.glob("*.mrc"))[0])
     section.inputs.line_edit.value = str(folder)
     section.existing.value = "overwrite"
     section.start_button.native.click()
@@ -111,23 +117,8 @@ def relion_project(root: Path, n: int) -> Path:
 
 
 def run_star_at(size: tuple[int, int], star: Path, out: Path) -> None:
-    import napari
-
-    from napari_cryoden._qt._models import SHIPPED_LABELS
-    from napari_cryoden._qt.denoise.widget import DenoiseWidget
-
-    viewer = napari.Viewer()
-    viewer.window._qt_window.resize(*size)
-    project = star.parents[2]
-    viewer.open(sorted((project / "MotionCorr/job002/Movies").glob("*.mrc"))[0],
-                plugin="napari-cryoden")
-    panel = DenoiseWidget(viewer)
-    viewer.window.add_dock_widget(panel, name="Denoise")
-    fast = next(label for label, name in SHIPPED_LABELS.items() if name == "general-fast")
-    panel.model.native.setCurrentIndex(panel.model.native.findText(fast))
-    panel.device.value = "cpu"
-    section = panel.folder
-    section.section.expand(animate=False)
+    movies = star.parents[2] / "MotionCorr/job002/Movies"
+    viewer, panel, section = open_panel(size, sorted(movies.glob("*.mrc"))[0])
     section.inputs.line_edit.value = str(star)
     section.existing.value = "overwrite"
     section.start_button.native.click()
