@@ -156,6 +156,9 @@ def add_split_frames(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gain-rot", type=int, choices=(0, 1, 2, 3), default=0,
                    help="rotate the gain by this many quarter turns first (RELION's "
                         "--gain_rot, MotionCor2's -RotGain)")
+    p.add_argument("--align", action="store_true",
+                   help="shift the frames onto each other before summing (whole-frame motion, "
+                        "torch-motion-correction; each movie is held in memory)")
     p.add_argument("--gain-flip", type=int, choices=(0, 1, 2), default=0,
                    help="then flip it: 1 upside down, 2 left to right (RELION's --gain_flip, "
                         "MotionCor2's -FlipGain)")
@@ -163,6 +166,7 @@ def add_split_frames(p: argparse.ArgumentParser) -> None:
 
 def run_split_frames(args: argparse.Namespace) -> int:
     """Write the even and the odd frame sums of every movie given."""
+    from ..data.align import split_aligned
     from ..errors import InputError
     from ..io.frames import read_gain, split_frames
 
@@ -173,8 +177,12 @@ def run_split_frames(args: argparse.Namespace) -> int:
     bar = progress(len(movies), "split-frames", "movie")
     try:
         for movie in movies:
-            sums = split_frames(movie, args.out, equal_halves=args.equal_halves, gain=gain)
+            split = split_aligned if args.align else split_frames
+            sums = split(movie, args.out, equal_halves=args.equal_halves, gain=gain)
             bar.update(1)
+            if sums.drift is not None:
+                print(f"{movie}: frames aligned, largest shift {sums.drift:.1f} px from the "
+                      "middle frame")
             if sums.n_even != sums.n_odd:
                 print(f"note: {movie}: {sums.n_frames} frames, so the even sum holds "
                       f"{sums.n_even} and the odd {sums.n_odd} (--equal-halves drops the last)",

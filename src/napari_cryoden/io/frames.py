@@ -9,14 +9,16 @@ header (:mod:`.mrc`), TIFF stacks page by page with tifffile (a compressed page 
 alone). Host memory holds two float64 sums and one frame, whatever the number of frames.
 A gain reference (:func:`read_gain`: MRC or TIFF, rotated and flipped as RELION's
 ``--gain_rot``/``--gain_flip`` and MotionCor2's ``-RotGain``/``-FlipGain`` say) multiplies every
-frame, as both programs do. There is no defect correction and no alignment, so split
-motion-corrected or drift-free movies, or take the even/odd sums your motion-correction program
-writes (see docs/self-supervised.md).
+frame, as both programs do. :func:`read_frames` gives the whole movie, to align it first
+(:mod:`napari_cryoden.data.align`, with torch). There is no defect correction and no local
+(patch) motion; the even/odd sums your motion-correction program writes are better still (see
+docs/self-supervised.md).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,8 +32,8 @@ from .formats import file_errors, format_of, open_array, read_info
 from .images import write_mrc
 from .tiff import quiet_tifffile
 
-__all__ = ["FrameSums", "GAIN_FLIPS", "GAIN_ROTATIONS", "frame_sums", "iter_frames", "read_gain",
-           "split_frames"]
+__all__ = ["FrameSums", "GAIN_FLIPS", "GAIN_ROTATIONS", "frame_sums", "iter_frames", "read_frames",
+           "read_gain", "split_frames", "write_halves"]
 
 GAIN_ROTATIONS = (0, 1, 2, 3)
 """Quarter turns of the gain reference: RELION's ``--gain_rot``, MotionCor2's ``-RotGain`` (1:
@@ -52,6 +54,8 @@ class FrameSums:
     pixel_size: float
     even_path: Path | None = None
     odd_path: Path | None = None
+    drift: float | None = None
+    """With alignment: the largest frame shift from the middle frame, px (None: not aligned)."""
 
 
 @contextlib.contextmanager
@@ -144,26 +148,49 @@ def frame_sums(path: str | os.PathLike[str], *, equal_halves: bool = False,
         The movie is unreadable, its frames and the gain differ in shape, or a sum holds NaN
         or infinite pixels.
     """
-    with iter_frames(path) as (n_frames, pixel_size, frames):
-        used = n_frames - (n_frames % 2 if equal_halves else 0)
-        sums: list[np.ndarray] = []  # even, odd: float64
-        with file_errors(Path(path)):
-            for k, frame in enumerate(frames):
-                if k >= used:
-                    break
-                if k == 0 and gain is not None:
-                    _check_gain(path, frame.shape, gain.shape)
-                if k < 2:
-                    sums.append(np.zeros(frame.shape))
-                if gain is not None:
-                    frame = np.multiply(frame, gain, dtype=np.float32)
-                np.add(sums[k % 2], frame, out=sums[k % 2])  # cast on the fly, no frame copy
+    sums: list[np.ndarray] = []  # even, odd: float64
+    with _frames(path, equal_halves, gain) as (n_frames, pixel_size, used, frames):
+        for k, frame in enumerate(frames):
+            if k < 2:
+                sums.append(np.zeros(frame.shape))
+            np.add(sums[k % 2], frame, out=sums[k % 2])  # cast on the fly, no frame copy
     even, odd = sums
     for name, total in (("even", even), ("odd", odd)):
         if not np.isfinite(total).all():
             raise InputError(f"{path}: NaN or infinite pixels in the {name} frames")
     info = FrameSums(Path(path), n_frames, (used + 1) // 2, used // 2, pixel_size)
     return even.astype(np.float32), odd.astype(np.float32), info
+
+
+def read_frames(path: str | os.PathLike[str], *, equal_halves: bool = False,
+                gain: np.ndarray | None = None) -> tuple[np.ndarray, FrameSums]:
+    """Read a whole movie as float32 ``(t, y, x)``, gain applied (to align it first).
+
+    ``equal_halves`` and ``gain`` are as in :func:`frame_sums`; the ``FrameSums`` holds the
+    counts and pixel size (no paths). The movie is held in memory.
+    """
+    with _frames(path, equal_halves, gain) as (n_frames, pixel_size, used, frames):
+        movie = np.stack([np.asarray(frame, dtype=np.float32) for frame in frames])
+    return movie, FrameSums(Path(path), n_frames, (used + 1) // 2, used // 2, pixel_size)
+
+
+@contextlib.contextmanager
+def _frames(path: str | os.PathLike[str], equal_halves: bool, gain: np.ndarray | None,
+            ) -> Iterator[tuple[int, float, int, Iterator[np.ndarray]]]:
+    """Yield ``(n_frames, pixel_size, used, frames)``: the frames to sum, gain applied."""
+    with iter_frames(path) as (n_frames, pixel_size, frames):
+        used = n_frames - (n_frames % 2 if equal_halves else 0)
+
+        def kept() -> Iterator[np.ndarray]:
+            with file_errors(Path(path)):
+                for k, frame in enumerate(frames):
+                    if k >= used:
+                        return
+                    if k == 0 and gain is not None:
+                        _check_gain(path, frame.shape, gain.shape)
+                    yield frame if gain is None else np.multiply(frame, gain, dtype=np.float32)
+
+        yield n_frames, pixel_size, used, kept()
 
 
 def _check_gain(path: str | os.PathLike[str], frame: tuple[int, ...],
@@ -201,14 +228,30 @@ def split_frames(movie: str | os.PathLike[str], out_dir: str | os.PathLike[str],
         An output cannot be written.
     """
     even, odd, sums = frame_sums(movie, equal_halves=equal_halves, gain=gain)
+    return write_halves(even, odd, sums, out_dir)
+
+
+def write_halves(even: np.ndarray, odd: np.ndarray, sums: FrameSums,
+                 out_dir: str | os.PathLike[str]) -> FrameSums:
+    """Write a movie's sums to ``out_dir/even/NAME.mrc`` and ``out_dir/odd/NAME.mrc``.
+
+    Returns
+    -------
+    FrameSums
+        ``sums`` with the two paths.
+
+    Raises
+    ------
+    SaveError
+        An output cannot be written.
+    """
     paths = []
     for half, data in (("even", even), ("odd", odd)):
         folder = Path(out_dir) / half
         folder.mkdir(parents=True, exist_ok=True)
-        paths.append(folder / f"{Path(movie).stem}.mrc")
+        paths.append(folder / f"{sums.movie.stem}.mrc")
         write_mrc(paths[-1], data, sums.pixel_size)
-    return FrameSums(sums.movie, sums.n_frames, sums.n_even, sums.n_odd, sums.pixel_size,
-                     paths[0], paths[1])
+    return dataclasses.replace(sums, even_path=paths[0], odd_path=paths[1])
 
 
 def _open_paged_tiff(path: Path, n_frames: int) -> tifffile.TiffFile | None:
