@@ -186,3 +186,44 @@ def test_two_micrographs_of_the_same_name_are_not_written_over_each_other(
                  "--out", str(tmp_path / "o"), "--device", "cpu"]) == 2
     assert "is also that of" in capsys.readouterr().err
     assert not (tmp_path / "o/mic.mrc").exists()
+
+
+def _cs(path: Path, names: list[str], pixel: float = 0.83) -> Path:
+    """A cryoSPARC exposures file as its numpy format stores one: fixed-width byte strings."""
+    data = np.zeros(len(names), dtype=[("uid", "<u8"), ("micrograph_blob/path", "S64"),
+                                       ("micrograph_blob/psize_A", "<f4")])
+    data["uid"] = np.arange(len(names)) + 100
+    data["micrograph_blob/path"] = [n.encode() for n in names]
+    data["micrograph_blob/psize_A"] = pixel
+    with path.open("wb") as handle:  # np.save would add .npy to the name
+        np.save(handle, data)
+    return path
+
+
+def test_a_cryosparc_cs_file_is_denoised_and_listed_as_star(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    names = [f"J3/motioncorrected/{i:03d}_patch_aligned_doseweighted.mrc" for i in range(2)]
+    for name in names:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        write_mrc(tmp_path / name, np.random.default_rng(1).normal(5, 1, (64, 64))
+                  .astype(np.float32), 0.83)
+    (tmp_path / "J7").mkdir()  # the Patch CTF job's folder in the cryoSPARC project
+    cs = _cs(tmp_path / "J7/exposures.cs", names)
+    assert main(["denoise", "general-fast", "--star", str(cs), "--out", str(tmp_path / "den"),
+                 "--device", "cpu"]) == 0
+    written = starfile.read(tmp_path / "den/exposures.star", always_dict=True)["micrographs"]
+    assert list(written["rlnMicrographName"]) == [f"den/{n}" for n in names]
+    assert list(written["rlnMicrographPixelSize"]) == pytest.approx([0.83, 0.83])
+    assert all((tmp_path / "den" / n).exists() for n in names)
+
+
+def test_a_cs_file_numpy_cannot_read_is_refused_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "new.cs").write_bytes(b"CSDAT\x00compressed")
+    with pytest.raises(InputError, match=r"new.cs: not a numpy-format cryoSPARC .cs file .*"
+                                          r"export the exposures as a STAR file"):
+        read_micrograph_star(tmp_path / "new.cs")
+    particles = np.zeros(2, dtype=[("uid", "<u8"), ("blob/path", "S8")])
+    with (tmp_path / "particles.cs").open("wb") as handle:
+        np.save(handle, particles)
+    with pytest.raises(InputError, match=r"particles.cs: no micrograph_blob/path field"):
+        read_micrograph_star(tmp_path / "particles.cs")

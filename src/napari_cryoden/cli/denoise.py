@@ -43,9 +43,9 @@ def add_denoise(p: argparse.ArgumentParser) -> None:
                    help="output folder; files keep their names, written as float32 MRC")
     p.add_argument("--star", type=Path, default=None, metavar="FILE.star",
                    help="denoise the micrographs a RELION STAR file lists (_rlnMicrographName, "
-                        "e.g. CtfFind/job003/micrographs_ctf.star) instead of INPUTs: outputs "
-                        "keep their folders under DIR, and DIR/FILE.star is the same file with "
-                        "the denoised micrographs' paths")
+                        "e.g. CtfFind/job003/micrographs_ctf.star) or a cryoSPARC .cs file "
+                        "(micrograph_blob/path) instead of INPUTs: outputs keep their folders "
+                        "under DIR, and DIR/FILE.star is the list with the denoised paths")
     p.add_argument("--project", type=Path, default=None, metavar="DIR",
                    help="with --star: the folder its relative paths start from (RELION's "
                         "project folder; default: the one at or above the STAR file that "
@@ -140,8 +140,8 @@ def run_denoise(args: argparse.Namespace) -> int:
     if star is not None:
         from ..io.star import write_denoised_star
 
-        written = write_denoised_star(star, outputs, args.out / star.path.name)
-        print(f"wrote {written}: {star.path.name} with the denoised micrographs' paths "
+        written = write_denoised_star(star, outputs, args.out / star.output_name)
+        print(f"wrote {written}: {star.path.name}'s micrographs with the denoised paths "
               f"(project folder {star.project})")
     return EXIT_OK
 

@@ -104,7 +104,7 @@ class FolderJob:
     @property
     def star_output(self) -> Path | None:
         """Where the denoised STAR file goes (None without a STAR file)."""
-        return None if self.star is None else self.out_dir / self.star.path.name
+        return None if self.star is None else self.out_dir / self.star.output_name
 
 
 def star_job(star_file: str | os.PathLike[str], out_dir: str | os.PathLike[str] | None,
@@ -126,8 +126,8 @@ def star_job(star_file: str | os.PathLike[str], out_dir: str | os.PathLike[str] 
 
     star = read_micrograph_star(star_file, project)
     out = Path(out_dir) if out_dir is not None else star.path.parent / "denoised"
-    if (out / star.path.name).resolve() == star.path.resolve():
-        raise InputError(f"{out / star.path.name}: the denoised STAR file would overwrite the "
+    if (out / star.output_name).resolve() == star.path.resolve():
+        raise InputError(f"{out / star.output_name}: the denoised STAR file would overwrite the "
                          "input; choose another output folder")
     outputs = check_outputs(star.files, denoised_paths(star, out))
     return FolderJob(tuple(star.files), out, weights, outputs=tuple(outputs), star=star,

@@ -12,6 +12,13 @@ none, is an error that asks for the project folder. :func:`write_denoised_star` 
 tables with ``_rlnMicrographName`` replaced by the denoised files' paths and every other column
 and table kept as written (values are read and written back as text).
 
+A cryoSPARC ``.cs`` file (a numpy structured array, e.g. ``exposures.cs`` of a Patch CTF job)
+is read the same way from its ``micrograph_blob/path`` field, relative to the cryoSPARC project
+folder; what is written back is then a STAR file (``_rlnMicrographName`` and, where the ``.cs``
+has it, ``_rlnMicrographPixelSize``), since cryoSPARC imports micrographs as files. A ``.cs``
+in cryoSPARC's newer compressed format, which ``numpy.load`` cannot read, is refused with the
+advice to export a STAR file.
+
 Read and written with the ``starfile`` package. A bad file raises
 :class:`~napari_cryoden.errors.InputError` with one line naming it and the problem.
 """
@@ -23,6 +30,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ..errors import InputError
 from .atomic import atomic_path
@@ -51,6 +60,11 @@ class MicrographStar:
     tables: dict[str, Any]
     """Every table of the file (pandas DataFrames of text), in order."""
 
+    @property
+    def output_name(self) -> str:
+        """The name of the list written back: the file's own, or ``NAME.star`` for a ``.cs``."""
+        return self.path.stem + ".star" if self.path.suffix.lower() == ".cs" else self.path.name
+
     def relative(self, file: Path) -> Path:
         """``file``'s path under the project folder, or just its name when it lies outside."""
         try:
@@ -78,7 +92,7 @@ def read_micrograph_star(path: str | os.PathLike[str],
         folder cannot be told, or a micrograph is missing (the first missing one is named).
     """
     path = Path(path)
-    tables = _read_text_tables(path)
+    tables = _read_cs(path) if path.suffix.lower() == ".cs" else _read_text_tables(path)
     blocks = [name for name, table in tables.items()
               if hasattr(table, "columns") and MICROGRAPH_COLUMN in table.columns]
     if not blocks:
@@ -133,6 +147,33 @@ def write_denoised_star(star: MicrographStar, outputs: Sequence[Path],
     with atomic_path(path) as temporary:
         starfile.write(tables, temporary)
     return path
+
+
+def _read_cs(path: Path) -> dict[str, Any]:
+    """Return a cryoSPARC ``.cs`` file's micrographs as one STAR table (loads no pickles)."""
+    import pandas as pd
+
+    if not path.is_file():
+        raise InputError(f"{path}: no such cryoSPARC file")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise InputError(f"{path}: not a numpy-format cryoSPARC .cs file ({exc}); export the "
+                         "exposures as a STAR file (csparc2star.py) instead"
+                         .splitlines()[0]) from None
+    fields = data.dtype.names or ()
+    if "micrograph_blob/path" not in fields:
+        raise InputError(f"{path}: no micrograph_blob/path field (not a micrograph/exposure "
+                         "list)")
+    table = {MICROGRAPH_COLUMN: [_text(v) for v in data["micrograph_blob/path"]]}
+    if "micrograph_blob/psize_A" in fields:
+        table["rlnMicrographPixelSize"] = [f"{float(v):.6f}"
+                                           for v in data["micrograph_blob/psize_A"]]
+    return {"micrographs": pd.DataFrame(table)}
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _read_text_tables(path: Path) -> dict[str, Any]:

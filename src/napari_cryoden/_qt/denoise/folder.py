@@ -140,9 +140,10 @@ class FolderDenoise(Container):
         return [Path(p) for p in chosen if str(p) not in ("", ".")]
 
     def _star_file(self) -> Path | None:
-        """The STAR file chosen, if the choice is exactly one ``.star`` file."""
+        """The micrograph list chosen, if the choice is one ``.star`` (or cryoSPARC ``.cs``)."""
         items = self._chosen()
-        return items[0] if len(items) == 1 and items[0].suffix.lower() == ".star" else None
+        return (items[0] if len(items) == 1 and items[0].suffix.lower() in (".star", ".cs")
+                else None)
 
     def _show_project(self) -> None:
         star = self._star_file()
