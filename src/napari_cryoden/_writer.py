@@ -74,7 +74,6 @@ def _pixel_size(meta: dict[str, Any]) -> float:
     return value if np.isfinite(value) and value > 0 else 1.0
 
 
-
 def write_points(path: str | os.PathLike[str], data: Any, meta: dict[str, Any]) -> list[str]:
     """Write a 2D Points layer as particle centres (x = column, y = row, px).
 

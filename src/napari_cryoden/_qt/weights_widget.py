@@ -214,7 +214,6 @@ class WeightsWidget(QWidget):
         if path and self.export_png(path) is not None:
             show_info(f"Saved the weights figure to {Path(path).with_suffix('.png')}")
 
-
     def export_bmz(self, path: str | Path) -> None:
         """Write the shown model as a BioImage Model Zoo package at ``path``, in a worker.
 

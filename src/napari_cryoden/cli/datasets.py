@@ -156,12 +156,12 @@ def add_split_frames(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gain-rot", type=int, choices=(0, 1, 2, 3), default=0,
                    help="rotate the gain by this many quarter turns first (RELION's "
                         "--gain_rot, MotionCor2's -RotGain)")
-    p.add_argument("--align", action="store_true",
-                   help="shift the frames onto each other before summing (whole-frame motion, "
-                        "torch-motion-correction; each movie is held in memory)")
     p.add_argument("--gain-flip", type=int, choices=(0, 1, 2), default=0,
                    help="then flip it: 1 upside down, 2 left to right (RELION's --gain_flip, "
                         "MotionCor2's -FlipGain)")
+    p.add_argument("--align", action="store_true",
+                   help="shift the frames onto each other before summing (whole-frame motion, "
+                        "torch-motion-correction; each movie is held in memory)")
 
 
 def run_split_frames(args: argparse.Namespace) -> int:
@@ -173,11 +173,11 @@ def run_split_frames(args: argparse.Namespace) -> int:
     if args.gain is None and (args.gain_rot or args.gain_flip):
         raise InputError("split-frames: --gain-rot and --gain-flip need --gain")
     gain = None if args.gain is None else read_gain(args.gain, args.gain_rot, args.gain_flip)
+    split = split_aligned if args.align else split_frames
     movies = expand_folders(args.movies)
     bar = progress(len(movies), "split-frames", "movie")
     try:
         for movie in movies:
-            split = split_aligned if args.align else split_frames
             sums = split(movie, args.out, equal_halves=args.equal_halves, gain=gain)
             bar.update(1)
             if sums.drift is not None:

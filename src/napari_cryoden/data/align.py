@@ -21,7 +21,7 @@ import warnings
 import numpy as np
 
 from ..errors import InputError
-from ..io.frames import FrameSums, read_frames, write_halves
+from ..io.frames import FrameSums, finished_sums, read_frames, write_halves
 
 __all__ = ["align_frames", "aligned_frame_sums", "split_aligned"]
 
@@ -86,14 +86,10 @@ def aligned_frame_sums(path: str | os.PathLike[str], *, equal_halves: bool = Fal
     """
     movie, sums = read_frames(path, equal_halves=equal_halves, gain=gain)
     aligned, shifts = align_frames(movie, sums.pixel_size)
-    even = aligned[0::2].sum(0, dtype=np.float64)
-    odd = aligned[1::2].sum(0, dtype=np.float64)
-    for name, total in (("even", even), ("odd", odd)):
-        if not np.isfinite(total).all():
-            raise InputError(f"{path}: NaN or infinite pixels in the aligned {name} frames")
+    even, odd = finished_sums(path, aligned[0::2].sum(0, dtype=np.float64),
+                              aligned[1::2].sum(0, dtype=np.float64))
     drift = float(np.max(np.hypot(shifts[:, 0], shifts[:, 1])))
-    return (even.astype(np.float32), odd.astype(np.float32),
-            dataclasses.replace(sums, drift=drift))
+    return even, odd, dataclasses.replace(sums, drift=drift)
 
 
 def split_aligned(movie: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,

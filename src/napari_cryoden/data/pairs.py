@@ -24,22 +24,13 @@ from pathlib import Path
 from ..errors import InputError
 from ..io.images import list_images
 
-__all__ = ["HALVES_CONVENTIONS", "Pair", "Pairs", "find_half_pairs", "find_mode_pairs",
-           "find_pairs", "half_stem", "halves_folders", "micrograph_name", "single_pairs",
-           "split_half",
-           "split_pairs", "TooFewPairs"]
+__all__ = ["Pair", "Pairs", "find_half_pairs", "find_mode_pairs", "find_pairs", "half_stem",
+           "halves_folders", "micrograph_name", "single_pairs", "split_half", "split_pairs",
+           "TooFewPairs"]
 
 Pair = tuple[Path, Path]
 """A (noisy, clean) pair of files; also used for (even, odd) halves."""
 Pairs = list[Pair]
-
-HALVES_CONVENTIONS = (
-    "MotionCor2 -SplitSum 1 and RELION 5's motion correction: NAME_EVN.mrc and NAME_ODD.mrc "
-    "beside NAME.mrc (also NAME_even/NAME_odd)",
-    "Warp and WarpTools: average/even/NAME.mrc and average/odd/NAME.mrc (cryoden split-frames: "
-    "DIR/even and DIR/odd)",
-)
-"""The even/odd naming conventions recognised, for messages and docs."""
 
 _HALF_SUFFIX = re.compile(r"(?:\A|[_.-])(evn|odd|even)\Z", re.IGNORECASE)
 _HALVES = {"evn": "even", "even": "even", "odd": "odd"}

@@ -161,9 +161,9 @@ def default_output_folder(items: Sequence[str | os.PathLike[str]]) -> Path:
 
 def output_path(source: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> Path:
     """Name the output of ``source`` in ``out_dir``: its name as MRC (``.mrcs`` for stacks)."""
-    source = Path(source)
-    suffix = ".mrcs" if source.suffix.lower() == ".mrcs" else ".mrc"
-    return Path(out_dir) / (source.stem + suffix)
+    from ..io.formats import output_suffix
+
+    return Path(out_dir) / (Path(source).stem + output_suffix(source))
 
 
 def plan_outputs(files: Sequence[Path], out_dir: str | os.PathLike[str]) -> list[Path]:
@@ -189,13 +189,14 @@ def check_outputs(files: Sequence[Path], outputs: Sequence[Path]) -> list[Path]:
     inputs = {f.resolve() for f in files}
     seen: dict[Path, Path] = {}
     for source, out in zip(files, outputs, strict=True):
-        if out.resolve() in inputs:
+        where = out.resolve()
+        if where in inputs:
             raise InputError(f"{out}: the output would overwrite an input; choose another "
                              "output folder")
-        if out.resolve() in seen:
-            raise InputError(f"{source}: its output {out.name} is also that of "
-                             f"{seen[out.resolve()]}; rename one of them")
-        seen[out.resolve()] = source
+        if where in seen:
+            raise InputError(f"{source}: its output {out.name} is also that of {seen[where]}; "
+                             "rename one of them")
+        seen[where] = source
     return outputs
 
 

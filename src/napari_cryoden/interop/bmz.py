@@ -126,7 +126,7 @@ def export_bmz(model: str | os.PathLike[str], out: str | os.PathLike[str], *,
         np.save(work / "test_output.npy", expected)
         title = name or f"napari-cryoden {weights.stem}"
         (work / "README.md").write_text(_readme(title, weights, checkpoint, pixel))
-        descr = _describe(spec, work, title, checkpoint, pixel)
+        descr = _describe(work, title, checkpoint, pixel)
         package = work / "package.zip"
         spec.save_bioimageio_package(descr, output_path=package)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -171,7 +171,7 @@ def _trace(wrapped: nn.Module, image: np.ndarray) -> torch.jit.ScriptModule:
     return traced
 
 
-def _describe(spec: Any, work: Path, title: str, checkpoint: Any, pixel: float) -> Any:
+def _describe(work: Path, title: str, checkpoint: Any, pixel: float) -> Any:
     """Return the ``ModelDescr`` (bioimageio.spec 0.5) of the files in ``work``."""
     from bioimageio.spec.model import v0_5 as m
 

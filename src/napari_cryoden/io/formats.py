@@ -30,7 +30,7 @@ from .mrc import map_mrc, read_mrc_info
 from .tiff import open_tiff, quiet_tifffile, read_tiff_info
 
 __all__ = ["FORMATS", "Format", "SUPPORTED_SUFFIXES", "MRC_SUFFIXES", "ImageInfo", "format_of",
-           "is_stack_suffix", "read_info", "open_array", "file_errors"]
+           "is_stack_suffix", "output_suffix", "read_info", "open_array", "file_errors"]
 
 Closer = Callable[[], None]
 
@@ -106,6 +106,14 @@ def is_stack_suffix(path: str | os.PathLike[str]) -> bool:
     """Return whether 3D data in a file named ``path`` is a stack of 2D images by its suffix."""
     suffix = Path(path).suffix.lower()
     return any(fmt.stack for fmt in FORMATS if suffix in fmt.suffixes)
+
+
+def output_suffix(source: str | os.PathLike[str]) -> str:
+    """Return the suffix of a denoised output of ``source``: ``.mrcs`` or ``.mrc``.
+
+    Outputs are float32 MRC whatever the input's format; an image stack stays a stack.
+    """
+    return ".mrcs" if Path(source).suffix.lower() == ".mrcs" else ".mrc"
 
 
 def read_info(path: str | os.PathLike[str]) -> ImageInfo:

@@ -32,8 +32,8 @@ from .formats import file_errors, format_of, open_array, read_info
 from .images import write_mrc
 from .tiff import quiet_tifffile
 
-__all__ = ["FrameSums", "GAIN_FLIPS", "GAIN_ROTATIONS", "frame_sums", "iter_frames", "read_frames",
-           "read_gain", "split_frames", "write_halves"]
+__all__ = ["FrameSums", "GAIN_FLIPS", "GAIN_ROTATIONS", "finished_sums", "frame_sums",
+           "iter_frames", "read_frames", "read_gain", "split_frames", "write_halves"]
 
 GAIN_ROTATIONS = (0, 1, 2, 3)
 """Quarter turns of the gain reference: RELION's ``--gain_rot``, MotionCor2's ``-RotGain`` (1:
@@ -154,12 +154,23 @@ def frame_sums(path: str | os.PathLike[str], *, equal_halves: bool = False,
             if k < 2:
                 sums.append(np.zeros(frame.shape))
             np.add(sums[k % 2], frame, out=sums[k % 2])  # cast on the fly, no frame copy
-    even, odd = sums
+    info = FrameSums(Path(path), n_frames, (used + 1) // 2, used // 2, pixel_size)
+    return (*finished_sums(path, *sums), info)
+
+
+def finished_sums(path: str | os.PathLike[str], even: np.ndarray,
+                  odd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return the even and odd sums as float32 after refusing NaN or infinite pixels.
+
+    Raises
+    ------
+    InputError
+        A sum holds NaN or infinite pixels (the message names ``path`` and the half).
+    """
     for name, total in (("even", even), ("odd", odd)):
         if not np.isfinite(total).all():
             raise InputError(f"{path}: NaN or infinite pixels in the {name} frames")
-    info = FrameSums(Path(path), n_frames, (used + 1) // 2, used // 2, pixel_size)
-    return even.astype(np.float32), odd.astype(np.float32), info
+    return even.astype(np.float32), odd.astype(np.float32)
 
 
 def read_frames(path: str | os.PathLike[str], *, equal_halves: bool = False,

@@ -26,6 +26,7 @@ Read and written with the ``starfile`` package. A bad file raises
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ import numpy as np
 
 from ..errors import InputError
 from .atomic import atomic_path
+from .formats import output_suffix
 
 __all__ = ["MICROGRAPH_COLUMN", "MicrographStar", "denoised_paths", "read_micrograph_star",
            "write_denoised_star"]
@@ -116,12 +118,7 @@ def denoised_paths(star: MicrographStar, out_dir: str | os.PathLike[str]) -> lis
     ``OUT/MotionCorr/job002/Movies/a.mrc``); TIFF inputs become ``.mrc``.
     """
     out = Path(out_dir)
-    paths = []
-    for file in star.files:
-        relative = star.relative(file)
-        suffix = ".mrcs" if relative.suffix.lower() == ".mrcs" else ".mrc"
-        paths.append(out / relative.with_suffix(suffix))
-    return paths
+    return [out / star.relative(file).with_suffix(output_suffix(file)) for file in star.files]
 
 
 def write_denoised_star(star: MicrographStar, outputs: Sequence[Path],
@@ -139,8 +136,9 @@ def write_denoised_star(star: MicrographStar, outputs: Sequence[Path],
     path = Path(path)
     if len(outputs) != len(star.names):
         raise ValueError("one output per micrograph")
-    names = [str(o.resolve().relative_to(star.project))
-             if _inside(o.resolve().parent, star.project) else str(o.resolve()) for o in outputs]
+    resolved = [o.resolve() for o in outputs]
+    names = [str(o.relative_to(star.project)) if o.is_relative_to(star.project) else str(o)
+             for o in resolved]
     tables = {k: (t.copy() if hasattr(t, "copy") else t) for k, t in star.tables.items()}
     tables[star.block][MICROGRAPH_COLUMN] = names
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -183,9 +181,7 @@ def _read_text_tables(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise InputError(f"{path}: no such STAR file")
     try:
-        first = starfile.read(path, always_dict=True)
-        columns = sorted({str(c) for t in first.values() if hasattr(t, "columns")
-                          for c in t.columns})
+        columns = sorted(set(re.findall(r"^_(\S+)", path.read_text(), re.MULTILINE)))
         return dict(starfile.read(path, always_dict=True, parse_as_string=columns))
     except Exception as exc:  # starfile raises many kinds on malformed files
         raise InputError(f"{path}: not a readable STAR file ({exc})".splitlines()[0]) from None
@@ -215,8 +211,3 @@ def _resolve(root: Path, name: str) -> Path:
     """``name`` as an absolute path (relative names under ``root``)."""
     file = Path(name)
     return file if file.is_absolute() else root / file
-
-
-def _inside(folder: Path, root: Path) -> bool:
-    """Whether ``folder`` is ``root`` or lies below it."""
-    return folder == root or root in folder.parents
