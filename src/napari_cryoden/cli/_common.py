@@ -34,22 +34,27 @@ def progress(total: int, desc: str, unit: str) -> Any:
                 disable=None, leave=False)
 
 
-def expand_folders(items: Sequence[Path]) -> list[Path]:
+def expand_folders(items: Sequence[Path], suffixes: tuple[str, ...] | None = None) -> list[Path]:
     """Return the micrographs named: files as given, folders as the images in them.
 
     Parameters
     ----------
     items
         Files and folders, in the order given.
+    suffixes
+        The files a folder gives (default: the supported image formats).
 
     Returns
     -------
     list of Path
         The files; a folder's images in :func:`~napari_cryoden.io.images.list_images` order.
     """
+    from ..io.formats import SUPPORTED_SUFFIXES
     from ..io.images import list_images
 
-    return [f for item in items for f in (list_images(item) if item.is_dir() else [item])]
+    listed = SUPPORTED_SUFFIXES if suffixes is None else suffixes
+    return [f for item in items
+            for f in (list_images(item, listed) if item.is_dir() else [item])]
 
 
 def print_warnings(warnings: Sequence[str]) -> None:

@@ -142,8 +142,11 @@ def _simulate_movies(args: argparse.Namespace, params: Any) -> int:
 # -- split-frames -----------------------------------------------------------------------------
 def add_split_frames(p: argparse.ArgumentParser) -> None:
     """Add the flags of ``cryoden split-frames`` to ``p``."""
+    from ..io.eer import DEFAULT_EER_GROUPING
+
     p.add_argument("movies", type=Path, nargs="+", metavar="MOVIE",
-                   help="movie stacks (MRC or TIFF, at least 2 frames) or folders of them")
+                   help="movies (MRC or TIFF stacks of at least 2 frames, or EER) or folders "
+                        "of them")
     p.add_argument("--out", type=Path, required=True, metavar="DIR",
                    help="writes DIR/even/NAME.mrc and DIR/odd/NAME.mrc (float32, pixel size "
                         "kept)")
@@ -159,6 +162,11 @@ def add_split_frames(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gain-flip", type=int, choices=(0, 1, 2), default=0,
                    help="then flip it: 1 upside down, 2 left to right (RELION's --gain_flip, "
                         "MotionCor2's -FlipGain)")
+    p.add_argument("--eer-grouping", type=int, default=DEFAULT_EER_GROUPING, metavar="N",
+                   help="EER movies: detector frames summed into one fraction before the "
+                        "even/odd split (RELION's --eer_grouping; default "
+                        f"{DEFAULT_EER_GROUPING}); frames after the last whole fraction are "
+                        "left out")
     p.add_argument("--align", action="store_true",
                    help="shift the frames onto each other before summing (whole-frame motion, "
                         "torch-motion-correction; each movie is held in memory)")
@@ -168,17 +176,25 @@ def run_split_frames(args: argparse.Namespace) -> int:
     """Write the even and the odd frame sums of every movie given."""
     from ..data.align import split_aligned
     from ..errors import InputError
+    from ..io.eer import EER_SUFFIXES, is_eer
+    from ..io.formats import SUPPORTED_SUFFIXES
     from ..io.frames import read_gain, split_frames
 
     if args.gain is None and (args.gain_rot or args.gain_flip):
         raise InputError("split-frames: --gain-rot and --gain-flip need --gain")
     gain = None if args.gain is None else read_gain(args.gain, args.gain_rot, args.gain_flip)
+    if args.eer_grouping < 1:
+        raise InputError(f"split-frames: --eer-grouping must be at least 1, got "
+                         f"{args.eer_grouping}")
     split = split_aligned if args.align else split_frames
-    movies = expand_folders(args.movies)
+    movies = expand_folders(args.movies, SUPPORTED_SUFFIXES + EER_SUFFIXES)
     bar = progress(len(movies), "split-frames", "movie")
     try:
         for movie in movies:
-            sums = split(movie, args.out, equal_halves=args.equal_halves, gain=gain)
+            if is_eer(movie):
+                print(_eer_note(movie, args.eer_grouping))
+            sums = split(movie, args.out, equal_halves=args.equal_halves, gain=gain,
+                         eer_grouping=args.eer_grouping)
             bar.update(1)
             if sums.drift is not None:
                 print(f"{movie}: frames aligned, largest shift {sums.drift:.1f} px from the "
@@ -195,6 +211,18 @@ def run_split_frames(args: argparse.Namespace) -> int:
     print(f"wrote the even/odd frame sums of {len(movies)} movie(s) to {args.out / 'even'} and "
           f"{args.out / 'odd'}{applied}")
     return EXIT_OK
+
+
+def _eer_note(movie: Path, grouping: int) -> str:
+    """One line on how an EER movie is grouped into fractions."""
+    from ..io.eer import read_eer_info
+
+    info = read_eer_info(movie)
+    dose = ("" if info.dose_per_frame is None
+            else f", {info.dose_per_frame * grouping:.2f} e/Å² each")
+    left = info.n_frames - info.fractions(grouping) * grouping
+    return (f"{movie}: {info.n_frames} EER frames as {info.fractions(grouping)} fractions of "
+            f"{grouping}{dose}" + (f" ({left} left out)" if left else ""))
 
 
 # -- pack -------------------------------------------------------------------------------------

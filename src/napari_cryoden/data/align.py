@@ -21,6 +21,7 @@ import warnings
 import numpy as np
 
 from ..errors import InputError
+from ..io.eer import DEFAULT_EER_GROUPING
 from ..io.frames import FrameSums, finished_sums, read_frames, write_halves
 
 __all__ = ["align_frames", "aligned_frame_sums", "split_aligned"]
@@ -73,7 +74,7 @@ def align_frames(frames: np.ndarray, pixel_size: float) -> tuple[np.ndarray, np.
 
 
 def aligned_frame_sums(path: str | os.PathLike[str], *, equal_halves: bool = False,
-                       gain: np.ndarray | None = None,
+                       gain: np.ndarray | None = None, eer_grouping: int = DEFAULT_EER_GROUPING,
                        ) -> tuple[np.ndarray, np.ndarray, FrameSums]:
     """:func:`~napari_cryoden.io.frames.frame_sums` of the aligned frames.
 
@@ -84,7 +85,8 @@ def aligned_frame_sums(path: str | os.PathLike[str], *, equal_halves: bool = Fal
     InputError
         As ``frame_sums``, or ``torch-motion-correction`` is not installed.
     """
-    movie, sums = read_frames(path, equal_halves=equal_halves, gain=gain)
+    movie, sums = read_frames(path, equal_halves=equal_halves, gain=gain,
+                              eer_grouping=eer_grouping)
     aligned, shifts = align_frames(movie, sums.pixel_size)
     even, odd = finished_sums(path, aligned[0::2].sum(0, dtype=np.float64),
                               aligned[1::2].sum(0, dtype=np.float64))
@@ -93,7 +95,9 @@ def aligned_frame_sums(path: str | os.PathLike[str], *, equal_halves: bool = Fal
 
 
 def split_aligned(movie: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
-                  equal_halves: bool = False, gain: np.ndarray | None = None) -> FrameSums:
+                  equal_halves: bool = False, gain: np.ndarray | None = None,
+                  eer_grouping: int = DEFAULT_EER_GROUPING) -> FrameSums:
     """:func:`~napari_cryoden.io.frames.split_frames` of the aligned frames."""
-    even, odd, sums = aligned_frame_sums(movie, equal_halves=equal_halves, gain=gain)
+    even, odd, sums = aligned_frame_sums(movie, equal_halves=equal_halves, gain=gain,
+                                         eer_grouping=eer_grouping)
     return write_halves(even, odd, sums, out_dir)

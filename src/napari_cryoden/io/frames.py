@@ -6,7 +6,8 @@ independent noise, each at about half the dose, which is what Noise2Noise learns
 
 Movies are read one frame at a time: MRC stacks through a memory map placed by the checked
 header (:mod:`.mrc`), TIFF stacks page by page with tifffile (a compressed page is decoded
-alone). Host memory holds two float64 sums and one frame, whatever the number of frames.
+alone), EER movies as fractions of grouped detector frames (:mod:`.eer`, ``eer_grouping``
+frames each). Host memory holds two float64 sums and one frame, whatever the number of frames.
 A gain reference (:func:`read_gain`: MRC or TIFF, rotated and flipped as RELION's
 ``--gain_rot``/``--gain_flip`` and MotionCor2's ``-RotGain``/``-FlipGain`` say) multiplies every
 frame, as both programs do. :func:`read_frames` gives the whole movie, to align it first
@@ -28,6 +29,7 @@ import numpy as np
 import tifffile
 
 from ..errors import InputError
+from .eer import DEFAULT_EER_GROUPING, is_eer, iter_eer_fractions
 from .formats import file_errors, format_of, open_array, read_info
 from .images import write_mrc
 from .tiff import quiet_tifffile
@@ -59,17 +61,23 @@ class FrameSums:
 
 
 @contextlib.contextmanager
-def iter_frames(path: str | os.PathLike[str]) -> Iterator[tuple[int, float, Iterator[np.ndarray]]]:
+def iter_frames(path: str | os.PathLike[str], eer_grouping: int = DEFAULT_EER_GROUPING,
+                ) -> Iterator[tuple[int, float, Iterator[np.ndarray]]]:
     """Open a movie; yield ``(n_frames, pixel_size, frames)``, ``frames`` one 2D array at a time.
 
     The arrays are in the file's dtype and may be views of a memory map: use each before
-    taking the next.
+    taking the next. An EER movie's frames are its fractions of ``eer_grouping`` detector
+    frames (:func:`.eer.iter_eer_fractions`).
 
     Raises
     ------
     InputError
         The file is unreadable or not a stack of at least 2 frames (the message names it).
     """
+    if is_eer(path):
+        with iter_eer_fractions(path, eer_grouping) as (eer, fractions):
+            yield eer.fractions(eer_grouping), eer.pixel_size, fractions
+        return
     info = read_info(path)
     n_frames = info.shape[0]
     if n_frames < 2:
@@ -121,7 +129,7 @@ def read_gain(path: str | os.PathLike[str], rotation: int = 0, flip: int = 0) ->
 
 
 def frame_sums(path: str | os.PathLike[str], *, equal_halves: bool = False,
-               gain: np.ndarray | None = None,
+               gain: np.ndarray | None = None, eer_grouping: int = DEFAULT_EER_GROUPING,
                ) -> tuple[np.ndarray, np.ndarray, FrameSums]:
     """Sum the even and the odd frames of a movie, reading it frame by frame.
 
@@ -134,6 +142,8 @@ def frame_sums(path: str | os.PathLike[str], *, equal_halves: bool = False,
         hold the same number of frames (the same dose).
     gain
         A gain reference (:func:`read_gain`, already turned) that multiplies every frame.
+    eer_grouping
+        EER movies: detector frames per fraction (a "frame" here is a fraction).
 
     Returns
     -------
@@ -149,7 +159,7 @@ def frame_sums(path: str | os.PathLike[str], *, equal_halves: bool = False,
         or infinite pixels.
     """
     sums: list[np.ndarray] = []  # even, odd: float64
-    with _frames(path, equal_halves, gain) as (n_frames, pixel_size, used, frames):
+    with _frames(path, equal_halves, gain, eer_grouping) as (n_frames, pixel_size, used, frames):
         for k, frame in enumerate(frames):
             if k < 2:
                 sums.append(np.zeros(frame.shape))
@@ -174,22 +184,24 @@ def finished_sums(path: str | os.PathLike[str], even: np.ndarray,
 
 
 def read_frames(path: str | os.PathLike[str], *, equal_halves: bool = False,
-                gain: np.ndarray | None = None) -> tuple[np.ndarray, FrameSums]:
+                gain: np.ndarray | None = None, eer_grouping: int = DEFAULT_EER_GROUPING,
+                ) -> tuple[np.ndarray, FrameSums]:
     """Read a whole movie as float32 ``(t, y, x)``, gain applied (to align it first).
 
-    ``equal_halves`` and ``gain`` are as in :func:`frame_sums`; the ``FrameSums`` holds the
+    ``equal_halves``, ``gain`` and ``eer_grouping`` are as in :func:`frame_sums`; the
+    ``FrameSums`` holds the
     counts and pixel size (no paths). The movie is held in memory.
     """
-    with _frames(path, equal_halves, gain) as (n_frames, pixel_size, used, frames):
+    with _frames(path, equal_halves, gain, eer_grouping) as (n_frames, pixel_size, used, frames):
         movie = np.stack([np.asarray(frame, dtype=np.float32) for frame in frames])
     return movie, FrameSums(Path(path), n_frames, (used + 1) // 2, used // 2, pixel_size)
 
 
 @contextlib.contextmanager
 def _frames(path: str | os.PathLike[str], equal_halves: bool, gain: np.ndarray | None,
-            ) -> Iterator[tuple[int, float, int, Iterator[np.ndarray]]]:
+            eer_grouping: int) -> Iterator[tuple[int, float, int, Iterator[np.ndarray]]]:
     """Yield ``(n_frames, pixel_size, used, frames)``: the frames to sum, gain applied."""
-    with iter_frames(path) as (n_frames, pixel_size, frames):
+    with iter_frames(path, eer_grouping) as (n_frames, pixel_size, frames):
         used = n_frames - (n_frames % 2 if equal_halves else 0)
 
         def kept() -> Iterator[np.ndarray]:
@@ -219,12 +231,13 @@ def _check_gain(path: str | os.PathLike[str], frame: tuple[int, ...],
 
 
 def split_frames(movie: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
-                 equal_halves: bool = False, gain: np.ndarray | None = None) -> FrameSums:
+                 equal_halves: bool = False, gain: np.ndarray | None = None,
+                 eer_grouping: int = DEFAULT_EER_GROUPING) -> FrameSums:
     """Write the even and the odd frame sums of ``movie`` as two MRC files.
 
     The files are ``out_dir/even/NAME.mrc`` and ``out_dir/odd/NAME.mrc`` (NAME: the movie's
-    stem), float32 with the movie's pixel size, each written atomically. ``equal_halves`` and
-    ``gain`` are as in :func:`frame_sums`.
+    stem), float32 with the movie's pixel size, each written atomically. ``equal_halves``,
+    ``gain`` and ``eer_grouping`` are as in :func:`frame_sums`.
 
     Returns
     -------
@@ -238,7 +251,8 @@ def split_frames(movie: str | os.PathLike[str], out_dir: str | os.PathLike[str],
     SaveError
         An output cannot be written.
     """
-    even, odd, sums = frame_sums(movie, equal_halves=equal_halves, gain=gain)
+    even, odd, sums = frame_sums(movie, equal_halves=equal_halves, gain=gain,
+                                 eer_grouping=eer_grouping)
     return write_halves(even, odd, sums, out_dir)
 
 

@@ -123,8 +123,12 @@ def write_mrc(path: str | os.PathLike[str], data: np.ndarray, pixel_size: float)
         mrc.voxel_size = float(pixel_size)
 
 
-def list_images(folder: str | os.PathLike[str]) -> list[Path]:
-    """List a folder's micrographs, sorted by name (supported suffixes, hidden files skipped).
+def list_images(folder: str | os.PathLike[str],
+                suffixes: tuple[str, ...] = SUPPORTED_SUFFIXES) -> list[Path]:
+    """List a folder's micrographs, sorted by name (hidden files skipped).
+
+    ``suffixes`` (lower case, with the dot) are the files listed: the supported image formats
+    unless told otherwise (movies add ``.eer``).
 
     Raises
     ------
@@ -138,14 +142,14 @@ def list_images(folder: str | os.PathLike[str]) -> list[Path]:
     try:
         files = sorted(
             p for p in folder.iterdir()
-            if p.suffix.lower() in SUPPORTED_SUFFIXES and not p.name.startswith(".")
+            if p.suffix.lower() in suffixes and not p.name.startswith(".")
             and p.is_file()
         )
     except OSError as exc:
         raise InputError(f"{folder}: cannot list the folder ({exc.strerror or exc})") from None
     if not files:
         raise InputError(
-            f"{folder}: no micrographs found (looked for {', '.join(SUPPORTED_SUFFIXES)})"
+            f"{folder}: no micrographs found (looked for {', '.join(suffixes)})"
         )
     return files
 
