@@ -114,3 +114,77 @@ def test_train_takes_a_motioncor2_folder_as_noise2noise_halves(
     out = capsys.readouterr().out
     assert "2 train / 1 val micrographs (Noise2Noise on even/odd halves)" in out
     assert (tmp_path / "run/best.safetensors").exists()
+
+
+def _relion5_star(project: Path, n: int = 3) -> Path:
+    """A RELION 5 motion-correction output: sums and halves under per-grid-square folders (the
+    movies' tree), listed with _rlnMicrographNameEven/Odd in corrected_micrographs.star."""
+    job = project / "MotionCorr/job002"
+    rows = []
+    for i in range(n):
+        sub = f"Movies/GridSquare_{i % 2}"
+        for suffix in ("", "_EVN", "_ODD"):
+            _write(job / sub / f"FoilHole_{i}{suffix}.mrc", 10 * i + len(suffix))
+        names = [f"MotionCorr/job002/{sub}/FoilHole_{i}{s}.mrc" for s in ("", "_EVN", "_ODD")]
+        rows.append(f"{names[0]} {names[1]} {names[2]} 1")
+    star = job / "corrected_micrographs.star"
+    star.write_text(
+        "\n# version 50001\n\ndata_optics\n\nloop_\n_rlnOpticsGroupName #1\n_rlnOpticsGroup #2\n"
+        "_rlnMicrographPixelSize #3\noptics1 1 1.2\n\n# version 50001\n\ndata_micrographs\n\n"
+        "loop_\n_rlnMicrographName #1\n_rlnMicrographNameEven #2\n_rlnMicrographNameOdd #3\n"
+        "_rlnOpticsGroup #4\n" + "\n".join(rows) + "\n")
+    return star
+
+
+def test_a_relion5_star_lists_halves_across_folders(tmp_path: Path) -> None:
+    from napari_cryoden.io.star import read_halves_star
+
+    star = _relion5_star(tmp_path / "proj")
+    pairs = read_halves_star(star)
+    assert [(e.relative_to(tmp_path / "proj").as_posix(), o.name) for e, o in pairs] == [
+        ("MotionCorr/job002/Movies/GridSquare_0/FoilHole_0_EVN.mrc", "FoilHole_0_ODD.mrc"),
+        ("MotionCorr/job002/Movies/GridSquare_1/FoilHole_1_EVN.mrc", "FoilHole_1_ODD.mrc"),
+        ("MotionCorr/job002/Movies/GridSquare_0/FoilHole_2_EVN.mrc", "FoilHole_2_ODD.mrc")]
+    # the folder route cannot see them: each grid square is a folder of its own
+    with pytest.raises(InputError, match="Movies: no micrographs found"):
+        find_half_pairs(*halves_folders(tmp_path / "proj/MotionCorr/job002/Movies"))
+
+
+def test_bad_halves_stars_are_one_line_errors(tmp_path: Path) -> None:
+    from napari_cryoden.io.star import read_halves_star
+
+    star = _relion5_star(tmp_path / "proj", n=2)
+    plain = tmp_path / "proj/plain.star"
+    plain.write_text("data_micrographs\nloop_\n_rlnMicrographName #1\n"
+                     "MotionCorr/job002/Movies/GridSquare_0/FoilHole_0.mrc\n")
+    with pytest.raises(InputError, match=r"plain\.star: no _rlnMicrographNameEven/"):
+        read_halves_star(plain)
+    (tmp_path / "proj/MotionCorr/job002/Movies/GridSquare_1/FoilHole_1_ODD.mrc").unlink()
+    with pytest.raises(InputError, match=r"corrected_micrographs\.star: frame sum .*"
+                                         r"FoilHole_1_ODD\.mrc not found"):
+        read_halves_star(star)
+    empty = tmp_path / "proj/none.star"
+    empty.write_text("data_micrographs\nloop_\n_rlnMicrographName #1\n_rlnMicrographNameEven #2"
+                     "\n_rlnMicrographNameOdd #3\na.mrc None None\n")
+    with pytest.raises(InputError, match="no row names both an even and an odd sum"):
+        read_halves_star(empty)
+
+
+def test_cli_takes_a_relion5_star_as_halves(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    star = _relion5_star(tmp_path / "proj")
+    assert main(["evaluate", "general-fast", "--halves", str(star), "--json",
+                 str(tmp_path / "r.json"), "--device", "cpu"]) == 0
+    assert len(json.loads((tmp_path / "r.json").read_text())["split_frame"]["micrographs"]) == 3
+    assert main(["adapt", "general-fast", "--halves", str(star), "--project",
+                 str(tmp_path / "proj"), "-o", str(tmp_path / "a.safetensors"), "--seconds", "1",
+                 "--patch-size", "32", "--device", "cpu", "--json", str(tmp_path / "a.json")]) == 0
+    assert json.loads((tmp_path / "a.json").read_text())["mode"] == "n2n"
+    capsys.readouterr()
+    assert main(["train", "--halves", str(star), "--out", str(tmp_path / "run"), "--epochs", "1",
+                 "--patch-size", "48", "--batch-size", "4", "--device", "cpu",
+                 "--val-fraction", "0.34"]) == 0
+    assert "2 train / 1 val micrographs (Noise2Noise on even/odd halves)" in capsys.readouterr().out
+    assert main(["train", "--halves", str(tmp_path / "proj/MotionCorr"), "--project",
+                 str(tmp_path), "--out", str(tmp_path / "run2")]) == 2
+    assert "--project goes with a STAR file as --halves" in capsys.readouterr().err

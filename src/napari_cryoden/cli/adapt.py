@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ._common import EXIT_OK, HALVES_HELP, expand_folders, halves_from_args
+from ._common import EXIT_OK, add_halves_flags, expand_folders, half_pairs_from_args
 
 __all__ = ["add_adapt", "run_adapt", "summary_lines"]
 
@@ -29,7 +29,7 @@ def add_adapt(p: argparse.ArgumentParser) -> None:
                         "split-frame SNR before/after on the held-out patches")
     p.add_argument("--odd", type=Path, nargs="+", default=[], metavar="ODD",
                    help="odd-frame sums, in the order of --even")
-    p.add_argument("--halves", type=Path, metavar="DIR", help=HALVES_HELP)
+    add_halves_flags(p)
     p.add_argument("--clean", type=Path, nargs="+", default=[], metavar="CLEAN",
                    help="clean targets, one per micrograph, for PSNR before/after")
     p.add_argument("--seconds", type=float, default=None,
@@ -59,11 +59,8 @@ def run_adapt(args: argparse.Namespace) -> int:
     if args.batch_size is not None and args.batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
     even, odd = expand_folders(args.even), expand_folders(args.odd)
-    halves = halves_from_args(args, "adapt")
-    if halves is not None:
-        from ..data.pairs import find_half_pairs
-
-        pairs = find_half_pairs(*halves)
+    pairs = half_pairs_from_args(args, "adapt")
+    if pairs is not None:
         even, odd = [e for e, _ in pairs], [o for _, o in pairs]
     report = adapt(args.model, expand_folders(args.micrographs), args.out,
                    even=even, odd=odd,

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ._common import EXIT_OK, HALVES_HELP, halves_from_args, print_warnings
+from ._common import EXIT_OK, add_halves_flags, half_pairs_from_args, print_warnings
 from .denoise import MODEL_HELP, add_device_flags
 
 __all__ = ["add_evaluate", "run_evaluate", "summary_table"]
@@ -28,7 +28,7 @@ def add_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--even", type=Path, help="even frame sums: a folder or one file; each half "
                    "is denoised on its own (split-frame SNR)")
     p.add_argument("--odd", type=Path, help="odd frame sums, paired with --even by name")
-    p.add_argument("--halves", type=Path, metavar="DIR", help=HALVES_HELP)
+    add_halves_flags(p)
     p.add_argument("--picks", type=Path, help="a pick file or folder (.star, .box, .coord) "
                    "matched to micrographs by name (region-pair SNR)")
     p.add_argument("--box-size", type=int, default=None,
@@ -51,19 +51,21 @@ def add_evaluate(p: argparse.ArgumentParser) -> None:
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    halves = halves_from_args(args, "evaluate")
-    if halves is not None:
-        args.even, args.odd = halves
+    args.half_pairs = half_pairs_from_args(args, "evaluate")
     if (args.even is None) != (args.odd is None):
         raise InputError("evaluate: --even and --odd go together")
+    if args.half_pairs is None and args.even is not None:
+        from ..evaluation.truthless import half_pairs
+
+        args.half_pairs = half_pairs(args.even, args.odd)
     if args.clean is not None and args.noisy is None:
         raise InputError("evaluate: --clean needs --noisy (the micrographs to denoise)")
-    if args.clean is None and args.even is None and args.picks is None:
+    if args.clean is None and args.half_pairs is None and args.picks is None:
         raise InputError("evaluate: give --noisy/--clean, --even/--odd or --picks")
-    if args.picks is not None and args.even is None and args.clean is None:
+    if args.picks is not None and args.half_pairs is None and args.clean is None:
         raise InputError("evaluate: --picks needs --even/--odd or --clean, so that region-pair "
                          "SNR (which rewards smoothing) is reported beside a fidelity measure")
-    if args.picks is not None and args.noisy is None and args.even is None:
+    if args.picks is not None and args.noisy is None and args.half_pairs is None:
         raise InputError("evaluate: --picks needs micrographs: --noisy or --even/--odd")
 
 
@@ -114,11 +116,11 @@ def _add_truthless(args: argparse.Namespace, denoiser: Any, report: dict[str, An
     from ..io.images import list_images
     from ..io.picks import match_picks
 
-    if args.even is None and args.picks is None:
+    if args.half_pairs is None and args.picks is None:
         return
     fn = _denoise_fn(denoiser)
     region = None
-    pairs = truthless.half_pairs(args.even, args.odd) if args.even is not None else []
+    pairs = args.half_pairs or []
     names = [p[0].stem for p in pairs] if args.noisy is None else list_images(args.noisy)
     picks = match_picks(args.picks, [_half(n) for n in names]) if args.picks else None
     if pairs:

@@ -28,7 +28,7 @@ from ..training.events import (
     TrainWarning,
     to_json_line,
 )
-from ._common import EXIT_INTERRUPTED, EXIT_OK, HALVES_HELP, halves_from_args, progress
+from ._common import EXIT_INTERRUPTED, EXIT_OK, add_halves_flags, halves_from_args, progress
 
 __all__ = ["add_train", "run_train", "train_config", "rank_argv"]
 
@@ -36,7 +36,8 @@ EVEN_SUMS = "--even-sums"
 """The ranks' spelling of ``--even``: torchrun's parser takes ``--even`` for an abbreviation
 of its ``--event-log-handler``."""
 _SOURCE_FLAGS = (("store", "--store"), ("noisy", "--noisy"), ("clean", "--clean"),
-                 ("even", EVEN_SUMS), ("odd", "--odd"))
+                 ("even", EVEN_SUMS), ("odd", "--odd"), ("halves", "--halves"),
+                 ("project", "--project"))
 _MODE_NAMES = {"n2n": "Noise2Noise on even/odd halves", "n2v": "Noise2Void, no clean targets"}
 
 
@@ -57,7 +58,7 @@ def _add_source_flags(p: argparse.ArgumentParser) -> None:
                    help="folder of odd-frame sums, paired with --even by file name (a trailing "
                         "_EVN/_ODD is ignored)")
     p.add_argument(EVEN_SUMS, type=Path, dest="even", help=argparse.SUPPRESS)
-    p.add_argument("--halves", type=Path, metavar="DIR", help=HALVES_HELP + " (Noise2Noise)")
+    add_halves_flags(p, " (Noise2Noise)")
     p.add_argument("--store", type=Path,
                    help="a packed store (cryoden pack) instead of --noisy/--clean; validation "
                         "holds out --val-fraction of its micrographs")
@@ -104,8 +105,9 @@ def train_config(args: argparse.Namespace) -> Config:
     from ..training.init_weights import adopt_init_architecture
 
     base = Config()
-    if getattr(args, "even", None) is not None and getattr(args, "mode", None) is None:
-        base = base.replace(train={"mode": "n2n"})  # --even/--odd mean Noise2Noise
+    halves = getattr(args, "even", None) or getattr(args, "halves", None)
+    if halves is not None and getattr(args, "mode", None) is None:
+        base = base.replace(train={"mode": "n2n"})  # --even/--odd, --halves mean Noise2Noise
     given = {spec.name: getattr(args, spec.name) for spec in FIELDS
              if spec.section == "model" and getattr(args, spec.name, None) is not None}
     return adopt_init_architecture(config_from_args(args, base), given)

@@ -26,11 +26,11 @@ from .pairs import Pairs, find_mode_pairs, find_pairs, split_pairs
 
 __all__ = ["TrainSources", "training_data"]
 
-_NEEDS = {"n2c": "--noisy and --clean folders", "n2n": "--even and --odd folders",
+_NEEDS = {"n2c": "--noisy and --clean folders", "n2n": "--even and --odd folders (or --halves)",
           "n2v": "a --noisy folder (without --clean)"}
-_ALLOWED = {"n2c": [{"noisy", "clean"}, {"store"}], "n2n": [{"even", "odd"}, {"store"}],
+_ALLOWED = {"n2c": [{"noisy", "clean"}, {"store"}], "n2n": [{"even", "odd"}, {"halves"}, {"store"}],
             "n2v": [{"noisy"}, {"store"}]}
-_READ = ("noisy", "clean", "even", "odd", "store")  # what training reads (validation aside)
+_READ = ("noisy", "clean", "even", "odd", "halves", "store")  # training reads (not validation)
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,10 @@ class TrainSources:
     clean: Path | None = None
     even: Path | None = None
     odd: Path | None = None
+    halves: Path | None = None
+    """A STAR file listing even/odd sums (``_rlnMicrographNameEven/Odd``; n2n)."""
+    project: Path | None = None
+    """The folder ``halves``' names are relative to (None: found by the STAR reader)."""
     store: Path | None = None
     val_noisy: Path | None = None
     val_clean: Path | None = None
@@ -96,7 +100,8 @@ class TrainSources:
         given = {name for name in _READ if getattr(self, name) is not None}
         if given not in _ALLOWED[mode]:
             which = "" if mode == "n2c" else f" for --mode {mode}"
-            hint = ("; --even/--odd are for --mode n2n" if given & {"even", "odd"}
+            hint = ("; --even/--odd and --halves are for --mode n2n"
+                    if given & {"even", "odd", "halves"}
                     and mode != "n2n"
                     else "; --mode n2v trains on noisy micrographs alone" if given == {"noisy"}
                     else "")
@@ -169,9 +174,14 @@ def _store_split(path: Path, config: Config) -> tuple[Any, Any]:
 
 def _folder_split(sources: TrainSources, config: Config) -> tuple[Pairs, Pairs]:
     mode = config.train.mode
-    first, second = sources.folders(mode)
-    assert first is not None  # TrainSources.check
-    pairs = find_mode_pairs(mode, first, second)
+    if sources.halves is not None:  # n2n from a STAR file (TrainSources.check)
+        from ..io.star import read_halves_star
+
+        pairs = read_halves_star(sources.halves, sources.project)
+    else:
+        first, second = sources.folders(mode)
+        assert first is not None  # TrainSources.check
+        pairs = find_mode_pairs(mode, first, second)
     if mode == "n2c" and sources.val_noisy is not None:
         assert sources.val_clean is not None
         return pairs, find_pairs(sources.val_noisy, sources.val_clean)

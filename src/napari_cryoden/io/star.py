@@ -19,6 +19,11 @@ has it, ``_rlnMicrographPixelSize``), since cryoSPARC imports micrographs as fil
 in cryoSPARC's newer compressed format, which ``numpy.load`` cannot read, is refused with the
 advice to export a STAR file.
 
+:func:`read_halves_star` reads the even/odd frame sums a STAR file lists in
+``_rlnMicrographNameEven``/``_rlnMicrographNameOdd`` (RELION 5 writes them when motion
+correction saves even/odd sums, e.g. in its tilt-series STAR files), resolved the same way, for
+Noise2Noise training and split-frame SNR.
+
 Read and written with the ``starfile`` package. A bad file raises
 :class:`~napari_cryoden.errors.InputError` with one line naming it and the problem.
 """
@@ -38,11 +43,13 @@ from ..errors import InputError
 from .atomic import atomic_path
 from .formats import output_suffix
 
-__all__ = ["MICROGRAPH_COLUMN", "MicrographStar", "denoised_paths", "read_micrograph_star",
-           "write_denoised_star"]
+__all__ = ["HALVES_COLUMNS", "MICROGRAPH_COLUMN", "MicrographStar", "denoised_paths",
+           "read_halves_star", "read_micrograph_star", "write_denoised_star"]
 
 MICROGRAPH_COLUMN = "rlnMicrographName"
 """The column (``_rlnMicrographName`` in the file) that names each micrograph."""
+HALVES_COLUMNS = ("rlnMicrographNameEven", "rlnMicrographNameOdd")
+"""The columns that name each micrograph's even and odd frame sums (RELION 5)."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +116,46 @@ def read_micrograph_star(path: str | os.PathLike[str],
         if not file.is_file():
             raise InputError(f"{path}: micrograph {name} not found (looked for {file})")
     return MicrographStar(path, root, block, names, files, tables)
+
+
+def read_halves_star(path: str | os.PathLike[str], project: str | os.PathLike[str] | None = None,
+                     ) -> list[tuple[Path, Path]]:
+    """Read the even/odd frame sums a STAR file lists and find every one.
+
+    The first table with both :data:`HALVES_COLUMNS` is read (``micrographs`` first when it
+    has them); rows whose even or odd name is empty or ``None`` (halves not saved) are left
+    out. Names are resolved as in :func:`read_micrograph_star`.
+
+    Returns
+    -------
+    list of (Path, Path)
+        ``(even, odd)`` per row, absolute paths, in the file's order.
+
+    Raises
+    ------
+    InputError
+        The file cannot be read, has no such columns or no row with both names, the project
+        folder cannot be told, or a sum is missing (the first missing one is named).
+    """
+    path = Path(path)
+    tables = _read_text_tables(path)
+    blocks = [name for name, table in tables.items()
+              if hasattr(table, "columns") and all(c in table.columns for c in HALVES_COLUMNS)]
+    if not blocks:
+        raise InputError(f"{path}: no _rlnMicrographNameEven/_rlnMicrographNameOdd columns (no "
+                         "even/odd sums listed; give their folder as --halves instead)")
+    table = tables["micrographs" if "micrographs" in blocks else blocks[0]]
+    rows = [(str(e), str(o)) for e, o in zip(*(table[c] for c in HALVES_COLUMNS), strict=True)
+            if str(e).strip() not in ("", "None") and str(o).strip() not in ("", "None")]
+    if not rows:
+        raise InputError(f"{path}: no row names both an even and an odd sum")
+    root = _project(path, rows[0][0], project)
+    pairs = [(_resolve(root, e), _resolve(root, o)) for e, o in rows]
+    for row, pair in zip(rows, pairs, strict=True):
+        for name, file in zip(row, pair, strict=True):
+            if not file.is_file():
+                raise InputError(f"{path}: frame sum {name} not found (looked for {file})")
+    return pairs
 
 
 def denoised_paths(star: MicrographStar, out_dir: str | os.PathLike[str]) -> list[Path]:
