@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from napari_cryoden._qt.browse import BrowseWidget
 from napari_cryoden._qt.denoise.widget import DenoiseWidget
 from napari_cryoden._qt.inspect_widget import InspectWidget
 from napari_cryoden._qt.train.widget import TrainWidget
@@ -14,7 +15,8 @@ from napari_cryoden._qt.weights_widget import WeightsWidget
 
 @pytest.mark.parametrize(("name", "kind"), [("Train", TrainWidget), ("Denoise", DenoiseWidget),
                                             ("Inspect", InspectWidget),
-                                            ("Weights", WeightsWidget)])
+                                            ("Weights", WeightsWidget),
+                                            ("Browse", BrowseWidget)])
 def test_widget_opens_from_the_plugin_menu(make_napari_viewer: Any, name: str, kind: type) -> None:
     viewer = make_napari_viewer()
     dock, widget = viewer.window.add_plugin_dock_widget("napari-cryoden", name)
