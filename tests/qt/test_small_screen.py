@@ -133,3 +133,32 @@ def test_weights_fits_a_1366x768_window(make_napari_viewer: Any, qtbot: Any,
     assert reachable(scroll, widget.file_edit.native)
     assert reachable(scroll, widget.export_button.native)
     assert reachable(scroll, widget.canvas, whole=False) and widget.canvas.height() >= 560
+
+
+def test_browse_and_the_denoise_panel_it_opens_fit_a_1366x768_window(
+        make_napari_viewer: Any, qtbot: Any, tmp_path: Path) -> None:
+    from napari_cryoden._qt.browse import BrowseWidget
+    from napari_cryoden.io.images import write_mrc
+
+    folder = tmp_path / "mics"
+    folder.mkdir()
+    for i in range(20):  # more names than the list shows: it scrolls
+        write_mrc(folder / f"exposure_{i:03d}.mrc",
+                  np.random.default_rng(i).normal(size=(64, 64)).astype(np.float32), 1.0)
+    viewer = small_window(make_napari_viewer, qtbot)
+    widget = BrowseWidget(viewer)
+    scroll = docked(qtbot, viewer, widget.native, "Browse")
+    widget.open(folder)
+    qtbot.waitUntil(lambda: widget.layer is not None, timeout=30_000)
+    panel = widget._denoise_panel()  # what Denoise this / Denoise all… open
+    qtbot.waitExposed(panel.native)
+    laid_out(qtbot, scroll)
+    fits(viewer, widget.native)
+    fits(viewer, panel.native)
+    for control in (widget.next_button, widget.denoise_button, widget.all_button):
+        assert reachable(scroll, control.native)
+    assert widget.list.height() >= 3 * widget.list.fontMetrics().lineSpacing()
+    import sys  # let the Denoise panel's warm-up (a torch import in a worker) end with the test
+
+    qtbot.waitUntil(lambda: "napari_cryoden.models.checkpoint" in sys.modules, timeout=60_000)
+    qtbot.wait(500)
