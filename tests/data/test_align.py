@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from pathlib import Path
 
+import mrcfile
 import numpy as np
 import pytest
 import torch
@@ -11,7 +13,7 @@ from scipy.ndimage import gaussian_filter
 from torch_fourier_shift import fourier_shift_image_2d
 
 from napari_cryoden.cli.main import main
-from napari_cryoden.data.align import aligned_frame_sums
+from napari_cryoden.data.align import aligned_frame_sums, estimation_binning
 from napari_cryoden.io.frames import frame_sums
 from napari_cryoden.io.images import write_mrc
 
@@ -65,3 +67,50 @@ def test_cli_aligns_and_says_how_far_the_frames_moved(
     out = capsys.readouterr().out
     assert "frames aligned, largest shift" in out
     assert (tmp_path / "h/even/movie.mrc").exists() and (tmp_path / "h/odd/movie.mrc").exists()
+
+
+@pytest.mark.parametrize("pixel", [0.8, 1.6])
+def test_the_estimate_does_not_depend_on_the_pixel_size(tmp_path: Path, pixel: float) -> None:
+    """torch-motion-correction 0.6.0 applies its coarse estimate (Å) as pixels; called in Å the
+    estimate came out (2 - pixel) times the motion: 1.2x at 0.8 Å, 0.4x at 1.6 Å."""
+    drift = drifting_movie(tmp_path / "movie.mrcs")
+    with mrcfile.open(tmp_path / "movie.mrcs", mode="r+") as mrc:
+        mrc.voxel_size = pixel
+    _, _, info = aligned_frame_sums(tmp_path / "movie.mrcs")
+    assert info.drift == pytest.approx(float(np.max(np.hypot(*drift.T))), abs=0.6)
+
+
+def test_a_large_movie_is_aligned_on_binned_frames_in_bounded_memory(tmp_path: Path) -> None:
+    """768² frames of 0.75 Å are binned 3x to estimate (256² px, 2.25 Å): the shifts are as
+    good as the true ones for the halves' agreement, and memory holds the binned movie, the two
+    sums and a frame, not the movie (tracemalloc: numpy's allocations)."""
+    rng = np.random.default_rng(5)
+    size, n = 768, 24
+    clean = gaussian_filter(rng.random((size, size)), 2.5)
+    clean = 0.5 + 0.2 * (clean - clean.mean()) / clean.std()
+    drift = 8.0 * (1 - np.exp(-np.arange(n) / 4.0))[:, None] * np.array([0.8, -0.6])
+    drift -= drift[n // 2]
+    frames = np.stack([rng.poisson(1.0 * np.clip(fourier_shift_image_2d(
+        torch.tensor(clean, dtype=torch.float32), torch.tensor(d, dtype=torch.float32)).numpy(),
+        0, None)) for d in drift]).astype(np.float32)
+    write_mrc(tmp_path / "big.mrcs", frames, 0.75)
+    assert estimation_binning(0.75, (size, size)) == 3
+    import torch_motion_correction  # noqa: F401  (its import is not the run's memory)
+
+    tracemalloc.start()
+    try:
+        even, odd, info = aligned_frame_sums(tmp_path / "big.mrcs")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    true_even = sum(fourier_shift_image_2d(torch.from_numpy(f), torch.tensor(-d)).numpy()
+                    for f, d in zip(frames[0::2], drift[0::2].astype(np.float32), strict=True))
+    true_odd = sum(fourier_shift_image_2d(torch.from_numpy(f), torch.tensor(-d)).numpy()
+                   for f, d in zip(frames[1::2], drift[1::2].astype(np.float32), strict=True))
+    raw = split_snr(frames[0::2].sum(0), frames[1::2].sum(0))
+    best, got = split_snr(true_even, true_odd), split_snr(even, odd)
+    print(f"split-frame SNR raw {raw:.3f}, aligned {got:.3f}, true shifts {best:.3f}; "
+          f"peak {peak / 1e6:.0f} MB for a {frames.nbytes / 1e6:.0f} MB movie")
+    assert got > 0.97 * best and best > 1.1 * raw
+    binned = n * (size // 3) ** 2 * 4
+    assert peak < 2 * 8 * size**2 + binned + 4 * 4 * size**2 < frames.nbytes / 2

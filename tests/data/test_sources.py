@@ -34,9 +34,10 @@ def folders(tmp_path: Path) -> Path:
                             "trains on noisy micrographs alone"),
     ("n2c", {"even": "e", "odd": "o"}, "give either --noisy and --clean folders, or --store; "
                                        "--even/--odd are for --mode n2n"),
-    ("n2n", {"even": "e"}, "give either --even and --odd folders, or --store for --mode n2n"),
-    ("n2n", {"noisy": "n", "clean": "c"}, "give either --even and --odd folders, or --store "
-                                          "for --mode n2n"),
+    ("n2n", {"even": "e"}, "give either --even and --odd folders (or --halves), or --store for "
+                           "--mode n2n"),
+    ("n2n", {"noisy": "n", "clean": "c"}, "give either --even and --odd folders (or --halves), "
+                                          "or --store for --mode n2n"),
     ("n2v", {"noisy": "n", "clean": "c"}, "give either a --noisy folder (without --clean), or "
                                           "--store for --mode n2v"),
     ("n2v", {"noisy": "n", "store": "s"}, "give either a --noisy folder (without --clean), or "

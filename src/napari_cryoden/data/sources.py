@@ -100,9 +100,8 @@ class TrainSources:
         given = {name for name in _READ if getattr(self, name) is not None}
         if given not in _ALLOWED[mode]:
             which = "" if mode == "n2c" else f" for --mode {mode}"
-            hint = ("; --even/--odd and --halves are for --mode n2n"
-                    if given & {"even", "odd", "halves"}
-                    and mode != "n2n"
+            hint = ("; --even/--odd are for --mode n2n" if given & {"even", "odd"} and mode != "n2n"
+                    else "; --halves is for --mode n2n" if "halves" in given and mode != "n2n"
                     else "; --mode n2v trains on noisy micrographs alone" if given == {"noisy"}
                     else "")
             raise CryodenError(f"give either {_NEEDS[mode]}, or --store{which}{hint}")

@@ -10,10 +10,10 @@ alone), EER movies as fractions of grouped detector frames (:mod:`.eer`, ``eer_g
 frames each). Host memory holds two float64 sums and one frame, whatever the number of frames.
 A gain reference (:func:`read_gain`: MRC or TIFF, rotated and flipped as RELION's
 ``--gain_rot``/``--gain_flip`` and MotionCor2's ``-RotGain``/``-FlipGain`` say) multiplies every
-frame, as both programs do. :func:`read_frames` gives the whole movie, to align it first
-(:mod:`napari_cryoden.data.align`, with torch). There is no defect correction and no local
-(patch) motion; the even/odd sums your motion-correction program writes are better still (see
-docs/self-supervised.md).
+frame, as both programs do. :func:`movie_frames` gives the frames so, one at a time, to align
+them first (:mod:`napari_cryoden.data.align`, with torch, reads the movie twice). There is no
+defect correction and no local (patch) motion; the even/odd sums your motion-correction
+program writes are better still (see docs/self-supervised.md).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from .images import write_mrc
 from .tiff import quiet_tifffile
 
 __all__ = ["FrameSums", "GAIN_FLIPS", "GAIN_ROTATIONS", "finished_sums", "frame_sums",
-           "iter_frames", "read_frames", "read_gain", "split_frames", "write_halves"]
+           "iter_frames", "movie_frames", "read_gain", "split_frames", "write_halves"]
 
 GAIN_ROTATIONS = (0, 1, 2, 3)
 """Quarter turns of the gain reference: RELION's ``--gain_rot``, MotionCor2's ``-RotGain`` (1:
@@ -159,7 +159,8 @@ def frame_sums(path: str | os.PathLike[str], *, equal_halves: bool = False,
         or infinite pixels.
     """
     sums: list[np.ndarray] = []  # even, odd: float64
-    with _frames(path, equal_halves, gain, eer_grouping) as (n_frames, pixel_size, used, frames):
+    options = (equal_halves, gain, eer_grouping)
+    with movie_frames(path, *options) as (n_frames, pixel_size, used, frames):
         for k, frame in enumerate(frames):
             if k < 2:
                 sums.append(np.zeros(frame.shape))
@@ -183,24 +184,21 @@ def finished_sums(path: str | os.PathLike[str], even: np.ndarray,
     return even.astype(np.float32), odd.astype(np.float32)
 
 
-def read_frames(path: str | os.PathLike[str], *, equal_halves: bool = False,
-                gain: np.ndarray | None = None, eer_grouping: int = DEFAULT_EER_GROUPING,
-                ) -> tuple[np.ndarray, FrameSums]:
-    """Read a whole movie as float32 ``(t, y, x)``, gain applied (to align it first).
-
-    ``equal_halves``, ``gain`` and ``eer_grouping`` are as in :func:`frame_sums`; the
-    ``FrameSums`` holds the
-    counts and pixel size (no paths). The movie is held in memory.
-    """
-    with _frames(path, equal_halves, gain, eer_grouping) as (n_frames, pixel_size, used, frames):
-        movie = np.stack([np.asarray(frame, dtype=np.float32) for frame in frames])
-    return movie, FrameSums(Path(path), n_frames, (used + 1) // 2, used // 2, pixel_size)
-
-
 @contextlib.contextmanager
-def _frames(path: str | os.PathLike[str], equal_halves: bool, gain: np.ndarray | None,
-            eer_grouping: int) -> Iterator[tuple[int, float, int, Iterator[np.ndarray]]]:
-    """Yield ``(n_frames, pixel_size, used, frames)``: the frames to sum, gain applied."""
+def movie_frames(path: str | os.PathLike[str], equal_halves: bool = False,
+                 gain: np.ndarray | None = None, eer_grouping: int = DEFAULT_EER_GROUPING,
+                 ) -> Iterator[tuple[int, float, int, Iterator[np.ndarray]]]:
+    """Yield ``(n_frames, pixel_size, used, frames)``: the frames to sum, one at a time.
+
+    ``used`` frames are given (the last left out of an odd count with ``equal_halves``), each
+    times ``gain`` when given (float32), else as stored; the arguments are as in
+    :func:`frame_sums`.
+
+    Raises
+    ------
+    InputError
+        As :func:`frame_sums` (the gain's shape is checked on the first frame).
+    """
     with iter_frames(path, eer_grouping) as (n_frames, pixel_size, frames):
         used = n_frames - (n_frames % 2 if equal_halves else 0)
 
