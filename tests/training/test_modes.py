@@ -205,7 +205,8 @@ def test_cli_trains_n2n_from_even_odd_and_n2v_from_noisy(halves: Path, tmp_path:
 @pytest.mark.parametrize(("flags", "message"), [
     (["--noisy", "E"], "give either --noisy and --clean folders, or --store; --mode n2v trains "
                        "on noisy micrographs alone"),
-    (["--even", "E"], "give either --even and --odd folders (or --halves), or --store for --mode n2n"),
+    (["--even", "E"], "give either --even and --odd folders (or --halves), or --store for "
+                      "--mode n2n"),
     (["--noisy", "E", "--clean", "C", "--mode", "n2v"],
      "give either a --noisy folder (without --clean), or --store for --mode n2v"),
     (["--even", "E", "--odd", "O", "--mode", "n2c"],
