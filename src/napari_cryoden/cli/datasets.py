@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -169,7 +170,10 @@ def add_split_frames(p: argparse.ArgumentParser) -> None:
                         "left out")
     p.add_argument("--align", action="store_true",
                    help="shift the frames onto each other before summing (whole-frame motion, "
-                        "torch-motion-correction; each movie is held in memory)")
+                        "torch-motion-correction; estimated on frames binned to ~3 Å/px)")
+    p.add_argument("--patches", type=int, default=0, metavar="N",
+                   help="with --align: also local motion, measured on an N x N grid of patches "
+                        "(as MotionCor2's -Patch N N) and applied tile by tile")
 
 
 def run_split_frames(args: argparse.Namespace) -> int:
@@ -186,7 +190,12 @@ def run_split_frames(args: argparse.Namespace) -> int:
     if args.eer_grouping < 1:
         raise InputError(f"split-frames: --eer-grouping must be at least 1, got "
                          f"{args.eer_grouping}")
-    split = split_aligned if args.align else split_frames
+    if args.patches and not args.align:
+        raise InputError("split-frames: --patches needs --align")
+    if args.patches < 0 or args.patches == 1:
+        raise InputError(f"split-frames: local motion needs at least 2 x 2 patches, got "
+                         f"{args.patches}")
+    split = partial(split_aligned, patches=args.patches) if args.align else split_frames
     movies = expand_folders(args.movies, SUPPORTED_SUFFIXES + EER_SUFFIXES)
     bar = progress(len(movies), "split-frames", "movie")
     try:
@@ -197,8 +206,10 @@ def run_split_frames(args: argparse.Namespace) -> int:
                          eer_grouping=args.eer_grouping)
             bar.update(1)
             if sums.drift is not None:
-                print(f"{movie}: frames aligned, largest shift {sums.drift:.1f} px from the "
-                      "middle frame")
+                how = (f"local motion on {args.patches} x {args.patches} patches, "
+                       if args.patches else "")
+                print(f"{movie}: frames aligned, {how}largest shift {sums.drift:.1f} px from "
+                      "the middle frame")
             if sums.n_even != sums.n_odd:
                 print(f"note: {movie}: {sums.n_frames} frames, so the even sum holds "
                       f"{sums.n_even} and the odd {sums.n_odd} (--equal-halves drops the last)",

@@ -20,7 +20,7 @@ Memory is the binned movie (1/b² of it, b the binning: a 40-frame K3 movie of 0
 movie drifting 8 px (1 Å/px) the halves' split-frame SNR was 0.617 estimated at full size,
 0.616 binned 2x, 0.608 binned 4x, against 0.622 with the true shifts and 0.497 unaligned. The
 middle frame stays in place; the two halves share the alignment of the whole movie, as
-MotionCor2's ``-SplitSum`` does. Patch (local) motion is not modelled.
+MotionCor2's ``-SplitSum`` does. ``patches`` adds local motion (:mod:`.patch_motion`).
 """
 
 from __future__ import annotations
@@ -95,9 +95,7 @@ def estimate_shifts(frames: np.ndarray, pixel_size: float) -> np.ndarray:
     torch, tmc = _libraries()
     movie = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32))
     height, width = movie.shape[-2:]
-    low, high = _BAND
-    in_pixels = tmc.FourierFilterConfig(b_factor=_B_FACTOR / pixel_size**2,
-                                        frequency_range=(low / pixel_size, high / pixel_size))
+    in_pixels = pixel_filter(tmc, pixel_size)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # one patch: its std over patches is undefined
         coarse = tmc.estimate_global_motion(movie, pixel_spacing=1.0, fourier_filter=in_pixels)
@@ -107,6 +105,13 @@ def estimate_shifts(frames: np.ndarray, pixel_size: float) -> np.ndarray:
         data = field.data.detach().mean(dim=(-2, -1))  # (2, t), px
     shifts = (data - data[:, len(movie) // 2, None]).T  # the middle frame fixed
     return np.asarray(shifts.numpy(), dtype=np.float64)
+
+
+def pixel_filter(tmc: Any, pixel_size: float) -> Any:
+    """Return the estimator's band-pass and B-factor in pixels of ``pixel_size`` Å."""
+    low, high = _BAND
+    return tmc.FourierFilterConfig(b_factor=_B_FACTOR / pixel_size**2,
+                                   frequency_range=(low / pixel_size, high / pixel_size))
 
 
 def shift_frame(frame: np.ndarray, shift: np.ndarray) -> np.ndarray:
@@ -151,10 +156,11 @@ def _libraries() -> tuple[Any, Any]:
 
 def aligned_frame_sums(path: str | os.PathLike[str], *, equal_halves: bool = False,
                        gain: np.ndarray | None = None, eer_grouping: int = DEFAULT_EER_GROUPING,
-                       ) -> tuple[np.ndarray, np.ndarray, FrameSums]:
+                       patches: int = 0) -> tuple[np.ndarray, np.ndarray, FrameSums]:
     """:func:`~napari_cryoden.io.frames.frame_sums` of the aligned frames (module docstring).
 
-    The ``FrameSums``'s ``drift`` is the largest frame shift from the middle frame, px.
+    ``patches`` N ≥ 2 adds local motion on an N × N grid (:mod:`.patch_motion`); 0: whole-frame
+    motion only. The ``FrameSums``'s ``drift`` is the largest shift from the middle frame, px.
 
     Raises
     ------
@@ -162,43 +168,54 @@ def aligned_frame_sums(path: str | os.PathLike[str], *, equal_halves: bool = Fal
         As ``frame_sums``, or ``torch-motion-correction`` is not installed.
     """
     _libraries()
+    if patches == 1 or patches < 0:
+        raise InputError(f"{path}: local motion needs at least 2 x 2 patches, got {patches}")
     options = (equal_halves, gain, eer_grouping)
     with movie_frames(path, *options) as (n_frames, pixel_size, used, frames):
-        binned, factors = _binned_movie(frames, pixel_size)
-    small = estimate_shifts(binned, pixel_size * float(np.mean(factors)))
-    del binned
+        binned, factors, full = _binned_movie(frames, pixel_size)
+    binned_size = pixel_size * float(np.mean(factors))
+    small = estimate_shifts(binned, binned_size)
     shifts = small * np.asarray(factors)  # binned px → full-size px, per axis
+    drift = float(np.max(np.hypot(shifts[:, 0], shifts[:, 1])))
+    move: Any = lambda frame, k: shift_frame(frame, shifts[k])  # noqa: E731
+    if patches:
+        from .patch_motion import TileShifter, estimate_local_field
+
+        field = estimate_local_field(binned, binned_size, patches, small)
+        shifter = TileShifter(field, full, factors)
+        move, drift = shifter.shift, shifter.largest()
+    del binned
     sums: list[np.ndarray] = []  # even, odd: float64
     with movie_frames(path, *options) as (_, _, _, frames):
         for k, frame in enumerate(frames):
             if k < 2:
                 sums.append(np.zeros(frame.shape))
-            sums[k % 2] += shift_frame(frame, shifts[k])
+            sums[k % 2] += move(frame, k)
     even, odd = finished_sums(path, *sums)
-    drift = float(np.max(np.hypot(shifts[:, 0], shifts[:, 1])))
     return even, odd, FrameSums(Path(path), n_frames, (used + 1) // 2, used // 2, pixel_size,
                                 drift=drift)
 
 
-def _binned_movie(frames: Any, pixel_size: float) -> tuple[np.ndarray, tuple[float, float]]:
-    """Return the frames Fourier-binned for estimation, and the (y, x) px per binned px."""
+def _binned_movie(frames: Any, pixel_size: float,
+                  ) -> tuple[np.ndarray, tuple[float, float], tuple[int, int]]:
+    """Return the binned frames, the (y, x) full-size px per binned px, and the full size."""
     stack: list[np.ndarray] = []
-    factors = (1.0, 1.0)
+    factors, full = (1.0, 1.0), (0, 0)
     for frame in frames:
         if not stack:
             b = estimation_binning(pixel_size, frame.shape)
-            ny, nx = frame.shape
-            small = (ny // b, nx // b)
-            factors = (ny / small[0], nx / small[1])
+            full = (int(frame.shape[0]), int(frame.shape[1]))
+            small = (full[0] // b, full[1] // b)
+            factors = (full[0] / small[0], full[1] / small[1])
         stack.append(frame.astype(np.float32) if small == frame.shape
                      else fourier_bin(frame, small))
-    return np.stack(stack), factors
+    return np.stack(stack), factors, full
 
 
 def split_aligned(movie: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
                   equal_halves: bool = False, gain: np.ndarray | None = None,
-                  eer_grouping: int = DEFAULT_EER_GROUPING) -> FrameSums:
+                  eer_grouping: int = DEFAULT_EER_GROUPING, patches: int = 0) -> FrameSums:
     """:func:`~napari_cryoden.io.frames.split_frames` of the aligned frames."""
     even, odd, sums = aligned_frame_sums(movie, equal_halves=equal_halves, gain=gain,
-                                         eer_grouping=eer_grouping)
+                                         eer_grouping=eer_grouping, patches=patches)
     return write_halves(even, odd, sums, out_dir)

@@ -12,8 +12,8 @@ A gain reference (:func:`read_gain`: MRC or TIFF, rotated and flipped as RELION'
 ``--gain_rot``/``--gain_flip`` and MotionCor2's ``-RotGain``/``-FlipGain`` say) multiplies every
 frame, as both programs do. :func:`movie_frames` gives the frames so, one at a time, to align
 them first (:mod:`napari_cryoden.data.align`, with torch, reads the movie twice). There is no
-defect correction and no local (patch) motion; the even/odd sums your motion-correction
-program writes are better still (see docs/self-supervised.md).
+defect correction; the even/odd sums your motion-correction program writes may be better still
+(see docs/self-supervised.md).
 """
 
 from __future__ import annotations
