@@ -36,6 +36,7 @@ from napari.utils.notifications import show_error
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QAbstractItemView, QFileDialog, QListWidget
 
+from napari_cryoden._qt.denoise.folder import project_folder_edit
 from napari_cryoden._qt.denoise.sections import Sections, wrap_text
 from napari_cryoden.errors import InputError
 
@@ -145,12 +146,7 @@ class BrowseWidget(Sections, Container):
         self.source.choose_btn.text = "File…"
         self.folder_button = PushButton(text="Folder…", tooltip="Pick a folder of micrographs.")
         self.source.native.layout().addWidget(self.folder_button.native)
-        self.project = FileEdit(label="Project folder", mode=FileDialogMode.EXISTING_DIRECTORY,
-                                visible=False, tooltip=(
-                                    "The folder the STAR file's paths start from (RELION's "
-                                    "project folder). Empty: the one folder at or above the "
-                                    "STAR file that holds its first micrograph."))
-        self.project.line_edit.native.setPlaceholderText("found from the STAR file")
+        self.project = project_folder_edit()
         self.list = QListWidget()
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.list.setToolTip("Click a micrograph to show it; Up/Down step through the list.")

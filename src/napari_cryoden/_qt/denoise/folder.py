@@ -46,7 +46,7 @@ from napari_cryoden.inference.batch import (
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["ASK", "EXISTING", "FolderDenoise", "OVERWRITE", "SKIP"]
+__all__ = ["ASK", "EXISTING", "FolderDenoise", "OVERWRITE", "SKIP", "project_folder_edit"]
 
 ASK, SKIP, OVERWRITE = "ask", "skip", "overwrite"
 EXISTING = (ASK, SKIP, OVERWRITE)
@@ -84,12 +84,7 @@ class FolderDenoise(Container):
             "file (e.g. CtfFind/job003/micrographs_ctf.star: the micrographs it lists, their "
             "folders kept under the output folder, and the STAR file written there with the "
             "denoised paths). 'Files…' picks files; 'Folder…' picks a folder."))
-        self.project = FileEdit(label="Project folder", mode=FileDialogMode.EXISTING_DIRECTORY,
-                                visible=False, tooltip=(
-                                    "The folder the STAR file's paths start from (RELION's "
-                                    "project folder). Empty: the one folder at or above the "
-                                    "STAR file that holds its first micrograph."))
-        self.project.line_edit.native.setPlaceholderText("found from the STAR file")
+        self.project = project_folder_edit()
         self.folder_button = PushButton(text="Folder…", tooltip="Pick a folder of micrographs.")
         self.output = FileEdit(label="Output folder", mode=FileDialogMode.EXISTING_DIRECTORY,
                                tooltip="Where the denoised MRC files go, with the inputs' names. "
@@ -357,6 +352,16 @@ class FolderDenoise(Container):
         for layer in layers:  # the output has its input's name: say which one this is
             layer.name = f"{path.stem} denoised"
         return layers
+
+
+def project_folder_edit() -> FileEdit:
+    """The hidden *Project folder* row shown beside a STAR file (empty: found from the file)."""
+    edit = FileEdit(label="Project folder", mode=FileDialogMode.EXISTING_DIRECTORY, visible=False,
+                    tooltip=("The folder the STAR file's paths start from (RELION's project "
+                             "folder). Empty: the one folder at or above the STAR file that "
+                             "holds its first micrograph."))
+    edit.line_edit.native.setPlaceholderText("found from the STAR file")
+    return edit
 
 
 def _duration(seconds: float) -> str:
