@@ -113,8 +113,10 @@ def test_stop_cancels_between_tile_batches_and_writes_nothing(tmp_path, weights)
     assert list((tmp_path / "out").iterdir()) == []  # no output, no temporary file
 
 
-def test_stop_between_files_keeps_the_finished_ones(tmp_path, weights):
-    files = micrographs(tmp_path / "in", 3)
+def test_stop_ends_the_run_and_keeps_every_finished_file(tmp_path, weights):
+    """Stop after the first result: no new file is denoised; those already denoised are written
+    (each whole) and reported, in input order; the run raises Cancelled."""
+    files = micrographs(tmp_path / "in", 12)
     stop = threading.Event()
     job = FolderJob(tuple(files), tmp_path / "out", weights, "cpu")
     done = []
@@ -122,8 +124,12 @@ def test_stop_between_files_keeps_the_finished_ones(tmp_path, weights):
         for result in run_folder_job(job, stop):
             done.append(result.output.name)
             stop.set()
-    assert done == ["mic_0.mrc"]
-    assert [p.name for p in (tmp_path / "out").iterdir()] == ["mic_0.mrc"]
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert done[0] == "mic_0.mrc" and done == sorted(done)
+    assert 1 <= len(written) < 12, written  # the pipeline holds a few files, not all
+    assert set(done) <= set(written)
+    for name in written:
+        assert mrcfile.read(tmp_path / "out" / name).shape == (48, 40)  # none half-written
 
 
 def test_names_defaults_and_estimates(tmp_path):

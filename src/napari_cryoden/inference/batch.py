@@ -1,12 +1,13 @@
-"""Denoise a list of micrograph files into a folder, file by file, cancellable (no Qt, no napari).
+"""Denoise a list of micrograph files into a folder, pipelined, cancellable (no Qt, no napari).
 
 The Denoise panel's *Denoise files on disk…* section and ``cryoden denoise`` name their outputs
 the same way (:func:`output_path`: the input's name, written as float32 MRC with its pixel size).
 :func:`denoise_files` is a generator: it yields one :class:`FileResult` per input, so a face can
-show "file 3/20 · ~40 s left" and list what is done. A file that cannot be read or denoised
-becomes a ``"failed"`` result with a one-line message naming it, and the run goes on with the
-others. An existing output is skipped unless ``overwrite`` is set, and an output that would
-replace its own input is refused before anything runs.
+show "file 3/20 · ~40 s left" and list what is done; the files are read, denoised and written
+at once by :mod:`.pipeline` (reader threads, the model here, writer threads). A file that
+cannot be read or denoised becomes a ``"failed"`` result with a one-line message naming it, and
+the run goes on with the others. An existing output is skipped unless ``overwrite`` is set,
+and an output that would replace its own input is refused before anything runs.
 
 Cancelling: set the ``stop`` event. It is checked between files and after every batch of tiles
 (by the tile progress callback, which raises :class:`~napari_cryoden.errors.Cancelled`), so a run
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from ..io.star import MicrographStar
     from .load import Denoiser
+    from .pipeline import Stages
 
 __all__ = ["FileResult", "FolderJob", "default_output_folder", "denoise_files",
            "check_outputs", "existing_outputs", "micrographs_in", "output_path", "plan_outputs",
@@ -216,8 +217,15 @@ def denoise_files(denoiser: Denoiser, files: Sequence[Path], out_dir: str | os.P
                   *, outputs: Sequence[Path] | None = None, overwrite: bool = False,
                   stop: threading.Event | None = None,
                   progress: TileProgress | None = None, working: float | str | None = None,
-                  bin_factor: float | None = 1.0, **options: Any) -> Iterator[FileResult]:
-    """Denoise ``files`` into ``out_dir`` one by one; yield a :class:`FileResult` per file.
+                  bin_factor: float | None = 1.0, pixel_size: float | None = None,
+                  out_dtype: str = "float32", readers: int = 2, writers: int = 2,
+                  depth: int = 2, **options: Any) -> Iterator[FileResult]:
+    """Denoise ``files`` into ``out_dir``; yield a :class:`FileResult` per file as it is written.
+
+    The files go through a pipeline (:mod:`.pipeline`): reader threads read ahead, the model
+    runs here, writer threads write behind, with bounded queues between them. Results come in
+    the input order (a file's is held until those before it are written); existing outputs are
+    ``"skipped"`` unless ``overwrite``.
 
     Parameters
     ----------
@@ -232,15 +240,19 @@ def denoise_files(denoiser: Denoiser, files: Sequence[Path], out_dir: str | os.P
         :func:`~napari_cryoden.io.star.denoised_paths`); by default :func:`output_path`'s.
         Missing folders are created.
     overwrite
-        Replace existing outputs; by default they are skipped.
+        Replace existing outputs; by default they are skipped (a run resumes).
     stop
         Set it to cancel: checked between files and after every batch of tiles.
     progress
-        Called as ``progress(done_tiles, total_tiles)`` of the current file.
-    working, bin_factor
+        Called as ``progress(done_tiles, total_tiles)`` of the file being denoised.
+    working, bin_factor, pixel_size
         Each file's binning (:func:`~napari_cryoden.inference.scale.plan_scale`); by default
         none. A file whose choice cannot be followed (a working size in Å, no pixel size in
-        its header) fails with one line.
+        its header) fails with one line. ``pixel_size`` overrides the headers'.
+    out_dtype
+        ``"float32"`` or ``"float16"`` (MRC mode 12: half the disk, ~3 significant digits).
+    readers, writers, depth
+        The pipeline's threads and queue depth.
     **options
         Further keyword arguments of :func:`~napari_cryoden.inference.denoiser.denoise`
         (``pixel_cutoff``, ``precision``, ``tile_size``...).
@@ -248,23 +260,33 @@ def denoise_files(denoiser: Denoiser, files: Sequence[Path], out_dir: str | os.P
     Raises
     ------
     Cancelled
-        ``stop`` was set; the file being denoised is not written.
+        ``stop`` was set; the file being denoised is not written, those already denoised are.
     InputError
         The outputs would overwrite an input (:func:`plan_outputs`).
     """
+    from .pipeline import run_pipeline
+
     outputs = (plan_outputs(files, out_dir) if outputs is None
                else check_outputs(files, outputs))
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     tiles = _cancellable(progress, stop)
+    todo, waiting = [], {}  # to denoise; results waiting for the ones before them
     for index, (source, output) in enumerate(zip(files, outputs, strict=True)):
-        tiles(0, 1)
-        start = time.perf_counter()
-        result = FileResult(index, len(files), source, output, "skipped")
+        result = FileResult(index, len(files), source, output, "done")
         if overwrite or not output.exists():
-            output.parent.mkdir(parents=True, exist_ok=True)
-            scale = {"working": working, "bin_factor": bin_factor}
-            result = _denoise_one(denoiser, result, tiles, scale, options)
-        yield replace(result, seconds=time.perf_counter() - start)
+            todo.append(result)
+        else:
+            waiting[index] = replace(result, status="skipped")
+    scale = {"working": working, "bin_factor": bin_factor, "pixel_size": pixel_size}
+    stages = _stages(denoiser, tiles, scale, options, out_dtype)
+    following = 0
+    for finished in run_pipeline(todo, stages, stop=stop, readers=readers, writers=writers,
+                                 depth=depth):
+        waiting[finished.index] = finished
+        while following in waiting:  # in input order: a list reads as the files were given
+            yield waiting.pop(following)
+            following += 1
+    yield from (waiting[i] for i in sorted(waiting))
 
 
 def run_folder_job(job: FolderJob, stop: threading.Event | None = None,
@@ -295,28 +317,37 @@ def run_folder_job(job: FolderJob, stop: threading.Event | None = None,
         write_denoised_star(job.star, job.planned_outputs(), job.star_output)
 
 
-def _denoise_one(denoiser: Denoiser, result: FileResult, tiles: TileProgress,
-                 scale: dict[str, Any], options: dict[str, Any]) -> FileResult:
-    from .denoiser import denoise_file
-    from .scale import plan_file
+def _stages(denoiser: Denoiser, tiles: TileProgress, scale: dict[str, Any],
+            options: dict[str, Any], out_dtype: str) -> Stages:
+    """Read (plan the binning, read the pixels), denoise, write: one file's three stages."""
+    from functools import partial
 
-    try:
+    from ..io.images import read_image, write_mrc
+    from .denoiser import denoise
+    from .pipeline import Stages
+    from .scale import denoise_binned, plan_file
+
+    def read(result: FileResult) -> tuple[Any, Any, float]:
         plan = plan_file(result.source, denoiser.checkpoint.pixel_size_range, **scale)
-        denoise_file(denoiser.net, result.source, result.output, plan.factor,
-                     **denoiser.options(), progress=tiles, **options)
-    except Cancelled:
-        raise
-    except Exception as exc:  # one bad file must not end the run: report it, go on
-        return _failed(result, exc)
-    note = f" ({plan.note})" if plan.note else ""
-    return replace(result, status="done", scale=plan.describe() + note)
+        image, pixel_size = read_image(result.source)
+        return plan, image, pixel_size
 
+    def compute(result: FileResult, item: tuple[Any, Any, float]) -> tuple[Any, Any, float]:
+        plan, image, pixel_size = item
+        tiles(0, 1)
+        run = partial(denoise, denoiser.net, name=str(result.source))
+        data = denoise_binned(run, image, plan.factor, **denoiser.options(), progress=tiles,
+                              **options)
+        return plan, data, pixel_size
 
-def _failed(result: FileResult, exc: Exception) -> FileResult:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    if str(result.source) not in text:
-        text = f"{result.source}: {text}"
-    return replace(result, status="failed", message=text)
+    def write(result: FileResult, item: tuple[Any, Any, float]) -> FileResult:
+        plan, data, pixel_size = item
+        result.output.parent.mkdir(parents=True, exist_ok=True)
+        write_mrc(result.output, data, pixel_size, dtype=out_dtype)
+        note = f" ({plan.note})" if plan.note else ""
+        return replace(result, scale=plan.describe() + note)
+
+    return Stages(read, compute, write)
 
 
 def _cancellable(progress: TileProgress | None, stop: threading.Event | None) -> TileProgress:
