@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
-from ._common import EXIT_OK, expand_folders, progress
+from ._common import EXIT_ERROR, EXIT_OK, expand_folders, progress
 
 if TYPE_CHECKING:
     from ..io.star import MicrographStar
@@ -62,6 +62,18 @@ def add_denoise(p: argparse.ArgumentParser) -> None:
                         "each micrograph's mean to the mean (hot pixels of counting cameras; "
                         "as Topaz's --pixel-cutoff; default: off)")
     add_scale_flags(p)
+    p.add_argument("--out-dtype", choices=("float32", "float16"), default="float32",
+                   help="float32 MRC (default) or float16 (MRC mode 12: half the disk, about "
+                        "3 significant digits; RELION and cryoSPARC read it)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace outputs that exist; by default they are kept and the run goes "
+                        "on with the others (an interrupted run resumes)")
+    p.add_argument("--io-threads", type=_positive("a number of threads >= 1", 1.0), default=2,
+                   metavar="N", help="threads reading ahead and threads writing behind while "
+                                     "the model runs (default 2 each)")
+    p.add_argument("--nproc", type=int, default=None, metavar="N",
+                   help="denoise in N processes on this machine (torchrun; one per GPU: each "
+                        "takes every Nth file); across machines see docs/performance.md")
 
 
 def add_scale_flags(p: argparse.ArgumentParser) -> None:
@@ -111,39 +123,126 @@ def _positive_sigma(text: str) -> float:
 
 
 def run_denoise(args: argparse.Namespace) -> int:
-    """Denoise every micrograph given into ``--out``, tile by tile."""
-    from ..inference.denoiser import denoise_file
+    """Denoise every micrograph given into ``--out``: read, denoise, write pipelined.
+
+    Under torchrun (``--nproc``) each process takes every Nth file; the STAR file is written by
+    the first once every process has finished without a failure.
+    """
+    from ..inference.batch import denoise_files
     from ..inference.load import load_denoiser
+    from ..training import distributed
 
     if args.working_pixel_size is not None and args.bin is not None:
         raise InputError("denoise: give --working-pixel-size or --bin, not both")
     model_path, inputs = _model_and_inputs(args.inputs, star=args.star is not None)
-    denoiser = load_denoiser(model_path, args.device)
+    if args.nproc is not None and not distributed.launched():
+        if args.nproc < 1:
+            raise InputError(f"denoise: --nproc must be >= 1, got {args.nproc}")
+        return distributed.launch(_rank_argv(args), args.nproc)
+    rank, world = _shard()
+    device = _rank_device(args.device, rank)
+    denoiser = load_denoiser(model_path, device)
     star, files, outputs = _plan(args, model_path, inputs)
-    model, ckpt, device = denoiser.net, denoiser.checkpoint, denoiser.device
-    scales = _Scales(args, ckpt.pixel_size_range)
-    factors = [scales.factor(path) for path in files]  # every header checked before any work
+    scales = _Scales(args, denoiser.checkpoint.pixel_size_range)
+    for path in files:  # every header checked before any work
+        scales.factor(path)
+    files, outputs = files[rank::world], outputs[rank::world]
     args.out.mkdir(parents=True, exist_ok=True)
-    options = {"normalization": ckpt.normalization, "device": device,
-               "tile_size": args.tile_size, "batch_size": args.batch_size, "fused": args.fused,
-               "pixel_cutoff": args.pixel_cutoff}
+    options = {"tile_size": args.tile_size, "batch_size": args.batch_size, "fused": args.fused,
+               "pixel_cutoff": args.pixel_cutoff, "precision": args.precision}
+    if args.precision != "fp32" and files:
+        compared = {k: v for k, v in {**denoiser.options(), **options}.items()
+                    if k != "precision"}
+        _check_precision(denoiser.net, files[0], args.precision, compared)
+    threads = int(args.io_threads)
+    counts = {"done": 0, "skipped": 0, "failed": 0}
     bar = progress(len(files), "denoise", "micrograph")
-    for path, output, factor in zip(files, outputs, factors, strict=True):
-        if args.precision != "fp32" and path == files[0]:
-            _check_precision(model, path, args.precision, options)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        denoise_file(model, path, output, factor, precision=args.precision, **options)
-        bar.update(1)
-    bar.close()
-    print(f"denoised {len(files)} micrograph(s) with {model_path} on {device} "
-          f"({args.precision}), {scales.summary()}; wrote float32 MRC to {args.out}")
-    if star is not None:
-        from ..io.star import write_denoised_star
+    try:
+        for result in denoise_files(denoiser, files, args.out, outputs=outputs,
+                                    overwrite=args.overwrite, pixel_size=args.pixel_size,
+                                    working=args.working_pixel_size, bin_factor=args.bin,
+                                    out_dtype=args.out_dtype, readers=threads, writers=threads,
+                                    **options):
+            counts[result.status] += 1
+            if result.status == "failed":
+                print(f"error: {result.message}", file=sys.stderr)
+            bar.update(1)
+    finally:
+        bar.close()
+    who = f"process {rank + 1}/{world}: " if world > 1 else ""
+    kept = (f"; kept {counts['skipped']} existing output(s) (--overwrite replaces them)"
+            if counts["skipped"] else "")
+    print(f"{who}denoised {counts['done']} micrograph(s) with {model_path} on {device} "
+          f"({args.precision}), {scales.summary()}; wrote {args.out_dtype} MRC to {args.out}"
+          f"{kept}")
+    failed = _failed_everywhere(counts["failed"], world)
+    if failed:
+        print(f"{who}{counts['failed']} micrograph(s) failed (above)", file=sys.stderr)
+    if star is not None and rank == 0:
+        _write_star(star, args.out, outputs=_plan(args, model_path, inputs)[2], failed=failed)
+    return EXIT_ERROR if failed else EXIT_OK
 
-        written = write_denoised_star(star, outputs, args.out / star.output_name)
-        print(f"wrote {written}: {star.path.name}'s micrographs with the denoised paths "
-              f"(project folder {star.project})")
-    return EXIT_OK
+
+def _write_star(star: MicrographStar, out: Path, outputs: list[Path], failed: int) -> None:
+    from ..io.star import write_denoised_star
+
+    if failed:
+        print(f"{star.output_name} not written: {failed} micrograph(s) failed",
+              file=sys.stderr)
+        return
+    written = write_denoised_star(star, outputs, out / star.output_name)
+    print(f"wrote {written}: {star.path.name}'s micrographs with the denoised paths "
+          f"(project folder {star.project})")
+
+
+def _shard() -> tuple[int, int]:
+    """Return this process's rank and the number of processes (0, 1 outside torchrun)."""
+    import os
+
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _rank_device(device: str, rank: int) -> str:
+    """Under torchrun with several GPUs, each process takes its own (``LOCAL_RANK``)."""
+    import os
+
+    import torch
+
+    if "LOCAL_RANK" not in os.environ or device not in ("auto", "cuda"):
+        return device
+    if not torch.cuda.is_available():
+        return "cpu" if device == "auto" else device
+    return f"cuda:{int(os.environ['LOCAL_RANK']) % max(torch.cuda.device_count(), 1)}"
+
+
+def _failed_everywhere(failed: int, world: int) -> int:
+    """Return the failed files of all processes (a gloo all-reduce under torchrun)."""
+    if world <= 1:
+        return failed
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+    total = torch.tensor([failed])
+    dist.all_reduce(total)  # also waits for every process to finish
+    dist.destroy_process_group()
+    return int(total.item())
+
+
+def _rank_argv(args: argparse.Namespace) -> list[str]:
+    """Return the ``denoise`` command line each torchrun process gets (no ``--nproc``)."""
+    argv = ["denoise", *map(str, args.inputs), "--out", str(args.out)]
+    for flag, value in (("--star", args.star), ("--project", args.project),
+                        ("--device", args.device), ("--tile-size", args.tile_size),
+                        ("--batch-size", args.batch_size), ("--precision", args.precision),
+                        ("--pixel-cutoff", args.pixel_cutoff), ("--pixel-size", args.pixel_size),
+                        ("--working-pixel-size", args.working_pixel_size), ("--bin", args.bin),
+                        ("--out-dtype", args.out_dtype), ("--io-threads", args.io_threads)):
+        if value is not None:
+            argv += [flag, str(value)]
+    argv += ["--fused" if args.fused else "--no-fused"]
+    return argv + (["--overwrite"] if args.overwrite else [])
 
 
 def _plan(args: argparse.Namespace, model: Path, inputs: Sequence[Path],

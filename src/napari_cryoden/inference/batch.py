@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import Cancelled, InputError
+from ..errors import Cancelled, InputError, SaveError
 from ..io.images import list_images
 
 if TYPE_CHECKING:
@@ -62,6 +62,9 @@ class FileResult:
     scale : str
         For a denoised file, the pixel size it was denoised at
         (:meth:`~napari_cryoden.inference.scale.ScalePlan.describe`, with its note if any).
+    disk_full : bool
+        A failed write because the disk (or quota) is full or read-only: the files after it
+        would fail alike, so :func:`denoise_files` ends the run on it.
     """
 
     index: int
@@ -72,6 +75,7 @@ class FileResult:
     message: str = ""
     seconds: float = 0.0
     scale: str = ""
+    disk_full: bool = False
 
 
 @dataclass(frozen=True)
@@ -263,6 +267,8 @@ def denoise_files(denoiser: Denoiser, files: Sequence[Path], out_dir: str | os.P
         ``stop`` was set; the file being denoised is not written, those already denoised are.
     InputError
         The outputs would overwrite an input (:func:`plan_outputs`).
+    SaveError
+        The disk (or quota) is full, or read-only: the run ends at the first such write.
     """
     from .pipeline import run_pipeline
 
@@ -282,6 +288,8 @@ def denoise_files(denoiser: Denoiser, files: Sequence[Path], out_dir: str | os.P
     following = 0
     for finished in run_pipeline(todo, stages, stop=stop, readers=readers, writers=writers,
                                  depth=depth):
+        if finished.disk_full:  # every later write would fail alike: end the run here
+            raise SaveError(finished.message)
         waiting[finished.index] = finished
         while following in waiting:  # in input order: a list reads as the files were given
             yield waiting.pop(following)

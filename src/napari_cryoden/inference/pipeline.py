@@ -21,6 +21,7 @@ threads have stopped. Outputs that exist are skipped by the caller before the pi
 
 from __future__ import annotations
 
+import errno
 import queue
 import threading
 import time
@@ -35,6 +36,7 @@ __all__ = ["DEFAULT_DEPTH", "DEFAULT_READERS", "DEFAULT_WRITERS", "Stages", "run
 
 DEFAULT_READERS, DEFAULT_WRITERS, DEFAULT_DEPTH = 2, 2, 2
 _DONE = object()  # end of a queue
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 
 
 @dataclass(frozen=True)
@@ -181,6 +183,8 @@ def _writer(computed: queue.Queue[Any], finished: queue.Queue[FileResult],
             written = stages.write(result, data)
         except Exception as exc:
             written = _failed(result, exc)
+            if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+                written = replace(written, disk_full=True)
         del data
         finished.put(replace(written, seconds=written.seconds + time.perf_counter() - start))
 
@@ -212,6 +216,6 @@ def _start(target: Callable[..., None], *args: Any) -> threading.Thread:
 
 def _failed(result: FileResult, exc: BaseException) -> FileResult:
     text = " ".join(str(exc).split()) or type(exc).__name__
-    if str(result.source) not in text:
-        text = f"{result.source}: {text}"
+    if str(result.source) not in text and str(result.output) not in text:
+        text = f"{result.source}: {text}"  # name the file, once
     return replace(result, status="failed", message=text)
