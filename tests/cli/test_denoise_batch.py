@@ -80,3 +80,35 @@ def test_two_processes_denoise_each_file_once_and_as_one_process_does(
     for name in names:
         np.testing.assert_array_equal(read_image(tmp_path / "two" / name)[0],
                                       read_image(tmp_path / "one" / name)[0])
+
+
+def test_shards_cover_a_star_list_and_a_last_run_writes_the_star(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Three separate jobs (``--shard 1/3`` … ``3/3``, as SLURM array tasks) denoise disjoint
+    thirds; the same command without --shard then keeps every output and writes the STAR."""
+    project = tmp_path / "proj"
+    dataset(project / "MotionCorr/job002/Movies", 7)
+    star = project / "CtfFind/job003/micrographs_ctf.star"
+    star.parent.mkdir(parents=True)
+    star.write_text("data_micrographs\nloop_\n_rlnMicrographName #1\n" + "".join(
+        f"MotionCorr/job002/Movies/mic_{i:02d}.mrc\n" for i in range(7)))
+    out = project / "Denoise/job010"
+    written: list[set[str]] = []
+    for k in (1, 2, 3):
+        before = {p.name for p in out.rglob("*.mrc")} if out.exists() else set()
+        assert main(["denoise", "general-fast", "--star", str(star), "--out", str(out),
+                     "--device", "cpu", "--shard", f"{k}/3"]) == 0
+        written.append({p.name for p in out.rglob("*.mrc")} - before)
+        assert "not written by a shard" in capsys.readouterr().out
+    assert [len(w) for w in written] == [3, 2, 2] and not (out / "micrographs_ctf.star").exists()
+    assert set().union(*written) == {f"mic_{i:02d}.mrc" for i in range(7)}
+    assert main(["denoise", "general-fast", "--star", str(star), "--out", str(out),
+                 "--device", "cpu"]) == 0
+    text = capsys.readouterr().out
+    assert "denoised 0 micrograph(s)" in text and "kept 7 existing output(s)" in text
+    assert (out / "micrographs_ctf.star").is_file()
+    with pytest.raises(SystemExit) as exit_:
+        main(["denoise", "general-fast", "--star", str(star), "--out", str(out),
+              "--shard", "4/3"])
+    assert exit_.value.code == 2
+    assert "is not K/N with 1 <= K <= N" in capsys.readouterr().err

@@ -74,6 +74,10 @@ def add_denoise(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nproc", type=int, default=None, metavar="N",
                    help="denoise in N processes on this machine (torchrun; one per GPU: each "
                         "takes every Nth file); across machines see docs/performance.md")
+    p.add_argument("--shard", type=_shard_arg, default=None, metavar="K/N",
+                   help="denoise only every Nth file from the Kth (1 <= K <= N), e.g. one "
+                        "SLURM array task each; no STAR file is written (run once more without "
+                        "--shard: it keeps every output and writes it)")
 
 
 def add_scale_flags(p: argparse.ArgumentParser) -> None:
@@ -139,7 +143,9 @@ def run_denoise(args: argparse.Namespace) -> int:
         if args.nproc < 1:
             raise InputError(f"denoise: --nproc must be >= 1, got {args.nproc}")
         return distributed.launch(_rank_argv(args), args.nproc)
-    rank, world = _shard()
+    if args.shard is not None and distributed.launched():
+        raise InputError("denoise: --shard is for separate jobs, not under torchrun/--nproc")
+    rank, world = args.shard if args.shard is not None else _shard()
     device = _rank_device(args.device, rank)
     denoiser = load_denoiser(model_path, device)
     star, files, outputs = _plan(args, model_path, inputs)
@@ -175,10 +181,13 @@ def run_denoise(args: argparse.Namespace) -> int:
     print(f"{who}denoised {counts['done']} micrograph(s) with {model_path} on {device} "
           f"({args.precision}), {scales.summary()}; wrote {args.out_dtype} MRC to {args.out}"
           f"{kept}")
-    failed = _failed_everywhere(counts["failed"], world)
+    failed = counts["failed"] if args.shard else _failed_everywhere(counts["failed"], world)
     if failed:
         print(f"{who}{counts['failed']} micrograph(s) failed (above)", file=sys.stderr)
-    if star is not None and rank == 0:
+    if star is not None and args.shard is not None:
+        print(f"{star.output_name} not written by a shard: run the same command without "
+              "--shard once every shard has finished (it keeps the outputs and writes it)")
+    elif star is not None and rank == 0:
         _write_star(star, args.out, outputs=_plan(args, model_path, inputs)[2], failed=failed)
     return EXIT_ERROR if failed else EXIT_OK
 
@@ -193,6 +202,17 @@ def _write_star(star: MicrographStar, out: Path, outputs: list[Path], failed: in
     written = write_denoised_star(star, outputs, out / star.output_name)
     print(f"wrote {written}: {star.path.name}'s micrographs with the denoised paths "
           f"(project folder {star.project})")
+
+
+def _shard_arg(text: str) -> tuple[int, int]:
+    """``--shard K/N`` as ``(K - 1, N)``."""
+    try:
+        k, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        k = n = 0
+    if not 1 <= k <= n:
+        raise argparse.ArgumentTypeError(f"{text!r} is not K/N with 1 <= K <= N (e.g. 3/8)")
+    return k - 1, n
 
 
 def _shard() -> tuple[int, int]:
