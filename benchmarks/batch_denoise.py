@@ -1,0 +1,206 @@
+"""Denoising a dataset: the pipeline (``cryoden denoise``) against the sequential loop, and the
+bound the machine sets.
+
+``python benchmarks/batch_denoise.py --n 200 --size 4092x5760 --device cuda --dir /scratch``
+
+writes N float32 micrographs of the given size (simulated noise, so reading cannot be
+compressed away) and denoises them three ways, each from a cold page cache (every input evicted
+first: ``benchmarks/_disk.py``) into an empty folder:
+
+* **sequential**: the loop ``cryoden denoise`` ran before the pipeline: read a file, denoise it,
+  write it, then the next (``inference.denoiser.denoise_file``);
+* **pipeline**: ``inference.batch.denoise_files`` (reader threads, the model, writer threads);
+* **bound**: the disk alone (read every input cold and write as many bytes, sequentially: the
+  pipeline's disk traffic) and the model alone (one micrograph held in memory, denoised
+  ``--repeat`` times); a perfect pipeline runs at the slower of the two.
+
+It prints files/s and MB/s (input bytes) for each, the pipeline's ratio to sequential and its
+fraction of the bound, and ``--rss`` samples the process's peak resident memory (psutil, every
+10 ms) during the pipeline. ``--json`` writes everything, with the device's name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _disk import evict  # noqa: E402
+
+from napari_cryoden.inference.batch import denoise_files  # noqa: E402
+from napari_cryoden.inference.denoiser import denoise, denoise_file  # noqa: E402
+from napari_cryoden.inference.load import load_denoiser  # noqa: E402
+from napari_cryoden.io.images import read_image, write_mrc  # noqa: E402
+from napari_cryoden.models.pretrained import resolve_model  # noqa: E402
+
+
+def write_dataset(folder: Path, n: int, shape: tuple[int, int], seed: int = 0) -> list[Path]:
+    """``n`` float32 micrographs of noise around 1 with smooth structure (1.06 Å/px)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    base = rng.normal(1.0, 0.3, shape).astype(np.float32)
+    paths = []
+    for i in range(n):
+        path = folder / f"mic_{i:04d}.mrc"
+        if not path.exists():
+            write_mrc(path, np.roll(base, 37 * i, axis=1), 1.06)
+        paths.append(path)
+    return paths
+
+
+class PeakRss:
+    """The process's peak resident memory while the block runs (psutil, every 10 ms)."""
+
+    def __enter__(self) -> PeakRss:
+        self.peak = self.base = 0
+        try:
+            import psutil
+        except ImportError:  # the figure is then 0: say so in the output
+            self._thread = None
+            return self
+        self.process, self.base = psutil.Process(), psutil.Process().memory_info().rss
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = threading.Thread(target=self._sample,
+                                                                 daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.process.memory_info().rss)
+            time.sleep(0.01)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+
+
+def cold(files: list[Path], out: Path) -> None:
+    """Evict every input from the page cache; start from an empty output folder."""
+    for path in files:
+        evict(path)
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+
+
+def sync_device(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--size", default="4092x5760", help="HxW (default: a K3 micrograph)")
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--model", default="general")
+    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--dir", type=Path, default=Path("/tmp/batch_denoise"))
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--io-threads", type=int, default=2)
+    parser.add_argument("--skip-sequential", action="store_true")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    shape = tuple(int(v) for v in args.size.lower().split("x")) if "x" in args.size else (
+        int(args.size), int(args.size))
+    files = write_dataset(args.dir / f"in_{shape[0]}x{shape[1]}", args.n,
+                          shape)  # type: ignore[arg-type]
+    mb = sum(p.stat().st_size for p in files) / 1e6
+    denoiser = load_denoiser(resolve_model(args.model), args.device)
+    options = {"precision": args.precision}
+    report: dict[str, Any] = {"n": args.n, "shape": shape, "input_mb": mb,
+                              "model": args.model, "device": str(denoiser.device),
+                              "precision": args.precision, "io_threads": args.io_threads}
+    if str(denoiser.device).startswith("cuda"):
+        import torch
+
+        report["gpu"] = torch.cuda.get_device_name(denoiser.device)
+    report["cpu_count"] = os.cpu_count()
+
+    # the model alone: one micrograph in memory
+    image, _ = read_image(files[0])
+    denoise(denoiser.net, image, **denoiser.options(), **options)  # warm-up (cuDNN, tiles)
+    sync_device(args.device)
+    start = time.perf_counter()
+    for _ in range(args.repeat):
+        denoise(denoiser.net, image, **denoiser.options(), **options)
+    sync_device(args.device)
+    compute_s = (time.perf_counter() - start) / args.repeat
+
+    # the disk alone: read every input cold, write as many bytes
+    cold(files, args.dir / "io")
+    start = time.perf_counter()
+    for path in files:
+        data = path.read_bytes()
+        target = args.dir / "io" / path.name
+        with open(target, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    disk_s = (time.perf_counter() - start) / len(files)
+    shutil.rmtree(args.dir / "io", ignore_errors=True)
+    bound = 1.0 / max(compute_s, disk_s)
+    report.update(compute_s_per_file=compute_s, disk_s_per_file=disk_s, bound_files_s=bound)
+
+    if not args.skip_sequential:
+        cold(files, args.dir / "seq")
+        start = time.perf_counter()
+        for path in files:
+            denoise_file(denoiser.net, path, args.dir / "seq" / path.name,
+                         **denoiser.options(), **options)
+        seq_s = time.perf_counter() - start
+        report["sequential_s"] = seq_s
+        report["sequential_files_s"] = args.n / seq_s
+        last_sequential = read_image(args.dir / "seq" / files[-1].name)[0]
+        shutil.rmtree(args.dir / "seq", ignore_errors=True)  # room on the disk for the next
+
+    cold(files, args.dir / "pipe")
+    with PeakRss() as rss:
+        start = time.perf_counter()
+        results = list(denoise_files(denoiser, files, args.dir / "pipe", readers=args.io_threads,
+                                     writers=args.io_threads, **options))
+        pipe_s = time.perf_counter() - start
+    assert all(r.status == "done" for r in results), [r.message for r in results][:3]
+    report.update(pipeline_s=pipe_s, pipeline_files_s=args.n / pipe_s,
+                  pipeline_mb_s=mb / pipe_s, fraction_of_bound=args.n / pipe_s / bound,
+                  rss_base_mb=rss.base / 1e6, rss_peak_mb=rss.peak / 1e6)
+    if "sequential_s" in report:
+        report["pipeline_over_sequential"] = report["sequential_s"] / pipe_s
+    if "sequential_s" in report:  # the same pixels either way
+        np.testing.assert_array_equal(last_sequential,
+                                      read_image(args.dir / "pipe" / files[-1].name)[0])
+    shutil.rmtree(args.dir / "pipe", ignore_errors=True)
+
+    where = report.get("gpu", f"CPU ({report['cpu_count']} cores)")
+    print(f"{args.n} micrographs of {shape[0]}x{shape[1]} ({mb / args.n:.0f} MB each), "
+          f"{args.model} {args.precision} on {where}")
+    print(f"  model alone {compute_s:.3f} s/file, disk alone {disk_s:.3f} s/file (read cold + "
+          f"write): bound {bound:.2f} files/s")
+    if "sequential_s" in report:
+        print(f"  sequential: {report['sequential_files_s']:.2f} files/s "
+              f"({mb / report['sequential_s']:.0f} MB/s)")
+    print(f"  pipeline:   {report['pipeline_files_s']:.2f} files/s ({report['pipeline_mb_s']:.0f}"
+          f" MB/s) = {report['fraction_of_bound']:.0%} of the bound"
+          + (f", {report['pipeline_over_sequential']:.2f}x sequential"
+             if "pipeline_over_sequential" in report else ""))
+    print(f"  peak RSS {report['rss_peak_mb']:.0f} MB (before the run {report['rss_base_mb']:.0f}"
+          " MB)")
+    if args.json is not None:
+        args.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
