@@ -286,14 +286,18 @@ def denoise_files(denoiser: Denoiser, files: Sequence[Path], out_dir: str | os.P
     scale = {"working": working, "bin_factor": bin_factor, "pixel_size": pixel_size}
     stages = _stages(denoiser, tiles, scale, options, out_dtype)
     following = 0
-    for finished in run_pipeline(todo, stages, stop=stop, readers=readers, writers=writers,
-                                 depth=depth):
-        if finished.disk_full:  # every later write would fail alike: end the run here
-            raise SaveError(finished.message)
-        waiting[finished.index] = finished
-        while following in waiting:  # in input order: a list reads as the files were given
-            yield waiting.pop(following)
-            following += 1
+    try:
+        for finished in run_pipeline(todo, stages, stop=stop, readers=readers, writers=writers,
+                                     depth=depth):
+            if finished.disk_full:  # every later write would fail alike: end the run here
+                raise SaveError(finished.message)
+            waiting[finished.index] = finished
+            while following in waiting:  # in input order: a list reads as the files were given
+                yield waiting.pop(following)
+                following += 1
+    except Cancelled:  # files written after a gap left by the stop are reported too
+        yield from (waiting[i] for i in sorted(waiting))
+        raise
     yield from (waiting[i] for i in sorted(waiting))
 
 
