@@ -25,7 +25,7 @@ import errno
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -88,9 +88,10 @@ def run_pipeline(results: Sequence[FileResult], stages: Stages, *,
     read_threads = [_start(_reader, todo, ready, stages, halt) for _ in range(max(readers, 1))]
     write_threads = [_start(_writer, computed, finished, stages)
                      for _ in range(max(writers, 1))]
+    cancelled = False
     try:
-        yield from _compute(len(results), len(read_threads), ready, computed, finished, stages,
-                            stop, halt)
+        cancelled = yield from _compute(len(results), len(read_threads), ready, computed,
+                                        finished, stages, stop, halt)
     finally:
         halt.set()
         _drain(todo)
@@ -102,14 +103,18 @@ def run_pipeline(results: Sequence[FileResult], stages: Stages, *,
             computed.put(_DONE)
         for thread in write_threads:
             thread.join()
-    if stop.is_set():
+    if cancelled:
+        yield from _reported(finished)  # written after the stop: finished, so reported
         raise Cancelled("denoising cancelled")
 
 
 def _compute(n_files: int, n_readers: int, ready: queue.Queue[Any], computed: queue.Queue[Any],
              finished: queue.Queue[FileResult], stages: Stages, stop: threading.Event,
-             halt: threading.Event) -> Iterator[FileResult]:
-    """Denoise files as they are read; yield results as the writers report them."""
+             halt: threading.Event) -> Generator[FileResult, None, bool]:
+    """Denoise files as they are read; yield results as the writers report them.
+
+    Returns whether the run was cancelled (``stop`` set, or the compute raised Cancelled).
+    """
     reported, readers_done = 0, 0
     while readers_done < n_readers:
         for result in _reported(finished):
@@ -117,7 +122,7 @@ def _compute(n_files: int, n_readers: int, ready: queue.Queue[Any], computed: qu
             yield result
         if stop.is_set():
             halt.set()
-            return
+            return True
         got = ready.get()
         if got is _DONE:
             readers_done += 1
@@ -132,7 +137,7 @@ def _compute(n_files: int, n_readers: int, ready: queue.Queue[Any], computed: qu
         except Cancelled:
             stop.set()
             halt.set()
-            return
+            return True
         except Exception as exc:  # one bad file must not end the run
             computed.put((_failed(result, exc), None))
             continue
@@ -141,6 +146,7 @@ def _compute(n_files: int, n_readers: int, ready: queue.Queue[Any], computed: qu
                       data))
     for _ in range(n_files - reported):
         yield finished.get()
+    return False
 
 
 def _reported(finished: queue.Queue[FileResult]) -> Iterator[FileResult]:
