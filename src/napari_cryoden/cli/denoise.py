@@ -63,8 +63,9 @@ def add_denoise(p: argparse.ArgumentParser) -> None:
                         "as Topaz's --pixel-cutoff; default: off)")
     add_scale_flags(p)
     p.add_argument("--out-dtype", choices=("float32", "float16"), default="float32",
-                   help="float32 MRC (default) or float16 (MRC mode 12: half the disk, about "
-                        "3 significant digits; RELION and cryoSPARC read it)")
+                   help="float32 MRC (default) or float16 (MRC mode 12, the mode of RELION's "
+                        "and cryoSPARC's own 16-bit outputs: half the disk, about 3 "
+                        "significant digits)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace outputs that exist; by default they are kept and the run goes "
                         "on with the others (an interrupted run resumes)")
@@ -73,7 +74,7 @@ def add_denoise(p: argparse.ArgumentParser) -> None:
                                      "the model runs (default 2 each)")
     p.add_argument("--nproc", type=int, default=None, metavar="N",
                    help="denoise in N processes on this machine (torchrun; one per GPU: each "
-                        "takes every Nth file); across machines see docs/performance.md")
+                        "takes every Nth file); across machines see docs/cli.md")
     p.add_argument("--shard", type=_shard_arg, default=None, metavar="K/N",
                    help="denoise only every Nth file from the Kth (1 <= K <= N), e.g. one "
                         "SLURM array task each; no STAR file is written (run once more without "
