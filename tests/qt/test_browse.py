@@ -195,3 +195,20 @@ def test_stepping_keeps_the_window_responsive(make_napari_viewer: Any, qtbot: An
             qtbot.wait(200)
     print(gaps)
     assert gaps.longest < 0.1, gaps
+
+
+def test_a_late_read_from_a_list_left_is_not_shown(make_napari_viewer: Any, qtbot: Any,
+                                                   tmp_path: Path) -> None:
+    from napari_cryoden._qt.browse import load_micrograph
+
+    first = write_folder(tmp_path / "a", n=2)
+    _, widget = opened(qtbot, make_napari_viewer, tmp_path / "a")
+    other = tmp_path / "b"
+    other.mkdir()
+    write_mrc(other / "other_0.mrc", micrograph(7, (64, 64)), 2.0)
+    widget.open(other)
+    qtbot.waitUntil(lambda: widget.layer.name == "other_0", timeout=WAIT_MS)
+    widget._on_loaded(load_micrograph(0, first[0]))  # row 0 of the list left, arriving late
+    widget._on_read_ahead(load_micrograph(1, first[1]))
+    assert widget.layer.name == "other_0" and widget.layer.data.shape == (64, 64)
+    assert widget._ahead is None

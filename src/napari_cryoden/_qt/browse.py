@@ -296,9 +296,14 @@ class BrowseWidget(Sections, Container):
                 self._refuse(exc)
         return failed
 
+    def _current_read(self, loaded: Loaded, index: int) -> bool:
+        """Whether ``loaded`` is row ``index`` of the list shown now (not of a list left)."""
+        files = self.dataset.files if self.dataset is not None else ()
+        return loaded.index == index and index < len(files) and files[index] == loaded.path
+
     def _on_loaded(self, loaded: Loaded) -> None:
-        if self.dataset is None or loaded.index != self._wanted:
-            return  # the user moved on meanwhile
+        if self.dataset is None or not self._current_read(loaded, self._wanted):
+            return  # the user moved on meanwhile, or opened another list
         from napari_cryoden.data.pairs import micrograph_name
 
         name = micrograph_name(loaded.path)
@@ -331,7 +336,7 @@ class BrowseWidget(Sections, Container):
             self._read(loaded.index + 1, self._on_read_ahead)
 
     def _on_read_ahead(self, loaded: Loaded) -> None:
-        if loaded.index == self.current + 1:
+        if self._current_read(loaded, self.current + 1):
             self._ahead = loaded
 
     def _on_layer_removed(self, event: Any) -> None:
