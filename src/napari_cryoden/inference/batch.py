@@ -100,6 +100,8 @@ class FolderJob:
     star: MicrographStar | None = None
     """The STAR file the files came from: written back to ``out_dir`` with the outputs' paths
     when every file has its output (:func:`~napari_cryoden.io.star.write_denoised_star`)."""
+    out_dtype: str = "float32"
+    """``"float32"`` or ``"float16"`` (MRC mode 12) outputs."""
 
     def planned_outputs(self) -> list[Path]:
         """Each file's output path."""
@@ -320,7 +322,7 @@ def run_folder_job(job: FolderJob, stop: threading.Event | None = None,
     for result in denoise_files(denoiser, job.files, job.out_dir, outputs=job.outputs,
                                 overwrite=job.overwrite, stop=stop, progress=progress,
                                 pixel_cutoff=job.pixel_cutoff, working=job.working,
-                                bin_factor=job.bin_factor):
+                                bin_factor=job.bin_factor, out_dtype=job.out_dtype):
         failed = failed or result.status == "failed"
         yield result
     if job.star is not None and job.star_output is not None and not failed:

@@ -221,3 +221,13 @@ def test_a_star_file_whose_micrographs_are_missing_is_refused_in_one_line(
     assert section.status.value == (f"{star}: micrograph MotionCorr/gone.mrc not found (looked "
                                     f"for {tmp_path.resolve() / 'MotionCorr/gone.mrc'})")
     assert "\n" not in section.status.value
+
+
+def test_float16_output_chosen_in_the_panel(make_napari_viewer, qtbot, weights, tmp_path):
+    write_micrographs(tmp_path / "in", 2)
+    viewer, panel, section = open_section(make_napari_viewer, qtbot, weights, tmp_path / "in")
+    section.out_dtype.value = "float16"
+    results = run(qtbot, section)
+    assert [r.status for r in results] == ["done"] * 2
+    with mrcfile.open(results[0].output) as mrc:
+        assert int(mrc.header.mode) == 12 and float(mrc.voxel_size.x) == pytest.approx(PIXEL)

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = ["ASK", "EXISTING", "FolderDenoise", "OVERWRITE", "SKIP", "project_folder_edit"]
 
 ASK, SKIP, OVERWRITE = "ask", "skip", "overwrite"
+OUT_DTYPES = ("float32", "float16")
 EXISTING = (ASK, SKIP, OVERWRITE)
 STEPS = 1000  # of the progress bar, for a smooth bar over files and tiles
 TITLE = "Denoise files on disk…"
@@ -90,6 +91,9 @@ class FolderDenoise(Container):
                                tooltip="Where the denoised MRC files go, with the inputs' names. "
                                        "Empty: a folder 'denoised' next to the inputs.")
         self.output.line_edit.native.setPlaceholderText("<input>/denoised")
+        self.out_dtype = ComboBox(label="Output", choices=OUT_DTYPES, value=OUT_DTYPES[0],
+                                  tooltip=("float32 MRC, or float16 (MRC mode 12: half the "
+                                           "disk, about 3 significant digits)."))
         self.existing = ComboBox(label="If an output exists", choices=EXISTING, value=ASK,
                                  tooltip="ask: ask before the run; skip: keep the existing file; "
                                          "overwrite: replace it. Inputs are never overwritten.")
@@ -112,8 +116,9 @@ class FolderDenoise(Container):
         buttons = Container(widgets=[self.start_button, self.cancel_button], layout="horizontal",
                             labels=False)
         buttons.margins = (0, 0, 0, 0)
-        self.extend([self.inputs, self.project, self.output, self.existing, buttons, self.progress,
-                     self.status, self.problems, self.done_list, self.open_button])
+        self.extend([self.inputs, self.project, self.output, self.out_dtype, self.existing,
+                     buttons, self.progress, self.status, self.problems, self.done_list,
+                     self.open_button])
 
     def _connect(self) -> None:
         self.folder_button.clicked.connect(self._pick_folder)
@@ -203,7 +208,8 @@ class FolderDenoise(Container):
         text = self.output.line_edit.value.strip()
         working, bin_factor = self._scale_choice()
         options = {"device": self.panel.device.value, "pixel_cutoff": self._pixel_cutoff(),
-                   "working": working, "bin_factor": bin_factor}
+                   "working": working, "bin_factor": bin_factor,
+                   "out_dtype": self.out_dtype.value}
         star = self._star_file()
         if star is not None:
             project = self.project.line_edit.value.strip() or None
