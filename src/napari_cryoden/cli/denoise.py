@@ -147,12 +147,13 @@ def run_denoise(args: argparse.Namespace) -> int:
     if args.shard is not None and distributed.launched():
         raise InputError("denoise: --shard is for separate jobs, not under torchrun/--nproc")
     rank, world = args.shard if args.shard is not None else _shard()
-    device = _rank_device(args.device, rank)
+    device = _rank_device(args.device)
     denoiser = load_denoiser(model_path, device)
     star, files, outputs = _plan(args, model_path, inputs)
     scales = _Scales(args, denoiser.checkpoint.pixel_size_range)
     for path in files:  # every header checked before any work
         scales.factor(path)
+    every_output = outputs  # the STAR file lists them all
     files, outputs = files[rank::world], outputs[rank::world]
     args.out.mkdir(parents=True, exist_ok=True)
     options = {"tile_size": args.tile_size, "batch_size": args.batch_size, "fused": args.fused,
@@ -183,13 +184,13 @@ def run_denoise(args: argparse.Namespace) -> int:
           f"({args.precision}), {scales.summary()}; wrote {args.out_dtype} MRC to {args.out}"
           f"{kept}")
     failed = counts["failed"] if args.shard else _failed_everywhere(counts["failed"], world)
-    if failed:
+    if counts["failed"]:
         print(f"{who}{counts['failed']} micrograph(s) failed (above)", file=sys.stderr)
     if star is not None and args.shard is not None:
         print(f"{star.output_name} not written by a shard: run the same command without "
               "--shard once every shard has finished (it keeps the outputs and writes it)")
     elif star is not None and rank == 0:
-        _write_star(star, args.out, outputs=_plan(args, model_path, inputs)[2], failed=failed)
+        _write_star(star, args.out, outputs=every_output, failed=failed)
     return EXIT_ERROR if failed else EXIT_OK
 
 
@@ -223,7 +224,7 @@ def _shard() -> tuple[int, int]:
     return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def _rank_device(device: str, rank: int) -> str:
+def _rank_device(device: str) -> str:
     """Under torchrun with several GPUs, each process takes its own (``LOCAL_RANK``)."""
     import os
 
