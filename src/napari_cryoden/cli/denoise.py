@@ -130,9 +130,12 @@ def _positive_sigma(text: str) -> float:
 def run_denoise(args: argparse.Namespace) -> int:
     """Denoise every micrograph given into ``--out``: read, denoise, write pipelined.
 
-    Under torchrun (``--nproc``) each process takes every Nth file; the STAR file is written by
-    the first once every process has finished without a failure.
+    Under torchrun (``--nproc``) each process joins the run (:func:`~napari_cryoden.training.
+    distributed.join`: its own GPU, NCCL or gloo) and takes every Nth file; the failures are
+    summed over the processes (which also waits for all of them) and the first writes the STAR
+    file when there are none.
     """
+    from ..devices import resolve_device
     from ..inference.batch import denoise_files
     from ..inference.load import load_denoiser
     from ..training import distributed
@@ -146,15 +149,16 @@ def run_denoise(args: argparse.Namespace) -> int:
         return distributed.launch(_rank_argv(args), args.nproc)
     if args.shard is not None and distributed.launched():
         raise InputError("denoise: --shard is for separate jobs, not under torchrun/--nproc")
-    rank, world = args.shard if args.shard is not None else _shard()
-    device = _rank_device(args.device)
+    world = distributed.join(resolve_device(args.device))  # one process: no group, no change
+    rank, size = args.shard if args.shard is not None else (world.rank, world.world_size)
+    device = world.device
     denoiser = load_denoiser(model_path, device)
     star, files, outputs = _plan(args, model_path, inputs)
     scales = _Scales(args, denoiser.checkpoint.pixel_size_range)
     for path in files:  # every header checked before any work
         scales.factor(path)
     every_output = outputs  # the STAR file lists them all
-    files, outputs = files[rank::world], outputs[rank::world]
+    files, outputs = files[rank::size], outputs[rank::size]
     args.out.mkdir(parents=True, exist_ok=True)
     options = {"tile_size": args.tile_size, "batch_size": args.batch_size, "fused": args.fused,
                "pixel_cutoff": args.pixel_cutoff, "precision": args.precision}
@@ -177,13 +181,14 @@ def run_denoise(args: argparse.Namespace) -> int:
             bar.update(1)
     finally:
         bar.close()
-    who = f"process {rank + 1}/{world}: " if world > 1 else ""
+    who = f"process {rank + 1}/{size}: " if size > 1 else ""
     kept = (f"; kept {counts['skipped']} existing output(s) (--overwrite replaces them)"
             if counts["skipped"] else "")
     print(f"{who}denoised {counts['done']} micrograph(s) with {model_path} on {device} "
           f"({args.precision}), {scales.summary()}; wrote {args.out_dtype} MRC to {args.out}"
           f"{kept}")
-    failed = counts["failed"] if args.shard else _failed_everywhere(counts["failed"], world)
+    failed = int(distributed.all_sum([counts["failed"]], world)[0])  # every process's
+    distributed.leave(world)
     if counts["failed"]:
         print(f"{who}{counts['failed']} micrograph(s) failed (above)", file=sys.stderr)
     if star is not None and args.shard is not None:
@@ -215,41 +220,6 @@ def _shard_arg(text: str) -> tuple[int, int]:
     if not 1 <= k <= n:
         raise argparse.ArgumentTypeError(f"{text!r} is not K/N with 1 <= K <= N (e.g. 3/8)")
     return k - 1, n
-
-
-def _shard() -> tuple[int, int]:
-    """Return this process's rank and the number of processes (0, 1 outside torchrun)."""
-    import os
-
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def _rank_device(device: str) -> str:
-    """Under torchrun with several GPUs, each process takes its own (``LOCAL_RANK``)."""
-    import os
-
-    import torch
-
-    if "LOCAL_RANK" not in os.environ or device not in ("auto", "cuda"):
-        return device
-    if not torch.cuda.is_available():
-        return "cpu" if device == "auto" else device
-    return f"cuda:{int(os.environ['LOCAL_RANK']) % max(torch.cuda.device_count(), 1)}"
-
-
-def _failed_everywhere(failed: int, world: int) -> int:
-    """Return the failed files of all processes (a gloo all-reduce under torchrun)."""
-    if world <= 1:
-        return failed
-    import torch
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group("gloo")
-    total = torch.tensor([failed])
-    dist.all_reduce(total)  # also waits for every process to finish
-    dist.destroy_process_group()
-    return int(total.item())
 
 
 def _rank_argv(args: argparse.Namespace) -> list[str]:

@@ -8,7 +8,7 @@ the movie twice, one frame at a time:
    estimator uses 300-10 Å, so nothing it looks at is lost; never below
    :data:`ESTIMATION_SIZE` px) and kept; one shift per frame is
    estimated on that small stack with teamtomo's ``torch-motion-correction``
-   (:func:`align_frames`: cross-correlation of whole frames, an integer estimate against the
+   (:func:`estimate_shifts`: cross-correlation of whole frames, an integer estimate against the
    middle frame, then refined to sub-pixel against the mean of the other frames, smoothed in
    time), and scaled back to full-size pixels;
 2. each full-size frame is shifted by Fourier shifts, which move the noise without smoothing it
@@ -36,8 +36,8 @@ from ..errors import InputError
 from ..io.eer import DEFAULT_EER_GROUPING
 from ..io.frames import FrameSums, finished_sums, movie_frames, write_halves
 
-__all__ = ["ESTIMATION_PIXEL", "align_frames", "aligned_frame_sums", "estimation_binning",
-           "split_aligned"]
+__all__ = ["ESTIMATION_PIXEL", "aligned_frame_sums", "estimate_shifts", "estimation_binning",
+           "shift_frame", "split_aligned"]
 
 _BAND, _B_FACTOR = (300.0, 10.0), 500.0
 """The estimator's band-pass (Å) and B-factor (Å²): torch-motion-correction's defaults."""
@@ -46,36 +46,6 @@ ESTIMATION_PIXEL = 3.0
 than the estimator's 10 Å limit)..."""
 ESTIMATION_SIZE = 256
 """... and at least this many pixels on their short side."""
-
-
-def align_frames(frames: np.ndarray, pixel_size: float) -> tuple[np.ndarray, np.ndarray]:
-    """Align the frames ``(t, y, x)`` of a movie held in memory to each other.
-
-    Parameters
-    ----------
-    frames
-        The movie, gain-corrected, float32.
-    pixel_size
-        Å per pixel (the estimator's band-pass is in Å: 300-10 Å, B-factor 500 Å²).
-
-    Returns
-    -------
-    aligned : numpy.ndarray
-        The frames shifted onto each other, float32, same shape.
-    shifts : numpy.ndarray
-        ``(t, 2)``: each frame's estimated (y, x) motion in pixels, relative to the middle frame,
-        which stays in place (so the aligned sums register with it).
-
-    Raises
-    ------
-    InputError
-        ``torch-motion-correction`` is not installed.
-    """
-    shifts = estimate_shifts(frames, pixel_size)
-    aligned = np.empty(frames.shape, np.float32)
-    for k, frame in enumerate(frames):
-        aligned[k] = shift_frame(frame, shifts[k])
-    return aligned, shifts
 
 
 def estimate_shifts(frames: np.ndarray, pixel_size: float) -> np.ndarray:
