@@ -75,6 +75,32 @@ def test_val_rise_fires_once_at_the_third_rise() -> None:
     assert val_rise_warning([None] * 6) is None
 
 
+def _fired(losses, **kw) -> list[int]:
+    """The epochs (1-based) at which the guard warns, fed the curve epoch by epoch."""
+    return [i + 1 for i in range(len(losses)) if val_rise_warning(list(losses[: i + 1]), **kw)]
+
+
+def _improving(n: int = 80, noise: float = 0.01, seed: int = 0) -> np.ndarray:
+    """A validation curve that keeps improving, measured on a small validation set (jittery)."""
+    t = np.arange(n)
+    return 0.3 + 0.2 * np.exp(-t / 15) + np.random.default_rng(seed).normal(0, noise, n)
+
+
+def test_val_rise_quiet_on_a_noisy_but_improving_curve() -> None:
+    for seed in range(8):
+        assert _fired(_improving(seed=seed)) == [], seed
+    # rises alone (no noise margin) fire on these curves: the test can fail
+    assert sum(len(_fired(_improving(seed=s), margin=0.0)) for s in range(8)) >= 8
+
+
+def test_val_rise_loud_on_a_diverging_curve_with_the_same_noise() -> None:
+    losses = _improving(seed=0)
+    losses[30:] = losses[30] + 0.01 * np.arange(50) + np.random.default_rng(1).normal(
+        0, 0.01, 50)
+    fired = _fired(losses)
+    assert fired and 30 < fired[0] <= 40  # within ten epochs of the turn
+
+
 def test_resume_warning_threshold() -> None:
     assert resume_warning(0.01, 0.0119) is None
     assert "worse than the 0.01 recorded" in resume_warning(0.01, 0.0121)

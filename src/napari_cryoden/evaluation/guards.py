@@ -18,10 +18,12 @@ import numpy as np
 
 from .pixels import compare
 
-__all__ = ["VAL_RISE_EPOCHS", "RESUME_TOLERANCE", "output_warnings", "report_warnings",
-           "image_warnings", "val_rise_warning", "resume_warning", "format_warnings"]
+__all__ = ["VAL_RISE_EPOCHS", "VAL_RISE_MARGIN", "RESUME_TOLERANCE", "output_warnings",
+           "report_warnings", "image_warnings", "val_rise_warning", "resume_warning",
+           "format_warnings"]
 
 VAL_RISE_EPOCHS = 3  # consecutive epochs of rising validation loss before a warning
+VAL_RISE_MARGIN = 3.0  # the rise must exceed this many deviations of epoch-to-epoch noise
 RESUME_TOLERANCE = 0.20  # resumed weights may score this much worse than recorded
 
 
@@ -105,11 +107,18 @@ def image_warnings(denoised: np.ndarray, clean: np.ndarray,
     return output_warnings(model["corr"], model["mse"], base.get("mse"), base.get("corr"))
 
 
-def val_rise_warning(val_losses: Sequence[float | None],
-                     epochs: int = VAL_RISE_EPOCHS) -> str | None:
-    """Return a warning when the last ``epochs`` validation losses each rose over the one before.
+def val_rise_warning(val_losses: Sequence[float | None], epochs: int = VAL_RISE_EPOCHS,
+                     margin: float = VAL_RISE_MARGIN) -> str | None:
+    """Return a warning when the validation loss has risen for ``epochs`` epochs, beyond noise.
 
-    It fires once per streak: at the epoch where the streak of rises reaches ``epochs``.
+    It fires once per streak, at the epoch where the streak of rises reaches ``epochs``, and only
+    if the rise is larger than the epoch-to-epoch noise of the validation loss: the loss over the
+    streak and the loss above the best earlier epoch must both exceed ``margin`` times the
+    standard deviation of a difference of two epochs' losses. That noise is read from the
+    curve's second differences (robustly: their median absolute value), which a steady trend
+    leaves at zero. A small validation set gives a jittery curve on which three rises in a row
+    are common (the old rule, rises alone, fired 5-8 times in such runs); a run that diverges or
+    overfits rises steadily and is flagged.
 
     Parameters
     ----------
@@ -117,21 +126,43 @@ def val_rise_warning(val_losses: Sequence[float | None],
         The validation losses of every epoch so far, oldest first; None where an epoch had none.
     epochs
         The length of the streak of rises that warns.
+    margin
+        How many standard deviations of epoch-to-epoch noise the rise must exceed.
 
     Returns
     -------
     str or None
         The warning, or None.
     """
-    values = [v for v in val_losses if v is not None]
+    values = [v for v in val_losses if v is not None and math.isfinite(v)]
     streak = 0
     for before, after in zip(values, values[1:], strict=False):
         streak = streak + 1 if after > before else 0
     if streak != epochs:
         return None
+    threshold = margin * _epoch_noise(values)
+    rise, above_best = values[-1] - values[-1 - epochs], values[-1] - min(values[:-1])
+    if rise <= threshold or above_best <= threshold:
+        return None
     tail = " → ".join(f"{v:.6g}" for v in values[-epochs - 1:])
-    return (f"validation loss rose for {epochs} consecutive epochs ({tail}): overfitting, a "
-            "too-high learning rate, or scrambled weights; best.safetensors keeps the best epoch")
+    return (f"validation loss rose for {epochs} consecutive epochs ({tail}), more than its "
+            "epoch-to-epoch noise: overfitting, a too-high learning rate, or scrambled "
+            "weights; best.safetensors keeps the best epoch")
+
+
+def _epoch_noise(values: Sequence[float]) -> float:
+    """Return the deviation of a difference of two epochs' losses, from the second differences.
+
+    For losses ``trend + e`` with independent ``e`` of deviation σ and a trend straight over
+    three epochs, a second difference has deviation σ·√6; its median absolute value is
+    0.6745 of that. A difference of two losses has deviation σ·√2. Zero with fewer than three
+    values.
+    """
+    second = np.diff(np.asarray(values, np.float64), 2)
+    if second.size == 0:
+        return 0.0
+    sigma = float(np.median(np.abs(second))) / 0.6745 / math.sqrt(6)
+    return sigma * math.sqrt(2)
 
 
 def resume_warning(recorded: float | None, measured: float | None,

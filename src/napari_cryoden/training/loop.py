@@ -8,7 +8,7 @@ Adam on the MSE loss, validates after each epoch, and writes into the run folder
 - ``history.json`` with every epoch's and every step's loss (and any ``warnings``).
 
 Scramble guards (:mod:`napari_cryoden.evaluation.guards`) yield a :class:`TrainWarning` when the
-validation loss rose for 3 consecutive epochs, and, on resume, when the loaded weights score more
+validation loss rose for 3 consecutive epochs by more than its epoch-to-epoch noise, and, on resume, when the loaded weights score more
 than 20 % worse on the validation set than the loss recorded with them.
 
 Setting the ``stop`` event (or closing the generator) ends training at the next step; the
