@@ -18,7 +18,7 @@ from napari_cryoden.config.sections import Config
 from napari_cryoden.errors import InputError
 from napari_cryoden.evaluation.metrics import patch_grid
 from napari_cryoden.evaluation.pixels import compare
-from napari_cryoden.evaluation.report import evaluate, write_report
+from napari_cryoden.evaluation.report import evaluate, summary_lines, write_report
 from napari_cryoden.models.checkpoint import save_checkpoint
 from napari_cryoden.models.nets import build_model
 
@@ -89,14 +89,20 @@ def test_report_of_a_smoothing_model(dataset: Path, tmp_path: Path) -> None:
     assert len(patches) == report["n_patches"] == _n_patches()
     assert {(p["file"], p["z"]) for p in patches} == {("mic_a.mrc", 0)} | {
         ("mic_b.mrc", z) for z in range(3)}
-    assert report["mse"] == pytest.approx(np.mean([p["mse"] for p in patches]))
+    micrographs = report["micrographs"]  # the headline: each micrograph's whole image
+    assert [(m["file"], m["z"]) for m in micrographs] == [("mic_a.mrc", 0)] + [
+        ("mic_b.mrc", z) for z in range(3)]
+    assert report["mse"] == pytest.approx(np.mean([m["mse"] for m in micrographs]))
+    assert report["per_patch"]["mse"] == pytest.approx(np.mean([p["mse"] for p in patches]))
+    assert "per micrograph" in report["headline"]
     assert report["worst_patch"]["rmse"] == max(p["rmse"] for p in patches)
     assert report["best_patch"]["rmse"] == min(p["rmse"] for p in patches)
-    # a 3x3 box beats the raw input, the tuned Gaussian filter beats the box
+    # a 3x3 box beats the raw input, the fitted Gaussian filter beats the box
     assert report["psnr"] > report["baselines"]["noisy"]["psnr"] + 3
     gaussian = report["baselines"]["gaussian"]
     assert gaussian["sigma"] > 0 and gaussian["psnr"] > report["psnr"]
-    assert "first micrograph" in gaussian["note"]
+    assert "leave one out" in gaussian["fitted_on"]
+    assert "upper bound" in report["baselines"]["gaussian_oracle"]["note"]
     checklist = {item["id"]: item for item in report["checklist"]}
     assert checklist[7]["passed"] is False  # does not beat the Gaussian filter
     assert checklist[10]["value"]["border_ratio"] > 1.25  # zero padding darkens the rim
@@ -193,3 +199,65 @@ def test_memory_stays_flat_over_the_dataset(tmp_path: Path) -> None:
             tracemalloc.stop()
     # holding the 6 micrographs' noisy, clean and denoised arrays would add 4.5 MiB
     assert peaks[1] < peaks[0] + 2**20
+
+
+def test_headline_does_not_depend_on_the_patch_size(dataset: Path) -> None:
+    small, large = (evaluate(_model(BOX), dataset / "noisy", dataset / "clean", patch_size=size)
+                    for size in (16, 48))
+    for key in ("mse", "psnr", "corr"):
+        assert small[key] == pytest.approx(large[key], rel=1e-9), key
+    # the per-patch means do depend on it (what the headline used to be)
+    assert abs(small["per_patch"]["psnr"] - large["per_patch"]["psnr"]) > 0.01
+    assert abs(small["per_patch"]["corr"] - large["per_patch"]["corr"]) > 0.01
+
+
+def _levels(tmp_path: Path, noise: tuple[float, ...]) -> Path:
+    """Micrographs of one texture whose noise differs, so their best Gaussian widths differ."""
+    rng = np.random.default_rng(1)
+    for i, level in enumerate(noise):
+        clean = ndimage.gaussian_filter(rng.random((128, 128)), 2)
+        clean = 0.4 + (clean - clean.min()) / np.ptp(clean) * 0.5
+        _write(tmp_path / "clean" / f"m{i}.mrc", clean)
+        _write(tmp_path / "noisy" / f"m{i}.mrc", clean + level * rng.standard_normal(clean.shape))
+    return tmp_path
+
+
+def test_gaussian_baseline_is_never_fitted_on_the_micrograph_it_is_scored_on(
+        tmp_path: Path) -> None:
+    data = _levels(tmp_path, (0.02, 0.3))  # the second micrograph wants a much wider filter
+    report = evaluate(_model(IDENTITY), data / "noisy", data / "clean", patch_size=64)
+    rows = report["micrographs"]
+    fitted = [r["gaussian_sigma"] for r in rows]
+    oracle = [r["gaussian_oracle_sigma"] for r in rows]
+    assert oracle[1] > 2 * oracle[0]
+    # each micrograph gets the width the *other* one prefers, never its own
+    assert fitted[0] == pytest.approx(oracle[1], rel=0.2)
+    assert fitted[1] == pytest.approx(oracle[0], rel=0.2)
+    assert all(r["gaussian_psnr"] <= r["gaussian_oracle_psnr"] + 1e-6 for r in rows)
+    assert report["baselines"]["gaussian"]["sigmas"] == fitted
+
+
+def test_gaussian_baseline_width_given_or_recorded_with_the_model(dataset: Path,
+                                                                   tmp_path: Path) -> None:
+    given = evaluate(_model(BOX), dataset / "noisy", dataset / "clean", patch_size=PATCH,
+                     gaussian_sigma=1.5)
+    assert given["baselines"]["gaussian"]["sigma"] == 1.5
+    assert "given" in given["baselines"]["gaussian"]["fitted_on"]
+    path = save_checkpoint(tmp_path / "m.safetensors", _model(BOX), Config(),
+                           gaussian_baseline={"sigma": 2.5, "fitted_on": "its validation set"})
+    recorded = evaluate(path, dataset / "noisy", dataset / "clean", patch_size=PATCH)
+    gaussian = recorded["baselines"]["gaussian"]
+    assert gaussian["sigma"] == 2.5 and gaussian["fitted_on"] == "its validation set"
+    with pytest.raises(InputError, match="width must be >= 0"):
+        evaluate(_model(BOX), dataset / "noisy", dataset / "clean", gaussian_sigma=-1.0)
+
+
+def test_one_micrograph_gets_only_the_oracle_labelled_as_such(tmp_path: Path) -> None:
+    data = _levels(tmp_path, (0.1,))
+    report = evaluate(_model(BOX), data / "noisy", data / "clean", patch_size=64)
+    assert "gaussian" not in report["baselines"]
+    assert "gaussian_oracle" in report["baselines"]
+    seven = {i["id"]: i for i in report["checklist"]}[7]
+    assert "oracle" in seven["note"]
+    text = "\n".join(summary_lines(report))
+    assert "Gaussian oracle" in text and "no fitted baseline" in text

@@ -11,7 +11,7 @@ from napari_cryoden.evaluation.inspection import analyse, metric_map
 from napari_cryoden.evaluation.metrics import METRICS
 from napari_cryoden.evaluation.report import summary_lines
 from napari_cryoden.evaluation.scores import ChecklistInput
-from napari_cryoden.evaluation.scoring import Scorer
+from napari_cryoden.evaluation.scoring import GaussianFit, Scorer
 
 
 def trio(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -30,7 +30,10 @@ def test_inspect_scores_an_image_as_evaluate_does() -> None:
     analysis = analyse(noisy, denoised, clean, 32)
     assert [{"file": "a.mrc", "z": 0, **row} for row in analysis.rows] == report["patches"]
     assert analysis.checklist == run_checklist(report)
-    assert report["baselines"]["gaussian"]["sigma"] > 0
+    # one image and no width from elsewhere: only the oracle Gaussian, labelled as such
+    assert "gaussian" not in report["baselines"]
+    assert report["baselines"]["gaussian_oracle"]["sigma"] > 0
+    assert "upper bound" in report["baselines"]["gaussian_oracle"]["note"]
 
 
 def test_scores_are_frozen_and_their_json_is_the_reports() -> None:
@@ -74,17 +77,22 @@ def test_the_noisy_image_is_given_for_every_micrograph_or_none() -> None:
 
 def test_every_metric_of_the_table_reaches_the_report_and_the_summary() -> None:
     noisy, denoised, clean = trio()
-    scorer = Scorer(32)
+    scorer = Scorer(32, gaussian=GaussianFit(1.5, "a width from elsewhere"))
     scorer.add(denoised, clean, noisy, file="a.mrc")
     report = scorer.result().to_json()
     lines = summary_lines(report)
     for m in METRICS:
         assert np.isfinite(report[m.key]) and np.isfinite(report["pooled"][m.key]), m.key
-        for name in ("noisy", "gaussian"):
+        assert np.isfinite(report["per_patch"][m.key]), m.key
+        assert np.isfinite(report["micrographs"][0][m.key]), m.key
+        for name in ("noisy", "gaussian", "gaussian_oracle"):
             assert np.isfinite(report["baselines"][name][m.key]), (name, m.key)
         assert all(m.key in row for row in report["patches"])
         assert metric_map(report["patches"], m.key).shape == (3, 4)
         assert m.name in lines[0]
         assert m.format(report[m.key]) in lines[1]
-    assert [line.split()[0] for line in lines[1:4]] == ["model", "noisy", "Gaussian"]
-    assert lines[-1].startswith("target: clean (1 micrographs, 12 patches")
+    assert [line.split()[0] for line in lines[1:6]] == ["model", "noisy", "Gaussian", "Gaussian",
+                                                         "model,"]
+    assert "σ=1.50" in lines[3] and "oracle" in lines[4]
+    assert lines[6].startswith("target: clean (1 micrographs, 12 patches")
+    assert "a width from elsewhere" in lines[7] and "upper" in lines[8]

@@ -15,6 +15,8 @@ from napari_cryoden.data.packed import Packed, pack
 from napari_cryoden.data.pairs import find_pairs
 from napari_cryoden.devices import resolve_device
 from napari_cryoden.errors import InputError
+from napari_cryoden.evaluation.baselines import FIT_SIGMAS, gaussian_curve
+from napari_cryoden.io.images import read_image
 from napari_cryoden.models.checkpoint import load_checkpoint
 from napari_cryoden.training import (
     CheckpointSaved,
@@ -70,6 +72,11 @@ def test_events_files_and_history(pairs, tmp_path: Path) -> None:
     assert ckpt.epoch == best_epoch and ckpt.config == tiny_config()
     _, last = load_checkpoint(tmp_path / "run" / "last.safetensors")
     assert last.epoch == 3 and last.metadata["extra_tensors"]  # optimizer state for resume
+    # the evaluation's Gaussian baseline is chosen on the validation set and kept with the model
+    recorded = ckpt.metadata["gaussian_baseline"]
+    noisy, clean = (read_image(path)[0] for path in pairs[1][0])
+    assert recorded["sigma"] == FIT_SIGMAS[int(np.argmin(gaussian_curve(noisy, clean)))]
+    assert "validation set (1 of its 1 micrographs)" in recorded["fitted_on"]
 
 
 def test_loss_decreases_and_val_mse_is_raw(pairs, tmp_path: Path) -> None:
@@ -143,6 +150,8 @@ def test_no_validation_set_uses_train_loss(pairs, tmp_path: Path) -> None:
     epochs = [e for e in events if isinstance(e, EpochEnd)]
     assert all(e.val_loss is None for e in epochs) and epochs[0].is_best
     assert (tmp_path / "run" / "best.safetensors").exists()
+    _, ckpt = load_checkpoint(tmp_path / "run" / "best.safetensors")
+    assert "gaussian_baseline" not in ckpt.metadata  # nothing to choose a width on
 
 
 def test_errors(tmp_path: Path) -> None:

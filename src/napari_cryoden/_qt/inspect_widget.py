@@ -1,8 +1,9 @@
 """The Inspect widget: per-patch metrics of a denoised micrograph, and the seed's checklist.
 
 "Analyse" scores every patch of the denoised image against the clean one, and the whole image
-with the noisy and best-Gaussian baselines (:func:`napari_cryoden.evaluation.inspection.analyse`,
-the same scorer as ``cryoden evaluate``), then runs the checklist; the work runs in a worker
+with the noisy and oracle-Gaussian baselines (σ best on this image: an upper bound;
+:func:`napari_cryoden.evaluation.inspection.analyse`, the same scorer as ``cryoden
+evaluate``), then runs the checklist; the work runs in a worker
 (:mod:`napari_cryoden._qt.inspect.jobs`). The images are guessed only from unambiguous names
 and checked before Analyse is enabled (:mod:`napari_cryoden._qt.inspect.choosing`). A row of the
 sortable table (:mod:`napari_cryoden._qt.inspect.table`) centres the viewer on its patch, zoomed

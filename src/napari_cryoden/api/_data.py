@@ -71,7 +71,8 @@ def evaluate(model: ModelSpec, noisy: str | os.PathLike[str], clean: str | os.Pa
              target_kind: str = "clean", patch_size: int | None = None, data_range: float = 1.0,
              device: str = "auto", history: Any = None,
              figures_dir: str | os.PathLike[str] | None = None,
-             json_path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+             json_path: str | os.PathLike[str] | None = None,
+             gaussian_sigma: float | None = None) -> dict[str, Any]:
     """Score a denoiser on pairs of noisy micrographs and their targets, as ``cryoden evaluate``.
 
     Parameters
@@ -96,12 +97,16 @@ def evaluate(model: ModelSpec, noisy: str | os.PathLike[str], clean: str | os.Pa
         Also save PNG figures (loss curves, scatter, histograms, a panel) in this folder.
     json_path
         Also write the report to this JSON file.
+    gaussian_sigma
+        The Gaussian baseline's width (px); default: the one recorded with the model (chosen
+        on its validation set), else for each micrograph the width best on the others.
 
     Returns
     -------
     dict
-        The report (docs/metrics.md): means over patches of ``mse``, ``rmse``, ``psnr`` and
-        ``corr``, ``baselines`` (the noisy input, a Gaussian blur), ``checklist`` and
+        The report (docs/metrics.md): per-micrograph means of ``mse``, ``rmse``, ``psnr``,
+        ``corr`` and ``ssim`` (``per_patch``: the means over patches), ``baselines`` (the noisy
+        input, the fitted Gaussian, the oracle Gaussian as an upper bound), ``checklist`` and
         ``warnings`` (empty for a plausible denoiser).
 
     Examples
@@ -120,7 +125,7 @@ def evaluate(model: ModelSpec, noisy: str | os.PathLike[str], clean: str | os.Pa
     report = run(loaded.net, noisy, clean, device=device, normalization=loaded.normalization,
                  patch_size=patch_size or loaded.config.data.patch_size, data_range=data_range,
                  target_kind=target_kind, figures_dir=figures_dir, history=history,
-                 checkpoint=loaded.checkpoint)
+                 checkpoint=loaded.checkpoint, gaussian_sigma=gaussian_sigma)
     if json_path is not None:
         write_report(report, Path(json_path))
     return report

@@ -36,6 +36,11 @@ def add_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--baseline-sigma", type=float, default=8.0,
                    help="Gaussian baseline width beside split-frame and region SNR, px "
                         "(default 8)")
+    p.add_argument("--gaussian-sigma", type=float, default=None, metavar="PX",
+                   help="width of the Gaussian baseline beside the clean-target metrics "
+                        "(default: the one recorded with the model from its validation set, "
+                        "else for each micrograph the width best on the other micrographs; "
+                        "never chosen on the micrograph it is scored on)")
     p.add_argument("--json", type=Path, required=True, metavar="FILE", help="report to write")
     p.add_argument("--figures", type=Path, metavar="DIR", help="also save PNG figures here")
     p.add_argument("--patch-size", type=int, default=None,
@@ -98,6 +103,7 @@ def _with_clean(args: argparse.Namespace, denoiser: Any, history: Any) -> dict[s
         patch_size=args.patch_size or ckpt.config.data.patch_size, data_range=args.data_range,
         device=denoiser.device, normalization=ckpt.normalization, target_kind=args.target_kind,
         figures_dir=args.figures, history=history, checkpoint=ckpt,
+        gaussian_sigma=args.gaussian_sigma,
     )
 
 

@@ -1,7 +1,10 @@
-"""The baseline every denoiser must beat: the noisy input filtered by the best Gaussian.
+"""The baseline every denoiser must beat: the noisy input filtered by a Gaussian.
 
 :func:`best_gaussian` searches the filter width that brings the noisy input closest (MSE) to the
-clean target; :func:`gaussian_baseline` applies a width. See docs/metrics.md.
+clean target (on the scored micrograph itself that is an oracle, an upper bound);
+:func:`gaussian_curve` and :func:`leave_one_out_sigmas` choose a width for each micrograph on the
+*other* micrographs, so the fitted baseline never sees what it is scored on;
+:func:`gaussian_baseline` applies a width. See docs/metrics.md.
 """
 
 from __future__ import annotations
@@ -13,11 +16,13 @@ from scipy import ndimage
 
 from .pixels import compare
 
-__all__ = ["DEFAULT_SIGMAS", "GAUSSIAN_SEARCH_CROP", "best_gaussian", "centre_crop",
-           "gaussian_baseline"]
+__all__ = ["DEFAULT_SIGMAS", "FIT_SIGMAS", "GAUSSIAN_SEARCH_CROP", "best_gaussian", "centre_crop",
+           "gaussian_baseline", "gaussian_curve", "leave_one_out_sigmas"]
 
 DEFAULT_SIGMAS = (0.0, 0.5, 0.7, 1.0, 1.4, 2.0, 2.8, 4.0, 5.6, 8.0, 11.3, 16.0, 22.6, 32.0)
 GAUSSIAN_SEARCH_CROP = 1024  # baselines search the Gaussian sigma on a central crop this big
+FIT_SIGMAS = (0.0,) + tuple(float(0.5 * 2 ** (k / 4)) for k in range(25))
+"""Widths a fitted baseline chooses from: none, and 0.5 to 32 px at four steps an octave."""
 
 
 def centre_crop(image: np.ndarray, size: int) -> np.ndarray:
@@ -72,3 +77,40 @@ def best_gaussian(noisy: np.ndarray, clean: np.ndarray, sigmas: Sequence[float] 
         i = int(np.argmin(scores))
     best = grid[i]
     return best, compare(gaussian_baseline(noisy, best), clean, data_range)
+
+
+def gaussian_curve(noisy: np.ndarray, clean: np.ndarray,
+                   sigmas: Sequence[float] = FIT_SIGMAS) -> np.ndarray:
+    """Return the MSE of ``noisy`` filtered by each width against ``clean`` (central crops).
+
+    The crops are :data:`GAUSSIAN_SEARCH_CROP` px at most; a stack's first slice is used.
+    """
+    if noisy.ndim == 3:
+        noisy, clean = noisy[0], clean[0]
+    noisy = centre_crop(np.asarray(noisy, np.float32), GAUSSIAN_SEARCH_CROP)
+    clean = centre_crop(np.asarray(clean, np.float32), GAUSSIAN_SEARCH_CROP)
+    return np.array([float(np.mean((gaussian_baseline(noisy, s) - clean).astype(np.float64)
+                                   ** 2)) for s in sigmas])
+
+
+def leave_one_out_sigmas(curves: Sequence[np.ndarray],
+                         sigmas: Sequence[float] = FIT_SIGMAS) -> list[float]:
+    """For each micrograph, the width best on all the *other* micrographs together.
+
+    Parameters
+    ----------
+    curves
+        :func:`gaussian_curve` of each micrograph (at least two).
+    sigmas
+        The widths the curves were measured at.
+
+    Returns
+    -------
+    list of float
+        One width per micrograph: the minimum of the summed curves of the others.
+    """
+    if len(curves) < 2:
+        raise ValueError("a width chosen on the other micrographs needs at least two")
+    stack = np.stack(curves)
+    total = stack.sum(0)
+    return [float(sigmas[int(np.argmin(total - curve))]) for curve in stack]

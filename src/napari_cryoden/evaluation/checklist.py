@@ -200,6 +200,10 @@ def _visual(scores: ChecklistInput, noisy: bool) -> dict[str, Any]:
     value = {"gain_over_noisy_db": gain, "margin_over_gaussian_db": margin,
              "gaussian_sigma": scores.gaussian_sigma}
     notes = ["noisy target: the gain cannot exceed 10·log10(2) ≈ 3 dB"] if noisy else []
+    if scores.gaussian_kind == "oracle":
+        notes.append("no fitted Gaussian (one micrograph, no width recorded with the model): "
+                     "the margin is over the oracle Gaussian, whose width was chosen on this "
+                     "target, a stricter bar than a fitted one")
     if gain < 0:  # PSNR below the noisy input's: the model is worse than the identity
         notes.insert(0, "the model is worse than the identity (the noisy input itself): "
                         "scrambled weights or the wrong normalisation?")

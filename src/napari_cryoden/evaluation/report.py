@@ -2,8 +2,12 @@
 
 :func:`evaluate` reads one (noisy, target) pair at a time, denoises it and feeds the streaming
 :class:`~napari_cryoden.evaluation.scoring.Scorer`, so memory stays flat however large the
-dataset. Besides the model it scores two baselines on the same pixels: the noisy input itself, and
-the best Gaussian filter, whose width is searched on the first micrograph and then applied to all.
+dataset. Besides the model it scores baselines on the same pixels: the noisy input itself; a
+Gaussian filter whose width is never chosen on the micrograph it is scored on (given, recorded
+with the model from its validation set, or else chosen for each micrograph on the others); and
+the oracle Gaussian (each micrograph's own best width), labelled as an upper bound. The
+headline metrics are per micrograph (each micrograph's whole image, then averaged), so they do
+not depend on the patch size; per-patch means stay in ``per_patch``.
 Scramble guards (:mod:`napari_cryoden.evaluation.guards`) add ``warnings`` when the model's
 correlation is <= 0 or it does worse than the noisy input, the seed's symptoms of scrambled weights.
 The returned report is the JSON written by ``cryoden evaluate`` (see docs/metrics.md).
@@ -23,13 +27,14 @@ import numpy as np
 from ..data.pairs import find_pairs
 from ..errors import InputError
 from ..io.images import read_image
-from .baselines import centre_crop
+from .baselines import FIT_SIGMAS, centre_crop, gaussian_curve, leave_one_out_sigmas
 from .checklist import run_checklist
 from .guards import report_warnings
 from .metrics import METRICS
-from .scoring import TARGET_NOTES, Scorer
+from .scoring import TARGET_NOTES, GaussianFit, Scorer
 
-__all__ = ["evaluate", "write_report", "summary_lines", "model_info", "TARGET_NOTES"]
+__all__ = ["evaluate", "gaussian_fit", "validation_gaussian", "write_report", "summary_lines",
+           "model_info", "TARGET_NOTES"]
 
 _PANEL_CROP = 512
 
@@ -41,7 +46,8 @@ def evaluate(model: Any, noisy_dir: str | os.PathLike[str], clean_dir: str | os.
              normalization: str | None = None, target_kind: str = "clean",
              figures_dir: str | os.PathLike[str] | None = None, history: Any = None,
              denoise_fn: Callable[..., np.ndarray] | None = None,
-             progress: ProgressFn | None = None, checkpoint: Any = None) -> dict[str, Any]:
+             progress: ProgressFn | None = None, checkpoint: Any = None,
+             gaussian_sigma: float | None = None) -> dict[str, Any]:
     """Evaluate a denoiser on every (noisy, target) pair of two folders.
 
     Parameters
@@ -74,12 +80,18 @@ def evaluate(model: Any, noisy_dir: str | os.PathLike[str], clean_dir: str | os.
         Called as ``progress(done, total, file_name)`` after each micrograph.
     checkpoint
         The :class:`~napari_cryoden.models.checkpoint.Checkpoint` of an already loaded ``model``.
+    gaussian_sigma
+        The fitted Gaussian baseline's width (px). By default the width recorded with the model
+        (chosen on its validation set), else for each micrograph the width best on the other
+        micrographs (one extra read of each pair, central crops); with one micrograph and
+        neither, only the oracle Gaussian is reported.
 
     Returns
     -------
     dict
-        The report; its top level holds the means over patches of ``mse``, ``rmse``, ``psnr``
-        and ``corr`` (NaN correlations of flat patches are skipped), plus ``patches``,
+        The report; its top level holds the per-micrograph means of ``mse``, ``rmse``,
+        ``psnr``, ``corr`` and ``ssim`` (the headline), plus ``per_patch`` (means over patches;
+        NaN correlations of flat patches are skipped), ``micrographs``, ``patches``,
         ``pooled``, ``baselines``, ``artifacts``, ``checklist`` and the rest (docs/metrics.md),
         and ``warnings``: scramble-guard messages (Pearson r <= 0, worse than the noisy input;
         :func:`napari_cryoden.evaluation.guards.report_warnings`), empty for a plausible denoiser.
@@ -101,12 +113,14 @@ def evaluate(model: Any, noisy_dir: str | os.PathLike[str], clean_dir: str | os.
         history = checkpoint.metadata.get("epochs")
 
     pairs = find_pairs(noisy_dir, clean_dir)
-    scorer, panel = Scorer(patch_size, data_range), None
+    fit, sigmas = gaussian_fit(pairs, gaussian_sigma, checkpoint)
+    scorer, panel = Scorer(patch_size, data_range, fit), None
     for done, (noisy_path, clean_path) in enumerate(pairs, start=1):
         noisy, clean = _read_pair(noisy_path, clean_path)
         denoised = denoise_fn(model, noisy, normalization=normalization, device=device)
         _check_output(denoised, noisy, noisy_path)
-        scorer.add(denoised, clean, noisy, file=noisy_path.name)
+        scorer.add(denoised, clean, noisy, file=noisy_path.name,
+                   sigma=None if sigmas is None else sigmas[done - 1])
         panel = panel or _panel(noisy, denoised, clean)
         del noisy, clean, denoised
         if progress is not None:
@@ -121,6 +135,74 @@ def evaluate(model: Any, noisy_dir: str | os.PathLike[str], clean_dir: str | os.
     if figures_dir is not None:
         report["figures"] = _save_figures(Path(figures_dir), scorer, panel, history)
     return report
+
+
+def gaussian_fit(pairs: list[tuple[Path, Path]], sigma: float | None,
+                 checkpoint: Any = None) -> tuple[GaussianFit | None, list[float] | None]:
+    """Choose the fitted Gaussian baseline's width, never on the micrograph it is scored on.
+
+    Parameters
+    ----------
+    pairs
+        The (noisy, clean) files to be scored.
+    sigma
+        A width the caller gives (wins).
+    checkpoint
+        The model's checkpoint: a width recorded with it (``gaussian_baseline`` metadata,
+        chosen on its validation set) comes next.
+
+    Returns
+    -------
+    fit, sigmas
+        The fit (None with one micrograph and no other source) and, when each micrograph has
+        its own width (chosen on the others: leave one out), those widths in ``pairs`` order.
+    """
+    if sigma is not None:
+        if not sigma >= 0:
+            raise InputError(f"the Gaussian baseline's width must be >= 0 px, got {sigma}")
+        return GaussianFit(float(sigma), "the width given to evaluate (--gaussian-sigma)"), None
+    recorded = (checkpoint.metadata.get("gaussian_baseline") or {}) if checkpoint else {}
+    if recorded.get("sigma") is not None:
+        where = str(recorded.get("fitted_on", "the model's validation set"))
+        return GaussianFit(float(recorded["sigma"]), where), None
+    if len(pairs) < 2:
+        return None, None
+    curves = [gaussian_curve(*_read_pair(noisy, clean)) for noisy, clean in pairs]
+    sigmas = leave_one_out_sigmas(curves)
+    where = (f"the other {len(pairs) - 1} evaluated micrograph{'s' * (len(pairs) > 2)} "
+             "(leave one out: each micrograph's width is the best on the others)")
+    return GaussianFit(float(np.mean(sigmas)), where, tuple(sigmas)), sigmas
+
+
+def validation_gaussian(pairs: Any, most: int = 16) -> dict[str, Any] | None:
+    """Choose the Gaussian baseline's width on a run's validation pairs, to record with its model.
+
+    Parameters
+    ----------
+    pairs
+        ``(noisy, target)`` file pairs of the validation set (the target clean, or a second
+        noisy exposure: its independent noise leaves the best width unchanged on average);
+        anything else (a packed store, nothing) gives None.
+    most
+        At most this many pairs are read (evenly spaced), central crops only.
+
+    Returns
+    -------
+    dict or None
+        ``{"sigma", "fitted_on"}``, the ``gaussian_baseline`` metadata
+        :func:`gaussian_fit` reads back.
+    """
+    if not isinstance(pairs, (list, tuple)) or not pairs:
+        return None
+    if not all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], (str, Path))
+               for p in pairs):
+        return None
+    picked = [pairs[i] for i in np.linspace(0, len(pairs) - 1, min(most, len(pairs)))
+              .round().astype(int)]
+    total = sum(gaussian_curve(*_read_pair(Path(a), Path(b))) for a, b in picked)
+    sigma = float(FIT_SIGMAS[int(np.argmin(total))])
+    return {"sigma": sigma, "fitted_on": f"the training run's validation set ({len(picked)} of "
+                                         f"its {len(pairs)} micrographs)"}
 
 
 def _read_pair(noisy_path: Path, clean_path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -192,19 +274,36 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
     -------
     list of str
         A header of every :data:`~napari_cryoden.evaluation.metrics.METRICS` name, one row of
-        means over patches each for the model, the noisy input and the Gaussian filter, and a
-        line saying what was evaluated.
+        per-micrograph means each for the model, the noisy input, the fitted Gaussian and the
+        oracle Gaussian (an upper bound), the model's means over patches, and lines saying what
+        was evaluated and where the Gaussian's width came from.
     """
     baselines = report.get("baselines") or {}
     rows: list[tuple[str, Mapping[str, Any]]] = [("model", report)]
     if baselines:
-        rows += [("noisy input", baselines["noisy"]),
-                 (f"Gaussian σ={baselines['gaussian']['sigma']:.2f}", baselines["gaussian"])]
-    lines = [f"{'':>16}" + "".join(f" {m.name:>10}" for m in METRICS)]
-    lines += [f"{name:>16}" + "".join(f" {m.format(row.get(m.key)):>10}" for m in METRICS)
+        rows.append(("noisy input", baselines["noisy"]))
+        if "gaussian" in baselines:
+            rows.append((f"Gaussian σ={baselines['gaussian']['sigma']:.2f}",
+                         baselines["gaussian"]))
+        if "gaussian_oracle" in baselines:
+            rows.append(("Gaussian oracle", baselines["gaussian_oracle"]))
+    if report.get("per_patch"):
+        rows.append(("model, per patch", report["per_patch"]))
+    lines = [f"{'':>18}" + "".join(f" {m.name:>10}" for m in METRICS)]
+    lines += [f"{name:>18}" + "".join(f" {m.format(row.get(m.key)):>10}" for m in METRICS)
               for name, row in rows]
     lines.append(f"target: {report['target_kind']} ({report['n_micrographs']} micrographs, "
-                 f"{report['n_patches']} patches, data range {report['data_range']})")
+                 f"{report['n_patches']} patches of {report.get('patch_size')} px, data range "
+                 f"{report['data_range']}); rows are means over micrographs of each whole "
+                 "micrograph's value")
+    if "gaussian" in baselines:
+        lines.append(f"Gaussian: σ chosen on {baselines['gaussian']['fitted_on']}")
+    elif baselines:
+        lines.append("Gaussian: no fitted baseline (one micrograph, no width recorded with the "
+                     "model): give --gaussian-sigma or more micrographs")
+    if "gaussian_oracle" in baselines:
+        lines.append("Gaussian oracle: σ chosen on each micrograph's own clean target, an upper "
+                     "bound no user can choose")
     return lines
 
 

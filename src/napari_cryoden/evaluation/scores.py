@@ -1,7 +1,9 @@
 """The typed results of :class:`~napari_cryoden.evaluation.scoring.Scorer`.
 
 Frozen dataclasses: :class:`Scores` holds the model's and the baselines'
-:class:`PredictionScore` and one :class:`PatchScore` per patch; each ``to_json()`` gives the JSON of
+:class:`PredictionScore`, one :class:`PatchScore` per patch and one row per micrograph, and
+:class:`GaussianFit` says where the fitted Gaussian's width came from; each ``to_json()`` gives
+the JSON of
 ``cryoden evaluate``'s report (docs/metrics.md). :class:`ChecklistInput` is what the checklist
 judges, read from scores (:meth:`Scores.checklist_input`) or from a report
 (:meth:`ChecklistInput.from_report`).
@@ -15,13 +17,34 @@ from typing import Any
 
 from .baselines import GAUSSIAN_SEARCH_CROP
 
-__all__ = ["TARGET_NOTES", "PatchScore", "PredictionScore", "Scores", "ChecklistInput"]
+__all__ = ["TARGET_NOTES", "HEADLINE_NOTE", "ORACLE_NOTE", "ChecklistInput", "GaussianFit",
+           "PatchScore", "PredictionScore", "Scores"]
 
 TARGET_NOTES = {
     "clean": "The target is noise-free ground truth: the metrics measure the denoiser's error.",
     "noisy": "The target is itself a noisy micrograph: PSNR is then capped by the target's noise "
              "(and correlation likewise), so the values understate the denoiser's quality.",
 }
+
+
+HEADLINE_NOTE = ("per micrograph: each metric on each micrograph's whole image, then averaged "
+                 "over micrographs (independent of the patch size; per_patch holds the means "
+                 "over patches)")
+ORACLE_NOTE = (f"upper bound, not a baseline: the sigma best on each micrograph's own clean "
+               f"target (central crop of at most {GAUSSIAN_SEARCH_CROP} px), which no user can "
+               "choose")
+
+
+@dataclass(frozen=True)
+class GaussianFit:
+    """The fitted Gaussian baseline's width and where it was chosen (never the scored pixels)."""
+
+    sigma: float
+    """The width (px); the mean when each micrograph had its own."""
+    fitted_on: str
+    """Where it was chosen, in words (the model's validation set, the other micrographs, …)."""
+    sigmas: tuple[float, ...] = ()
+    """Per micrograph, when each had its own."""
 
 
 @dataclass(frozen=True)
@@ -53,20 +76,24 @@ class PatchScore:
 
 @dataclass(frozen=True)
 class PredictionScore:
-    """One prediction (the model or a baseline): means over patches and pooled metrics."""
+    """One prediction (the model or a baseline): per micrograph, per patch and pooled metrics."""
 
     means: Mapping[str, float]
+    """Means over patches."""
     pooled: Mapping[str, float]
+    """Over all pixels of all micrographs."""
+    per_micrograph: Mapping[str, float]
+    """Means over micrographs of each micrograph's whole-image value: the headline."""
 
     def to_json(self) -> dict[str, Any]:
-        """Return the means over patches and, under ``pooled``, the metrics over all pixels.
+        """Return the per-micrograph means, ``per_patch`` means and ``pooled`` metrics.
 
         Returns
         -------
         dict
-            ``{**means, "pooled": pooled}``.
+            ``{**per_micrograph, "per_patch": means, "pooled": pooled}``.
         """
-        return {**self.means, "pooled": dict(self.pooled)}
+        return {**self.per_micrograph, "per_patch": dict(self.means), "pooled": dict(self.pooled)}
 
 
 @dataclass(frozen=True)
@@ -74,13 +101,16 @@ class ChecklistInput:
     """What the checklist judges: pooled metrics of the model and baselines, artifacts, patches.
 
     ``noisy_pooled`` and ``gaussian_pooled`` are ``None`` when the noisy input is unknown (then
-    item 7 is not judged); ``epoch`` is the evaluated checkpoint's, when known.
+    item 7 is not judged); ``gaussian_pooled`` is the fitted Gaussian's, or the oracle's when
+    there is no fitted one (``gaussian_kind`` says which); ``epoch`` is the evaluated
+    checkpoint's, when known.
     """
 
     pooled: Mapping[str, float]
     noisy_pooled: Mapping[str, float] | None = None
     gaussian_pooled: Mapping[str, float] | None = None
     gaussian_sigma: float | None = None
+    gaussian_kind: str = "fitted"
     artifacts: Mapping[str, Any] | None = None
     patches: Sequence[Mapping[str, Any]] = ()
     target_kind: str = "clean"
@@ -107,8 +137,12 @@ class ChecklistInput:
         """
         baselines = report.get("baselines") or {}
         noisy, gaussian = baselines.get("noisy"), baselines.get("gaussian") or {}
+        kind = "fitted"
+        if not gaussian and baselines.get("gaussian_oracle"):
+            gaussian, kind = baselines["gaussian_oracle"], "oracle"
         return cls(pooled=report["pooled"], noisy_pooled=noisy["pooled"] if noisy else None,
-                   gaussian_pooled=gaussian.get("pooled"), gaussian_sigma=gaussian.get("sigma"),
+                   gaussian_pooled=gaussian.get("pooled"),
+                   gaussian_sigma=gaussian.get("sigma"), gaussian_kind=kind,
                    artifacts=report.get("artifacts"),
                    patches=tuple(report.get("patches", []) if patches is None else patches),
                    target_kind=report.get("target_kind", "clean"),
@@ -118,7 +152,7 @@ class ChecklistInput:
 
 @dataclass(frozen=True)
 class Scores:
-    """The model and (when the noisy input was given) both baselines scored on a dataset."""
+    """The model and (when the noisy input was given) the baselines scored on a dataset."""
 
     patch_size: int
     data_range: float
@@ -129,7 +163,17 @@ class Scores:
     patches: tuple[PatchScore, ...]
     noisy: PredictionScore | None = None
     gaussian: PredictionScore | None = None
-    sigma: float | None = None
+    """The fitted Gaussian (its width chosen on other data), when a width was given."""
+    fit: GaussianFit | None = None
+    oracle: PredictionScore | None = None
+    """The oracle Gaussian (each micrograph's own best width): an upper bound."""
+    oracle_sigmas: tuple[float, ...] = ()
+    micrographs: tuple[Mapping[str, Any], ...] = ()
+
+    @property
+    def sigma(self) -> float | None:
+        """The fitted Gaussian's width (mean over micrographs), else None."""
+        return None if self.fit is None else self.fit.sigma
 
     def to_json(self) -> dict[str, Any]:
         """Return the report's scores as JSON-ready values (docs/metrics.md lists the keys).
@@ -137,27 +181,37 @@ class Scores:
         Returns
         -------
         dict
-            The model's means over patches at the top level, then ``data_range``,
-            ``target_kind``, ``target_note``, ``n_micrographs``, ``n_patches``,
-            ``patch_size``, ``pooled``, ``baselines``, ``artifacts``, ``best_patch``,
-            ``worst_patch`` and ``patches``.
+            The model's per-micrograph means at the top level (the headline), then
+            ``headline``, ``per_patch``, ``data_range``, ``target_kind``, ``target_note``,
+            ``n_micrographs``, ``n_patches``, ``patch_size``, ``pooled``, ``baselines``,
+            ``artifacts``, ``best_patch``, ``worst_patch``, ``micrographs`` and ``patches``.
         """
         rows = [patch.to_json() for patch in self.patches]
         by_rmse = sorted(rows, key=lambda row: row["rmse"])
-        return {**self.model.means, "data_range": self.data_range,
+        return {**self.model.per_micrograph, "headline": HEADLINE_NOTE,
+                "per_patch": dict(self.model.means), "data_range": self.data_range,
                 "target_kind": self.target_kind, "target_note": TARGET_NOTES[self.target_kind],
                 "n_micrographs": self.n_micrographs, "n_patches": len(rows),
                 "patch_size": self.patch_size, "pooled": dict(self.model.pooled),
                 "baselines": self._baselines_json(), "artifacts": dict(self.artifacts),
-                "best_patch": by_rmse[0], "worst_patch": by_rmse[-1], "patches": rows}
+                "best_patch": by_rmse[0], "worst_patch": by_rmse[-1],
+                "micrographs": [dict(m) for m in self.micrographs], "patches": rows}
 
     def _baselines_json(self) -> dict[str, Any]:
-        if self.noisy is None or self.gaussian is None:
+        if self.noisy is None:
             return {}
-        note = (f"sigma = {self.sigma:.3g} px, searched on the first micrograph (central crop "
-                f"of at most {GAUSSIAN_SEARCH_CROP} px), then applied to all micrographs")
-        return {"noisy": self.noisy.to_json(),
-                "gaussian": {"sigma": self.sigma, "note": note, **self.gaussian.to_json()}}
+        out: dict[str, Any] = {"noisy": self.noisy.to_json()}
+        if self.gaussian is not None and self.fit is not None:
+            note = f"sigma chosen on {self.fit.fitted_on}, never on the scored micrograph"
+            out["gaussian"] = {"sigma": self.fit.sigma, "sigmas": list(self.fit.sigmas),
+                               "fitted_on": self.fit.fitted_on, "note": note,
+                               **self.gaussian.to_json()}
+        if self.oracle is not None:
+            out["gaussian_oracle"] = {"sigma": float(sum(self.oracle_sigmas)
+                                                     / len(self.oracle_sigmas)),
+                                      "sigmas": list(self.oracle_sigmas), "note": ORACLE_NOTE,
+                                      **self.oracle.to_json()}
+        return out
 
     def checklist_input(self, epoch: int | None = None) -> ChecklistInput:
         """Return what the checklist judges of these scores.
@@ -170,12 +224,18 @@ class Scores:
         Returns
         -------
         ChecklistInput
-            Pooled metrics, baselines, artifacts and patch rows.
+            Pooled metrics, baselines (the fitted Gaussian, else the oracle), artifacts and
+            patch rows.
         """
+        fitted = self.gaussian is not None
+        gaussian = self.gaussian if fitted else self.oracle
+        sigma = self.sigma if fitted else (
+            float(sum(self.oracle_sigmas) / len(self.oracle_sigmas)) if self.oracle_sigmas
+            else None)
         return ChecklistInput(
             pooled=self.model.pooled,
             noisy_pooled=None if self.noisy is None else self.noisy.pooled,
-            gaussian_pooled=None if self.gaussian is None else self.gaussian.pooled,
-            gaussian_sigma=self.sigma,
+            gaussian_pooled=None if gaussian is None else gaussian.pooled,
+            gaussian_sigma=sigma, gaussian_kind="fitted" if fitted else "oracle",
             artifacts=self.artifacts, patches=tuple(p.to_json() for p in self.patches),
             target_kind=self.target_kind, data_range=self.data_range, epoch=epoch)

@@ -1,12 +1,16 @@
-"""One scorer for a denoiser's output: the model, the noisy input and the best Gaussian filter.
+"""One scorer for a denoiser's output: the model, the noisy input and two Gaussian filters.
 
 :class:`Scorer` is fed one micrograph (or stack) at a time and scores, on exactly the same pixels,
-the model's output and, when the noisy input is given, two baselines: the noisy input itself and
-the best Gaussian filter, whose width is searched on the first micrograph and then applied to all.
-Each is scored per patch and pooled over all pixels (streaming accumulators, so memory stays
-flat). :meth:`Scorer.result` returns :class:`~napari_cryoden.evaluation.scores.Scores`, frozen
-dataclasses whose ``to_json()`` is the JSON of ``cryoden evaluate``'s report.
-Both ``cryoden evaluate`` (:mod:`.report`) and the Inspect widget (:mod:`.inspection`) use it.
+the model's output and, when the noisy input is given, the baselines: the noisy input itself,
+the **fitted Gaussian** (a width chosen on other data than the scored micrograph: given by the
+caller, per micrograph or once) and the **oracle Gaussian** (the width best on each micrograph's
+own clean target: an upper bound no user can reach, labelled as such). Each is scored per
+micrograph (the headline: every metric on the whole micrograph, then averaged over
+micrographs, so it does not depend on a patch size), per patch, and pooled over all pixels
+(streaming accumulators, so memory stays flat). :meth:`Scorer.result` returns
+:class:`~napari_cryoden.evaluation.scores.Scores`, frozen dataclasses whose ``to_json()`` is
+the JSON of ``cryoden evaluate``'s report. Both ``cryoden evaluate`` (:mod:`.report`) and the
+Inspect widget (:mod:`.inspection`) use it.
 """
 
 from __future__ import annotations
@@ -19,10 +23,11 @@ from ..errors import InputError
 from .artifacts import ArtifactAccumulator
 from .baselines import GAUSSIAN_SEARCH_CROP, best_gaussian, centre_crop, gaussian_baseline
 from .metrics import METRICS, nanmean, patch_metrics
-from .pixels import PairAccumulator
-from .scores import TARGET_NOTES, ChecklistInput, PatchScore, PredictionScore, Scores
+from .pixels import PairAccumulator, compare
+from .scores import TARGET_NOTES, ChecklistInput, GaussianFit, PatchScore, PredictionScore, Scores
 
-__all__ = ["Scorer", "Scores", "PredictionScore", "PatchScore", "ChecklistInput", "TARGET_NOTES"]
+__all__ = ["Scorer", "Scores", "PredictionScore", "PatchScore", "ChecklistInput", "GaussianFit",
+           "TARGET_NOTES"]
 
 _HIST_CROP = 2048  # the histogram range is fixed on the first micrograph's central crop this big
 
@@ -36,19 +41,27 @@ class Scorer:
         Edge of the square patches of the per-patch metrics (last patch aligned to the edge).
     data_range
         Peak-to-peak range of the data, for PSNR (1.0 for micrographs in [0, 1]).
+    gaussian
+        Where the fitted Gaussian's width comes from, and the width when it is one for all
+        micrographs; ``None``: no fitted Gaussian unless :meth:`add` is given a width.
     """
 
-    def __init__(self, patch_size: int, data_range: float = 1.0) -> None:
+    def __init__(self, patch_size: int, data_range: float = 1.0,
+                 gaussian: GaussianFit | None = None) -> None:
         self.patch_size, self.data_range = int(patch_size), float(data_range)
+        self.gaussian = gaussian
         self.accumulators: dict[str, PairAccumulator] = {}
         self.artifacts = ArtifactAccumulator()
-        self.sigma: float | None = None
+        self.fitted_sigmas: list[float] = []
+        self.oracle_sigmas: list[float] = []
         self.n_micrographs = 0
         self._rows: dict[str, list[dict[str, float]]] = {}
+        self._images: dict[str, list[dict[str, float]]] = {}
         self._where: list[tuple[str | None, int]] = []
+        self._image_where: list[tuple[str | None, int]] = []
 
     def add(self, denoised: np.ndarray, clean: np.ndarray, noisy: np.ndarray | None = None, *,
-            file: str | None = None) -> None:
+            file: str | None = None, sigma: float | None = None) -> None:
         """Score one micrograph, or each slice of a ``(z, y, x)`` stack.
 
         Parameters
@@ -59,43 +72,56 @@ class Scorer:
             The model's input: adds the noisy and Gaussian baselines. Give it for every
             micrograph or for none.
         file
-            The micrograph's file name, kept in its patch rows.
+            The micrograph's file name, kept in its patch and micrograph rows.
+        sigma
+            The fitted Gaussian's width for this micrograph (chosen on other data, e.g. the
+            other micrographs); default: the ``gaussian`` given to the scorer, if any.
         """
         self.n_micrographs += 1
         denoised, clean = _stack(denoised), _stack(clean)
         noisy = None if noisy is None else _stack(noisy)
+        if sigma is None and self.gaussian is not None:
+            sigma = self.gaussian.sigma
         for z in range(denoised.shape[0]):
-            self._add_slice(denoised[z], clean[z], None if noisy is None else noisy[z], file, z)
+            self._add_slice(denoised[z], clean[z], None if noisy is None else noisy[z], file, z,
+                            sigma)
 
     def _add_slice(self, denoised: np.ndarray, clean: np.ndarray, noisy: np.ndarray | None,
-                   file: str | None, z: int) -> None:
-        if not self.accumulators:
-            self._start(clean, noisy)
-        if (noisy is not None) != ("noisy" in self.accumulators):
-            raise ValueError("give the noisy image for every micrograph or for none")
+                   file: str | None, z: int, sigma: float | None) -> None:
         predictions = {"model": denoised}
         if noisy is not None:
-            predictions.update(noisy=noisy, gaussian=gaussian_baseline(noisy, self.sigma or 0.0))
+            oracle, _ = best_gaussian(centre_crop(noisy, GAUSSIAN_SEARCH_CROP),
+                                      centre_crop(clean, GAUSSIAN_SEARCH_CROP),
+                                      data_range=self.data_range)
+            self.oracle_sigmas.append(oracle)
+            predictions.update(noisy=noisy, gaussian_oracle=gaussian_baseline(noisy, oracle))
+            if sigma is not None:
+                self.fitted_sigmas.append(float(sigma))
+                predictions["gaussian"] = gaussian_baseline(noisy, sigma)
+        if not self.accumulators:
+            self._start(clean, noisy, tuple(predictions))
+        if set(predictions) != set(self.accumulators):
+            raise ValueError("give the noisy image (and a fitted Gaussian width) for every "
+                             "micrograph or for none")
         for name, pred in predictions.items():
             self.accumulators[name].update(pred, clean)
-            self._rows[name] += patch_metrics(pred, clean, self.patch_size, self.data_range)
+            rows = patch_metrics(pred, clean, self.patch_size, self.data_range)
+            self._rows[name] += rows
+            self._images[name].append(_whole(pred, clean, rows, self.data_range))
         self.artifacts.update(denoised, clean)
         self._where += [(file, z)] * (len(self._rows["model"]) - len(self._where))
+        self._image_where.append((file, z))
 
-    def _start(self, clean: np.ndarray, noisy: np.ndarray | None) -> None:
-        """First slice: fix the histogram range and search the Gaussian filter's sigma."""
+    def _start(self, clean: np.ndarray, noisy: np.ndarray | None, names: tuple[str, ...]) -> None:
+        """First slice: fix the histogram range of every prediction's accumulator."""
         crops = [centre_crop(a, _HIST_CROP).ravel() for a in (noisy, clean) if a is not None]
         low, high = np.percentile(np.concatenate(crops), [0.1, 99.9])
         pad = 0.1 * (high - low) or 0.5
-        names = ("model",) if noisy is None else ("model", "noisy", "gaussian")
         self.accumulators = {name: PairAccumulator(self.data_range,
                                                    hist_range=(float(low - pad), float(high + pad)))
                              for name in names}
         self._rows = {name: [] for name in names}
-        if noisy is not None:
-            self.sigma, _ = best_gaussian(centre_crop(noisy, GAUSSIAN_SEARCH_CROP),
-                                          centre_crop(clean, GAUSSIAN_SEARCH_CROP),
-                                          data_range=self.data_range)
+        self._images = {name: [] for name in names}
 
     def result(self, target_kind: str = "clean") -> Scores:
         """Return the scores of everything added so far.
@@ -108,23 +134,60 @@ class Scorer:
         Returns
         -------
         Scores
-            The model's and baselines' scores, the artifacts and the patch rows.
+            The model's and baselines' scores, the artifacts, the patch and micrograph rows.
         """
         if not self._rows.get("model"):
             raise InputError("no pixels were evaluated")
-        scored = {name: _prediction(acc, self._rows[name])
+        scored = {name: _prediction(acc, self._rows[name], self._images[name])
                   for name, acc in self.accumulators.items()}
+        fit = None
+        if "gaussian" in scored:
+            where = self.gaussian.fitted_on if self.gaussian is not None else "given per call"
+            fit = GaussianFit(float(np.mean(self.fitted_sigmas)), where,
+                              tuple(self.fitted_sigmas))
         return Scores(self.patch_size, self.data_range, target_kind, self.n_micrographs,
                       scored["model"], self.artifacts.result(),
                       tuple(self._patch(i) for i in range(len(self._where))),
-                      scored.get("noisy"), scored.get("gaussian"), self.sigma)
+                      scored.get("noisy"), scored.get("gaussian"), fit,
+                      scored.get("gaussian_oracle"), tuple(self.oracle_sigmas),
+                      tuple(self._micrograph(i) for i in range(len(self._images["model"]))))
 
     def _patch(self, i: int) -> PatchScore:
         row, (file, z) = self._rows["model"][i], self._where[i]
         values = {key: value for key, value in row.items() if key not in ("y", "x")}
-        baselines = {f"{name}_rmse": self._rows[name][i]["rmse"]
-                     for name in ("noisy", "gaussian") if name in self._rows}
+        gaussian = "gaussian" if "gaussian" in self._rows else "gaussian_oracle"
+        baselines = ({} if "noisy" not in self._rows else
+                     {"noisy_rmse": self._rows["noisy"][i]["rmse"],
+                      "gaussian_rmse": self._rows[gaussian][i]["rmse"]})
         return PatchScore(int(row["y"]), int(row["x"]), values, file, z, **baselines)
+
+    def _micrograph(self, i: int) -> dict[str, object]:
+        """One micrograph's row: the model's whole-image metrics, the baselines' PSNR and r."""
+        file, z = self._image_where[i]
+        row: dict[str, object] = {**({} if file is None else {"file": file, "z": z}),
+                                  **self._images["model"][i]}
+        for name in ("noisy", "gaussian", "gaussian_oracle"):
+            if name in self._images:
+                row[f"{name}_psnr"] = self._images[name][i]["psnr"]
+                row[f"{name}_corr"] = self._images[name][i]["corr"]
+        if self.oracle_sigmas:
+            row["gaussian_oracle_sigma"] = self.oracle_sigmas[i]
+        if self.fitted_sigmas:
+            row["gaussian_sigma"] = self.fitted_sigmas[i]
+        return row
+
+
+def _whole(pred: np.ndarray, clean: np.ndarray, rows: Sequence[Mapping[str, float]],
+           data_range: float) -> dict[str, float]:
+    """Every :data:`METRICS` value on one whole micrograph.
+
+    MSE, RMSE, PSNR and Pearson r over all its pixels; SSIM (a local measure) as the mean of its
+    patches' values.
+    """
+    pixels = compare(pred, clean, data_range)
+    out = {m.key: float(pixels[m.key]) for m in METRICS if m.key in pixels}
+    out["ssim"] = nanmean([r["ssim"] for r in rows])
+    return out
 
 
 def _stack(image: np.ndarray) -> np.ndarray:
@@ -132,9 +195,11 @@ def _stack(image: np.ndarray) -> np.ndarray:
     return image if image.ndim == 3 else image[np.newaxis]
 
 
-def _prediction(acc: PairAccumulator, rows: Sequence[Mapping[str, float]]) -> PredictionScore:
-    """Means over patches and pooled values of every metric of :data:`METRICS`."""
+def _prediction(acc: PairAccumulator, rows: Sequence[Mapping[str, float]],
+                images: Sequence[Mapping[str, float]]) -> PredictionScore:
+    """Means over micrographs and over patches, and pooled values, of every metric."""
     pixels = acc.result()
     values = {m.key: [row[m.key] for row in rows] for m in METRICS}
     return PredictionScore({key: nanmean(v) for key, v in values.items()},
-                           {**pixels, **{m.key: m.pooled(pixels, values[m.key]) for m in METRICS}})
+                           {**pixels, **{m.key: m.pooled(pixels, values[m.key]) for m in METRICS}},
+                           {m.key: nanmean([image[m.key] for image in images]) for m in METRICS})

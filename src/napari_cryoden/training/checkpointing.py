@@ -106,6 +106,7 @@ class Checkpointer:
     record: Record
     pixel_size_range: tuple[float, float] | None = None  # Å, from the training data's headers
     init: dict[str, str] | None = None  # the model train.init loaded (InitModel.record)
+    gaussian_baseline: dict[str, Any] | None = None  # width chosen on the validation set
 
     def save(self, name: str, epoch: int, *, with_optimizer: bool,
              stopped: bool = False) -> Path:
@@ -141,6 +142,8 @@ class Checkpointer:
             best_val_loss=record.best_loss, stopped=stopped,
             pixel_size_range=self.pixel_size_range,
             **({} if self.init is None else {"init": self.init}),
+            **({} if self.gaussian_baseline is None
+               else {"gaussian_baseline": self.gaussian_baseline}),
             epochs=[{k: e[k] for k in ("epoch", "train_loss", "val_loss", "val_mse")}
                     for e in epochs],
             **resume_state,

@@ -8,8 +8,9 @@ Adam on the MSE loss, validates after each epoch, and writes into the run folder
 - ``history.json`` with every epoch's and every step's loss (and any ``warnings``).
 
 Scramble guards (:mod:`napari_cryoden.evaluation.guards`) yield a :class:`TrainWarning` when the
-validation loss rose for 3 consecutive epochs by more than its epoch-to-epoch noise, and, on resume, when the loaded weights score more
-than 20 % worse on the validation set than the loss recorded with them.
+validation loss rose for 3 consecutive epochs by more than its epoch-to-epoch noise, and, on
+resume, when the loaded weights score more than 20 % worse on the validation set than the loss
+recorded with them.
 
 Setting the ``stop`` event (or closing the generator) ends training at the next step; the
 history and the last weights are saved first, the best checkpoint is never touched by a stop.
@@ -38,6 +39,7 @@ from ..data.packed import Packed
 from ..devices import device_name, resolve_device
 from ..errors import InputError, SaveError
 from ..evaluation.guards import resume_warning, val_rise_warning
+from ..evaluation.report import validation_gaussian
 from . import distributed
 from .checkpointing import Checkpointer, Record
 from .distributed import World
@@ -138,6 +140,9 @@ class _Run:
         self.record = Record.new(config)
         self.files = Checkpointer(run_dir, config, world, self.engine, self.schedule,
                                   self.record, training_pixel_range(train_pairs))
+        if world.is_main:  # the evaluation's Gaussian baseline, chosen on the validation set
+            targets = val_pairs if config.train.mode == "n2c" else clean_val
+            self.files.gaussian_baseline = validation_gaussian(targets)
 
     def restore(self) -> None:
         """Continue from ``last.safetensors``; check the weights score as recorded."""
