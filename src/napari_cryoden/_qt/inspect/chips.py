@@ -1,5 +1,6 @@
 """The Inspect widget's checklist chips: one coloured verdict and a few words per item, and a
-tooltip that says what was checked, the measured value and what was needed."""
+tooltip that says what was checked, the measured value, what was needed (the seed's absolute
+threshold) and how the item compares with the baselines."""
 
 from __future__ import annotations
 
@@ -54,6 +55,11 @@ def _chip_tooltip(item: Mapping[str, Any]) -> str:
              f"needed: {item['threshold']}"]
     if item.get("note"):
         lines.append(f"note: {item['note']}")
+    relative = item.get("relative") or {}
+    if relative.get("passed") is not None:
+        word = "at least as good" if relative["passed"] else "worse"
+        lines.append(f"against the baselines: {word} ({relative['measure']}: "
+                     f"{_format_value(relative['value'])})")
     return "<br>".join(lines)
 
 
