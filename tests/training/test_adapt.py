@@ -188,6 +188,19 @@ def test_held_out_boxes_are_where_the_held_out_patches_came_from() -> None:
     assert np.array_equal(np.stack(cut), data.val_a[:, 0].numpy())
 
 
+def test_holding_out_micrographs_judges_on_micrographs_never_learned_from() -> None:
+    images = [_micrograph(k, size=96)[0] for k in (8, 9, 10, 11)]
+    data = split_patches([(im, None) for im in images], 32, 0.25, 5, "none", by_micrograph=True)
+    boxes = held_out_boxes([im.shape for im in images], 32, 0.25, 5, by_micrograph=True)
+    whole = [k for k, where in enumerate(boxes) if where]
+    assert len(whole) == 1 and len(boxes[whole[0]]) == 9  # one micrograph, all of its patches
+    cut = np.stack([images[whole[0]][y:y + 32, x:x + 32] for y, x in boxes[whole[0]]])
+    assert np.array_equal(cut, data.val_a[:, 0].numpy())
+    assert data.n_train == 27  # the other three micrographs, nothing of the held-out one
+    single = split_patches([(images[0], None)], 32, 0.25, 5, "none", by_micrograph=True)
+    assert single.n_val == 2 and single.n_train == 7  # one micrograph: patches held out
+
+
 def test_cli_reports_split_frame_snr_with_halves(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rng = np.random.default_rng(11)
@@ -212,6 +225,28 @@ def test_cli_reports_split_frame_snr_with_halves(
         not report["kept_start"])
     if report["sums_check"] is not None:  # a state beat the start on the halves
         assert "held-out patches of even + odd (SURE): squared error" in out
+
+
+def test_cli_judges_on_a_held_out_micrograph(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(12)
+    for k in range(3):
+        _, truth = _micrograph(20 + k, size=96)
+        for half in ("EVN", "ODD"):
+            noisy = truth + rng.normal(0, 0.1, truth.shape).astype(np.float32)
+            write_mrc(tmp_path / f"mic{k}_{half}.mrc", noisy, 1.0)
+    evens = [str(tmp_path / f"mic{k}_EVN.mrc") for k in range(3)]
+    odds = [str(tmp_path / f"mic{k}_ODD.mrc") for k in range(3)]
+    status = main(["adapt", "general-fast", "-o", str(tmp_path / "a.safetensors"),
+                   "--even", *evens, "--odd", *odds, "--hold-out-micrographs",
+                   "--seconds", "1", "--patch-size", "32", "--device", "cpu",
+                   "--json", str(tmp_path / "r.json")])
+    capsys.readouterr()
+    assert status == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    # one of three micrographs is held out whole: its 9 patches judge, the other 18 teach
+    assert report["n_held_out_patches"] == 9 and report["n_train_patches"] == 18
+    assert report["split_frame_snr"]["n_patches"] == 9
 
 
 def _coloured(seed: int, size: int = 256) -> np.ndarray:

@@ -160,7 +160,8 @@ def _split_frame(start: Denoiser, result: AdaptResult, pairs: Pairs, options: Ad
     return held_out_split_frame(start.net, result.model, halves, start.normalization,
                                 patch_size=options.patch_size, held_out=options.held_out,
                                 seed=options.seed, device=resolve_device(options.device),
-                                names=names, stop=stop)
+                                names=names, stop=stop,
+                                by_micrograph=options.hold_out_micrographs)
 
 
 HALVES_CAUTION = (

@@ -44,6 +44,10 @@ def add_adapt(p: argparse.ArgumentParser) -> None:
                    help="keep the fine-tune only if its held-out loss beats the start's by more "
                         "than K standard errors of the per-patch difference (default 2; 0: any "
                         "improvement)")
+    p.add_argument("--hold-out-micrographs", action="store_true",
+                   help="judge the fine-tune on whole micrographs it never learned from (the "
+                        "--held-out share of them, at least one) instead of patches of every "
+                        "micrograph: needs two micrographs or more")
     p.add_argument("--seed", type=int, default=0, help="held-out patches and batches")
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, mps")
     p.add_argument("--json", type=Path, default=None, metavar="FILE",
@@ -66,7 +70,8 @@ def run_adapt(args: argparse.Namespace) -> int:
                    even=even, odd=odd,
                    clean=expand_folders(args.clean), seconds=args.seconds, device=args.device,
                    seed=args.seed, lr=args.lr, patch_size=args.patch_size,
-                   held_out=args.held_out, evidence=args.evidence, batch_size=args.batch_size)
+                   held_out=args.held_out, evidence=args.evidence, batch_size=args.batch_size,
+                   hold_out_micrographs=args.hold_out_micrographs)
     print("\n".join(summary_lines(report)))
     if args.json is not None:
         from ..io.atomic import atomic_write_bytes

@@ -90,6 +90,10 @@ class AdaptOptions:
     evidence: float = 2.0
     """A fine-tuned state replaces the start only if its held-out loss is lower by more than
     this many standard errors of the per-patch difference (0: any improvement counts)."""
+    hold_out_micrographs: bool = False
+    """Hold out whole micrographs (``held_out`` of them, at least one) instead of patches of
+    every micrograph, so the judge sees micrographs the fine-tune never learned from. Needs
+    two micrographs or more; with one, patches are held out."""
 
 
 @dataclass(frozen=True)
@@ -183,7 +187,7 @@ def adapt_steps(model: nn.Module, micrographs: Sequence[Micrograph], normalizati
     device = resolve_device(options.device)
     budget = options.seconds if options.seconds is not None else default_seconds(device)
     data = split_patches(micrographs, options.patch_size, options.held_out, options.seed,
-                         normalization, names)
+                         normalization, names, by_micrograph=options.hold_out_micrographs)
     data = data.capped(options.max_val_patches)
     run = _Run(model, data, mode, options, device)
     yield from run.loop(start_time, budget, stop or (lambda: False))
@@ -304,7 +308,8 @@ class _Run:
         tuned.load_state_dict(self.best_state)
         self.sums = sums_check(start, tuned, halves, normalization, self.options.patch_size,
                                self.options.held_out, self.options.seed, self.device,
-                               self.options.max_val_patches, self.options.evidence)
+                               self.options.max_val_patches, self.options.evidence,
+                               self.options.hold_out_micrographs)
         if not self.sums.better:
             self.best_state, self.best, self.best_step = self.start, self.before, 0
 

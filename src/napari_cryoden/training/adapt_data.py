@@ -93,7 +93,7 @@ class AdaptData:
 
 def split_patches(micrographs: Sequence[Micrograph], patch_size: int, held_out: float,
                   seed: int, normalization: str, names: Sequence[str] | None = None,
-                  ) -> AdaptData:
+                  by_micrograph: bool = False) -> AdaptData:
     """Cut the micrographs into patches and hold out a seeded share of them.
 
     Parameters
@@ -111,6 +111,10 @@ def split_patches(micrographs: Sequence[Micrograph], patch_size: int, held_out: 
         half, applied to both halves).
     names
         File names for error messages.
+    by_micrograph
+        Hold out whole micrographs (that share of them, at least one, at most all but one)
+        instead of patches spread over all: the judge then sees micrographs the fine-tune never
+        learned from. Needs two micrographs or more (with one, patches are held out).
 
     Raises
     ------
@@ -129,7 +133,7 @@ def split_patches(micrographs: Sequence[Micrograph], patch_size: int, held_out: 
     if n < 2:
         raise InputError(f"{names[0]}: too small to adapt on: it gives {n} patch of "
                          f"{patch_size} px; need 2 (one to learn from, one to hold out)")
-    val, train = _held_out(n, held_out, seed)
+    val, train = _held_out([len(pa) for pa in a_parts], held_out, seed, by_micrograph)
 
     def tensor(x: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(x[:, None], dtype=np.float32))
@@ -179,14 +183,14 @@ def default_names(n: int) -> list[str]:
 
 
 def held_out_boxes(shapes: Sequence[tuple[int, ...]], patch_size: int, held_out: float,
-                   seed: int) -> list[list[tuple[int, int]]]:
+                   seed: int, by_micrograph: bool = False) -> list[list[tuple[int, int]]]:
     """Return where the held-out patches of :func:`split_patches` lie in each micrograph.
 
     Parameters
     ----------
     shapes
         The micrographs' shapes, in the order given to :func:`split_patches`.
-    patch_size, held_out, seed
+    patch_size, held_out, seed, by_micrograph
         As given to :func:`split_patches`.
 
     Returns
@@ -196,7 +200,7 @@ def held_out_boxes(shapes: Sequence[tuple[int, ...]], patch_size: int, held_out:
     """
     grids = [(s[0] // patch_size, s[1] // patch_size) for s in shapes]
     firsts = np.cumsum([0] + [ny * nx for ny, nx in grids])
-    val, _ = _held_out(int(firsts[-1]), held_out, seed)
+    val, _ = _held_out([ny * nx for ny, nx in grids], held_out, seed, by_micrograph)
     boxes: list[list[tuple[int, int]]] = [[] for _ in shapes]
     for index in val.tolist():
         k = int(np.searchsorted(firsts, index, side="right")) - 1
@@ -205,10 +209,22 @@ def held_out_boxes(shapes: Sequence[tuple[int, ...]], patch_size: int, held_out:
     return boxes
 
 
-def _held_out(n: int, held_out: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted indices of the held-out and the training patches among ``n`` (seeded)."""
+def _held_out(counts: Sequence[int], held_out: float, seed: int,
+              by_micrograph: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted indices of the held-out and the training patches (seeded).
+
+    ``counts`` are the micrographs' patch counts, patches numbered micrograph after micrograph.
+    """
+    n = int(sum(counts))
+    rng = np.random.default_rng(seed)
+    if by_micrograph and len(counts) >= 2:
+        n_val = min(len(counts) - 1, max(1, round(held_out * len(counts))))
+        firsts = np.cumsum([0, *counts])
+        chosen = np.sort(rng.permutation(len(counts))[:n_val])
+        val = np.concatenate([np.arange(firsts[k], firsts[k + 1]) for k in chosen])
+        return val, np.setdiff1d(np.arange(n), val)
     n_val = min(n - 1, max(1, round(held_out * n)))
-    order = np.random.default_rng(seed).permutation(n)
+    order = rng.permutation(n)
     return np.sort(order[:n_val]), np.sort(order[n_val:])
 
 

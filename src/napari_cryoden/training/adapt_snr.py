@@ -29,7 +29,8 @@ def held_out_split_frame(start: nn.Module, adapted: nn.Module, halves: Sequence[
                          normalization: str, *, patch_size: int, held_out: float, seed: int,
                          device: str | torch.device = "cpu",
                          names: Sequence[str] | None = None,
-                         stop: Callable[[], bool] | None = None) -> dict[str, Any] | None:
+                         stop: Callable[[], bool] | None = None,
+                         by_micrograph: bool = False) -> dict[str, Any] | None:
     """Return the split-frame SNR of both models on the held-out patches, or None if stopped.
 
     Parameters
@@ -49,6 +50,8 @@ def held_out_split_frame(start: nn.Module, adapted: nn.Module, halves: Sequence[
         The micrographs' names, for error messages.
     stop
         Polled between batches of tiles; True ends the measurement (None is returned).
+    by_micrograph
+        The adaptation held out whole micrographs (``AdaptOptions.hold_out_micrographs``).
 
     Returns
     -------
@@ -57,7 +60,8 @@ def held_out_split_frame(start: nn.Module, adapted: nn.Module, halves: Sequence[
         ``note``, and the full estimates ``before``/``after``
         (:meth:`~napari_cryoden.evaluation.split_frame.SplitFrameSNR.to_json`).
     """
-    boxes = held_out_boxes([np.shape(even) for even, _ in halves], patch_size, held_out, seed)
+    boxes = held_out_boxes([np.shape(even) for even, _ in halves], patch_size, held_out, seed,
+                           by_micrograph)
     names = list(names or [f"micrograph {i + 1}" for i in range(len(halves))])
     moments: dict[str, list[PatchMoments]] = {"before": [], "after": []}
 

@@ -69,7 +69,8 @@ class SumsCheck:
 def sums_check(start: nn.Module, tuned: nn.Module,
                halves: Sequence[tuple[np.ndarray, np.ndarray]], normalization: str,
                patch_size: int, held_out: float, seed: int, device: torch.device,
-               most: int = 64, evidence: float = 2.0) -> SumsCheck:
+               most: int = 64, evidence: float = 2.0,
+               by_micrograph: bool = False) -> SumsCheck:
     """Compare ``tuned`` with ``start`` on the held-out patches of the halves' sums.
 
     Parameters
@@ -86,8 +87,11 @@ def sums_check(start: nn.Module, tuned: nn.Module,
         At most this many held-out patches (evenly spaced).
     evidence
         Standard errors below zero the change must lie to pass (the fine-tune's own rule).
+    by_micrograph
+        The fine-tune held out whole micrographs (the same ones are checked here).
     """
-    sums, noise = _held_out_sums(halves, normalization, patch_size, held_out, seed, most)
+    sums, noise = _held_out_sums(halves, normalization, patch_size, held_out, seed, most,
+                                 by_micrograph)
     spectrum = noise_spectrum(noise)
     generator = np.random.default_rng(seed)
     draws = [coloured_noise(spectrum, len(sums), generator) for _ in range(DRAWS)]
@@ -98,8 +102,8 @@ def sums_check(start: nn.Module, tuned: nn.Module,
 
 
 def _held_out_sums(halves: Sequence[tuple[np.ndarray, np.ndarray]], normalization: str,
-                   size: int, held_out: float, seed: int,
-                   most: int) -> tuple[np.ndarray, np.ndarray]:
+                   size: int, held_out: float, seed: int, most: int,
+                   by_micrograph: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Return the normalised sums and the halves' differences at the held-out patches.
 
     :func:`~.adapt_data.split_patches` of the pairs ``(even + odd, 2·odd)`` holds out the
@@ -108,7 +112,8 @@ def _held_out_sums(halves: Sequence[tuple[np.ndarray, np.ndarray]], normalizatio
     """
     pairs = [(np.asarray(e, np.float32) + np.asarray(o, np.float32),
               2 * np.asarray(o, np.float32)) for e, o in halves]
-    data = split_patches(pairs, size, held_out, seed, normalization).capped(most)
+    data = split_patches(pairs, size, held_out, seed, normalization,
+                         by_micrograph=by_micrograph).capped(most)
     return data.val_a[:, 0].numpy(), (data.val_a - data.val_b)[:, 0].numpy()
 
 
