@@ -6,7 +6,8 @@ Usage::
                                      [--lr LR] [--evidence K] [--n2v-fraction F] [--val-passes P]
                                      [--no-noise-check] [--no-sums-check]
                                      [--size 512] [--test-n 3] [--test-size 384]
-                                     [--halves] [--physics [--cache DIR]] [--only NAME ...]
+                                     [--halves] [--physics [--cache DIR] [--adapt-n N]]
+                                     [--hold-out-micrographs] [--only NAME ...]
                                      [--json OUT.json]
 
 For each shifted condition (a dose, pixel size, detector or specimen outside what
@@ -102,6 +103,13 @@ class Condition:
     tests: list[Shot]
     noisy: float
     gaussian_oracle: float
+    more: list[tuple[Shot, tuple[np.ndarray, np.ndarray]]] = dataclasses.field(
+        default_factory=list)
+    """Further micrographs to adapt on (``--adapt-n``), with their halves."""
+
+    def adapt_set(self) -> list[tuple[Shot, tuple[np.ndarray, np.ndarray]]]:
+        """Every micrograph adapted on, with its halves."""
+        return [(self.shot, self.pair), *self.more]
 
 
 def simulate_condition(name: str, kw: dict[str, Any], size: int, test_n: int,
@@ -119,32 +127,50 @@ def simulate_condition(name: str, kw: dict[str, Any], size: int, test_n: int,
 
 
 def physics_condition(name: str, kw: dict[str, Any], size: int, test_n: int,
-                      test_size: int, cache: Path | None = None) -> Condition:
-    """Simulate physics-grade micrographs: one to adapt on (its even/odd sums the halves)."""
+                      test_size: int, cache: Path | None = None,
+                      adapt_n: int = 1) -> Condition:
+    """Simulate physics-grade micrographs: ``adapt_n`` to adapt on (their even/odd sums the
+    halves; seeds 1000, 1001, …) and the test set (seeds 2000, 2001, …).
+
+    With ``cache``, each micrograph to adapt on and the test set are kept in files of their
+    own, so a larger test set does not simulate the adapt micrographs again (nor the reverse).
+    """
     slug = re.sub(r"[^A-Za-z0-9.]+", "_", name).strip("_") + "_" + hashlib.sha1(
         repr((sorted(kw.items()), sorted(SESSION.items()))).encode()).hexdigest()[:8]
-    file = None if cache is None else cache / f"{slug}_{size}_{test_n}_{test_size}.npz"
-    if file is not None and file.exists():
-        with np.load(file) as z:
-            return _condition(name, Shot(z["noisy"], z["truth"]), (z["even"], z["odd"]),
-                              [Shot(z[f"test{i}_noisy"], z[f"test{i}_truth"])
-                               for i in range(test_n)])
     from napari_cryoden.simulation.physics.dataset import PhysicsParams, simulate_physics_shot
 
     base = PhysicsParams()
     exposure = {"frames": (20, 40), **SESSION, **kw.get("exposure", {})}
     params = PhysicsParams(dataclasses.replace(base.specimen, **kw.get("specimen", {})),
                            dataclasses.replace(base.exposure, **exposure))
-    shot, _ = simulate_physics_shot(params, np.random.SeedSequence(1000), (size, size))
-    tests = [simulate_physics_shot(params, np.random.SeedSequence(2000 + i),
-                                   (test_size, test_size))[0] for i in range(test_n)]
-    if file is not None:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(file, noisy=shot.noisy, truth=shot.truth, even=shot.even, odd=shot.odd,
-                 **{f"test{i}_{k}": getattr(t, k) for i, t in enumerate(tests)
-                    for k in ("noisy", "truth")})
-    return _condition(name, Shot(shot.noisy, shot.truth), (shot.even, shot.odd),
-                      [Shot(t.noisy, t.truth) for t in tests])
+    adapt = []
+    for k in range(adapt_n):
+        tag = "adapt" if k == 0 else f"adapt{k}"
+        file = None if cache is None else cache / f"{slug}_{tag}_{size}.npz"
+        if file is not None and file.exists():
+            with np.load(file) as z:
+                adapt.append((Shot(z["noisy"], z["truth"]), (z["even"], z["odd"])))
+            continue
+        full, _ = simulate_physics_shot(params, np.random.SeedSequence(1000 + k), (size, size))
+        adapt.append((Shot(full.noisy, full.truth), (full.even, full.odd)))
+        if file is not None:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(file, noisy=full.noisy, truth=full.truth, even=full.even, odd=full.odd)
+    tests_file = None if cache is None else cache / f"{slug}_tests_{test_n}_{test_size}.npz"
+    if tests_file is not None and tests_file.exists():
+        with np.load(tests_file) as z:
+            tests = [Shot(z[f"test{i}_noisy"], z[f"test{i}_truth"]) for i in range(test_n)]
+    else:
+        made = [simulate_physics_shot(params, np.random.SeedSequence(2000 + i),
+                                      (test_size, test_size))[0] for i in range(test_n)]
+        tests = [Shot(t.noisy, t.truth) for t in made]
+        if tests_file is not None:
+            tests_file.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(tests_file, **{f"test{i}_{k}": getattr(t, k) for i, t in enumerate(tests)
+                                    for k in ("noisy", "truth")})
+    cond = _condition(name, adapt[0][0], adapt[0][1], tests)
+    cond.more = adapt[1:]
+    return cond
 
 
 def _condition(name: str, shot: Shot, pair: tuple[np.ndarray, np.ndarray],
@@ -172,7 +198,8 @@ def adapt_and_score(cond: Condition, model: str, options: AdaptOptions,
     """Adapt ``model`` on the condition's micrograph; score start and result on the tests."""
     start, checkpoint = load_checkpoint(resolve_model(model))
     norm = checkpoint.normalization
-    micrographs = [cond.pair] if halves else [(cond.shot.noisy, None)]
+    micrographs = ([pair for _, pair in cond.adapt_set()] if halves
+                   else [(shot.noisy, None) for shot, _ in cond.adapt_set()])
     t0 = time.perf_counter()
     try:
         *_, result = adapt_steps(start, micrographs, norm, options)
@@ -193,22 +220,25 @@ def adapt_and_score(cond: Condition, model: str, options: AdaptOptions,
 
 def judged_patches(start: torch.nn.Module, tuned: torch.nn.Module, cond: Condition, norm: str,
                    options: AdaptOptions) -> dict[str, float]:
-    """The true squared error of both models on the held-out patches of the adapted sum.
+    """The true squared error of both models on the held-out patches of the adapted sums.
 
-    Per pixel, in the sum's normalised units (what the SURE judge estimates): the patches the
+    Per pixel, in the sums' normalised units (what the SURE judge estimates): the patches the
     fine-tune was judged on, scored against the noise-free truth.
     """
-    even, odd = cond.pair
-    total = np.asarray(even, np.float32) + np.asarray(odd, np.float32)
-    normalizer = fit_normalizer(total, norm, cond.name)
     size = options.patch_size
-    boxes = held_out_boxes([total.shape], size, options.held_out, options.seed)[0]
-    boxes = boxes[:options.max_val_patches] if len(boxes) <= options.max_val_patches else [
-        boxes[i] for i in np.linspace(0, len(boxes) - 1, options.max_val_patches).round()
-        .astype(int)]
-    y = np.stack([normalizer.apply(total[r:r + size, c:c + size]) for r, c in boxes])
-    truth = np.stack([normalizer.apply(cond.shot.truth[r:r + size, c:c + size].astype(np.float32))
-                      for r, c in boxes])
+    adapt = cond.adapt_set()
+    totals = [np.asarray(e, np.float32) + np.asarray(o, np.float32) for _, (e, o) in adapt]
+    per_mic = held_out_boxes([t.shape for t in totals], size, options.held_out, options.seed,
+                             options.hold_out_micrographs)
+    everything = [(k, r, c) for k, boxes in enumerate(per_mic) for r, c in boxes]
+    if len(everything) > options.max_val_patches:
+        keep = np.linspace(0, len(everything) - 1, options.max_val_patches).round().astype(int)
+        everything = [everything[i] for i in keep]
+    normalizers = [fit_normalizer(t, norm, cond.name) for t in totals]
+    y = np.stack([normalizers[k].apply(totals[k][r:r + size, c:c + size])
+                  for k, r, c in everything])
+    truth = np.stack([normalizers[k].apply(adapt[k][0].truth[r:r + size, c:c + size]
+                                           .astype(np.float32)) for k, r, c in everything])
     out = {}
     with torch.no_grad():
         for name, net in (("start", start), ("tuned", tuned)):
@@ -216,17 +246,21 @@ def judged_patches(start: torch.nn.Module, tuned: torch.nn.Module, cond: Conditi
             pred = net(torch.from_numpy(y[:, None])).float()[:, 0].numpy()
             out[name] = float(np.mean((pred - truth) ** 2))
     return {"mse_start": out["start"], "mse_tuned": out["tuned"],
-            "mse_change": out["tuned"] - out["start"], "n_patches": len(boxes)}
+            "mse_change": out["tuned"] - out["start"], "n_patches": len(everything)}
 
 
 def _row(name: str, kw: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
-    make = conditions(args.physics)[1]
-    cond = make(name, kw, args.size, args.test_n, args.test_size, args.cache)
+    if args.physics:
+        cond = physics_condition(name, kw, args.size, args.test_n, args.test_size, args.cache,
+                                 args.adapt_n)
+    else:
+        cond = simulate_condition(name, kw, args.size, args.test_n, args.test_size)
     options = AdaptOptions(seconds=args.seconds, device=args.device, lr=args.lr,
                            evidence=args.evidence, seed=args.seed,
                            n2v_fraction=args.n2v_fraction, val_passes=args.val_passes,
                            check_noise=not args.no_noise_check,
-                           check_sums=not args.no_sums_check)
+                           check_sums=not args.no_sums_check,
+                           hold_out_micrographs=args.hold_out_micrographs)
     return {"params": kw, **adapt_and_score(cond, args.model, options, args.halves)}
 
 
@@ -250,6 +284,10 @@ def main() -> None:
     p.add_argument("--test-n", type=int, default=3)
     p.add_argument("--test-size", type=int, default=384)
     p.add_argument("--halves", action="store_true")
+    p.add_argument("--adapt-n", type=int, default=1,
+                   help="micrographs to adapt on (--physics; each --size²)")
+    p.add_argument("--hold-out-micrographs", action="store_true",
+                   help="judge on whole held-out micrographs (needs --adapt-n 2 or more)")
     p.add_argument("--physics", action="store_true", help="physics-grade conditions")
     p.add_argument("--cache", type=Path, default=None, help="keep physics conditions here")
     p.add_argument("--only", nargs="+", default=None)
