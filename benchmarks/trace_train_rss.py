@@ -1,0 +1,187 @@
+"""Where the host memory of streaming training goes: resident memory phase by phase, and the
+anonymous mappings that appear or grow.
+
+``python benchmarks/trace_train_rss.py --data /tmp/trace --patches 512 --steps 60 [--json OUT]``
+
+One process, as a user's ``cryoden train`` on a clean-only store (float16 patches of 1024², noise
+drawn on the device, fp16, the fused kernels on CUDA):
+
+1. ``imports``: torch and the package imported;
+2. ``runtime``: the device initialised, the model, Adam and the training step built and run 5
+   times on one random batch (what ``bench_train.py``'s *runtime baseline* measures: the CUDA
+   context, cuDNN/Triton kernels, torch's libraries);
+3. ``training``: ``training.train`` over the store for ``--steps`` steps (one epoch).
+
+For each phase it prints the peak (``VmHWM``) and current resident memory split into anonymous,
+file-backed and shared (``/proc/self/status``), and at the end the anonymous mappings of
+``/proc/self/smaps`` that are new or grew by more than 4 MB since the end of ``runtime``, largest
+first, with their address range and flags: the loader's share, mapping by mapping. On CUDA it
+adds torch's pinned-host allocator statistics when this torch has them. ``--ring N`` overrides
+the loader's ring of whole-batch host buffers (``data._packed_ring.RING``, default 4) to see
+its cost. The store is random numbers (memory does not depend on the pixel values), written
+once into ``--data``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+
+def status_mb() -> dict[str, float]:
+    """Peak and current resident memory of this process, in MB, from /proc/self/status."""
+    keys = ("VmHWM", "VmRSS", "RssAnon", "RssFile", "RssShmem")
+    out: dict[str, float] = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key = line.split(":")[0]
+        if key in keys:
+            out[key] = int(line.split()[1]) / 1024
+    return out
+
+
+def anon_mappings() -> dict[str, dict[str, Any]]:
+    """Anonymous mappings of this process: start address → range, size, resident (kB), flags."""
+    maps: dict[str, dict[str, Any]] = {}
+    current: dict[str, Any] | None = None
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        fields = line.split()
+        if fields and "-" in fields[0] and len(fields) >= 5 and ":" in fields[3]:
+            name = fields[5] if len(fields) > 5 else ""
+            current = None
+            if name in ("", "[heap]") or name.startswith("[anon"):
+                current = {"range": fields[0], "perms": fields[1], "name": name or "anon"}
+                maps[fields[0].split("-")[0]] = current  # by start: the heap grows at its end
+        elif current is not None and fields and fields[0] in ("Size:", "Rss:"):
+            current[fields[0][:-1].lower()] = int(fields[1])
+    return maps
+
+
+def write_store(folder: Path, patches: int, size: int) -> Path:
+    """A clean-only store of ``patches`` random patches (reused when it exists)."""
+    from napari_cryoden.data.packed import StoreWriter
+
+    store = folder / f"clean_{patches}_{size}"
+    if (store / "index.json").exists():
+        return store
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    with StoreWriter(store, size, noise={"dose": 40.0, "pixel_size": 1.0, "read_noise": 0.0},
+                     overwrite=True) as writer:
+        for i in range(patches):
+            clean = (0.5 + 0.1 * rng.standard_normal((size, size))).astype(np.float32)
+            writer.add(None, clean, noisy=None, clean=f"rand_{i:05d}.mrc", pixel_size=1.0)
+    return store
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path("/tmp/trace_rss"))
+    parser.add_argument("--patches", type=int, default=512)
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--batch", type=int, default=0, help="0: the training default")
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--ring", type=int, default=None)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+
+    phases: dict[str, dict[str, float]] = {"start": status_mb()}
+    import torch
+
+    from napari_cryoden.config.sections import Config
+    from napari_cryoden.data import _packed_ring
+    from napari_cryoden.data.packed import Packed, PackedStore
+    from napari_cryoden.models.nets import build_model
+    from napari_cryoden.training import TrainStart, TrainStep, train
+
+    phases["imports"] = status_mb()
+    if args.ring is not None:
+        _packed_ring.RING = args.ring
+    store = PackedStore.open(write_store(args.data, args.patches, args.size))
+    phases["store written"] = status_mb()
+
+    device = torch.device(args.device)
+    model = build_model(seed=0).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    if device.type == "cuda":
+        from napari_cryoden.kernels.train import make_fused_step
+
+        step = make_fused_step(model, optimizer)
+        batch = args.batch or 32
+    else:
+        from napari_cryoden.training import steps
+
+        step = steps.make_step(model, optimizer, "fp32")
+        batch = args.batch or 4
+    x = torch.randn(batch, 1, args.size, args.size, device=device)
+    for _ in range(5):
+        float(step(x, x))
+    del x, model, optimizer, step
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+    phases["runtime"] = status_mb()
+    before = anon_mappings()
+
+    config = Config.from_dict({
+        "data": {"patch_size": args.size, "reader_threads": 8},
+        "train": {"batch_size": args.batch, "epochs": 1, "precision": "fp16" if
+                  device.type == "cuda" else "fp32", "device": args.device, "lr": 1e-3}})
+    idx = np.arange(min(store.count, args.steps * batch))
+    run_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"trace_run_{os.getpid()}"
+    steps_done, start, info = 0, time.perf_counter(), {}
+    for event in train(config, Packed(store, idx), None, run_dir):
+        if isinstance(event, TrainStart):
+            info = {"batch": event.batch_size, "precision": event.precision}
+        elif isinstance(event, TrainStep):
+            steps_done += 1
+    phases["training"] = status_mb()
+    after = anon_mappings()
+    grown = []
+    for key, m in after.items():
+        was = before.get(key, {}).get("rss", 0)
+        if m.get("rss", 0) - was > 4096:
+            grown.append({**m, "grew_kb": m.get("rss", 0) - was, "new": key not in before})
+    grown.sort(key=lambda m: -m["grew_kb"])
+    report: dict[str, Any] = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "torch": torch.__version__, "ring": _packed_ring.RING, "steps": steps_done,
+        "seconds": time.perf_counter() - start, **info, "phases": phases,
+        "grown_anon_mappings": grown[:25],
+        "grown_anon_total_mb": sum(m["grew_kb"] for m in grown) / 1024}
+    if device.type == "cuda" and hasattr(torch.cuda, "host_memory_stats"):
+        stats = torch.cuda.host_memory_stats()
+        report["pinned_host_stats"] = {k: v for k, v in stats.items()
+                                       if "bytes" in k and "current" in k or "peak" in k}
+    print(f"{report['device']}, torch {report['torch']}, ring {report['ring']}, "
+          f"{steps_done} steps of {info.get('batch')} ({info.get('precision')})")
+    print(f"{'phase':16s} {'peak':>7} {'now':>7} {'anon':>7} {'file':>7} {'shmem':>7}  (MB)")
+    for name, s in phases.items():
+        print(f"{name:16s} {s['VmHWM']:7.0f} {s['VmRSS']:7.0f} {s['RssAnon']:7.0f} "
+              f"{s['RssFile']:7.0f} {s['RssShmem']:7.0f}")
+    top, base = phases["training"], phases["runtime"]
+    print(f"training above the runtime: peak +{top['VmHWM'] - base['VmHWM']:.0f} MB, anon now "
+          f"+{top['RssAnon'] - base['RssAnon']:.0f} MB; anonymous mappings new or grown since: "
+          f"{report['grown_anon_total_mb']:.0f} MB")
+    for m in grown[:12]:
+        print(f"  {m['range']} {m['perms']} {m['name']:8s} size {m.get('size', 0) / 1024:8.1f}"
+              f" MB  resident {m.get('rss', 0) / 1024:8.1f} MB  (+{m['grew_kb'] / 1024:.1f},"
+              f" {'new' if m['new'] else 'grown'})")
+    if "pinned_host_stats" in report:
+        print(f"  pinned host allocator: {report['pinned_host_stats']}")
+    if args.json is not None:
+        args.json.write_text(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
