@@ -4,10 +4,12 @@ Usage::
 
     python benchmarks/bench_kernels.py [--batches 16 64] [--patch 1024] [--json OUT.json]
 
-For each batch: the plain fp32 loop (NCHW, TF32 off, no autotuning: every ratio's ``plain``),
-cuDNN ``model.half()`` channels_last with autotuning (the ``cuDNN fp16`` ratio), then
-``fused_forward`` under a few launch configurations (conv1 on tensor cores "dot" or on CUDA cores
-"fma", tile shapes, warps), each kernel of the fastest one alone, then the first working
+For each batch: the plain fp32 loop (NCHW, no autotuning) twice, with the two baselines of
+``benchmarks/_baseline.py``: ``strict fp32`` (TF32 off) and ``PyTorch defaults`` (TF32
+convolutions), every row's ratio given against both; cuDNN ``model.half()`` channels_last
+with autotuning (the ``cuDNN fp16`` ratio), then ``fused_forward`` under a few launch
+configurations (conv1 on tensor cores "dot" or on CUDA cores "fma", tile shapes, warps), each
+kernel of the fastest one alone, then the first working
 configuration with float32 input and output.
 Throughput is Gpx/s (10⁹ output pixels per second), the median of ``--repeat`` windows of
 ``--steps`` calls timed with CUDA events after a warm-up, inputs alternating between two sets.
@@ -30,6 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _baseline import BASELINES, plain  # noqa: E402
 from _timing import cuda_time  # noqa: E402
 
 from napari_cryoden.kernels import (  # noqa: E402
@@ -72,19 +75,23 @@ def bench_batch(batch: int, patch: int, steps: int, repeat: int) -> list[dict]:
 
     def report(name: str, seconds: float, y: torch.Tensor) -> None:
         gpx = batch * patch * patch / seconds / 1e9
-        plain = rows[0]["gpx_per_s"] if rows else gpx
-        base = rows[1]["gpx_per_s"] if len(rows) > 1 else gpx
+        strict = rows[0]["gpx_per_s"] if rows else gpx
+        defaults = rows[1]["gpx_per_s"] if len(rows) > 1 else gpx
+        base = rows[2]["gpx_per_s"] if len(rows) > 2 else gpx
         max_err, rel_err = _errors(y, ref)
         rows.append({"batch": batch, "variant": name, "gpx_per_s": gpx, "vs_cudnn": gpx / base,
-                     "vs_plain": gpx / plain, "max_abs_err": max_err, "rel_err": rel_err})
-        print(f"batch {batch:3d}  {name:26s} {gpx:6.2f} Gpx/s  x{gpx / plain:5.2f} plain  "
-              f"x{gpx / base:5.2f} cuDNN fp16  max|err| {max_err:.1e}  rel {rel_err:.1e}",
-              flush=True)
+                     "vs_plain": gpx / strict, "vs_strict_fp32": gpx / strict,
+                     "vs_pytorch_defaults": gpx / defaults, "max_abs_err": max_err,
+                     "rel_err": rel_err})
+        print(f"batch {batch:3d}  {name:34s} {gpx:6.2f} Gpx/s  x{gpx / strict:5.2f} strict fp32  "
+              f"x{gpx / defaults:5.2f} defaults  x{gpx / base:5.2f} cuDNN fp16  "
+              f"max|err| {max_err:.1e}  rel {rel_err:.1e}", flush=True)
 
     with torch.inference_mode():
-        torch.backends.cudnn.benchmark = False  # the plain fp32 loop: torch's defaults, no TF32
-        seconds = _time(lambda i: model(xs[i % 2]), steps, repeat)
-        report("plain fp32 NCHW", seconds, model(xs[0]))
+        for kind in BASELINES:  # the plain fp32 loop, both ways (benchmarks/_baseline.py)
+            with plain(kind):
+                seconds = _time(lambda i: model(xs[i % 2]), steps, repeat)
+                report(f"plain fp32 NCHW ({kind})", seconds, model(xs[0]))
         torch.backends.cudnn.benchmark = True
         seconds = _time(lambda i: half(xh[i % 2]), steps, repeat)
         report("cuDNN fp16 channels_last", seconds, half(xh[0]))

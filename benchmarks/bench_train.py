@@ -16,8 +16,13 @@ Usage (on the GPU box; needs torch, numpy, mrcfile and safetensors)::
    which one is printed):
 
    - ``plain fp32 loop``: a torch DataLoader (8 workers, pinned memory) over the pair store,
-     float32 NCHW, Adam + MSE: the reference every ratio is taken against;
-   - ``cryoden, pair store``: ``training.train`` on the pair store (fp16, batch from memory);
+     float32 NCHW, Adam + MSE, run twice with the two baselines of ``benchmarks/_baseline.py``
+     (PyTorch's defaults, which allow TF32 convolutions, and strict fp32): every ratio is given
+     against both;
+   - ``cryoden fp32, pair store``: ``training.train`` on the pair store in fp32: the same
+     store, bytes and precision as the plain loop, so its ratio is the loader's alone (the
+     like-for-like headline);
+   - ``cryoden fp16, pair store``: the same in fp16 (fused kernels): the loader and fp16;
    - ``cryoden, clean store + GPU noise``: the same on the clean-only store, the noisy inputs
      drawn on the GPU (half the bytes read);
    - the same on the small clean store: host peak RSS at another dataset size;
@@ -26,7 +31,9 @@ Usage (on the GPU box; needs torch, numpy, mrcfile and safetensors)::
    - ``quality``: the validation loss after a fixed number of steps in fp32, fp16 and bf16 on the
      same data in the same order (the fast paths must stay within 2 % of fp32).
 
-Each prints patches/s over its steady part (steps after the first 5), the GPU busy fraction
+Each prints patches/s over its steady part (the steps after the first 9: 5 of warm-up and the 4
+batches the loader's ring reads ahead before the first step), flagged ``WINDOW TOO SHORT`` when
+that window is under ``BENCH_MIN_WINDOW`` seconds (10) or 20 steps, the GPU busy fraction
 (NVML utilisation sampled every 50 ms over the same window), the host peak RSS of its process
 (``VmHWM``; the DataLoader's worker processes are not included) and MB/s read from disk.
 """
@@ -177,19 +184,37 @@ def _status_mb(*keys: str) -> dict[str, float]:
     return out
 
 
-def _steady(times: list[float], batch: int, skip: int = 5) -> tuple[float, float, float]:
-    """(patches/s, start, end) over the steps after the first ``skip``."""
-    if len(times) <= skip + 1:
-        skip = 0
-    if len(times) < 2:
-        return float("nan"), 0.0, 0.0
+MIN_WINDOW_S = float(os.environ.get("BENCH_MIN_WINDOW", "10"))
+"""Shortest steady window (s) a rate is reported from without a flag."""
+SKIP_STEPS = 5 + 4
+"""Steps left out before the window: warm-up (5) and the loader's ring of 4 batches read ahead
+before the first step (``data._packed_ring.RING``), which a short window would count as read in
+no time (a small run once showed reads above the disk's cold speed)."""
+
+
+def _steady(times: list[float], batch: int, skip: int = SKIP_STEPS) -> dict:
+    """Patches/s over the steps after the first ``skip``, the window, and whether it is too short.
+
+    A window shorter than :data:`MIN_WINDOW_S` seconds or 20 steps is flagged
+    (``window_ok`` False): its rate is not a steady state.
+    """
+    if len(times) < skip + 2:
+        return {"patches_per_s": float("nan"), "window_s": 0.0, "window_steps": 0,
+                "window_ok": False, "start": 0.0, "end": 0.0}
     start, end = times[skip], times[-1]
-    return batch * (len(times) - 1 - skip) / (end - start), start, end
+    steps = len(times) - 1 - skip
+    return {"patches_per_s": batch * steps / (end - start), "window_s": end - start,
+            "window_steps": steps, "window_ok": end - start >= MIN_WINDOW_S and steps >= 20,
+            "start": start, "end": end}
 
 
 # -- variants (each in its own process) ---------------------------------------------------------
-def plain_loop(store_dir: Path, batch: int, max_steps: int) -> dict:
-    """The plain fp32 PyTorch loop: DataLoader over the pair store's files, fp32, NCHW."""
+def plain_loop(store_dir: Path, batch: int, max_steps: int,
+               baseline: str = "PyTorch defaults") -> dict:
+    """The plain fp32 PyTorch loop: DataLoader over the pair store's files, fp32, NCHW, with the
+    backend settings of ``baseline`` (benchmarks/_baseline.py)."""
+    from _baseline import plain
+
     from napari_cryoden.data.packed import PackedStore
     from napari_cryoden.models.nets import build_model
 
@@ -209,20 +234,23 @@ def plain_loop(store_dir: Path, batch: int, max_steps: int) -> dict:
     model = build_model(seed=0).to(DEVICE)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     busy, times = GpuBusy(), []
-    for step, (noisy, clean) in enumerate(loader):
-        noisy = noisy.to(DEVICE, non_blocking=True)
-        clean = clean.to(DEVICE, non_blocking=True)
-        optimizer.zero_grad(set_to_none=True)
-        loss = torch.nn.functional.mse_loss(model(noisy), clean)
-        loss.backward()
-        optimizer.step()
-        float(loss)
-        times.append(time.perf_counter())
-        if max_steps and step + 1 >= max_steps:
-            break
-    rate, start, end = _steady(times, batch)
-    return {"patches_per_s": rate, "gpu_busy": busy.fraction(start, end), "batch": batch,
-            "precision": "fp32", "steps": len(times), "bytes_per_patch": 4 * PATCH * PATCH}
+    with plain(baseline):
+        for step, (noisy, clean) in enumerate(loader):
+            noisy = noisy.to(DEVICE, non_blocking=True)
+            clean = clean.to(DEVICE, non_blocking=True)
+            optimizer.zero_grad(set_to_none=True)
+            loss = torch.nn.functional.mse_loss(model(noisy), clean)
+            loss.backward()
+            optimizer.step()
+            float(loss)
+            times.append(time.perf_counter())
+            if max_steps and step + 1 >= max_steps:
+                break
+    window = _steady(times, batch)
+    start, end = window.pop("start"), window.pop("end")
+    return {**window, "gpu_busy": busy.fraction(start, end), "batch": batch,
+            "precision": f"fp32 ({baseline})", "steps": len(times),
+            "bytes_per_patch": 4 * PATCH * PATCH}
 
 
 def cryoden_run(store_dir: Path, precision: str, batch: int, max_steps: int, epochs: int = 1,
@@ -251,9 +279,10 @@ def cryoden_run(store_dir: Path, precision: str, batch: int, max_steps: int, epo
             times.append(time.perf_counter())
         elif isinstance(event, EpochEnd):
             val = event.val_loss
-    rate, start, end = _steady(times, info["batch"])
+    window = _steady(times, info["batch"])
+    start, end = window.pop("start"), window.pop("end")
     per_patch = 2 * PATCH * PATCH * len(store.arrays)
-    return {"patches_per_s": rate, "gpu_busy": busy.fraction(start, end), **info,
+    return {**window, "gpu_busy": busy.fraction(start, end), **info,
             "steps": len(times), "val_loss": val, "bytes_per_patch": per_patch}
 
 
@@ -307,6 +336,10 @@ def run_variant(name: str, store: Path | None, spec: dict, rows: list[dict]) -> 
     result["disk_mb_per_s"] = result["patches_per_s"] * result["bytes_per_patch"] / 1e6
     rows.append(result)
     busy = result["gpu_busy"]
+    if not result.get("window_ok", True) and not name.startswith(("quality", "runtime")):
+        print(f"{name}: WINDOW TOO SHORT ({result.get('window_s', 0):.1f} s, "
+              f"{result.get('window_steps', 0)} steps after {SKIP_STEPS} left out; need "
+              f"{MIN_WINDOW_S:.0f} s and 20 steps): its rate is not a steady state", flush=True)
     print(f"{name:40s} {result['patches_per_s']:7.0f} patches/s  batch {result['batch']:3d} "
           f"{result['precision']}  GPU busy {busy if busy is None else f'{busy:.0%}'}  "
           f"RSS {result['peak_rss_mb']:6.0f} MB  disk {result['disk_mb_per_s']:5.0f} MB/s  "
@@ -352,15 +385,19 @@ def main(argv: list[str] | None = None) -> int:
     print(disk, flush=True)
     stores = {k: args.data / v for k, v in (("clean", "clean_store"), ("pairs", "pair_store"),
                                             ("small", "small_store"))}
-    plain = run_variant("plain fp32 loop (DataLoader, pair store)", stores["pairs"],
-                        {"kind": "plain", "store_dir": str(stores["pairs"]), "batch": 16,
-                         "max_steps": args.steps}, rows)
-    for name, store, fused in (("cryoden fp16, pair store", "pairs", True),
-                               ("cryoden fp16, clean store + GPU noise", "clean", True),
-                               ("cryoden fp16 cuDNN, clean store + GPU noise", "clean", False),
-                               ("cryoden fp16, small clean store", "small", True)):
+    plains = {kind: run_variant(f"plain fp32 loop ({kind})", stores["pairs"],
+                                {"kind": "plain", "store_dir": str(stores["pairs"]),
+                                 "batch": 16, "max_steps": args.steps, "baseline": kind}, rows)
+              for kind in ("PyTorch defaults", "strict fp32")}
+    plain = plains["PyTorch defaults"]
+    for name, store, precision, fused in (
+            ("cryoden fp32, pair store", "pairs", "fp32", False),  # the loader alone
+            ("cryoden fp16, pair store", "pairs", "fp16", True),  # + fp16 (fused kernels)
+            ("cryoden fp16, clean store + GPU noise", "clean", "fp16", True),  # + half the bytes
+            ("cryoden fp16 cuDNN, clean store + GPU noise", "clean", "fp16", False),
+            ("cryoden fp16, small clean store", "small", "fp16", True)):
         run_variant(name, stores[store], {"kind": "cryoden", "store_dir": str(stores[store]),
-                                          "precision": "fp16", "batch": 0, "fused": fused,
+                                          "precision": precision, "batch": 0, "fused": fused,
                                           "max_steps": args.steps}, rows)
     print("\nquality: val loss after the same steps and data, 256² crops, batch 16", flush=True)
     for name, precision, fused in (("fp32", "fp32", False), ("fp16", "fp16", True),
@@ -369,26 +406,45 @@ def main(argv: list[str] | None = None) -> int:
                     {"kind": "cryoden", "store_dir": str(stores["pairs"]),
                      "precision": precision, "batch": 16, "max_steps": args.quality_steps,
                      "val_fraction": 0.05, "crop": min(256, PATCH), "fused": fused}, rows)
-    summarise(rows, plain)
+    summarise(rows, plain, plains.get("strict fp32"))
     if args.json:
         args.json.write_text(json.dumps({"device": name,
                                          "disk": disk, "rows": rows}, indent=1))
     return 0
 
 
-def summarise(rows: list[dict], plain: dict) -> None:
+def summarise(rows: list[dict], plain: dict, strict: dict | None = None) -> None:
+    """The table: each variant's rate against the plain loop with PyTorch's defaults and with
+    strict fp32 (benchmarks/_baseline.py), then the like-for-like steps and the quality runs."""
     if not plain:
         return
-    print(f"\n{'variant':40s} {'patches/s':>9} {'x plain':>7} {'GPU busy':>8} {'RSS MB':>7} "
-          f"{'disk MB/s':>9} {'EMPIAR-10025 epoch':>18}")
+    strict = strict or plain
+    print(f"\n{'variant':44s} {'patches/s':>9} {'x plain':>7} {'x strict':>8} {'GPU busy':>8} "
+          f"{'RSS MB':>7} {'disk MB/s':>9} {'EMPIAR-10025 epoch':>18}")
     for row in rows:
         if row["variant"].startswith(("quality", "runtime")):
             continue
         busy = "-" if row["gpu_busy"] is None else f"{row['gpu_busy']:.0%}"
-        print(f"{row['variant']:40s} {row['patches_per_s']:9.0f} "
-              f"{row['patches_per_s'] / plain['patches_per_s']:7.2f} {busy:>8} "
+        print(f"{row['variant']:44s} {row['patches_per_s']:9.0f} "
+              f"{row['patches_per_s'] / plain['patches_per_s']:7.2f} "
+              f"{row['patches_per_s'] / strict['patches_per_s']:8.2f} {busy:>8} "
               f"{row['peak_rss_mb']:7.0f} {row['disk_mb_per_s']:9.0f} "
               f"{EMPIAR_10025_PATCHES / row['patches_per_s']:16.0f} s")
+    by_name = {r["variant"]: r for r in rows}
+    steps_of = (("the loader alone (same pair store, bytes, fp32)", "cryoden fp32, pair store",
+                 None),
+                ("+ fp16 and the fused kernels (same pair store)", "cryoden fp16, pair store",
+                 "cryoden fp32, pair store"),
+                ("+ half the bytes: clean store, noise drawn on the GPU",
+                 "cryoden fp16, clean store + GPU noise", "cryoden fp16, pair store"))
+    print("\nlike for like, one effect a row (ratio to the row before; the first to the plain "
+          "loop):")
+    for label, name, before in steps_of:
+        if name in by_name:
+            ref = by_name.get(before) if before else plain
+            if ref:
+                ratio = by_name[name]["patches_per_s"] / ref["patches_per_s"]
+                print(f"  {label:55s} {ratio:5.2f}x")
     quality = {r["variant"]: r["val_loss"] for r in rows if r["variant"].startswith("quality")}
     reference = quality.get("quality fp32")
     for name, loss in quality.items():
