@@ -194,7 +194,7 @@ def score(net: torch.nn.Module, cond: Condition, norm: str, device: str = "cpu")
 
 
 def adapt_and_score(cond: Condition, model: str, options: AdaptOptions,
-                    halves: bool) -> dict[str, Any]:
+                    halves: bool, save: Path | None = None) -> dict[str, Any]:
     """Adapt ``model`` on the condition's micrograph; score start and result on the tests."""
     start, checkpoint = load_checkpoint(resolve_model(model))
     norm = checkpoint.normalization
@@ -208,6 +208,13 @@ def adapt_and_score(cond: Condition, model: str, options: AdaptOptions,
                 "gaussian_oracle": cond.gaussian_oracle, "before": score(start, cond, norm)}
     seconds = time.perf_counter() - t0
     assert isinstance(result, AdaptResult)
+    if save is not None:  # the adapted weights, to score them again on other tests
+        from safetensors.torch import save_file
+
+        save.mkdir(parents=True, exist_ok=True)
+        slug = re.sub(r"[^A-Za-z0-9.]+", "_", cond.name).strip("_")
+        save_file({k: v.contiguous() for k, v in result.model.state_dict().items()},
+                  str(save / f"{slug}_seed{options.seed}.safetensors"))
     before, after = score(start, cond, norm), score(result.model, cond, norm)
     judged = judged_patches(start, result.model, cond, norm, options) if halves else None
     return {"condition": cond.name, "mode": result.mode, "noisy": cond.noisy,
@@ -260,8 +267,9 @@ def _row(name: str, kw: dict[str, Any], args: argparse.Namespace) -> dict[str, A
                            n2v_fraction=args.n2v_fraction, val_passes=args.val_passes,
                            check_noise=not args.no_noise_check,
                            check_sums=not args.no_sums_check,
-                           hold_out_micrographs=args.hold_out_micrographs)
-    return {"params": kw, **adapt_and_score(cond, args.model, options, args.halves)}
+                           hold_out_micrographs=args.hold_out_micrographs, tune=args.tune)
+    return {"params": kw, **adapt_and_score(cond, args.model, options, args.halves,
+                                            args.save_models)}
 
 
 def main() -> None:
@@ -286,6 +294,14 @@ def main() -> None:
     p.add_argument("--halves", action="store_true")
     p.add_argument("--adapt-n", type=int, default=1,
                    help="micrographs to adapt on (--physics; each --size²)")
+    p.add_argument("--tune", default="all", choices=("all", "biases"),
+                   help="which parameters the fine-tune changes")
+    p.add_argument("--interpolation", default="bicubic",
+                   choices=("bicubic", "bilinear", "fourier"),
+                   help="--physics: the session's motion-correction interpolation (fourier: "
+                        "white noise on K3 sums)")
+    p.add_argument("--save-models", type=Path, default=None,
+                   help="keep each adapted model here (safetensors, weights only)")
     p.add_argument("--hold-out-micrographs", action="store_true",
                    help="judge on whole held-out micrographs (needs --adapt-n 2 or more)")
     p.add_argument("--physics", action="store_true", help="physics-grade conditions")
@@ -293,6 +309,7 @@ def main() -> None:
     p.add_argument("--only", nargs="+", default=None)
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
+    SESSION["interpolations"] = (args.interpolation,)
     args.model = args.model or ("general" if args.physics else "general-v1")
     table = conditions(args.physics)[0]
     names = [n for n in table if args.only is None or any(o in n for o in args.only)]

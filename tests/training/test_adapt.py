@@ -52,6 +52,19 @@ def _run(micrograph: np.ndarray, **options: object) -> AdaptResult:
     return result
 
 
+def test_tuning_biases_only_leaves_every_weight_as_it_was() -> None:
+    noisy, _ = _micrograph(3, size=128)
+    start, _ = load_checkpoint(shipped_path(START))
+    result = _run(noisy, seconds=60, max_steps=20, tune="biases", evidence=0.0)
+    changed = {name for name, value in result.model.state_dict().items()
+               if not torch.equal(value, start.state_dict()[name])}
+    assert not result.kept_start and changed  # a state with other biases was kept
+    assert all(name.endswith("bias") for name in changed)
+    assert all(p.requires_grad for p in result.model.parameters())
+    with pytest.raises(ValueError, match="tune must be"):
+        _run(noisy, max_steps=1, tune="weights")
+
+
 def test_a_two_second_box_ends_in_about_two_seconds() -> None:
     noisy, _ = _micrograph(0, size=256)
     t0 = time.perf_counter()

@@ -90,6 +90,10 @@ class AdaptOptions:
     evidence: float = 2.0
     """A fine-tuned state replaces the start only if its held-out loss is lower by more than
     this many standard errors of the per-patch difference (0: any improvement counts)."""
+    tune: str = "all"
+    """Which parameters the fine-tune changes: ``all``, or ``biases`` (every layer's bias and
+    no weight, BitFit-style: a few hundred numbers that shift each layer's response, too few to
+    learn one micrograph's particulars)."""
     hold_out_micrographs: bool = False
     """Hold out whole micrographs (``held_out`` of them, at least one) instead of patches of
     every micrograph, so the judge sees micrographs the fine-tune never learned from. Needs
@@ -208,7 +212,7 @@ class _Run:
                            else default_batch_size(device))
         config = TrainConfig(mode=mode, seed=options.seed, n2v_fraction=options.n2v_fraction)
         self.modes = ModeBatches(config, device, replacement="median")
-        optimizer = torch.optim.Adam(self.model.parameters(), lr=options.lr)
+        optimizer = torch.optim.Adam(_trainable(self.model, options.tune), lr=options.lr)
         self.update = make_step(self.model, optimizer, "fp32")
         self.generator = torch.Generator().manual_seed(options.seed)
         self.history: list[AdaptProgress] = []
@@ -317,11 +321,21 @@ class _Run:
         """Return the model to keep (the starting one, unless a state beat it) and the numbers."""
         kept = self.best_state is self.start
         self.model.load_state_dict(self.best_state)
+        self.model.requires_grad_(True)  # as the caller's model was
         self.model.eval()
         return AdaptResult(self.model, self.mode, kept, self.before, self.best, self.steps,
                            self.best_step, seconds, self.data.n_train, self.data.n_val,
                            self.diverged, self.history, self.batch_size,
                            None if self.sums is None else self.sums.summary())
+
+
+def _trainable(model: nn.Module, tune: str) -> list[nn.Parameter]:
+    """Freeze what ``tune`` leaves alone; return the parameters to optimise."""
+    if tune not in ("all", "biases"):
+        raise ValueError(f"tune must be 'all' or 'biases', got {tune!r}")
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(tune == "all" or name.endswith("bias"))
+    return [p for p in model.parameters() if p.requires_grad]
 
 
 def _copy(model: nn.Module, device: torch.device) -> nn.Module:
