@@ -52,6 +52,14 @@ from napari_cryoden.io.images import read_image, write_mrc  # noqa: E402
 from napari_cryoden.models.pretrained import resolve_model  # noqa: E402
 
 
+def dataset(size: str, n: int, folder: Path) -> tuple[tuple[int, int], list[Path]]:
+    """The shape ``size`` names (``HxW`` or one number) and the ``n`` files of that shape in
+    ``folder`` (written by :func:`write_dataset` unless they exist)."""
+    h, _, w = size.lower().partition("x")
+    shape = (int(h), int(w or h))
+    return shape, write_dataset(folder / f"in_{shape[0]}x{shape[1]}", n, shape)
+
+
 def write_dataset(folder: Path, n: int, shape: tuple[int, int], seed: int = 0) -> list[Path]:
     """``n`` float32 micrographs of noise around 1 with smooth structure (1.06 Å/px)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -151,10 +159,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="also time the sequential loop at fp32 (with --precision fp16/bf16)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    shape = tuple(int(v) for v in args.size.lower().split("x")) if "x" in args.size else (
-        int(args.size), int(args.size))
-    files = write_dataset(args.dir / f"in_{shape[0]}x{shape[1]}", args.n,
-                          shape)  # type: ignore[arg-type]
+    shape, files = dataset(args.size, args.n, args.dir)
     mb = sum(p.stat().st_size for p in files) / 1e6
     denoiser = load_denoiser(resolve_model(args.model), args.device)
     options = {"precision": args.precision}

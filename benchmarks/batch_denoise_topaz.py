@@ -37,7 +37,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _topaz import topaz_argv  # noqa: E402
-from batch_denoise import cold, write_dataset  # noqa: E402
+from batch_denoise import cold, dataset  # noqa: E402
 
 
 def run_timed(argv: list[str], env: dict[str, str]) -> float:
@@ -85,10 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                        help="a folder holding the topaz package, put on this Python's path")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    shape = tuple(int(v) for v in args.size.lower().split("x")) if "x" in args.size else (
-        int(args.size), int(args.size))
-    files = write_dataset(args.dir / f"in_{shape[0]}x{shape[1]}", args.n,
-                          shape)  # type: ignore[arg-type]
+    shape, files = dataset(args.size, args.n, args.dir)
     mb_per_file = sum(p.stat().st_size for p in files) / 1e6 / len(files)
 
     ours_env = dict(os.environ)
