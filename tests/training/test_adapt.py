@@ -52,15 +52,21 @@ def _run(micrograph: np.ndarray, **options: object) -> AdaptResult:
     return result
 
 
-def test_tuning_biases_only_leaves_every_weight_as_it_was() -> None:
+def test_the_default_fit_changes_the_biases_and_leaves_every_weight_as_it_was() -> None:
     noisy, _ = _micrograph(3, size=128)
     start, _ = load_checkpoint(shipped_path(START))
-    result = _run(noisy, seconds=60, max_steps=20, tune="biases", evidence=0.0)
-    changed = {name for name, value in result.model.state_dict().items()
-               if not torch.equal(value, start.state_dict()[name])}
-    assert not result.kept_start and changed  # a state with other biases was kept
-    assert all(name.endswith("bias") for name in changed)
+
+    def changed(result: AdaptResult) -> set[str]:
+        return {name for name, value in result.model.state_dict().items()
+                if not torch.equal(value, start.state_dict()[name])}
+
+    assert AdaptOptions().tune == "biases"
+    result = _run(noisy, seconds=60, max_steps=20, evidence=0.0)
+    assert not result.kept_start and changed(result)  # a state with other biases was kept
+    assert all(name.endswith("bias") for name in changed(result))
     assert all(p.requires_grad for p in result.model.parameters())
+    every = _run(noisy, seconds=60, max_steps=20, evidence=0.0, tune="all")
+    assert any(name.endswith("weight") for name in changed(every))
     with pytest.raises(ValueError, match="tune must be"):
         _run(noisy, max_steps=1, tune="weights")
 
@@ -252,7 +258,7 @@ def test_cli_judges_on_a_held_out_micrograph(tmp_path: Path,
     odds = [str(tmp_path / f"mic{k}_ODD.mrc") for k in range(3)]
     status = main(["adapt", "general-fast", "-o", str(tmp_path / "a.safetensors"),
                    "--even", *evens, "--odd", *odds, "--hold-out-micrographs",
-                   "--seconds", "1", "--patch-size", "32", "--device", "cpu",
+                   "--tune", "biases", "--seconds", "1", "--patch-size", "32", "--device", "cpu",
                    "--json", str(tmp_path / "r.json")])
     capsys.readouterr()
     assert status == 0
@@ -260,6 +266,7 @@ def test_cli_judges_on_a_held_out_micrograph(tmp_path: Path,
     # one of three micrographs is held out whole: its 9 patches judge, the other 18 teach
     assert report["n_held_out_patches"] == 9 and report["n_train_patches"] == 18
     assert report["split_frame_snr"]["n_patches"] == 9
+    assert report["tune"] == "biases"
 
 
 def _coloured(seed: int, size: int = 256) -> np.ndarray:
