@@ -1,9 +1,10 @@
 """The baseline every denoiser must beat: the noisy input filtered by a Gaussian.
 
 :func:`best_gaussian` searches the filter width that brings the noisy input closest (MSE) to the
-clean target (on the scored micrograph itself that is an oracle, an upper bound);
-:func:`gaussian_curve` and :func:`leave_one_out_sigmas` choose a width for each micrograph on the
-*other* micrographs, so the fitted baseline never sees what it is scored on;
+clean target; :func:`gaussian_curve` measures that MSE at the widths :data:`FIT_SIGMAS`, and
+:func:`width_best_on` reads the best of some micrographs' curves: on the scored micrograph's own
+that is the oracle (an upper bound), and :func:`leave_one_out_sigmas` chooses each micrograph's
+width on the *other* micrographs, so the fitted baseline never sees what it is scored on;
 :func:`gaussian_baseline` applies a width. See docs/metrics.md.
 """
 
@@ -17,7 +18,7 @@ from scipy import ndimage
 from .pixels import compare
 
 __all__ = ["DEFAULT_SIGMAS", "FIT_SIGMAS", "GAUSSIAN_SEARCH_CROP", "best_gaussian", "centre_crop",
-           "gaussian_baseline", "gaussian_curve", "leave_one_out_sigmas"]
+           "gaussian_baseline", "gaussian_curve", "leave_one_out_sigmas", "width_best_on"]
 
 DEFAULT_SIGMAS = (0.0, 0.5, 0.7, 1.0, 1.4, 2.0, 2.8, 4.0, 5.6, 8.0, 11.3, 16.0, 22.6, 32.0)
 GAUSSIAN_SEARCH_CROP = 1024  # baselines search the Gaussian sigma on a central crop this big
@@ -93,6 +94,11 @@ def gaussian_curve(noisy: np.ndarray, clean: np.ndarray,
                                    ** 2)) for s in sigmas])
 
 
+def width_best_on(curves: Sequence[np.ndarray], sigmas: Sequence[float] = FIT_SIGMAS) -> float:
+    """Return the width of lowest summed MSE over the given :func:`gaussian_curve` s."""
+    return float(sigmas[int(np.argmin(np.sum(curves, axis=0)))])
+
+
 def leave_one_out_sigmas(curves: Sequence[np.ndarray],
                          sigmas: Sequence[float] = FIT_SIGMAS) -> list[float]:
     """For each micrograph, the width best on all the *other* micrographs together.
@@ -111,6 +117,5 @@ def leave_one_out_sigmas(curves: Sequence[np.ndarray],
     """
     if len(curves) < 2:
         raise ValueError("a width chosen on the other micrographs needs at least two")
-    stack = np.stack(curves)
-    total = stack.sum(0)
-    return [float(sigmas[int(np.argmin(total - curve))]) for curve in stack]
+    total = np.sum(curves, axis=0)
+    return [width_best_on([total - curve], sigmas) for curve in curves]

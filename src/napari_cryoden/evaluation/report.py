@@ -27,7 +27,7 @@ import numpy as np
 from ..data.pairs import find_pairs
 from ..errors import InputError
 from ..io.images import read_image
-from .baselines import FIT_SIGMAS, centre_crop, gaussian_curve, leave_one_out_sigmas
+from .baselines import centre_crop, gaussian_curve, leave_one_out_sigmas, width_best_on
 from .checklist import run_checklist
 from .guards import report_warnings
 from .metrics import METRICS
@@ -113,14 +113,15 @@ def evaluate(model: Any, noisy_dir: str | os.PathLike[str], clean_dir: str | os.
         history = checkpoint.metadata.get("epochs")
 
     pairs = find_pairs(noisy_dir, clean_dir)
-    fit, sigmas = gaussian_fit(pairs, gaussian_sigma, checkpoint)
+    fit, sigmas, curves = gaussian_fit(pairs, gaussian_sigma, checkpoint)
     scorer, panel = Scorer(patch_size, data_range, fit), None
     for done, (noisy_path, clean_path) in enumerate(pairs, start=1):
         noisy, clean = _read_pair(noisy_path, clean_path)
         denoised = denoise_fn(model, noisy, normalization=normalization, device=device)
         _check_output(denoised, noisy, noisy_path)
         scorer.add(denoised, clean, noisy, file=noisy_path.name,
-                   sigma=None if sigmas is None else sigmas[done - 1])
+                   sigma=None if sigmas is None else sigmas[done - 1],
+                   curve=None if curves is None else curves[done - 1])
         panel = panel or _panel(noisy, denoised, clean)
         del noisy, clean, denoised
         if progress is not None:
@@ -137,8 +138,8 @@ def evaluate(model: Any, noisy_dir: str | os.PathLike[str], clean_dir: str | os.
     return report
 
 
-def gaussian_fit(pairs: list[tuple[Path, Path]], sigma: float | None,
-                 checkpoint: Any = None) -> tuple[GaussianFit | None, list[float] | None]:
+def gaussian_fit(pairs: list[tuple[Path, Path]], sigma: float | None, checkpoint: Any = None,
+                 ) -> tuple[GaussianFit | None, list[float] | None, list[np.ndarray] | None]:
     """Choose the fitted Gaussian baseline's width, never on the micrograph it is scored on.
 
     Parameters
@@ -153,25 +154,28 @@ def gaussian_fit(pairs: list[tuple[Path, Path]], sigma: float | None,
 
     Returns
     -------
-    fit, sigmas
+    fit, sigmas, curves
         The fit (None with one micrograph and no other source) and, when each micrograph has
-        its own width (chosen on the others: leave one out), those widths in ``pairs`` order.
+        its own width (chosen on the others: leave one out), those widths and the micrographs'
+        :func:`~.baselines.gaussian_curve` s in ``pairs`` order (the oracle's width is read
+        from the latter).
     """
     if sigma is not None:
         if not sigma >= 0:
             raise InputError(f"the Gaussian baseline's width must be >= 0 px, got {sigma}")
-        return GaussianFit(float(sigma), "the width given to evaluate (--gaussian-sigma)"), None
+        return (GaussianFit(float(sigma), "the width given to evaluate (--gaussian-sigma)"),
+                None, None)
     recorded = (checkpoint.metadata.get("gaussian_baseline") or {}) if checkpoint else {}
     if recorded.get("sigma") is not None:
         where = str(recorded.get("fitted_on", "the model's validation set"))
-        return GaussianFit(float(recorded["sigma"]), where), None
+        return GaussianFit(float(recorded["sigma"]), where), None, None
     if len(pairs) < 2:
-        return None, None
+        return None, None, None
     curves = [gaussian_curve(*_read_pair(noisy, clean)) for noisy, clean in pairs]
     sigmas = leave_one_out_sigmas(curves)
     where = (f"the other {len(pairs) - 1} evaluated micrograph{'s' * (len(pairs) > 2)} "
              "(leave one out: each micrograph's width is the best on the others)")
-    return GaussianFit(float(np.mean(sigmas)), where, tuple(sigmas)), sigmas
+    return GaussianFit(float(np.mean(sigmas)), where, tuple(sigmas)), sigmas, curves
 
 
 def validation_gaussian(pairs: Any, most: int = 4) -> dict[str, Any] | None:
@@ -194,15 +198,11 @@ def validation_gaussian(pairs: Any, most: int = 4) -> dict[str, Any] | None:
         ``{"sigma", "fitted_on"}``, the ``gaussian_baseline`` metadata
         :func:`gaussian_fit` reads back.
     """
-    if not isinstance(pairs, (list, tuple)) or not pairs:
-        return None
-    if not all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], (str, Path))
-               for p in pairs):
+    if not isinstance(pairs, (list, tuple)) or not pairs:  # a packed store, or none
         return None
     picked = [pairs[i] for i in np.linspace(0, len(pairs) - 1, min(most, len(pairs)))
               .round().astype(int)]
-    total = sum(gaussian_curve(*_read_pair(Path(a), Path(b))) for a, b in picked)
-    sigma = float(FIT_SIGMAS[int(np.argmin(total))])
+    sigma = width_best_on([gaussian_curve(*_read_pair(Path(a), Path(b))) for a, b in picked])
     return {"sigma": sigma, "fitted_on": f"the training run's validation set ({len(picked)} of "
                                          f"its {len(pairs)} micrographs)"}
 

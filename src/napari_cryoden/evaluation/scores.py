@@ -31,8 +31,8 @@ HEADLINE_NOTE = ("per micrograph: each metric on each micrograph's whole image, 
                  "over micrographs (independent of the patch size; per_patch holds the means "
                  "over patches)")
 ORACLE_NOTE = (f"upper bound, not a baseline: the sigma best on each micrograph's own clean "
-               f"target (central crop of at most {GAUSSIAN_SEARCH_CROP} px), which no user can "
-               "choose")
+               f"target (0.5 to 32 px at four steps an octave, central crop of at most "
+               f"{GAUSSIAN_SEARCH_CROP} px), which no user can choose")
 
 
 @dataclass(frozen=True)
@@ -175,6 +175,11 @@ class Scores:
         """The fitted Gaussian's width (mean over micrographs), else None."""
         return None if self.fit is None else self.fit.sigma
 
+    @property
+    def oracle_sigma(self) -> float | None:
+        """The oracle Gaussian's width, the mean over micrographs, else None."""
+        return sum(self.oracle_sigmas) / len(self.oracle_sigmas) if self.oracle_sigmas else None
+
     def to_json(self) -> dict[str, Any]:
         """Return the report's scores as JSON-ready values (docs/metrics.md lists the keys).
 
@@ -207,8 +212,7 @@ class Scores:
                                "fitted_on": self.fit.fitted_on, "note": note,
                                **self.gaussian.to_json()}
         if self.oracle is not None:
-            out["gaussian_oracle"] = {"sigma": float(sum(self.oracle_sigmas)
-                                                     / len(self.oracle_sigmas)),
+            out["gaussian_oracle"] = {"sigma": self.oracle_sigma,
                                       "sigmas": list(self.oracle_sigmas), "note": ORACLE_NOTE,
                                       **self.oracle.to_json()}
         return out
@@ -229,13 +233,11 @@ class Scores:
         """
         fitted = self.gaussian is not None
         gaussian = self.gaussian if fitted else self.oracle
-        sigma = self.sigma if fitted else (
-            float(sum(self.oracle_sigmas) / len(self.oracle_sigmas)) if self.oracle_sigmas
-            else None)
         return ChecklistInput(
             pooled=self.model.pooled,
             noisy_pooled=None if self.noisy is None else self.noisy.pooled,
             gaussian_pooled=None if gaussian is None else gaussian.pooled,
-            gaussian_sigma=sigma, gaussian_kind="fitted" if fitted else "oracle",
+            gaussian_sigma=self.sigma if fitted else self.oracle_sigma,
+            gaussian_kind="fitted" if fitted else "oracle",
             artifacts=self.artifacts, patches=tuple(p.to_json() for p in self.patches),
             target_kind=self.target_kind, data_range=self.data_range, epoch=epoch)

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import InputError
 from .artifacts import ArtifactAccumulator
-from .baselines import GAUSSIAN_SEARCH_CROP, best_gaussian, centre_crop, gaussian_baseline
+from .baselines import centre_crop, gaussian_baseline, gaussian_curve, width_best_on
 from .metrics import METRICS, nanmean, patch_metrics, psnr
 from .pixels import PairAccumulator
 from .scores import TARGET_NOTES, ChecklistInput, GaussianFit, PatchScore, PredictionScore, Scores
@@ -62,7 +62,8 @@ class Scorer:
         self._image_where: list[tuple[str | None, int]] = []
 
     def add(self, denoised: np.ndarray, clean: np.ndarray, noisy: np.ndarray | None = None, *,
-            file: str | None = None, sigma: float | None = None) -> None:
+            file: str | None = None, sigma: float | None = None,
+            curve: np.ndarray | None = None) -> None:
         """Score one micrograph, or each slice of a ``(z, y, x)`` stack.
 
         Parameters
@@ -77,23 +78,26 @@ class Scorer:
         sigma
             The fitted Gaussian's width for this micrograph (chosen on other data, e.g. the
             other micrographs); default: the ``gaussian`` given to the scorer, if any.
+        curve
+            This micrograph's :func:`~.baselines.gaussian_curve` when the caller has it (a 2D
+            micrograph): the oracle's width is read from it instead of measured again.
         """
         self.n_micrographs += 1
         denoised, clean = _stack(denoised), _stack(clean)
         noisy = None if noisy is None else _stack(noisy)
         if sigma is None and self.gaussian is not None:
             sigma = self.gaussian.sigma
+        single = denoised.shape[0] == 1
         for z in range(denoised.shape[0]):
             self._add_slice(denoised[z], clean[z], None if noisy is None else noisy[z], file, z,
-                            sigma)
+                            sigma, curve if single else None)
 
     def _add_slice(self, denoised: np.ndarray, clean: np.ndarray, noisy: np.ndarray | None,
-                   file: str | None, z: int, sigma: float | None) -> None:
+                   file: str | None, z: int, sigma: float | None,
+                   curve: np.ndarray | None) -> None:
         predictions = {"model": denoised}
         if noisy is not None:
-            oracle, _ = best_gaussian(centre_crop(noisy, GAUSSIAN_SEARCH_CROP),
-                                      centre_crop(clean, GAUSSIAN_SEARCH_CROP),
-                                      data_range=self.data_range)
+            oracle = width_best_on([gaussian_curve(noisy, clean) if curve is None else curve])
             self.oracle_sigmas.append(oracle)
             predictions.update(noisy=noisy, gaussian_oracle=gaussian_baseline(noisy, oracle))
             if sigma is not None:
