@@ -119,18 +119,16 @@ def relative_judgement(n: int, scores: ChecklistInput) -> dict[str, Any]:
         no baseline applies or none was scored) and ``note``.
     """
     if n in _NO_BASELINE:
-        return {"measure": None, "value": None, "passed": None, "note": _NO_BASELINE[n]}
+        return _not_compared(_NO_BASELINE[n])
     noisy, gauss = scores.noisy_pooled, scores.gaussian_pooled
     if noisy is None or gauss is None:
-        return {"measure": None, "value": None, "passed": None,
-                "note": "needs the noisy image (the baselines)"}
+        return _not_compared("needs the noisy image (the baselines)")
     label = "fitted Gaussian" if scores.gaussian_kind == "fitted" else "oracle Gaussian"
     model = scores.pooled
     needed = {4: ("corr",), 5: ("brightness_diff", "std_target", "hist_overlap"),
               6: ("calib_slope",), 7: ("psnr",), 9: ("psnr",)}.get(n, ())
     if any(key not in p for p in (model, noisy, gauss) for key in needed):
-        return {"measure": None, "value": None, "passed": None,
-                "note": "the baselines' scores lack this measure"}
+        return _not_compared("the baselines' scores lack this measure")
     if n in (4, 9):
         key = "corr" if n == 4 else "psnr"
         ok = model[key] > noisy[key] and model[key] > gauss[key]
@@ -162,8 +160,7 @@ def _relative_consistency(patches: Sequence[Mapping[str, Any]], label: str) -> d
     """Item 8 against the Gaussian on the same patches: no more spread, no worse outlier."""
     gauss = [float(p["gaussian_rmse"]) for p in patches if p.get("gaussian_rmse") is not None]
     if len(patches) < 2 or len(gauss) != len(patches):
-        return {"measure": None, "value": None, "passed": None,
-                "note": "needs >= 2 patches with the baselines"}
+        return _not_compared("needs >= 2 patches with the baselines")
     cv, worst = _spread([float(p["rmse"]) for p in patches])
     gauss_cv, gauss_worst = _spread(gauss)
     value = {"cv": {"model": cv, "gaussian": gauss_cv},
@@ -174,6 +171,10 @@ def _relative_consistency(patches: Sequence[Mapping[str, Any]], label: str) -> d
 
 def _relative(measure: str, value: Any, passed: bool) -> dict[str, Any]:
     return {"measure": measure, "value": value, "passed": bool(passed), "note": None}
+
+
+def _not_compared(note: str) -> dict[str, Any]:
+    return {"measure": None, "value": None, "passed": None, "note": note}
 
 
 def _item(n: int, measure: str, value: Any, threshold: str, passed: bool | None,
