@@ -84,6 +84,10 @@ class ConfigForm:
             self._widgets[key] = field_widget(_SPECS[key], self._initial[key])
         return self._widgets[key]
 
+    def unbuilt(self) -> list[str]:
+        """The keys of the fields whose widgets are not built yet, in the form's order."""
+        return [spec.key for spec in FIELDS if spec.key not in self._widgets]
+
     def advanced(self) -> list[ValueWidget]:
         """The widgets of the fields not in :data:`BASIC_FIELDS`, built now if not yet."""
         return [self.widget(spec.key) for spec in FIELDS if spec.key not in BASIC_FIELDS]

@@ -86,8 +86,8 @@ class LazySection(QCollapsible):
     title
         The section's header.
     build
-        Returns the content widget; called once, just before the section first expands
-        (a click on the header or :meth:`expand`).
+        Returns the content widget; called once, by :meth:`fill` or just before the section
+        first expands (a click on the header or :meth:`expand`), whichever comes first.
     tooltip
         The header's tooltip.
     """
@@ -102,11 +102,15 @@ class LazySection(QCollapsible):
         """Whether the content has been built (the section was opened once)."""
         return self._build is None
 
-    def expand(self, animate: bool = True) -> None:
-        """Build the content if not yet, then expand (the header's click calls this too)."""
+    def fill(self) -> None:
+        """Build the content now if not yet, leaving the section as it is (collapsed or not)."""
         if self._build is not None:
             build, self._build = self._build, None
             self.addWidget(build())
+
+    def expand(self, animate: bool = True) -> None:
+        """Build the content if not yet, then expand (the header's click calls this too)."""
+        self.fill()
         super().expand(animate)
 
 
