@@ -16,6 +16,14 @@ SHORT = {"noisy": "noisy", "Gaussian, σ fitted on training micrographs": "Gauss
          "Topaz 0.3.20 `unet`": "Topaz unet"}
 
 
+def short(name: str) -> str:
+    """A column title, e.g. ``ours: `general`, then σ 3.5 px (...)`` → ``general + σ 3.5 px``."""
+    if name in SHORT:
+        return SHORT[name]
+    text = name.replace("ours: ", "").replace("`", "").split(" (")[0]
+    return text.replace(", then ", " + ")
+
+
 def crop_figure(crops: dict[str, dict[str, np.ndarray]], path: Path, where: list[int]) -> None:
     """One row per condition, one column per method (truth first), the truth's grey levels."""
     y, x, n = where
@@ -30,8 +38,7 @@ def crop_figure(crops: dict[str, dict[str, np.ndarray]], path: Path, where: list
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:
-                ax.set_title(SHORT.get(name, name.replace("ours: ", "").replace("`", "")),
-                             fontsize=7)
+                ax.set_title(short(name), fontsize=7)
         row[0].set_ylabel(condition, fontsize=7)
     fig.tight_layout(pad=0.3)
     path.parent.mkdir(parents=True, exist_ok=True)

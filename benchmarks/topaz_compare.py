@@ -4,7 +4,8 @@ Usage::
 
     python benchmarks/topaz_compare.py [--test-n 6] [--train-n 4] [--size 1024]
         [--noise-sigmas 0 0.6 1.0] [--data DIR --train-data DIR] [--model NAME=PATH ...]
-        [--topaz-python PATH] [--out benchmarks/results/topaz] [--figure PNG] [--time-4096]
+        [--topaz-python PATH] [--smooth PX ...] [--out benchmarks/results/topaz] [--figure PNG]
+        [--time-4096]
 
 Data: ``--test-n`` held-out cartoon micrographs (contrast ×``--contrast-scale``, ``--dose``,
 8-frame movies whose even and odd sums are each denoised on their own) per noise condition: the
@@ -17,7 +18,11 @@ Rows: the noisy input (even + odd); a Gaussian whose σ is fitted on ``--train-n
 training micrographs (the mean of their best σ); the oracle Gaussian (σ chosen per micrograph on
 its truth); Topaz ``unet`` (run by benchmarks/_topaz.py in its own Python); our ``general`` and
 ``general-fast`` and the first releases ``general-v1``, ``general-fast-v1``; any
-``--model NAME=PATH``.
+``--model NAME=PATH``; for each ``--smooth PX``, ``general`` then a Gaussian of σ PX pixels
+(``cryoden.denoise(..., smooth=PX)``, ``cryoden denoise --smooth PX``; the halves alike); for
+each ``--truth-smooth PX``, the noise-free truth itself blurred by σ PX (its even and odd halves
+too): the best that any "denoise, then blur by σ PX" could score. ``--rows TEXT ...`` runs only
+the rows whose label contains one of the texts (e.g. ``--rows truth`` with ``--truth-smooth``).
 
 Columns, for every row alike: PSNR against the truth of the whole micrograph (data range 1, the
 simulator's truth lies in [0, 1]; each method's output as it comes — ours and Topaz both return
@@ -85,12 +90,12 @@ def topaz_method(python: Path) -> Method:
     return run
 
 
-def ours(spec: str) -> Method:
+def ours(spec: str, smooth: float = 0.0) -> Method:
     """One of our models (a shipped name or a .safetensors file), on the CPU."""
     import napari_cryoden as cryoden
 
     model = cryoden.load_model(spec, device="cpu")
-    return by_image(lambda x: cryoden.denoise(x, model, device="cpu"))
+    return by_image(lambda x: cryoden.denoise(x, model, device="cpu", smooth=smooth))
 
 
 def methods(args: argparse.Namespace, sigma_fit: float | None) -> dict[str, Method]:
@@ -103,7 +108,21 @@ def methods(args: argparse.Namespace, sigma_fit: float | None) -> dict[str, Meth
     shipped = ("general", "general-fast", "general-v1", "general-fast-v1")
     for name, spec in [*((n, n) for n in shipped), *(text.split("=", 1) for text in args.model)]:
         rows[f"ours: `{name}`"] = ours(spec)
+    for sigma in args.smooth:
+        rows[f"ours: `general`, then σ {sigma:g} px (`--smooth {sigma:g}`)"] = ours(
+            "general", sigma)
+    for sigma in args.truth_smooth:
+        rows[f"the truth, then σ {sigma:g} px"] = _truth_blurred(sigma)
+    if args.rows:
+        rows = {k: v for k, v in rows.items() if any(text in k for text in args.rows)}
     return rows
+
+
+def _truth_blurred(sigma: float) -> Method:
+    """The noise-free truth (and its halves' truths: the same image) blurred by ``sigma`` px."""
+    def run(mics: list[Micrograph]) -> Outputs:
+        return [(blurred := gaussian_baseline(m.truth, sigma), blurred, blurred) for m in mics]
+    return run
 
 
 def score(mics: list[Micrograph], outs: Outputs, box: int) -> dict[str, Any]:
@@ -180,6 +199,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def figure_only(args: argparse.Namespace) -> None:
+    """Redraw ``--figure`` from the first test micrograph of each condition (no scores)."""
+    crops: dict[str, dict[str, np.ndarray]] = {}
+    for name, test, train in conditions(args):
+        sigma = fitted_sigma(train) if train else None
+        crops[name] = {"truth": test[0].truth}
+        for label, method in methods(args, sigma).items():
+            crops[name][label] = method(test[:1])[0][0]
+    crop_figure(crops, args.figure, args.crop or _crop_at_particle(test[0]))
+
+
 def _crop_at_particle(m: Micrograph, n: int = 160) -> list[int]:
     """A crop of ``n`` px centred on the particle nearest the micrograph's centre."""
     ny, nx = m.truth.shape
@@ -201,10 +231,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--train-data", type=Path, help="with --data: fit the Gaussian's σ here")
     p.add_argument("--model", nargs="*", default=[], metavar="NAME=PATH")
     p.add_argument("--topaz-python", dest="topaz", type=Path, default=None)
+    p.add_argument("--smooth", type=float, nargs="*", default=[], metavar="PX",
+                   help="also score general followed by a Gaussian of each σ (px)")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/topaz")
     p.add_argument("--figure", type=Path, default=ROOT / "docs/images/topaz_compare_crop.png")
     p.add_argument("--crop", type=int, nargs=3, default=None, metavar=("Y", "X", "N"),
                    help="figure crop (default: 160 px around the particle nearest the centre)")
+    p.add_argument("--truth-smooth", type=float, nargs="*", default=[], metavar="PX",
+                   help="also score the truth blurred by each σ (px)")
+    p.add_argument("--rows", nargs="*", default=[], metavar="TEXT",
+                   help="only the rows whose label contains one of these texts")
+    p.add_argument("--figure-only", action="store_true",
+                   help="only redraw --figure: every method on the first test micrograph")
     p.add_argument("--time-4096", action="store_true", help="only time one 4096² micrograph")
     p.add_argument("--cores", default="0,1", help="CPU cores for --time-4096 (taskset)")
     args = p.parse_args(argv)
@@ -213,6 +251,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.time_4096:
         result = time_4096(args.topaz, args.cores, args.contrast_scale, args.dose)
         (args.out / "timing_4096.json").write_text(json.dumps(result, indent=1) + "\n")
+        return 0
+    if args.figure_only:
+        figure_only(args)
         return 0
     report = run(args)
     (args.out / "topaz_compare.json").write_text(json.dumps(report, indent=1) + "\n")

@@ -102,6 +102,8 @@ class FolderJob:
     when every file has its output (:func:`~napari_cryoden.io.star.write_denoised_star`)."""
     out_dtype: str = "float32"
     """``"float32"`` or ``"float16"`` (MRC mode 12) outputs."""
+    smooth: float = 0.0
+    """σ px of a Gaussian after denoising (:mod:`~napari_cryoden.inference.smoothing`); 0: off."""
 
     def planned_outputs(self) -> list[Path]:
         """Each file's output path."""
@@ -261,7 +263,8 @@ def denoise_files(denoiser: Denoiser, files: Sequence[Path], out_dir: str | os.P
         The pipeline's threads and queue depth.
     **options
         Further keyword arguments of :func:`~napari_cryoden.inference.denoiser.denoise`
-        (``pixel_cutoff``, ``precision``, ``tile_size``...).
+        (``pixel_cutoff``, ``precision``, ``tile_size``...), and ``smooth`` (σ px of a
+        Gaussian after denoising, :mod:`.smoothing`), which the writer threads apply.
 
     Raises
     ------
@@ -322,7 +325,8 @@ def run_folder_job(job: FolderJob, stop: threading.Event | None = None,
     for result in denoise_files(denoiser, job.files, job.out_dir, outputs=job.outputs,
                                 overwrite=job.overwrite, stop=stop, progress=progress,
                                 pixel_cutoff=job.pixel_cutoff, working=job.working,
-                                bin_factor=job.bin_factor, out_dtype=job.out_dtype):
+                                bin_factor=job.bin_factor, out_dtype=job.out_dtype,
+                                smooth=job.smooth):
         failed = failed or result.status == "failed"
         yield result
     if job.star is not None and job.star_output is not None and not failed:
@@ -333,13 +337,20 @@ def run_folder_job(job: FolderJob, stop: threading.Event | None = None,
 
 def _stages(denoiser: Denoiser, tiles: TileProgress, scale: dict[str, Any],
             options: dict[str, Any], out_dtype: str) -> Stages:
-    """Read (plan the binning, read the pixels), denoise, write: one file's three stages."""
+    """Read (plan the binning, read the pixels), denoise, write: one file's three stages.
+
+    The optional Gaussian after denoising runs in the writers' threads, off the model's.
+    """
     from functools import partial
 
     from ..io.images import read_image, write_mrc
     from .denoiser import denoise
     from .pipeline import Stages
     from .scale import denoise_binned, plan_file
+    from .smoothing import check_smooth, smoothed
+
+    options = dict(options)
+    sigma = check_smooth(options.pop("smooth", 0.0))
 
     def read(result: FileResult) -> tuple[Any, Any, float]:
         plan = plan_file(result.source, denoiser.checkpoint.pixel_size_range, **scale)
@@ -357,7 +368,7 @@ def _stages(denoiser: Denoiser, tiles: TileProgress, scale: dict[str, Any],
     def write(result: FileResult, item: tuple[Any, Any, float]) -> FileResult:
         plan, data, pixel_size = item
         result.output.parent.mkdir(parents=True, exist_ok=True)
-        write_mrc(result.output, data, pixel_size, dtype=out_dtype)
+        write_mrc(result.output, smoothed(data, sigma), pixel_size, dtype=out_dtype)
         note = f" ({plan.note})" if plan.note else ""
         return replace(result, scale=plan.describe() + note)
 

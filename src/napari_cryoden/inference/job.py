@@ -25,6 +25,7 @@ from ..io.intensity import clip_hot_pixels
 from .cache import cpu_threads, use_denoiser
 from .region import Box
 from .scale import denoise_binned
+from .smoothing import smooth_margin, smoothed
 
 if TYPE_CHECKING:
     import torch
@@ -48,6 +49,9 @@ class DenoiseJob:
     (:func:`~napari_cryoden.inference.cache.cpu_threads`). ``bin_factor`` > 1 denoises the image
     Fourier-binned by it and pads the result back (:mod:`.scale`); a region is then binned with
     a margin of :data:`REGION_MARGIN` binned pixels around it, clipped to the image.
+    ``smooth`` > 0 blurs the result by a Gaussian of that σ in the image's pixels
+    (:mod:`~napari_cryoden.inference.smoothing`); a region is then denoised with a margin of the
+    kernel's radius, so its pixels equal the same crop of a whole-image run.
     """
 
     weights: Path
@@ -59,6 +63,7 @@ class DenoiseJob:
     pixel_cutoff: float | None = None
     threads: int | None = None
     bin_factor: float = 1.0
+    smooth: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -99,12 +104,24 @@ def run_job(job: DenoiseJob, progress: Callable[[int, int], None] | None = None,
             image = clip_hot_pixels(np.asarray(image), job.pixel_cutoff)
         options: dict[str, Any] = {"name": job.name, "progress": progress}
         if job.box is None:
-            data = denoise_binned(denoiser.denoise, np.asarray(image), job.bin_factor, **options)
-        elif job.bin_factor == 1:
-            data = denoiser.denoise_region(image, job.box, **options)
+            data = denoise_binned(denoiser.denoise, np.asarray(image), job.bin_factor,
+                                  smooth=job.smooth, **options)
+            return DenoiseResult(job, data, time.perf_counter() - start)
+        outer = _grown(job.box, smooth_margin(job.smooth), np.shape(image))
+        if job.bin_factor == 1:
+            data = denoiser.denoise_region(image, outer, **options)
         else:
-            data = _binned_region(denoiser.denoise, image, job.box, job.bin_factor, options)
-        return DenoiseResult(job, data, time.perf_counter() - start)
+            data = _binned_region(denoiser.denoise, image, outer, job.bin_factor, options)
+        data = smoothed(data, job.smooth)[job.box.y0 - outer.y0:job.box.y1 - outer.y0,
+                                          job.box.x0 - outer.x0:job.box.x1 - outer.x0]
+        return DenoiseResult(job, np.ascontiguousarray(data), time.perf_counter() - start)
+
+
+def _grown(box: Box, margin: int, shape: tuple[int, ...]) -> Box:
+    """``box`` with ``margin`` pixels more on each side, clipped to an image of ``shape``."""
+    ny, nx = shape[-2:]
+    return Box(max(box.y0 - margin, 0), min(box.y1 + margin, ny),
+               max(box.x0 - margin, 0), min(box.x1 + margin, nx))
 
 
 def _binned_region(run: Callable[..., np.ndarray], image: Any, box: Box, factor: float,

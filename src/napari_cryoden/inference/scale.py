@@ -151,7 +151,8 @@ def _auto(pixel_size: float | None, model_range: tuple[float, float] | None) -> 
 
 
 def denoise_binned(run: Callable[..., np.ndarray], image: Any, factor: float, *,
-                   pixel_cutoff: float | None = None, **options: Any) -> np.ndarray:
+                   pixel_cutoff: float | None = None, smooth: float = 0.0,
+                   **options: Any) -> np.ndarray:
     """Run ``run(image, **options)`` on ``image`` binned by ``factor``, then bin the result back.
 
     Parameters
@@ -166,6 +167,9 @@ def denoise_binned(run: Callable[..., np.ndarray], image: Any, factor: float, *,
     pixel_cutoff
         Hot-pixel clip (:func:`~napari_cryoden.io.intensity.clip_hot_pixels`), done before
         binning so that a hot pixel does not ring through the cropped spectrum.
+    smooth
+        σ in pixels of ``image`` of a Gaussian applied to the result, after the binning is
+        undone (:mod:`.smoothing`); 0 is off.
     **options
         Passed to ``run``.
 
@@ -174,10 +178,12 @@ def denoise_binned(run: Callable[..., np.ndarray], image: Any, factor: float, *,
     numpy.ndarray
         float32 of ``image``'s shape.
     """
+    from .smoothing import smoothed
+
     small = binned_shape(np.shape(image), factor)
     if small == np.shape(image):
-        return run(image, pixel_cutoff=pixel_cutoff, **options)
+        return smoothed(run(image, pixel_cutoff=pixel_cutoff, **options), smooth)
     if pixel_cutoff is not None:
         image = clip_hot_pixels(np.asarray(image), pixel_cutoff)
     denoised = run(fourier_crop(np.asarray(image), (small[-2], small[-1])), **options)
-    return fourier_pad(denoised, np.shape(image)[-2:])
+    return smoothed(fourier_pad(denoised, np.shape(image)[-2:]), smooth)

@@ -217,6 +217,28 @@ def test_rectangle_region_changes_only_the_rectangle(make_napari_viewer, qtbot, 
     assert np.all(layer.data[inside] != micrograph[inside])
 
 
+def test_smoothing_blurs_the_layer_and_a_rectangle_matches_the_whole(make_napari_viewer, qtbot,
+                                                                     weights, micrograph):
+    from scipy import ndimage
+
+    viewer, widget = setup(make_napari_viewer, micrograph, weights)
+    assert widget.smooth.value == 0  # off unless asked: the model's output
+    widget.smooth.value = 2.0
+    layer = click_denoise(qtbot, widget)
+    whole = ndimage.gaussian_filter(reference(weights, micrograph), 2.0)
+    np.testing.assert_allclose(layer.data, whole, atol=1e-5)
+    assert layer.metadata["smooth_sigma_px"] == 2.0
+    corners = np.array([[30, 40], [30, 100], [90, 100], [90, 40]]) * np.array(SCALE) \
+        + np.array(TRANSLATE)
+    shapes = viewer.add_shapes([corners], shape_type="rectangle", name="roi")
+    widget.region.value = RECTANGLE
+    widget.shapes.value = shapes
+    viewer.layers.remove(layer)  # a fresh layer: the box's pixels, the rest the input's
+    boxed = click_denoise(qtbot, widget)
+    inside = (slice(30, 91), slice(40, 101))
+    np.testing.assert_allclose(boxed.data[inside], whole[inside], atol=1e-4)
+
+
 def test_field_of_view_changes_only_visible_pixels(make_napari_viewer, qtbot, weights,
                                                    micrograph):
     viewer, widget = setup(make_napari_viewer, micrograph, weights)

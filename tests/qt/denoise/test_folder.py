@@ -231,3 +231,18 @@ def test_float16_output_chosen_in_the_panel(make_napari_viewer, qtbot, weights, 
     assert [r.status for r in results] == ["done"] * 2
     with mrcfile.open(results[0].output) as mrc:
         assert int(mrc.header.mode) == 12 and float(mrc.voxel_size.x) == pytest.approx(PIXEL)
+
+
+def test_smoothing_set_in_the_panel_reaches_the_files_as_cli_smooth(make_napari_viewer, qtbot,
+                                                                     weights, tmp_path):
+    inputs = write_micrographs(tmp_path / "in", 2)
+    viewer, panel, section = open_section(make_napari_viewer, qtbot, weights, tmp_path / "in")
+    panel.smooth.value = 2.5  # the panel's Smoothing row, above
+    results = run(qtbot, section)
+    assert [r.status for r in results] == ["done"] * 2
+    assert main(["denoise", str(weights), str(tmp_path / "in"), "--out", str(tmp_path / "cli"),
+                 "--device", "cpu", "--smooth", "2.5"]) == 0
+    for src in inputs:
+        with mrcfile.open(tmp_path / "in" / "denoised" / src.name) as mrc, \
+                mrcfile.open(tmp_path / "cli" / src.name) as cli:
+            np.testing.assert_array_equal(mrc.data, cli.data)

@@ -209,7 +209,7 @@ class FolderDenoise(Container):
         working, bin_factor = self._scale_choice()
         options = {"device": self.panel.device.value, "pixel_cutoff": self._pixel_cutoff(),
                    "working": working, "bin_factor": bin_factor,
-                   "out_dtype": self.out_dtype.value}
+                   "out_dtype": self.out_dtype.value, "smooth": self._smooth()}
         star = self._star_file()
         if star is not None:
             project = self.project.line_edit.value.strip() or None
@@ -226,6 +226,10 @@ class FolderDenoise(Container):
         value = float(getattr(getattr(self.panel, "scale_value", None), "value", 1.0))
         return {RECORDED: (None, 1.0), BIN: (None, value),
                 WORKING: (value, None)}.get(choice, ("auto", None))
+
+    def _smooth(self) -> float:
+        """The panel's Smoothing σ in px (0: off)."""
+        return float(getattr(getattr(self.panel, "smooth", None), "value", 0.0) or 0.0)
 
     def _pixel_cutoff(self) -> float | None:
         widget = getattr(self.panel, "pixel_cutoff", None)

@@ -72,6 +72,7 @@ class Running:
     clean: ComboBox
     device: ComboBox
     pixel_cutoff: FloatSpinBox
+    smooth: FloatSpinBox
     denoise_button: PushButton
     progress: ProgressBar
     status: Label
@@ -153,7 +154,7 @@ class Running:
         metadata = {"source_layer": source.name, "model": str(job.weights),
                     "pixel_size": plan.pixel_size if plan else None,
                     "working_pixel_size": plan.working_pixel_size if plan else None,
-                    "bin_factor": job.bin_factor}
+                    "bin_factor": job.bin_factor, "smooth_sigma_px": job.smooth}
         try:
             layer = write_denoised(self.viewer, source, result.data, job.box, job.z, metadata,
                                    finished.limits)
@@ -206,14 +207,15 @@ class Running:
             return None
         cutoff, factor = float(self.pixel_cutoff.value) or None, self._plan.factor
         job = DenoiseJob(weights, self.device.value, layer.data, None, layer.name,
-                         pixel_cutoff=cutoff, threads=spare_cores(), bin_factor=factor)
+                         pixel_cutoff=cutoff, threads=spare_cores(), bin_factor=factor,
+                         smooth=float(self.smooth.value))
         box = self._region(layer)
         if box is None:
             return job, layer
         z = None if layer.ndim == 2 else self._current_slice(layer)
         image = layer.data if z is None else layer.data[z]
         return DenoiseJob(weights, self.device.value, image, box, layer.name, z, cutoff,
-                          job.threads, factor), layer
+                          job.threads, factor, job.smooth), layer
 
     def _region(self, layer: Image) -> Box | None:
         """Hook: the panel's chosen region of the image layer, None for the whole image."""
