@@ -83,6 +83,21 @@ def test_panel_fits_a_1366x768_screen_and_scrolls_to_start(make_napari_viewer, q
     assert widget.start_button.isEnabled() is False  # no data choice yet: n2c needs two layers
 
 
+def test_the_closed_advanced_section_built_early_does_not_widen_the_panel(make_napari_viewer,
+                                                                         qtbot) -> None:
+    widget = open_train(make_napari_viewer, (1920, 1080))
+    qtbot.waitUntil(lambda: widget.rows.done and widget.advanced_section.built)
+    inner = widget.scroll_area.widget()  # the column of rows the dock must fit
+    closed = inner.minimumSizeHint().width()
+    assert closed == widget.rows.settings.native.minimumSizeHint().width() \
+        + sum(inner.layout().getContentsMargins()[::2])  # the basic rows set the width
+    widget.advanced_section.expand(animate=False)
+    qtbot.wait(50)
+    assert inner.minimumSizeHint().width() > closed  # its wider rows count once it is open
+    assert widget.form.widget("train.schedule").native.isVisible()
+    qtbot.waitUntil(lambda: "CPU" in widget.device_label.text())  # its worker has finished
+
+
 @pytest.mark.parametrize(("mode", "words"), [("n2c", "MSE vs. clean"), ("n2v", "masked-pixel")])
 def test_loss_legend_sits_off_the_curves_and_the_axis_names_the_loss(mode, words) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg

@@ -96,6 +96,8 @@ class LazySection(QCollapsible):
         super().__init__(title)
         self.setToolTip(tooltip)
         self._build: Callable[[], QWidget] | None = build
+        self._policy: QSizePolicy | None = None  # the content's own, while it is ignored
+        self._content_widget: QWidget | None = None
 
     @property
     def built(self) -> bool:
@@ -103,14 +105,27 @@ class LazySection(QCollapsible):
         return self._build is None
 
     def fill(self) -> None:
-        """Build the content now if not yet, leaving the section as it is (collapsed or not)."""
+        """Build the content now if not yet, leaving the section as it is (collapsed or not).
+
+        Until the section first opens, the content's width does not count in the panel's: a
+        closed section built early leaves the panel as narrow as an unbuilt one.
+        """
         if self._build is not None:
             build, self._build = self._build, None
-            self.addWidget(build())
+            content = build()
+            if not self.isExpanded():
+                self._policy = content.sizePolicy()
+                content.setSizePolicy(QSizePolicy.Policy.Ignored,
+                                      self._policy.verticalPolicy())
+            self._content_widget = content
+            self.addWidget(content)
 
     def expand(self, animate: bool = True) -> None:
         """Build the content if not yet, then expand (the header's click calls this too)."""
         self.fill()
+        if self._policy is not None and self._content_widget is not None:
+            self._content_widget.setSizePolicy(self._policy)  # its width counts from now on
+            self._policy = None
         super().expand(animate)
 
 

@@ -4,9 +4,9 @@ Building and laying out some 40 magicgui widgets under napari's style sheet take
 on a loaded 2-core machine (item 7 of issue 14). :class:`SettingsRows` builds them in a few
 steps, each in its own event-loop turn (a short timer apart). The "Advanced" rows follow in
 further turns, a few widgets at a time, and a last turn puts them in their closed section
-(:class:`~.layout.LazySection`): opening it then only animates (building, styling and laying
-them out in the click's turn took 56-108 ms). The form reads the values of rows not built yet
-from the defaults. Code that needs a row before its turn calls :meth:`finish`.
+(:class:`~.layout.LazySection`): opening it then costs a relayout and the animation (building,
+styling and laying them out in the click's turn took 56-108 ms). The form reads the values of
+rows not built yet from the defaults. Code that needs a row before its turn calls :meth:`finish`.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ class SettingsRows:
         if waiting:
             self._pending.insert(0, self._build_advanced)
         else:
-            self.advanced_section.fill()  # laid out and styled now: opening only animates
+            self.advanced_section.fill()  # built and styled now: opening relayouts, animates
 
     def _fill_advanced(self) -> QWidget:
         """The Advanced rows (those not built yet built now), for their section."""
