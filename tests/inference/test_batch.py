@@ -9,7 +9,6 @@ import mrcfile
 import numpy as np
 import pytest
 
-from napari_cryoden.config.sections import Config
 from napari_cryoden.errors import Cancelled, InputError
 from napari_cryoden.inference.batch import (
     FolderJob,
@@ -25,17 +24,8 @@ from napari_cryoden.inference.batch import (
 from napari_cryoden.inference.denoiser import denoise
 from napari_cryoden.inference.load import load_denoiser
 from napari_cryoden.io.images import write_mrc
-from napari_cryoden.models.checkpoint import save_checkpoint
-from napari_cryoden.models.nets import build_model
 
 PIXEL = 1.7
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    config = Config()
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    return save_checkpoint(path, build_model(config.model, seed=0), config, epoch=1)
 
 
 def micrographs(folder: Path, n: int = 3, shape: tuple[int, int] = (48, 40)) -> list[Path]:

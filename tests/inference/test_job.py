@@ -9,21 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from napari_cryoden.config.sections import Config
 from napari_cryoden.devices import resolve_device
 from napari_cryoden.errors import InputError
 from napari_cryoden.inference import denoiser
 from napari_cryoden.inference.job import DenoiseJob, run_job
 from napari_cryoden.inference.region import Box
-from napari_cryoden.models.checkpoint import load_checkpoint, save_checkpoint
-from napari_cryoden.models.nets import build_model
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    config = Config()  # the seed's net, meanstd normalisation
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    return save_checkpoint(path, build_model(config.model, seed=0), config, epoch=1)
+from napari_cryoden.models.checkpoint import load_checkpoint
 
 
 def _micrograph() -> np.ndarray:

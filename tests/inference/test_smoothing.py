@@ -10,22 +10,13 @@ from scipy import ndimage
 
 import napari_cryoden as cryoden
 from napari_cryoden.cli.main import main
-from napari_cryoden.config.sections import Config
 from napari_cryoden.errors import InputError
 from napari_cryoden.inference import denoiser
 from napari_cryoden.inference.job import DenoiseJob, run_job
 from napari_cryoden.inference.region import Box
 from napari_cryoden.inference.smoothing import check_smooth, smooth_margin, smoothed
 from napari_cryoden.io.images import read_image, write_mrc
-from napari_cryoden.models.checkpoint import load_checkpoint, save_checkpoint
-from napari_cryoden.models.nets import build_model
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    config = Config()  # the seed's net, meanstd normalisation
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    return save_checkpoint(path, build_model(config.model, seed=0), config, epoch=1)
+from napari_cryoden.models.checkpoint import load_checkpoint
 
 
 def _micrograph() -> np.ndarray:
