@@ -124,7 +124,7 @@ def test_opening_the_sample_again_keeps_the_window_responsive(make_napari_viewer
 
 
 def test_opening_train_keeps_the_window_responsive(make_napari_viewer: Any, qtbot: Any,
-                                                   ui_gaps: Any, monkeypatch: Any) -> None:
+                                                   ui_gaps: Any) -> None:
     import matplotlib.pyplot  # noqa: F401 - imported in workers by the time a user opens Train
     import torch  # noqa: F401
     from napari.settings import get_settings
@@ -137,18 +137,23 @@ def test_opening_train_keeps_the_window_responsive(make_napari_viewer: Any, qtbo
     # napari saves its settings file when a dock widget is added (its default dock area): 47-59
     # ms of the docking turn under cProfile, napari's cost on any dock, not the plugin's (the
     # panel's constructor is 3 ms); measured here without it, as for the sample's add_image
-    monkeypatch.setattr(get_settings(), "_save_on_change", False)
-    qtbot.wait(200)  # let the window settle before measuring
-    with ui_gaps() as opening:
-        widget = TrainWidget(viewer)  # Plugins ▸ Train builds and docks it in one turn
-        viewer.window.add_dock_widget(widget, name="Train")
-        qtbot.waitUntil(lambda: widget.rows.done, timeout=10_000)  # every row shown
-        qtbot.wait(200)  # their layout and paint
-    section = widget.advanced_section
-    with ui_gaps() as advanced:
-        qtbot.mouseClick(section.toggleButton(), Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda: widget.form.widget("train.schedule").native.isVisible())
-        qtbot.wait(400)  # the section's animation
+    # (a pydantic private attribute: set and restored by hand; monkeypatch's undo deletes it)
+    settings = get_settings()
+    saving, settings._save_on_change = settings._save_on_change, False
+    try:
+        qtbot.wait(200)  # let the window settle before measuring
+        with ui_gaps() as opening:
+            widget = TrainWidget(viewer)  # Plugins ▸ Train builds and docks it in one turn
+            viewer.window.add_dock_widget(widget, name="Train")
+            qtbot.waitUntil(lambda: widget.rows.done, timeout=10_000)  # every row shown
+            qtbot.wait(200)  # their layout and paint
+        section = widget.advanced_section
+        with ui_gaps() as advanced:
+            qtbot.mouseClick(section.toggleButton(), Qt.MouseButton.LeftButton)
+            qtbot.waitUntil(lambda: widget.form.widget("train.schedule").native.isVisible())
+            qtbot.wait(400)  # the section's animation
+    finally:
+        settings._save_on_change = saving
     print(f"opening Train: {opening}; opening its Advanced section: {advanced}")
     assert opening.longest < MAX_GAP_S, f"opening Train: {opening}"
     assert advanced.longest < MAX_GAP_S, f"opening Advanced: {advanced}"
