@@ -15,9 +15,11 @@ In this order, each part reported and skipped on failure:
    at 65536 and skips every step whose gradients overflow while it halves the scale, so after
    50 steps it has made fewer updates than fp32: the count of skipped steps is reported, and the
    end figure (after warm-up) is the accuracy one; the 50-step one measures the warm-up;
-3. patches/s of the plain fp32 loop (``make_step(model, Adam, "fp32")``, NCHW, TF32 off, no
-   autotuning: the ``plain`` ratio), of the stock step (``make_step(model, Adam, "fp16")``,
-   channels_last, cuDNN autotuned: the ``stock fp16`` ratio) and of ``make_fused_step`` under
+3. patches/s of the plain fp32 loop (``make_step(model, Adam, "fp32")``, NCHW, no autotuning)
+   twice, with the two baselines of ``benchmarks/_baseline.py`` (``strict fp32``: TF32 off;
+   ``PyTorch defaults``: TF32 convolutions), every ratio given against both; of the stock step
+   (``make_step(model, Adam, "fp16")``, channels_last, cuDNN autotuned: the ``stock fp16``
+   ratio) and of ``make_fused_step`` under
    a few tile configurations, at each batch of ``--patch``² patches: the median of
    ``--repeat`` windows of ``--steps`` steps timed with CUDA events after a warm-up, inputs
    float16 alternating between two sets, plus peak memory;
@@ -42,6 +44,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _baseline import BASELINES, plain  # noqa: E402
 from _timing import cuda_time  # noqa: E402
 
 from napari_cryoden.kernels import available  # noqa: E402
@@ -167,17 +170,21 @@ def bench_batch(batch: int, patch: int, steps: int, repeat: int) -> list[dict]:
 
     def report(name: str, seconds: float) -> None:
         rate = batch / seconds
-        plain = rows[0]["patches_per_s"] if rows else rate
-        base = rows[1]["patches_per_s"] if len(rows) > 1 else rate
+        strict = rows[0]["patches_per_s"] if rows else rate
+        defaults = rows[1]["patches_per_s"] if len(rows) > 1 else rate
+        base = rows[2]["patches_per_s"] if len(rows) > 2 else rate
         peak = torch.cuda.max_memory_allocated() / 2**30
         rows.append({"batch": batch, "variant": name, "patches_per_s": rate,
                      "ms_per_step": seconds * 1e3, "vs_stock": rate / base,
-                     "vs_plain": rate / plain, "peak_gib": peak})
-        print(f"batch {batch:3d}  {name:22s} {rate:7.0f} patches/s  "
-              f"{seconds * 1e3:7.2f} ms/step  x{rate / plain:5.2f} plain  "
-              f"x{rate / base:5.2f} stock fp16  peak {peak:5.1f} GiB", flush=True)
+                     "vs_plain": rate / strict, "vs_strict_fp32": rate / strict,
+                     "vs_pytorch_defaults": rate / defaults, "peak_gib": peak})
+        print(f"batch {batch:3d}  {name:36s} {rate:7.0f} patches/s  "
+              f"{seconds * 1e3:7.2f} ms/step  x{rate / strict:5.2f} strict fp32  "
+              f"x{rate / defaults:5.2f} defaults  x{rate / base:5.2f} stock fp16  "
+              f"peak {peak:5.1f} GiB", flush=True)
 
-    for name in ["plain fp32 loop", "stock fp16 AMP", *CONFIGS]:
+    plains = [f"plain fp32 loop ({kind})" for kind in BASELINES]
+    for name in [*plains, "stock fp16 AMP", *CONFIGS]:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
         try:
@@ -185,12 +192,13 @@ def bench_batch(batch: int, patch: int, steps: int, repeat: int) -> list[dict]:
             if name in CONFIGS:
                 opt = torch.optim.Adam(model.parameters(), lr=1e-4)
                 step = make_fused_step(model, opt, CONFIGS[name])
-            elif name == "plain fp32 loop":  # NCHW, TF32 off, no autotuning, fp32 inputs
-                torch.backends.cudnn.benchmark = torch.backends.cudnn.allow_tf32 = False
+            elif name in plains:  # NCHW, fp32 inputs, the baseline's backend settings
+                kind = name[len("plain fp32 loop ("):-1]
                 opt = torch.optim.Adam(model.parameters(), lr=1e-4)
                 step = make_step(model, opt, "fp32")
-                report(name, _time(lambda i, s=step: s(*(t.float() for t in xs[i % 2])),
-                                   steps, repeat))
+                with plain(kind):
+                    report(name, _time(lambda i, s=step: s(*(t.float() for t in xs[i % 2])),
+                                       steps, repeat))
                 continue
             else:
                 torch.backends.cudnn.benchmark = True
@@ -232,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--patch", type=int, default=1024)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--deadline", type=float, default=200.0, help="watchdog, seconds")
+    parser.add_argument("--deadline", type=float, default=300.0, help="watchdog, seconds")
     parser.add_argument("--accuracy-steps", type=int, default=300,
                         help="Adam steps of the accuracy comparison (part 2)")
     parser.add_argument("--json", type=Path, help="write the results here")

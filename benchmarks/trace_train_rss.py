@@ -15,11 +15,14 @@ drawn on the device, fp16, the fused kernels on CUDA):
 For each phase it prints the peak (``VmHWM``) and current resident memory split into anonymous,
 file-backed and shared (``/proc/self/status``), and at the end the anonymous mappings of
 ``/proc/self/smaps`` that are new or grew by more than 4 MB since the end of ``runtime``, largest
-first, with their address range and flags: the loader's share, mapping by mapping. On CUDA it
-adds torch's pinned-host allocator statistics when this torch has them. ``--ring N`` overrides
-the loader's ring of whole-batch host buffers (``data._packed_ring.RING``, default 4) to see
-its cost. The store is random numbers (memory does not depend on the pixel values), written
-once into ``--data``.
+first, with their address range and flags: the loader's share, mapping by mapping. A thread
+samples the resident memory every 20 ms during training and keeps the anonymous mappings at its
+peak, reported the same way (memory freed before the end still shows there). On CUDA it adds
+torch's pinned-host allocator statistics when this torch has them. ``--ring N`` overrides the
+loader's ring of whole-batch host buffers (``data._packed_ring.RING``, default 4) to see its
+cost, ``--reader-threads N`` the threads that fill it (default 8), ``--unpinned`` makes them
+pageable on CUDA too. The store is random numbers
+(memory does not depend on the pixel values), written once into ``--data``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import argparse
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -65,6 +69,44 @@ def anon_mappings() -> dict[str, dict[str, Any]]:
     return maps
 
 
+class PeakWatch(threading.Thread):
+    """Samples VmRSS every ``interval`` s; at each new peak (8 MB above the last one) it keeps a
+    snapshot of the anonymous mappings and the number of steps done, so the peak's mappings can
+    be compared with the runtime's even when memory is freed before the end."""
+
+    def __init__(self, interval: float = 0.02) -> None:
+        super().__init__(daemon=True)
+        self.interval, self.steps = interval, 0
+        self.peak_mb, self.at_step, self.snapshot = 0.0, -1, {}
+        self.timeline: list[tuple[float, int, float]] = []
+        self._done = threading.Event()
+        self._t0 = time.perf_counter()
+
+    def run(self) -> None:
+        while not self._done.wait(self.interval):
+            rss = status_mb()["VmRSS"]
+            self.timeline.append((time.perf_counter() - self._t0, self.steps, rss))
+            if rss > self.peak_mb + 8:
+                self.peak_mb, self.at_step = rss, self.steps
+                self.snapshot = anon_mappings()
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+
+def grown_since(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]
+                ) -> list[dict[str, Any]]:
+    """Anonymous mappings of ``after`` that are new or hold 4 MB more than in ``before``."""
+    grown = []
+    for key, m in after.items():
+        was = before.get(key, {}).get("rss", 0)
+        if m.get("rss", 0) - was > 4096:
+            grown.append({**m, "grew_kb": m.get("rss", 0) - was, "new": key not in before})
+    grown.sort(key=lambda m: -m["grew_kb"])
+    return grown
+
+
 def write_store(folder: Path, patches: int, size: int) -> Path:
     """A clean-only store of ``patches`` random patches (reused when it exists)."""
     from napari_cryoden.data.packed import StoreWriter
@@ -91,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=0, help="0: the training default")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--ring", type=int, default=None)
+    parser.add_argument("--reader-threads", type=int, default=8)
+    parser.add_argument("--unpinned", action="store_true",
+                        help="pageable host buffers on CUDA too (to tell pinning's cost)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
 
@@ -106,6 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     phases["imports"] = status_mb()
     if args.ring is not None:
         _packed_ring.RING = args.ring
+    if args.unpinned:
+        from napari_cryoden.data import packed_stream
+
+        ring_class = packed_stream.Ring
+        packed_stream.Ring = lambda store, batch, threads, pinned: ring_class(  # type: ignore
+            store, batch, threads, pinned=False)
     store = PackedStore.open(write_store(args.data, args.patches, args.size))
     phases["store written"] = status_mb()
 
@@ -133,37 +184,44 @@ def main(argv: list[str] | None = None) -> int:
     before = anon_mappings()
 
     config = Config.from_dict({
-        "data": {"patch_size": args.size, "reader_threads": 8},
+        "data": {"patch_size": args.size, "reader_threads": args.reader_threads},
         "train": {"batch_size": args.batch, "epochs": 1, "precision": "fp16" if
                   device.type == "cuda" else "fp32", "device": args.device, "lr": 1e-3}})
     idx = np.arange(min(store.count, args.steps * batch))
     run_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"trace_run_{os.getpid()}"
     steps_done, start, info = 0, time.perf_counter(), {}
+    watch = PeakWatch()
+    watch.start()
     for event in train(config, Packed(store, idx), None, run_dir):
         if isinstance(event, TrainStart):
             info = {"batch": event.batch_size, "precision": event.precision}
         elif isinstance(event, TrainStep):
             steps_done += 1
+            watch.steps = steps_done
+    watch.stop()
     phases["training"] = status_mb()
-    after = anon_mappings()
-    grown = []
-    for key, m in after.items():
-        was = before.get(key, {}).get("rss", 0)
-        if m.get("rss", 0) - was > 4096:
-            grown.append({**m, "grew_kb": m.get("rss", 0) - was, "new": key not in before})
-    grown.sort(key=lambda m: -m["grew_kb"])
+    grown = grown_since(before, anon_mappings())
+    at_peak = grown_since(before, watch.snapshot)
     report: dict[str, Any] = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "torch": torch.__version__, "ring": _packed_ring.RING, "steps": steps_done,
+        "torch": torch.__version__, "ring": _packed_ring.RING,
+        "reader_threads": args.reader_threads, "pinned": not args.unpinned,
+        "malloc_arena_max": os.environ.get("MALLOC_ARENA_MAX"), "steps": steps_done,
         "seconds": time.perf_counter() - start, **info, "phases": phases,
         "grown_anon_mappings": grown[:25],
-        "grown_anon_total_mb": sum(m["grew_kb"] for m in grown) / 1024}
+        "grown_anon_total_mb": sum(m["grew_kb"] for m in grown) / 1024,
+        "sampled_peak_mb": watch.peak_mb, "sampled_peak_at_step": watch.at_step,
+        "grown_at_peak": at_peak[:25],
+        "grown_at_peak_total_mb": sum(m["grew_kb"] for m in at_peak) / 1024,
+        "timeline": watch.timeline[:: max(1, len(watch.timeline) // 200)]}
     if device.type == "cuda" and hasattr(torch.cuda, "host_memory_stats"):
         stats = torch.cuda.host_memory_stats()
         report["pinned_host_stats"] = {k: v for k, v in stats.items()
                                        if "bytes" in k and "current" in k or "peak" in k}
-    print(f"{report['device']}, torch {report['torch']}, ring {report['ring']}, "
-          f"{steps_done} steps of {info.get('batch')} ({info.get('precision')})")
+    print(f"{report['device']}, torch {report['torch']}, ring {report['ring']} "
+          f"({'pinned' if report['pinned'] else 'pageable'}), {args.reader_threads} reader "
+          f"threads, MALLOC_ARENA_MAX {report['malloc_arena_max']}, {steps_done} steps of "
+          f"{info.get('batch')} ({info.get('precision')})")
     print(f"{'phase':16s} {'peak':>7} {'now':>7} {'anon':>7} {'file':>7} {'shmem':>7}  (MB)")
     for name, s in phases.items():
         print(f"{name:16s} {s['VmHWM']:7.0f} {s['VmRSS']:7.0f} {s['RssAnon']:7.0f} "
@@ -173,14 +231,22 @@ def main(argv: list[str] | None = None) -> int:
           f"+{top['RssAnon'] - base['RssAnon']:.0f} MB; anonymous mappings new or grown since: "
           f"{report['grown_anon_total_mb']:.0f} MB")
     for m in grown[:12]:
-        print(f"  {m['range']} {m['perms']} {m['name']:8s} size {m.get('size', 0) / 1024:8.1f}"
-              f" MB  resident {m.get('rss', 0) / 1024:8.1f} MB  (+{m['grew_kb'] / 1024:.1f},"
-              f" {'new' if m['new'] else 'grown'})")
+        _print_mapping(m)
+    print(f"sampled peak {watch.peak_mb:.0f} MB after {watch.at_step} steps; anonymous mappings "
+          f"new or grown then: {report['grown_at_peak_total_mb']:.0f} MB")
+    for m in at_peak[:12]:
+        _print_mapping(m)
     if "pinned_host_stats" in report:
         print(f"  pinned host allocator: {report['pinned_host_stats']}")
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=1))
     return 0
+
+
+def _print_mapping(m: dict[str, Any]) -> None:
+    print(f"  {m['range']} {m['perms']} {m['name']:8s} size {m.get('size', 0) / 1024:8.1f}"
+          f" MB  resident {m.get('rss', 0) / 1024:8.1f} MB  (+{m['grew_kb'] / 1024:.1f},"
+          f" {'new' if m['new'] else 'grown'})")
 
 
 if __name__ == "__main__":
