@@ -7,8 +7,8 @@ mkdir -p "$OUT"
 export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 if [[ $WHAT == step || $WHAT == all ]]; then
-    python3 -m pytest -q -p no:cacheprovider tests/test_packed.py tests/test_steps.py \
-        tests/test_kernels.py 2>&1 | tail -5
+    python3 -m pytest -q -p no:cacheprovider tests/data/test_packed.py tests/training/test_steps.py \
+        tests/kernels 2>&1 | tail -5
     python3 benchmarks/bench_kernels.py --json "$OUT/kernels.json" 2>&1 | grep -v Warn
     python3 benchmarks/bench_step.py --only "fp16 AMP channels_last" "bf16 AMP channels_last" \
         --infer-batches 16 64 --json "$OUT/step.json" 2>&1 | grep -v -i warn
