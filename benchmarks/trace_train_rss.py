@@ -21,7 +21,9 @@ peak, reported the same way (memory freed before the end still shows there). On 
 torch's pinned-host allocator statistics when this torch has them. ``--ring N`` overrides the
 loader's ring of whole-batch host buffers (``data._packed_ring.RING``, default 4) to see its
 cost, ``--reader-threads N`` the threads that fill it (default 8), ``--unpinned`` makes them
-pageable on CUDA too. The store is random numbers
+pageable on CUDA too, and ``--warmup-train`` runs 2 training steps (a 1-slot ring, 1 thread)
+between ``runtime`` and the traced training, so every kernel and library training uses is
+loaded before it: what training then adds is its buffers, not code. The store is random numbers
 (memory does not depend on the pixel values), written once into ``--data``.
 """
 
@@ -134,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--ring", type=int, default=None)
     parser.add_argument("--reader-threads", type=int, default=8)
+    parser.add_argument("--warmup-train", action="store_true",
+                        help="2 training steps (ring 1, 1 thread) before the traced training")
     parser.add_argument("--unpinned", action="store_true",
                         help="pageable host buffers on CUDA too (to tell pinning's cost)")
     parser.add_argument("--json", type=Path, default=None)
@@ -149,11 +153,13 @@ def main(argv: list[str] | None = None) -> int:
     from napari_cryoden.training import TrainStart, TrainStep, train
 
     phases["imports"] = status_mb()
-    if args.ring is not None:
-        _packed_ring.RING = args.ring
-    if args.unpinned:
-        from napari_cryoden.data import packed_stream
+    from napari_cryoden.data import packed_stream
 
+    def set_ring(n: int) -> None:  # both modules' names: the stream reads ahead RING batches
+        _packed_ring.RING = packed_stream.RING = n
+
+    ring = args.ring if args.ring is not None else _packed_ring.RING
+    if args.unpinned:
         ring_class = packed_stream.Ring
         packed_stream.Ring = lambda store, batch, threads, pinned: ring_class(  # type: ignore
             store, batch, threads, pinned=False)
@@ -181,18 +187,26 @@ def main(argv: list[str] | None = None) -> int:
         torch.cuda.synchronize()
         torch.cuda.empty_cache()
     phases["runtime"] = status_mb()
-    before = anon_mappings()
 
-    config = Config.from_dict({
-        "data": {"patch_size": args.size, "reader_threads": args.reader_threads},
-        "train": {"batch_size": args.batch, "epochs": 1, "precision": "fp16" if
-                  device.type == "cuda" else "fp32", "device": args.device, "lr": 1e-3}})
-    idx = np.arange(min(store.count, args.steps * batch))
+    def config(threads: int) -> Config:
+        return Config.from_dict({
+            "data": {"patch_size": args.size, "reader_threads": threads},
+            "train": {"batch_size": args.batch, "epochs": 1, "precision": "fp16" if
+                      device.type == "cuda" else "fp32", "device": args.device, "lr": 1e-3}})
+
     run_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"trace_run_{os.getpid()}"
+    if args.warmup_train:  # every kernel and library of training loaded, one 1-slot ring
+        set_ring(1)
+        for _ in train(config(1), Packed(store, np.arange(2 * batch)), None, run_dir / "w"):
+            pass
+        phases["warm-up training"] = status_mb()
+    set_ring(ring)
+    before = anon_mappings()
+    idx = np.arange(min(store.count, args.steps * batch))
     steps_done, start, info = 0, time.perf_counter(), {}
     watch = PeakWatch()
     watch.start()
-    for event in train(config, Packed(store, idx), None, run_dir):
+    for event in train(config(args.reader_threads), Packed(store, idx), None, run_dir):
         if isinstance(event, TrainStart):
             info = {"batch": event.batch_size, "precision": event.precision}
         elif isinstance(event, TrainStep):
@@ -226,8 +240,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, s in phases.items():
         print(f"{name:16s} {s['VmHWM']:7.0f} {s['VmRSS']:7.0f} {s['RssAnon']:7.0f} "
               f"{s['RssFile']:7.0f} {s['RssShmem']:7.0f}")
-    top, base = phases["training"], phases["runtime"]
-    print(f"training above the runtime: peak +{top['VmHWM'] - base['VmHWM']:.0f} MB, anon now "
+    top, base = phases["training"], phases.get("warm-up training", phases["runtime"])
+    label = "warm-up training" if "warm-up training" in phases else "runtime"
+    print(f"training above the {label} phase: peak (VmHWM) +{top['VmHWM'] - base['VmHWM']:.0f} "
+          f"MB; sampled peak {watch.peak_mb - base['VmRSS']:+.0f} MB over its end; anon now "
           f"+{top['RssAnon'] - base['RssAnon']:.0f} MB; anonymous mappings new or grown since: "
           f"{report['grown_anon_total_mb']:.0f} MB")
     for m in grown[:12]:
