@@ -26,6 +26,8 @@ Usage (on the GPU box; needs torch, numpy, mrcfile and safetensors)::
    - ``cryoden, clean store + GPU noise``: the same on the clean-only store, the noisy inputs
      drawn on the GPU (half the bytes read);
    - the same on the small clean store: host peak RSS at another dataset size;
+   - the clean store again with a read-ahead of 2 batches instead of the loader's 4: what the
+     host buffers cost and whether the rate needs them;
    - ``runtime baseline``: no data, 5 steps on one random batch (fused and cuDNN): the peak RSS
      that the CUDA runtime and torch alone take, to tell the loader's share from theirs;
    - ``quality``: the validation loss after a fixed number of steps in fp32, fp16 and bf16 on the
@@ -254,11 +256,20 @@ def plain_loop(store_dir: Path, batch: int, max_steps: int,
 
 
 def cryoden_run(store_dir: Path, precision: str, batch: int, max_steps: int, epochs: int = 1,
-                val_fraction: float = 0.0, crop: int | None = None, fused: bool = True) -> dict:
-    """``training.train`` on a store; returns throughput and, with validation, the val loss."""
+                val_fraction: float = 0.0, crop: int | None = None, fused: bool = True,
+                ring: int | None = None) -> dict:
+    """``training.train`` on a store; returns throughput and, with validation, the val loss.
+
+    ``ring`` replaces the loader's read-ahead (``data._packed_ring.RING`` whole-batch host
+    buffers) for this run.
+    """
     from napari_cryoden.config.sections import Config
+    from napari_cryoden.data import _packed_ring, packed_stream
     from napari_cryoden.data.packed import Packed, PackedStore
     from napari_cryoden.training import EpochEnd, TrainStart, TrainStep, train
+
+    if ring is not None:
+        _packed_ring.RING = packed_stream.RING = ring
 
     store = PackedStore.open(store_dir)
     train_idx, val_idx = store.split(val_fraction, seed=0)
@@ -283,7 +294,8 @@ def cryoden_run(store_dir: Path, precision: str, batch: int, max_steps: int, epo
     start, end = window.pop("start"), window.pop("end")
     per_patch = 2 * PATCH * PATCH * len(store.arrays)
     return {**window, "gpu_busy": busy.fraction(start, end), **info,
-            "steps": len(times), "val_loss": val, "bytes_per_patch": per_patch}
+            "steps": len(times), "val_loss": val, "bytes_per_patch": per_patch,
+            "ring": _packed_ring.RING}
 
 
 def runtime_baseline(batch: int, fused: bool) -> dict:
@@ -395,10 +407,12 @@ def main(argv: list[str] | None = None) -> int:
             ("cryoden fp16, pair store", "pairs", "fp16", True),  # + fp16 (fused kernels)
             ("cryoden fp16, clean store + GPU noise", "clean", "fp16", True),  # + half the bytes
             ("cryoden fp16 cuDNN, clean store + GPU noise", "clean", "fp16", False),
-            ("cryoden fp16, small clean store", "small", "fp16", True)):
+            ("cryoden fp16, small clean store", "small", "fp16", True),
+            ("cryoden fp16, clean store + GPU noise, ring 2", "clean", "fp16", True)):
+        ring = 2 if name.endswith("ring 2") else None
         run_variant(name, stores[store], {"kind": "cryoden", "store_dir": str(stores[store]),
                                           "precision": precision, "batch": 0, "fused": fused,
-                                          "max_steps": args.steps}, rows)
+                                          "max_steps": args.steps, "ring": ring}, rows)
     print("\nquality: val loss after the same steps and data, 256² crops, batch 16", flush=True)
     for name, precision, fused in (("fp32", "fp32", False), ("fp16", "fp16", True),
                                    ("fp16 cuDNN", "fp16", False), ("bf16", "bf16", False)):

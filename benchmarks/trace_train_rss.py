@@ -97,6 +97,13 @@ class PeakWatch(threading.Thread):
         self.join()
 
 
+def gpu_libraries() -> list[str]:
+    """cuDNN and cuBLAS libraries mapped into this process (loaded), by file name."""
+    names = {line.split()[-1].rsplit("/", 1)[-1] for line in
+             Path("/proc/self/maps").read_text().splitlines() if "/" in line}
+    return sorted(n for n in names if n.startswith(("libcudnn", "libcublas")))
+
+
 def grown_since(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]
                 ) -> list[dict[str, Any]]:
     """Anonymous mappings of ``after`` that are new or hold 4 MB more than in ``before``."""
@@ -201,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             pass
         phases["warm-up training"] = status_mb()
     set_ring(ring)
+    libraries_before = gpu_libraries()
     before = anon_mappings()
     idx = np.arange(min(store.count, args.steps * batch))
     steps_done, start, info = 0, time.perf_counter(), {}
@@ -222,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         "reader_threads": args.reader_threads, "pinned": not args.unpinned,
         "malloc_arena_max": os.environ.get("MALLOC_ARENA_MAX"), "steps": steps_done,
         "seconds": time.perf_counter() - start, **info, "phases": phases,
+        "gpu_libraries_loaded_by_training": sorted(set(gpu_libraries()) - set(libraries_before)),
         "grown_anon_mappings": grown[:25],
         "grown_anon_total_mb": sum(m["grew_kb"] for m in grown) / 1024,
         "sampled_peak_mb": watch.peak_mb, "sampled_peak_at_step": watch.at_step,
@@ -248,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{report['grown_anon_total_mb']:.0f} MB")
     for m in grown[:12]:
         _print_mapping(m)
+    print(f"cuDNN/cuBLAS libraries training loaded: "
+          f"{report['gpu_libraries_loaded_by_training'] or 'none'}")
     print(f"sampled peak {watch.peak_mb:.0f} MB after {watch.at_step} steps; anonymous mappings "
           f"new or grown then: {report['grown_at_peak_total_mb']:.0f} MB")
     for m in at_peak[:12]:

@@ -1,4 +1,5 @@
-"""The training step's fast paths: precision handling, the pre-update hook, batch-size choice."""
+"""The training step's fast paths: precision handling, the pre-update hook, batch-size choice,
+and a fused run's validation."""
 
 from __future__ import annotations
 
@@ -6,13 +7,18 @@ import pytest
 import torch
 
 from napari_cryoden.config.sections import Config, ConfigError
+from napari_cryoden.data.batches import Batch
 from napari_cryoden.models.nets import build_model
+from napari_cryoden.training.distributed import World
+from napari_cryoden.training.setup import Engine
 from napari_cryoden.training.steps import (
+    FUSED_MOST_BATCH,
     autocast,
     choose_batch_size,
     make_step,
     uses_channels_last,
 )
+from napari_cryoden.training.validation import validate
 
 
 def _batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -95,3 +101,59 @@ def test_auto_batch_fits_and_is_a_power_of_two() -> None:
     model = build_model(seed=0).cuda()
     batch = choose_batch_size(model, 512, "fp16", torch.device("cuda"))
     assert batch >= 1 and batch & (batch - 1) == 0
+
+
+def _engine(fused: bool) -> Engine:
+    model = build_model(seed=3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    return Engine(torch.device("cpu"), "fp32", model, model, optimizer,
+                  torch.amp.GradScaler("cpu", enabled=False), fused, 2)
+
+
+def test_a_fused_run_validates_with_the_fused_forward_never_the_pytorch_model(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run the fused kernels train must not touch cuDNN (370 MB of host memory) to validate:
+    its validation goes through the fused forward; a stock run's through the model."""
+    import napari_cryoden.kernels as kernels
+
+    calls = []
+
+    class Recorded:  # the fused forward, computed by a copy of the model (no Triton here)
+        def __init__(self, model: torch.nn.Module, device: torch.device) -> None:
+            self.copy = build_model(seed=3)
+            self.copy.load_state_dict(model.state_dict())
+
+        def __call__(self, x: torch.Tensor) -> torch.Tensor:
+            calls.append(x.dtype)
+            return self.copy(x.float()).half()
+
+    monkeypatch.setattr(kernels, "FusedForward", Recorded)
+    noisy, clean = _batch(5)
+    stream = [Batch(noisy, clean, torch.zeros(2), torch.full((2,), 2.0))] * 3
+    world = World(torch.device("cpu"))
+
+    fused = _engine(fused=True)
+    touched = fused.model.register_forward_pre_hook(lambda *_: pytest.fail("model called"))
+    loss, mse = validate(fused, stream, None, world)
+    touched.remove()
+    assert calls == [torch.float16] * 3  # fp16, as the autocast forward it replaces
+
+    stock = _engine(fused=False)
+    ref_loss, ref_mse = validate(stock, stream, None, world)
+    assert len(calls) == 3  # the stock run never used it
+    assert loss == pytest.approx(ref_loss, rel=1e-3)  # same model, fp16 output rounding
+    assert mse == pytest.approx(4 * ref_loss, rel=1e-3) and ref_mse == pytest.approx(4 * ref_loss)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_fused_batch_choice_probes_the_fused_step_and_stays_at_most_32() -> None:
+    from napari_cryoden.kernels.train import supports
+
+    model = build_model(seed=0).cuda()
+    if not supports(model):
+        pytest.skip("needs Triton")
+    before = [p.detach().clone() for p in model.parameters()]
+    batch = choose_batch_size(model, 1024, "fp16", torch.device("cuda"), fused=True)
+    assert batch == FUSED_MOST_BATCH  # 1024² fits 32 on any GPU this project trains on
+    for p, q in zip(model.parameters(), before, strict=True):
+        assert torch.equal(p, q)

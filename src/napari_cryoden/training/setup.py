@@ -103,7 +103,7 @@ class Engine:
         net = distributed.wrap_model(model, world)
         optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr)
         batch_size = tc.batch_size or steps.choose_batch_size(
-            model, dc.crop or dc.patch_size, precision, device)
+            model, dc.crop or dc.patch_size, precision, device, fused=fused)
         scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
         return cls(device, precision, model, net, optimizer, scaler, fused, batch_size)
 

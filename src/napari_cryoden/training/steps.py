@@ -25,8 +25,8 @@ from torch import nn
 from ..config.sections import PRECISIONS
 
 __all__ = [
-    "PRECISIONS", "autocast", "choose_batch_size", "compiled_step", "make_step", "prepare_cuda",
-    "uses_channels_last",
+    "FUSED_MOST_BATCH", "PRECISIONS", "autocast", "choose_batch_size", "compiled_step",
+    "make_step", "prepare_cuda", "uses_channels_last",
 ]
 
 _AUTOCAST = {"fp16": torch.float16, "bf16": torch.bfloat16}
@@ -125,12 +125,21 @@ def compiled_step(model: nn.Module, optimizer: torch.optim.Optimizer, precision:
     return make_step(compiled, optimizer, precision)
 
 
+FUSED_MOST_BATCH = 32
+"""Largest batch :func:`choose_batch_size` gives the fused kernels: their step runs as fast at
+32 patches as at 64 (``benchmarks/bench_kernels_train.py`` on the H100: 2,788 and 2,807
+patches/s of 1024²), and a larger batch only doubles the loader's host buffers."""
+
+
 def choose_batch_size(model: nn.Module, side: int, precision: str, device: torch.device, *,
-                      fraction: float = 0.6, most: int = 64) -> int:
+                      fraction: float = 0.6, most: int = 64, fused: bool = False) -> int:
     """Choose the largest power-of-two batch whose training step fits in GPU memory.
 
-    The memory a patch needs is measured by one probe step at batch 2. Off CUDA returns 4 (the
-    CPU default: larger batches only slow each step down).
+    The memory a patch needs is measured by one probe step at batch 2 of the step that will
+    train: the fused kernels' with ``fused`` (then at most :data:`FUSED_MOST_BATCH`), else
+    :func:`make_step`'s. Probing the step that runs matters beyond its memory: a PyTorch probe
+    loads cuDNN, about 370 MB of host memory that a fused run never needs. Off CUDA returns 4
+    (the CPU default: larger batches only slow each step down).
 
     Parameters
     ----------
@@ -146,6 +155,8 @@ def choose_batch_size(model: nn.Module, side: int, precision: str, device: torch
         Share of the free GPU memory the batch may use.
     most
         Largest batch returned.
+    fused
+        The fused Triton kernels will step the model (fp16 on CUDA, the seed net).
 
     Returns
     -------
@@ -161,8 +172,15 @@ def choose_batch_size(model: nn.Module, side: int, precision: str, device: torch
     torch.cuda.reset_peak_memory_stats(device)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
-    x = torch.zeros(probe, 1, side, side, device=device)
-    make_step(model, optimizer, precision)(x, x)
+    if fused:
+        from ..kernels.train import make_fused_step
+
+        x = torch.zeros(probe, 1, side, side, device=device, dtype=torch.float16)
+        make_fused_step(model, optimizer)(x, x)
+        most = min(most, FUSED_MOST_BATCH)
+    else:
+        x = torch.zeros(probe, 1, side, side, device=device)
+        make_step(model, optimizer, precision)(x, x)
     torch.cuda.synchronize(device)
     per_patch = max(1, (torch.cuda.max_memory_allocated(device) - before) / probe)
     model.load_state_dict(state)
