@@ -138,7 +138,8 @@ def choose_batch_size(model: nn.Module, side: int, precision: str, device: torch
     The memory a patch needs is measured by one probe step at batch 2 of the step that will
     train: the fused kernels' with ``fused`` (then at most :data:`FUSED_MOST_BATCH`), else
     :func:`make_step`'s. Probing the step that runs matters beyond its memory: a PyTorch probe
-    loads cuDNN, about 370 MB of host memory that a fused run never needs. Off CUDA returns 4
+    loads cuDNN, host memory a fused run never needs (≈ 370 MB estimated from the H100's
+    runtime baselines, docs/performance.md). Off CUDA returns 4
     (the CPU default: larger batches only slow each step down).
 
     Parameters

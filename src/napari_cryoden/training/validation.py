@@ -39,7 +39,8 @@ def validate(engine: Engine, stream: Stream, modes: ModeBatches | None,
     Notes
     -----
     A run the fused kernels train validates with the fused forward pass (fp16, as the autocast
-    forward it replaces), so that it never loads cuDNN (about 370 MB of host memory).
+    forward it replaces), so that it never loads cuDNN (≈ 370 MB of host memory, estimated in
+    docs/performance.md).
     """
     model, precision, device = engine.model, engine.precision, engine.device
     model.eval()
