@@ -183,7 +183,7 @@ def bench_batch(batch: int, patch: int, steps: int, repeat: int) -> list[dict]:
               f"x{rate / defaults:5.2f} defaults  x{rate / base:5.2f} stock fp16  "
               f"peak {peak:5.1f} GiB", flush=True)
 
-    plains = [f"plain fp32 loop ({kind})" for kind in BASELINES]
+    plains = {f"plain fp32 loop ({kind})": kind for kind in BASELINES}
     for name in [*plains, "stock fp16 AMP", *CONFIGS]:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
@@ -193,10 +193,9 @@ def bench_batch(batch: int, patch: int, steps: int, repeat: int) -> list[dict]:
                 opt = torch.optim.Adam(model.parameters(), lr=1e-4)
                 step = make_fused_step(model, opt, CONFIGS[name])
             elif name in plains:  # NCHW, fp32 inputs, the baseline's backend settings
-                kind = name[len("plain fp32 loop ("):-1]
                 opt = torch.optim.Adam(model.parameters(), lr=1e-4)
                 step = make_step(model, opt, "fp32")
-                with plain(kind):
+                with plain(plains[name]):
                     report(name, _time(lambda i, s=step: s(*(t.float() for t in xs[i % 2])),
                                        steps, repeat))
                 continue

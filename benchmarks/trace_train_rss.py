@@ -162,9 +162,6 @@ def main(argv: list[str] | None = None) -> int:
     phases["imports"] = status_mb()
     from napari_cryoden.data import packed_stream
 
-    def set_ring(n: int) -> None:  # both modules' names: the stream reads ahead RING batches
-        _packed_ring.RING = packed_stream.RING = n
-
     ring = args.ring if args.ring is not None else _packed_ring.RING
     if args.unpinned:
         ring_class = packed_stream.Ring
@@ -203,11 +200,11 @@ def main(argv: list[str] | None = None) -> int:
 
     run_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"trace_run_{os.getpid()}"
     if args.warmup_train:  # every kernel and library of training loaded, one 1-slot ring
-        set_ring(1)
+        _packed_ring.RING = 1
         for _ in train(config(1), Packed(store, np.arange(2 * batch)), None, run_dir / "w"):
             pass
         phases["warm-up training"] = status_mb()
-    set_ring(ring)
+    _packed_ring.RING = ring
     libraries_before = gpu_libraries()
     before = anon_mappings()
     idx = np.arange(min(store.count, args.steps * batch))
@@ -228,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "torch": torch.__version__, "ring": _packed_ring.RING,
         "reader_threads": args.reader_threads, "pinned": not args.unpinned,
-        "malloc_arena_max": os.environ.get("MALLOC_ARENA_MAX"), "steps": steps_done,
+        "steps": steps_done,
         "seconds": time.perf_counter() - start, **info, "phases": phases,
         "gpu_libraries_loaded_by_training": sorted(set(gpu_libraries()) - set(libraries_before)),
         "grown_anon_mappings": grown[:25],
@@ -243,8 +240,7 @@ def main(argv: list[str] | None = None) -> int:
                                        if "bytes" in k and "current" in k or "peak" in k}
     print(f"{report['device']}, torch {report['torch']}, ring {report['ring']} "
           f"({'pinned' if report['pinned'] else 'pageable'}), {args.reader_threads} reader "
-          f"threads, MALLOC_ARENA_MAX {report['malloc_arena_max']}, {steps_done} steps of "
-          f"{info.get('batch')} ({info.get('precision')})")
+          f"threads, {steps_done} steps of {info.get('batch')} ({info.get('precision')})")
     print(f"{'phase':16s} {'peak':>7} {'now':>7} {'anon':>7} {'file':>7} {'shmem':>7}  (MB)")
     for name, s in phases.items():
         print(f"{name:16s} {s['VmHWM']:7.0f} {s['VmRSS']:7.0f} {s['RssAnon']:7.0f} "

@@ -25,7 +25,8 @@ from .packed import PackedStore
 __all__ = ["RING", "Ring"]
 
 RING = 4
-"""Host buffers, each one whole batch: one being copied while three are read."""
+"""Host buffers, each one whole batch: one being copied while three are read (read when a
+:class:`Ring` is made, which keeps it as :attr:`Ring.depth`)."""
 
 
 class _Slot:
@@ -55,8 +56,9 @@ class Ring:
 
     def __init__(self, store: PackedStore, batch_size: int, n_threads: int, pinned: bool) -> None:
         self._store, self._arrays = store, store.arrays
+        self.depth = RING  # batches in flight: the stream submits at most this many ahead
         self._slots = [_Slot(self._arrays, batch_size, store.patch_size, pinned)
-                       for _ in range(RING)]
+                       for _ in range(self.depth)]
         self._tasks: queue.SimpleQueue[tuple[_Slot, int, int] | None] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -75,7 +77,7 @@ class Ring:
 
     def submit(self, k: int, indices: np.ndarray, extra: np.ndarray) -> None:
         """Fill slot ``k % ring`` with patches ``indices`` once its last copy has completed."""
-        slot = self._slots[k % RING]
+        slot = self._slots[k % self.depth]
         if slot.event is not None:
             slot.event.synchronize()
             slot.event = None
@@ -92,7 +94,7 @@ class Ring:
         CUDA: float16, non-blocking on the ``side`` stream. Elsewhere: converted to ``dtype`` in
         the same (blocking) copy, so the buffer can be refilled at once.
         """
-        slot = self._slots[k % RING]
+        slot = self._slots[k % self.depth]
         slot.done.wait()
         if slot.error is not None:
             raise slot.error

@@ -22,7 +22,8 @@ import torch
 
 from ..config.sections import NORMALIZATIONS
 from ..errors import InputError
-from ._packed_ring import RING, Ring
+from . import _packed_ring
+from ._packed_ring import Ring
 from ._sharding import ShardedCounts
 from .batches import Batch
 from .packed import PackedStore
@@ -119,7 +120,7 @@ class PackedStream(ShardedCounts):
     def host_bytes(self) -> int:
         """Host memory of the read buffers, independent of the store's size."""
         arrays = len(self.store.arrays)
-        return RING * self._batch_size * (arrays * self.store.patch_bytes + 16)
+        return _packed_ring.RING * self._batch_size * (arrays * self.store.patch_bytes + 16)
 
 
     def _plan(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
@@ -147,7 +148,7 @@ class PackedStream(ShardedCounts):
         try:
             submitted = 0
             for k in range(n_batches):
-                while submitted < min(n_batches, k + RING):
+                while submitted < min(n_batches, k + ring.depth):
                     chunk = slice(submitted * size, (submitted + 1) * size)
                     extra = np.zeros((len(order[chunk]), 4), dtype=np.float32)
                     extra[:, 2:] = corners[chunk]
