@@ -379,28 +379,34 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if DEVICE == "cuda" and not torch.cuda.is_available():
         sys.exit("bench_train.py needs a CUDA GPU (or BENCH_DEVICE=cpu for a smoke test)")
-    name = torch.cuda.get_device_name() if DEVICE == "cuda" else DEVICE
-    print(f"device: {name}, torch {torch.__version__}, "
+    device = torch.cuda.get_device_name() if DEVICE == "cuda" else DEVICE
+    print(f"device: {device}, torch {torch.__version__}, "
           f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}", flush=True)
     rows: list[dict] = []
+    report: dict = {"device": device, "torch": torch.__version__, "rows": rows}
+
+    def save() -> None:  # after every run, so a run cut short still leaves what it measured
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=1))
     for fused in (True, False):
         run_variant(f"runtime baseline, no data ({'fused' if fused else 'cuDNN'})", None,
                     {"kind": "baseline", "batch": 32 if fused else 64, "fused": fused}, rows)
+    save()
     if args.baseline_only:
-        if args.json:
-            args.json.write_text(json.dumps({"device": name, "rows": rows}, indent=1))
         return 0
     args.data.mkdir(parents=True, exist_ok=True)
     generate(args.data, args.patches, args.pairs, args.small, args.deadline)
     disk = subprocess.run([sys.executable, str(Path(_disk.__file__)), str(args.data), "--gb",
                            "8"], capture_output=True, text=True).stdout.strip()
     print(disk, flush=True)
+    report["disk"] = disk
     stores = {k: args.data / v for k, v in (("clean", "clean_store"), ("pairs", "pair_store"),
                                             ("small", "small_store"))}
     plains = {kind: run_variant(f"plain fp32 loop ({kind})", stores["pairs"],
                                 {"kind": "plain", "store_dir": str(stores["pairs"]),
                                  "batch": 16, "max_steps": args.steps, "baseline": kind}, rows)
               for kind in ("PyTorch defaults", "strict fp32")}
+    save()
     plain = plains["PyTorch defaults"]
     for name, store, precision, fused, ring in (
             ("cryoden fp32, pair store", "pairs", "fp32", False, None),  # the loader alone
@@ -412,6 +418,7 @@ def main(argv: list[str] | None = None) -> int:
         run_variant(name, stores[store], {"kind": "cryoden", "store_dir": str(stores[store]),
                                           "precision": precision, "batch": 0, "fused": fused,
                                           "max_steps": args.steps, "ring": ring}, rows)
+        save()
     print("\nquality: val loss after the same steps and data, 256² crops, batch 16", flush=True)
     for name, precision, fused in (("fp32", "fp32", False), ("fp16", "fp16", True),
                                    ("fp16 cuDNN", "fp16", False), ("bf16", "bf16", False)):
@@ -419,10 +426,8 @@ def main(argv: list[str] | None = None) -> int:
                     {"kind": "cryoden", "store_dir": str(stores["pairs"]),
                      "precision": precision, "batch": 16, "max_steps": args.quality_steps,
                      "val_fraction": 0.05, "crop": min(256, PATCH), "fused": fused}, rows)
+        save()
     summarise(rows, plain, plains.get("strict fp32"))
-    if args.json:
-        args.json.write_text(json.dumps({"device": name,
-                                         "disk": disk, "rows": rows}, indent=1))
     return 0
 
 
