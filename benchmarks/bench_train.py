@@ -26,15 +26,16 @@ Usage (on the GPU box; needs torch, numpy, mrcfile and safetensors)::
    - ``cryoden, clean store + GPU noise``: the same on the clean-only store, the noisy inputs
      drawn on the GPU (half the bytes read);
    - the same on the small clean store: host peak RSS at another dataset size;
-   - the clean store again with a read-ahead of 2 batches instead of the loader's 4: what the
-     host buffers cost and whether the rate needs them;
+   - the clean store again with a read-ahead of 4 batches instead of the loader's 2 (its
+     default for 64 MiB batches since issue 18, ``data._packed_ring.ring_depth``): whether the
+     rate needs the other 128 MiB of host buffers;
    - ``runtime baseline``: no data, 5 steps on one random batch (fused and cuDNN): the peak RSS
      that the CUDA runtime and torch alone take, to tell the loader's share from theirs;
    - ``quality``: the validation loss after a fixed number of steps in fp32, fp16 and bf16 on the
      same data in the same order (the fast paths must stay within 2 % of fp32).
 
-Each prints patches/s over its steady part (the steps after the first 9: 5 of warm-up and the 4
-batches the loader's ring reads ahead before the first step), flagged ``WINDOW TOO SHORT`` when
+Each prints patches/s over its steady part (the steps after the first 9: 5 of warm-up and the up
+to 4 batches the loader's ring reads ahead before the first step), flagged ``WINDOW TOO SHORT`` when
 that window is under ``BENCH_MIN_WINDOW`` seconds (10) or 20 steps, the GPU busy fraction
 (NVML utilisation sampled every 50 ms over the same window), the host peak RSS of its process
 (``VmHWM``; the DataLoader's worker processes are not included) and MB/s read from disk.
@@ -189,9 +190,9 @@ def _status_mb(*keys: str) -> dict[str, float]:
 MIN_WINDOW_S = float(os.environ.get("BENCH_MIN_WINDOW", "10"))
 """Shortest steady window (s) a rate is reported from without a flag."""
 SKIP_STEPS = 5 + 4
-"""Steps left out before the window: warm-up (5) and the loader's ring of 4 batches read ahead
-before the first step (``data._packed_ring.RING``), which a short window would count as read in
-no time (a small run once showed reads above the disk's cold speed)."""
+"""Steps left out before the window: warm-up (5) and the loader's ring of up to 4 batches read
+ahead before the first step (``data._packed_ring.RING_MOST``), which a short window would count
+as read in no time (a small run once showed reads above the disk's cold speed)."""
 
 
 def _steady(times: list[float], batch: int, skip: int = SKIP_STEPS) -> dict:
@@ -261,7 +262,7 @@ def cryoden_run(store_dir: Path, precision: str, batch: int, max_steps: int, epo
     """``training.train`` on a store; returns throughput and, with validation, the val loss.
 
     ``ring`` replaces the loader's read-ahead (``data._packed_ring.RING`` whole-batch host
-    buffers) for this run.
+    buffers; None: its default, ``ring_depth``) for this run.
     """
     from napari_cryoden.config.sections import Config
     from napari_cryoden.data import _packed_ring
@@ -293,9 +294,10 @@ def cryoden_run(store_dir: Path, precision: str, batch: int, max_steps: int, epo
     window = _steady(times, info["batch"])
     start, end = window.pop("start"), window.pop("end")
     per_patch = 2 * PATCH * PATCH * len(store.arrays)
+    depth = _packed_ring.ring_depth(_packed_ring.batch_bytes(store, info["batch"]))
     return {**window, "gpu_busy": busy.fraction(start, end), **info,
             "steps": len(times), "val_loss": val, "bytes_per_patch": per_patch,
-            "ring": _packed_ring.RING}
+            "ring": depth}
 
 
 def runtime_baseline(batch: int, fused: bool) -> dict:
@@ -414,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
             ("cryoden fp16, clean store + GPU noise", "clean", "fp16", True, None),  # 1/2 the bytes
             ("cryoden fp16 cuDNN, clean store + GPU noise", "clean", "fp16", False, None),
             ("cryoden fp16, small clean store", "small", "fp16", True, None),
-            ("cryoden fp16, clean store + GPU noise, ring 2", "clean", "fp16", True, 2)):
+            ("cryoden fp16, clean store + GPU noise, ring 4", "clean", "fp16", True, 4)):
         run_variant(name, stores[store], {"kind": "cryoden", "store_dir": str(stores[store]),
                                           "precision": precision, "batch": 0, "fused": fused,
                                           "max_steps": args.steps, "ring": ring}, rows)

@@ -19,12 +19,13 @@ first, with their address range and flags: the loader's share, mapping by mappin
 samples the resident memory every 20 ms during training and keeps the anonymous mappings at its
 peak, reported the same way (memory freed before the end still shows there). On CUDA it adds
 torch's pinned-host allocator statistics when this torch has them. ``--ring N`` overrides the
-loader's ring of whole-batch host buffers (``data._packed_ring.RING``, default 4) to see its
-cost, ``--reader-threads N`` the threads that fill it (default 8), ``--unpinned`` makes them
-pageable on CUDA too, and ``--warmup-train`` runs 2 training steps (a 1-slot ring, 1 thread)
-between ``runtime`` and the traced training, so every kernel and library training uses is
-loaded before it: what training then adds is its buffers, not code. The store is random numbers
-(memory does not depend on the pixel values), written once into ``--data``.
+loader's ring of whole-batch host buffers (``data._packed_ring.RING``; default ``ring_depth``: 2
+batches of 32 1024² patches) to see its cost, ``--reader-threads N`` the threads that fill it
+(default 8), ``--unpinned`` makes them pageable on CUDA too, and ``--warmup-train`` runs 2
+training steps (a 1-slot ring, 1 thread) between ``runtime`` and the traced training, so every
+kernel and library training uses is loaded before it: what training then adds is its buffers,
+not code. The store is random numbers (memory does not depend on the pixel values),
+written once into ``--data``.
 """
 
 from __future__ import annotations
@@ -223,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     at_peak = grown_since(before, watch.snapshot)
     report: dict[str, Any] = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "torch": torch.__version__, "ring": _packed_ring.RING,
+        "torch": torch.__version__,
+        "ring": _packed_ring.ring_depth(_packed_ring.batch_bytes(store, info.get("batch", 1))),
         "reader_threads": args.reader_threads, "pinned": not args.unpinned,
         "steps": steps_done,
         "seconds": time.perf_counter() - start, **info, "phases": phases,

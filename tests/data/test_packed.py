@@ -13,7 +13,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from conftest import write_pairs
 from napari_cryoden.cli.main import main
-from napari_cryoden.data import packed
+from napari_cryoden.data import _packed_ring, packed
 from napari_cryoden.data.packed import PackedStore, pack
 from napari_cryoden.data.packed_stream import PackedStream
 from napari_cryoden.data.pairs import find_pairs, split_pairs
@@ -235,6 +235,36 @@ def test_same_batches_whatever_the_reader_threads(request, store_name: str) -> N
         assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
     other = list(_stream(store, crop=48, reader_threads=1, epoch=4))
     assert not torch.equal(other[0].noisy, runs[0][0].noisy)
+
+
+@pytest.mark.parametrize("store_name", ["data", "clean_only"])
+def test_same_batches_whatever_the_read_ahead(request, store_name: str, monkeypatch) -> None:
+    """A ring of 1, 2 or 4 whole-batch buffers changes memory and overlap, never the batches."""
+    fixture = request.getfixturevalue(store_name)
+    store = fixture[2] if store_name == "data" else fixture
+    runs = []
+    for depth in (1, 2, 4):
+        monkeypatch.setattr(_packed_ring, "RING", depth)
+        stream = _stream(store, crop=48, reader_threads=2, epoch=3)
+        assert stream.host_bytes == depth * 5 * (len(store.arrays) * store.patch_bytes + 16)
+        runs.append(list(stream))
+    for run in runs[1:]:
+        for a, b in zip(runs[0], run, strict=True):
+            assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_ring_holds_four_small_batches_and_two_of_1024_px(monkeypatch) -> None:
+    """The read-ahead fits 128 MiB of host buffers, keeping two at least and four at most: a
+    training batch of 32 float16 1024² patches (64 MiB) gets 2 buffers (128 MiB, not 256)."""
+    monkeypatch.setattr(_packed_ring, "RING", None)
+    mib = 1 << 20
+    assert _packed_ring.ring_depth(32 * (1024 * 1024 * 2 + 16)) == 2  # clean store
+    assert _packed_ring.ring_depth(32 * (2 * 1024 * 1024 * 2 + 16)) == 2  # pair store
+    assert _packed_ring.ring_depth(40 * mib) == 3
+    assert _packed_ring.ring_depth(32 * (256 * 256 * 2 + 16)) == 4  # 4 MiB batches
+    assert _packed_ring.ring_depth(1) == 4
+    monkeypatch.setattr(_packed_ring, "RING", 1)
+    assert _packed_ring.ring_depth(32 * (1024 * 1024 * 2 + 16)) == 1
 
 
 def test_clean_only_noise_has_the_shot_and_read_noise_variance(clean_only) -> None:

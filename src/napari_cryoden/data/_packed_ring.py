@@ -22,11 +22,32 @@ import torch
 from ..errors import InputError
 from .packed import PackedStore
 
-__all__ = ["RING", "Ring"]
+__all__ = ["RING", "RING_BYTES", "RING_MOST", "Ring", "ring_depth"]
 
-RING = 4
-"""Host buffers, each one whole batch: one being copied while three are read (read when a
-:class:`Ring` is made, which keeps it as :attr:`Ring.depth`)."""
+RING_MOST = 4
+"""The most whole-batch host buffers: one being copied while three are read."""
+
+RING_BYTES = 128 << 20
+"""Host bytes the ring's buffers may hold; it keeps at least two (one copied while one is
+read). Two read as fast as four from a cold store with a training step of the fused kernels'
+length (``benchmarks/bench_ring.py``: 1024² float16 batches of 32, 64 MiB each), so four such
+buffers only cost host memory (issue 18); small batches keep four, against the jitter of short
+reads."""
+
+RING: int | None = None
+"""A fixed number of buffers for every ring made while it is set (benchmarks); None: from
+:func:`ring_depth`. Read when a :class:`Ring` is made, which keeps it as :attr:`Ring.depth`."""
+
+
+def ring_depth(batch_bytes: int) -> int:
+    """Return the whole-batch host buffers for batches of ``batch_bytes``.
+
+    :data:`RING` when it is set, else as many as fit in :data:`RING_BYTES`, from 2 to
+    :data:`RING_MOST`.
+    """
+    if RING is not None:
+        return RING
+    return max(2, min(RING_MOST, RING_BYTES // max(1, batch_bytes)))
 
 
 class _Slot:
@@ -56,7 +77,8 @@ class Ring:
 
     def __init__(self, store: PackedStore, batch_size: int, n_threads: int, pinned: bool) -> None:
         self._store, self._arrays = store, store.arrays
-        self.depth = RING  # batches in flight: the stream submits at most this many ahead
+        # batches in flight: the stream submits at most this many ahead
+        self.depth = ring_depth(batch_bytes(store, batch_size))
         self._slots = [_Slot(self._arrays, batch_size, store.patch_size, pinned)
                        for _ in range(self.depth)]
         self._tasks: queue.SimpleQueue[tuple[_Slot, int, int] | None] = queue.SimpleQueue()
@@ -142,6 +164,11 @@ class Ring:
                 slot.finished(exc)
             else:
                 slot.finished()
+
+
+def batch_bytes(store: PackedStore, batch_size: int) -> int:
+    """Host bytes of one whole-batch buffer: every array's patches and 16 bytes per patch."""
+    return batch_size * (len(store.arrays) * store.patch_bytes + 16)
 
 
 def _read_into(file: io.FileIO, buffer: memoryview, offset: int) -> None:

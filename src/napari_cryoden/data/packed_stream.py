@@ -4,12 +4,13 @@ One epoch of :class:`PackedStream` is a seeded permutation of the store's patch 
 over ranks as :class:`~.stream.PatchStream` does. Batches are read into a ring of whole-batch host
 buffers (pinned when the device is CUDA): ``reader_threads`` threads each read whole patches with
 one ``os.preadv`` straight into a buffer (the GIL is released; no per-pixel Python, no extra
-copy). The consumer's thread copies a finished buffer to the device without blocking on a side
-CUDA stream, makes its current stream wait on the copy's event, and refills the buffer only after
-that event has completed. Crops, synthetic noise (clean-only stores) and per-patch normalisation
-then run on the device. Host memory is ``ring · arrays · B · P² · 2`` bytes (:attr:`host_bytes`),
-whatever the size of the store. An epoch is the same for a given ``(seed, epoch)`` whatever the
-number of reader threads.
+copy). The consumer's thread copies a finished buffer to the device without blocking on a side CUDA
+stream, makes its current stream wait on the copy's event, and refills the buffer only after that
+event has completed. Crops, synthetic noise (clean-only stores) and per-patch normalisation then
+run on the device. Host memory is ``ring · arrays · B · P² · 2`` bytes (:attr:`host_bytes`),
+whatever the size of the store: as many batches as fit in 128 MiB, from 2 to 4
+(:func:`~._packed_ring.ring_depth`; 2 for 1024² float16 batches of 32, 64 MiB each). An epoch is
+the same for a given ``(seed, epoch)`` whatever the number of reader threads.
 """
 
 from __future__ import annotations
@@ -119,8 +120,8 @@ class PackedStream(ShardedCounts):
     @property
     def host_bytes(self) -> int:
         """Host memory of the read buffers, independent of the store's size."""
-        arrays = len(self.store.arrays)
-        return _packed_ring.RING * self._batch_size * (arrays * self.store.patch_bytes + 16)
+        one = _packed_ring.batch_bytes(self.store, self._batch_size)
+        return _packed_ring.ring_depth(one) * one
 
 
     def _plan(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
