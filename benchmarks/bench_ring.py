@@ -83,7 +83,7 @@ def run_depth(store: Any, order: np.ndarray, depth: int, batch: int, threads: in
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("/tmp/cryoden_ring"))
-    parser.add_argument("--patches", type=int, default=1536)
+    parser.add_argument("--patches", type=int, default=6144)
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--threads", type=int, default=8, help="reader threads")
