@@ -22,7 +22,7 @@ import torch
 from ..errors import InputError
 from .packed import PackedStore
 
-__all__ = ["RING", "RING_BYTES", "RING_MOST", "Ring", "ring_depth"]
+__all__ = ["RING", "RING_BYTES", "RING_MOST", "Ring", "batch_bytes", "ring_depth"]
 
 RING_MOST = 4
 """The most whole-batch host buffers: one being copied while three are read."""
