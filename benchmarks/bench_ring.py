@@ -4,16 +4,17 @@ host memory each depth holds.
 ``python benchmarks/bench_ring.py --data /scratch/ring --depths 1 2 3 4 --step-ms 11.5``
 
 Issue 18 asks for the streaming trainer's host memory above the runtime to be at most 300 MB;
-the loader's ring of whole-batch buffers (``data._packed_ring.RING`` = 4 batches of 32 patches
-of 1024² float16: 256 MiB) is most of it. This measures what a shallower ring costs in rate,
-without the model: the ring (``data._packed_ring.Ring``) is driven exactly as
-``PackedStream`` drives it (submit ``depth`` batches ahead, deliver one, refill its slot once
-its copy is done), and the training step is replaced by a wait of ``--step-ms`` per batch (11.5
-ms: the fused step's 2,788 patches/s at batch 32 on the H100, 2026-11-24). Every depth reads
-the same shuffled patches from a cold page cache (``benchmarks/_disk.py``), and its rate is
-taken over the batches after the first ``depth`` (read before the first step, in no time a
-short window would count). The bound is ``--depths`` 's deepest ring with no wait
-(``--step-ms 0``), i.e. the readers alone, and the step alone (``batch / step``).
+the loader's ring of whole-batch buffers (4 batches of 32 patches of 1024² float16, 256 MiB,
+until this benchmark showed 2 enough: ``data._packed_ring.ring_depth``) is most of it. This
+measures what a shallower ring costs in rate, without the model: the ring
+(``data._packed_ring.Ring``) is driven by its own ``Ring.batches``, as ``PackedStream`` drives
+it (submit ``depth`` batches ahead, deliver one, refill its slot once its copy is done), and the
+training step is replaced by a wait of ``--step-ms`` per batch (11.5 ms: the fused step's 2,788
+patches/s at batch 32 on the H100, 2026-11-24). Every depth reads the same shuffled patches from
+a cold page cache (``benchmarks/_disk.py``), and its rate is taken over the batches after the
+first ``depth`` (read before the first step, in no time a short window would count). The bound
+is ``--depths`` 's deepest ring with no wait (``--step-ms 0``), i.e. the readers alone, and the
+step alone (``batch / step``).
 
 On CUDA the buffers are pinned and the copies go to the GPU on a side stream, as in training;
 elsewhere the copy is a blocking host copy (which the GPU's asynchronous copy is not: on a CPU
@@ -52,16 +53,13 @@ def run_depth(store: Any, order: np.ndarray, depth: int, batch: int, threads: in
     cuda = device.type == "cuda"
     ring = _packed_ring.Ring(store, batch, threads, pinned=cuda)
     side = torch.cuda.Stream(device) if cuda else None
-    n_batches = len(order) // batch
+    def plan(k: int) -> tuple[np.ndarray, np.ndarray]:
+        return order[k * batch:(k + 1) * batch], np.zeros((batch, 4), np.float32)
+
     times = []
     try:
-        submitted, start = 0, time.perf_counter()
-        for k in range(n_batches):
-            while submitted < min(n_batches, k + ring.depth):
-                chunk = order[submitted * batch:(submitted + 1) * batch]
-                ring.submit(submitted, chunk, np.zeros((len(chunk), 4), np.float32))
-                submitted += 1
-            arrays, _ = ring.deliver(k, device, side, torch.float16)
+        start = time.perf_counter()
+        for arrays, _ in ring.batches(len(order) // batch, plan, device, side, torch.float16):
             if cuda:
                 torch.cuda.current_stream(device).synchronize()  # the batch is on the GPU
             times.append(time.perf_counter() - start)
@@ -77,7 +75,7 @@ def run_depth(store: Any, order: np.ndarray, depth: int, batch: int, threads: in
     return {"depth": depth, "patches_per_s": rate,
             "disk_mb_per_s": rate * store.patch_bytes * len(store.arrays) / 1e6,
             "window_s": window, "batches": len(times),
-            "host_mb": depth * batch * store.patch_bytes * len(store.arrays) / 2**20}
+            "host_mb": depth * _packed_ring.batch_bytes(store, batch) / 2**20}
 
 
 def main(argv: list[str] | None = None) -> int:

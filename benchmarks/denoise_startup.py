@@ -29,13 +29,15 @@ variant runs ``--repeat`` times; the table gives the median of each phase.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 _T0 = time.perf_counter()
 
@@ -77,13 +79,13 @@ def child(args: argparse.Namespace) -> None:
     if args.variant == "no-autotune":
         plain = loops.fast_backend
 
-        def no_autotune(device: torch.device, precision: str) -> Any:
-            context = plain(device, precision)
-            context.__enter__()
-            torch.backends.cudnn.benchmark = False
-            return _Exit(context)
+        @contextlib.contextmanager
+        def no_autotune(device: torch.device, precision: str) -> Iterator[None]:
+            with plain(device, precision):
+                torch.backends.cudnn.benchmark = False
+                yield
 
-        loops.fast_backend = no_autotune  # type: ignore[assignment]
+        loops.fast_backend = no_autotune
     model = cryoden.load_model(args.model, device=args.device)
     sync()
     lap("load model")
@@ -103,19 +105,6 @@ def child(args: argparse.Namespace) -> None:
     print(json.dumps(times))
 
 
-class _Exit:
-    """A context manager that only leaves ``context`` (already entered)."""
-
-    def __init__(self, context: Any) -> None:
-        self.context = context
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        self.context.__exit__(*exc)
-
-
 def run_variant(variant: str, args: argparse.Namespace, files: list[Path],
                 out: Path) -> dict[str, float]:
     """One fresh process of ``variant`` from a cold cache: phase → seconds, and ``total``."""
@@ -130,8 +119,10 @@ def run_variant(variant: str, args: argparse.Namespace, files: list[Path],
                 "--model", args.model, "--precision", args.precision, "--out", str(out),
                 "--files", *map(str, files[:2])]
     start = time.perf_counter()
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    pythonpath = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH", "")) if p)
     done = subprocess.run(argv, capture_output=True, text=True,
-                          env={**_env(), "PYTHONPATH": _pythonpath()})
+                          env={**os.environ, "PYTHONPATH": pythonpath})
     total = time.perf_counter() - start
     if done.returncode:
         raise SystemExit(f"{variant} failed ({done.returncode}):\n{done.stderr[-2000:]}")
@@ -141,19 +132,6 @@ def run_variant(variant: str, args: argparse.Namespace, files: list[Path],
         times["interpreter"] = total - sum(v for k, v in times.items() if k != "total")
         times["first file"] = total - times["denoise 2"]  # the one-file process, as timed
     return times
-
-
-def _env() -> dict[str, str]:
-    import os
-
-    return dict(os.environ)
-
-
-def _pythonpath() -> str:
-    import os
-
-    src = str(Path(__file__).resolve().parents[1] / "src")
-    return os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH", "")) if p)
 
 
 def main(argv: list[str] | None = None) -> int:

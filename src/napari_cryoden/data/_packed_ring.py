@@ -12,7 +12,7 @@ import io
 import os
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +135,21 @@ class Ring:
         for tensor in (*arrays.values(), extra_d):
             tensor.record_stream(current)
         return arrays, extra_d
+
+    def batches(self, n_batches: int, plan: Callable[[int], tuple[np.ndarray, np.ndarray]],
+                device: torch.device, side: Any, dtype: torch.dtype
+                ) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor]]:
+        """Deliver batches ``0 … n_batches-1``, each submitted :attr:`depth` batches ahead.
+
+        ``plan(k)`` gives batch ``k``'s patch indices and its ``extra`` rows (as
+        :meth:`submit`); each batch is delivered as :meth:`deliver` does.
+        """
+        submitted = 0
+        for k in range(n_batches):
+            while submitted < min(n_batches, k + self.depth):
+                self.submit(submitted, *plan(submitted))
+                submitted += 1
+            yield self.deliver(k, device, side, dtype)
 
     def close(self) -> None:
         """Skip queued reads, join the threads, close the files; wait for in-flight copies."""

@@ -146,18 +146,18 @@ class PackedStream(ShardedCounts):
         generator = self._generator(epoch) if self.store.noise is not None else None
         affine = self.store.affine
         stage = torch.float32 if generator is not None else self._dtype  # noise needs float32
+
+        def plan(k: int) -> tuple[np.ndarray, np.ndarray]:
+            chunk = slice(k * size, (k + 1) * size)
+            extra = np.zeros((len(order[chunk]), 4), dtype=np.float32)
+            extra[:, 2:] = corners[chunk]
+            if affine is not None:
+                extra[:, :2] = affine[order[chunk]]
+            return order[chunk], extra
+
         try:
-            submitted = 0
-            for k in range(n_batches):
-                while submitted < min(n_batches, k + ring.depth):
-                    chunk = slice(submitted * size, (submitted + 1) * size)
-                    extra = np.zeros((len(order[chunk]), 4), dtype=np.float32)
-                    extra[:, 2:] = corners[chunk]
-                    if affine is not None:
-                        extra[:, :2] = affine[order[chunk]]
-                    ring.submit(submitted, order[chunk], extra)
-                    submitted += 1
-                yield self._finish(*ring.deliver(k, self.device, side, stage), generator)
+            for arrays, extra in ring.batches(n_batches, plan, self.device, side, stage):
+                yield self._finish(arrays, extra, generator)
         finally:
             ring.close()
 
