@@ -112,3 +112,29 @@ def test_shards_cover_a_star_list_and_a_last_run_writes_the_star(
               "--shard", "4/3"])
     assert exit_.value.code == 2
     assert "is not K/N with 1 <= K <= N" in capsys.readouterr().err
+
+
+def test_autotune_flag_reaches_the_run_and_every_torchrun_process(tmp_path: Path,
+                                                                 monkeypatch) -> None:
+    from napari_cryoden.cli import denoise as cli_denoise
+    from napari_cryoden.cli.main import build_parser
+    from napari_cryoden.inference import batch
+
+    given: list[object] = []
+    original = batch.denoise_files
+
+    def recording(*args, autotune=None, **kwargs):
+        given.append(autotune)
+        return original(*args, autotune=autotune, **kwargs)
+
+    monkeypatch.setattr(batch, "denoise_files", recording)
+    files = dataset(tmp_path / "in", 1)
+    for flag, expected in (([], None), (["--autotune"], True), (["--no-autotune"], False)):
+        out = tmp_path / f"out{len(given)}"
+        assert main(["denoise", "general-fast", *map(str, files), "--out", str(out),
+                     *flag]) == 0
+        assert given[-1] is expected
+        args = build_parser().parse_args(["denoise", "general-fast", str(files[0]), "--out",
+                                          str(out), *flag])
+        argv = cli_denoise._rank_argv(args)
+        assert [a for a in argv if a.endswith("-autotune")] == flag

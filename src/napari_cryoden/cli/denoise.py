@@ -57,6 +57,10 @@ def add_denoise(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fused", action=argparse.BooleanOptionalAction, default=True,
                    help="with fp16 on CUDA, run the seed net by the fused Triton kernels when "
                         "Triton is installed (default; about 3x cuDNN)")
+    p.add_argument("--autotune", action=argparse.BooleanOptionalAction, default=None,
+                   help="on CUDA, let cuDNN time its algorithms on the first micrograph "
+                        "(seconds) to run the rest faster (default: on for 200 files or more, "
+                        "where it pays back)")
     p.add_argument("--pixel-cutoff", type=_positive_sigma, default=None, metavar="SIGMA",
                    help="before denoising, set pixels at least SIGMA standard deviations from "
                         "each micrograph's mean to the mean (hot pixels of counting cameras; "
@@ -192,7 +196,7 @@ def run_denoise(args: argparse.Namespace) -> int:
                                     overwrite=args.overwrite, pixel_size=args.pixel_size,
                                     working=args.working_pixel_size, bin_factor=args.bin,
                                     out_dtype=args.out_dtype, readers=threads, writers=threads,
-                                    **options):
+                                    autotune=args.autotune, **options):
             counts[result.status] += 1
             if result.status == "failed":
                 print(f"error: {result.message}", file=sys.stderr)
@@ -254,6 +258,8 @@ def _rank_argv(args: argparse.Namespace) -> list[str]:
         if value is not None:
             argv += [flag, str(value)]
     argv += ["--fused" if args.fused else "--no-fused"]
+    if args.autotune is not None:
+        argv += ["--autotune" if args.autotune else "--no-autotune"]
     return argv + (["--overwrite"] if args.overwrite else [])
 
 

@@ -34,11 +34,16 @@ if TYPE_CHECKING:
     from .load import Denoiser
     from .pipeline import Stages
 
-__all__ = ["FileResult", "FolderJob", "default_output_folder", "denoise_files",
-           "check_outputs", "existing_outputs", "micrographs_in", "output_path", "plan_outputs",
-           "remaining_seconds", "run_folder_job", "star_job"]
+__all__ = ["AUTOTUNE_MIN_FILES", "FileResult", "FolderJob", "check_outputs",
+           "default_output_folder", "denoise_files", "existing_outputs", "micrographs_in",
+           "output_path", "plan_outputs", "remaining_seconds", "run_folder_job", "star_job"]
 
 TileProgress = Callable[[int, int], None]
+
+#: Runs of at least this many files turn cuDNN's autotuner on. On the H100 (general model,
+#: fp32, K3 micrographs; ``benchmarks/denoise_startup.py``) it cost 5.3 s on the first file and
+#: saved 0.03 s on each later one: it pays back after about 180 files.
+AUTOTUNE_MIN_FILES = 200
 
 
 @dataclass(frozen=True)
@@ -227,7 +232,8 @@ def denoise_files(denoiser: Denoiser, files: Sequence[Path], out_dir: str | os.P
                   progress: TileProgress | None = None, working: float | str | None = None,
                   bin_factor: float | None = 1.0, pixel_size: float | None = None,
                   out_dtype: str = "float32", readers: int = 2, writers: int = 2,
-                  depth: int = 2, **options: Any) -> Iterator[FileResult]:
+                  depth: int = 2, autotune: bool | None = None,
+                  **options: Any) -> Iterator[FileResult]:
     """Denoise ``files`` into ``out_dir``; yield a :class:`FileResult` per file as it is written.
 
     The files go through a pipeline (:mod:`.pipeline`): reader threads read ahead, the model
@@ -261,6 +267,10 @@ def denoise_files(denoiser: Denoiser, files: Sequence[Path], out_dir: str | os.P
         ``"float32"`` or ``"float16"`` (MRC mode 12: half the disk, ~3 significant digits).
     readers, writers, depth
         The pipeline's threads and queue depth.
+    autotune
+        cuDNN's autotuner on CUDA (see :func:`~napari_cryoden.inference.denoiser.denoise`); by
+        default on when at least :data:`AUTOTUNE_MIN_FILES` files are to be denoised, where its
+        cost on the first file is paid back.
     **options
         Further keyword arguments of :func:`~napari_cryoden.inference.denoiser.denoise`
         (``pixel_cutoff``, ``precision``, ``tile_size``...), and ``smooth`` (σ px of a
@@ -289,6 +299,7 @@ def denoise_files(denoiser: Denoiser, files: Sequence[Path], out_dir: str | os.P
         else:
             waiting[index] = replace(result, status="skipped")
     scale = {"working": working, "bin_factor": bin_factor, "pixel_size": pixel_size}
+    options["autotune"] = len(todo) >= AUTOTUNE_MIN_FILES if autotune is None else autotune
     stages = _stages(denoiser, tiles, scale, options, out_dtype)
     following = 0
     try:

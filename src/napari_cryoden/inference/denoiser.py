@@ -56,6 +56,7 @@ def denoise(
     name: str | None = None,
     fused: bool = True,
     pixel_cutoff: float | None = None,
+    autotune: bool = False,
 ) -> np.ndarray:
     """Denoise a micrograph (y, x) or a stack (z, y, x) slice by slice, in blended tiles.
 
@@ -98,6 +99,10 @@ def denoise(
         If given, first set the pixels at least this many standard deviations from each
         micrograph's mean to the mean (hot pixels; Topaz's ``--pixel-cutoff``, see
         :func:`~napari_cryoden.io.intensity.clip_hot_pixels`); the image is then copied whole.
+    autotune
+        On CUDA, let cuDNN time its convolution algorithms on the first batch and keep the
+        fastest. Off by default: it costs seconds on the first image and pays only over many
+        (:func:`~napari_cryoden.inference.batch.denoise_files` turns it on for long runs).
 
     Returns
     -------
@@ -124,7 +129,7 @@ def denoise(
     model.to(dev).eval()
     net, layout = forward_for(model, dev, precision, channels_last, fused)
     try:
-        with loops.fast_backend(dev, precision), loops.model_layout(model, layout):
+        with loops.fast_backend(dev, precision, autotune), loops.model_layout(model, layout):
             while not _run_plan(net or model, stack, out, normalizers, plan, dev, precision,
                                 layout, progress):
                 plan = _back_off(plan, stack.shape)

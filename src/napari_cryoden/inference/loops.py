@@ -93,14 +93,19 @@ def first_batch(model: Net, stack: np.ndarray, normalizer: Normalizer, plan: Til
 
 
 @contextlib.contextmanager
-def fast_backend(dev: torch.device, precision: str) -> Iterator[None]:
-    """On CUDA: cuDNN autotuning on, TF32 only for ``tf32``; the previous flags are restored."""
+def fast_backend(dev: torch.device, precision: str, autotune: bool = False) -> Iterator[None]:
+    """On CUDA: TF32 only for ``tf32``, cuDNN's autotuner only with ``autotune``.
+
+    The previous flags are restored. The autotuner pays only over many files: on the H100 it
+    cost 5.3 s on the first K3 micrograph and saved 0.03 s on each later one (the general
+    model in fp32, ``benchmarks/denoise_startup.py``; docs/performance.md).
+    """
     if dev.type != "cuda":
         yield
         return
     cudnn = torch.backends.cudnn
     saved = cudnn.benchmark, cudnn.allow_tf32
-    cudnn.benchmark, cudnn.allow_tf32 = True, precision == "tf32"
+    cudnn.benchmark, cudnn.allow_tf32 = autotune, precision == "tf32"
     try:
         yield
     finally:
