@@ -45,7 +45,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _disk import evict  # noqa: E402
 
-from napari_cryoden.inference.batch import denoise_files  # noqa: E402
+from napari_cryoden.inference.batch import AUTOTUNE_MIN_FILES, denoise_files  # noqa: E402
 from napari_cryoden.inference.denoiser import denoise, denoise_file  # noqa: E402
 from napari_cryoden.inference.load import load_denoiser  # noqa: E402
 from napari_cryoden.io.images import read_image, write_mrc  # noqa: E402
@@ -157,15 +157,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-sequential", action="store_true")
     parser.add_argument("--sequential-fp32", action="store_true",
                         help="also time the sequential loop at fp32 (with --precision fp16/bf16)")
+    parser.add_argument("--autotune", choices=("auto", "on", "off"), default="auto",
+                        help="cuDNN's autotuner everywhere (auto: on from "
+                             f"{AUTOTUNE_MIN_FILES} files, as cryoden denoise)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     shape, files = dataset(args.size, args.n, args.dir)
     mb = sum(p.stat().st_size for p in files) / 1e6
     denoiser = load_denoiser(resolve_model(args.model), args.device)
-    options = {"precision": args.precision}
+    # cuDNN's autotuner as `cryoden denoise` sets it for this many files, in every way timed:
+    # the model alone, the sequential loop and the pipeline compute alike (and write equal pixels)
+    autotune = {"auto": args.n >= AUTOTUNE_MIN_FILES, "on": True, "off": False}[args.autotune]
+    options: dict[str, Any] = {"precision": args.precision, "autotune": autotune}
     report: dict[str, Any] = {"n": args.n, "shape": shape, "input_mb": mb,
                               "model": args.model, "device": str(denoiser.device),
-                              "precision": args.precision, "io_threads": args.io_threads}
+                              "precision": args.precision, "io_threads": args.io_threads,
+                              "autotune": autotune}
     if str(denoiser.device).startswith("cuda"):
         import torch
 
@@ -195,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         for path in files:
             denoise_file(denoiser.net, path, args.dir / "seq" / path.name,
-                         **denoiser.options(), precision=precision)
+                         **denoiser.options(), precision=precision, autotune=autotune)
         seq_s = time.perf_counter() - start
         report[f"{name}_s"] = seq_s
         report[f"{name}_files_s"] = args.n / seq_s
@@ -224,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
 
     where = report.get("gpu", f"CPU ({report['cpu_count']} cores)")
     print(f"{args.n} micrographs of {shape[0]}x{shape[1]} ({mb / args.n:.0f} MB each), "
-          f"{args.model} {args.precision} on {where}")
+          f"{args.model} {args.precision} on {where}, cuDNN autotuner "
+          f"{'on' if autotune else 'off'}")
     print(f"  model alone {compute_s:.3f} s/file, disk alone {disk_s:.3f} s/file (the pipeline "
           f"without the model: read cold, write back): bound {bound:.2f} files/s")
     if "sequential_s" in report:
