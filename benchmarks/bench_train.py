@@ -379,6 +379,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds after which the simulation stops adding micrographs")
     parser.add_argument("--steps", type=int, default=0, help="cap on steps per run (0: epoch)")
     parser.add_argument("--quality-steps", type=int, default=300)
+    parser.add_argument("--only", nargs="+", metavar="TEXT",
+                        help="run only our variants (and quality runs) whose name contains one "
+                             "of these, e.g. 'fp32, pair' 'clean store + GPU noise'; the plain "
+                             "loops, the baseline of every ratio, always run")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--baseline-only", action="store_true",
                         help="only the runtime baselines (no data): peak RSS without a loader")
@@ -394,6 +398,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}", flush=True)
     rows: list[dict] = []
     report: dict = {"device": device, "torch": torch.__version__, "rows": rows}
+
+    def chosen(name: str) -> bool:
+        return not args.only or any(text in name for text in args.only)
 
     def save() -> None:  # after every run, so a run cut short still leaves what it measured
         if args.json:
@@ -425,6 +432,8 @@ def main(argv: list[str] | None = None) -> int:
             ("cryoden fp16 cuDNN, clean store + GPU noise", "clean", "fp16", False, None, 0),
             ("cryoden fp16, small clean store", "small", "fp16", True, None, 0),
             ("cryoden fp16, clean store + GPU noise, ring 4", "clean", "fp16", True, 4, 0)):
+        if not chosen(name):
+            continue
         run_variant(name, stores[store], {"kind": "cryoden", "store_dir": str(stores[store]),
                                           "precision": precision, "batch": batch,
                                           "fused": fused, "max_steps": args.steps,
@@ -433,6 +442,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\nquality: val loss after the same steps and data, 256² crops, batch 16", flush=True)
     for name, precision, fused in (("fp32", "fp32", False), ("fp16", "fp16", True),
                                    ("fp16 cuDNN", "fp16", False), ("bf16", "bf16", False)):
+        if not chosen(f"quality {name}"):
+            continue
         run_variant(f"quality {name}", stores["pairs"],
                     {"kind": "cryoden", "store_dir": str(stores["pairs"]),
                      "precision": precision, "batch": 16, "max_steps": args.quality_steps,
