@@ -69,6 +69,7 @@ class _ClGradNet(torch.nn.Module):
 TRAIN_VARIANTS = {
     # name: (precision, channels_last, cudnn.benchmark, compile)
     "fp32 NCHW (plain loop)": ("fp32", False, False, False),
+    "fp32 NCHW autotuned (cryoden's fp32)": ("fp32", False, True, False),
     "tf32 NCHW": ("tf32", False, True, False),
     "fp16 AMP channels_last": ("fp16", True, True, False),
     "bf16 AMP channels_last": ("bf16", True, True, False),

@@ -25,8 +25,8 @@ from torch import nn
 from ..config.sections import PRECISIONS
 
 __all__ = [
-    "FUSED_MOST_BATCH", "PRECISIONS", "autocast", "choose_batch_size", "compiled_step",
-    "make_step", "prepare_cuda", "uses_channels_last",
+    "FP32_MOST_PIXELS", "FUSED_MOST_BATCH", "PRECISIONS", "autocast", "choose_batch_size",
+    "compiled_step", "make_step", "most_batch", "prepare_cuda", "uses_channels_last",
 ]
 
 _AUTOCAST = {"fp16": torch.float16, "bf16": torch.bfloat16}
@@ -131,16 +131,37 @@ FUSED_MOST_BATCH = 32
 patches/s of 1024²), and a larger batch only doubles the loader's host buffers."""
 
 
+FP32_MOST_PIXELS = 16 * 1024 * 1024
+"""Most pixels a batch of :func:`choose_batch_size` holds for an fp32 or tf32 PyTorch step on
+CUDA. On the H100 the seed net's fp32 step on 1024² patches ran 320 patches/s at batch 8 and 16,
+and 115 and 183 at 32 and 64, with cuDNN's autotuner on or off (``benchmarks/bench_step.py``,
+2026-12-07): cuDNN's algorithms for larger tensors are slower per patch. fp16 and bf16 steps do
+not fall off (754 to 847 patches/s from batch 16 to 64) and are not capped."""
+
+
+def most_batch(side: int, precision: str, fused: bool, most: int = 64) -> int:
+    """Return the largest batch :func:`choose_batch_size` may give for this step on CUDA.
+
+    The fused kernels' step: :data:`FUSED_MOST_BATCH`. A PyTorch step in fp32 or tf32: as many
+    ``side``² patches as fit in :data:`FP32_MOST_PIXELS` (at least 1). Otherwise ``most``.
+    """
+    if fused:
+        return min(most, FUSED_MOST_BATCH)
+    if precision in ("fp32", "tf32"):
+        return max(1, min(most, FP32_MOST_PIXELS // (side * side)))
+    return most
+
+
 def choose_batch_size(model: nn.Module, side: int, precision: str, device: torch.device, *,
                       fraction: float = 0.6, most: int = 64, fused: bool = False) -> int:
     """Choose the largest power-of-two batch whose training step fits in GPU memory.
 
     The memory a patch needs is measured by one probe step at batch 2 of the step that will
-    train: the fused kernels' with ``fused`` (then at most :data:`FUSED_MOST_BATCH`), else
-    :func:`make_step`'s. Probing the step that runs matters beyond its memory: a PyTorch probe
-    loads cuDNN, host memory a fused run never needs (≈ 370 MB estimated from the H100's
-    runtime baselines, docs/performance.md). Off CUDA returns 4
-    (the CPU default: larger batches only slow each step down).
+    train: the fused kernels' with ``fused``, else :func:`make_step`'s. The batch is at most
+    :func:`most_batch` (32 for the fused kernels; 16 patches of 1024² in fp32 and tf32).
+    Probing the step that runs matters beyond its memory: a PyTorch probe loads cuDNN, host
+    memory a fused run never needs (docs/performance.md). Off CUDA returns 4 (the CPU default:
+    larger batches only slow each step down).
 
     Parameters
     ----------
@@ -178,7 +199,6 @@ def choose_batch_size(model: nn.Module, side: int, precision: str, device: torch
 
         x = torch.zeros(probe, 1, side, side, device=device, dtype=torch.float16)
         make_fused_step(model, optimizer)(x, x)
-        most = min(most, FUSED_MOST_BATCH)
     else:
         x = torch.zeros(probe, 1, side, side, device=device)
         make_step(model, optimizer, precision)(x, x)
@@ -190,6 +210,7 @@ def choose_batch_size(model: nn.Module, side: int, precision: str, device: torch
     torch.cuda.empty_cache()
     free, _ = torch.cuda.mem_get_info(device)
     fits = int(free * fraction / per_patch)
+    most = most_batch(side, precision, fused, most)
     batch = 1
     while batch * 2 <= min(fits, most):
         batch *= 2
