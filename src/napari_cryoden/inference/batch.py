@@ -41,8 +41,8 @@ __all__ = ["AUTOTUNE_MIN_FILES", "FileResult", "FolderJob", "check_outputs",
 TileProgress = Callable[[int, int], None]
 
 #: Runs of at least this many files turn cuDNN's autotuner on. On the H100 (general model,
-#: fp32, K3 micrographs; ``benchmarks/denoise_startup.py``) it cost 5.3 s on the first file and
-#: saved 0.03 s on each later one: it pays back after about 180 files.
+#: fp32, K3 micrographs; two runs of ``benchmarks/denoise_startup.py``) it cost 5.2–5.3 s on the
+#: first file and saved 0.02–0.03 s on each later one: it pays back after 180–260 files.
 AUTOTUNE_MIN_FILES = 200
 
 

@@ -97,8 +97,8 @@ def fast_backend(dev: torch.device, precision: str, autotune: bool = False) -> I
     """On CUDA: TF32 only for ``tf32``, cuDNN's autotuner only with ``autotune``.
 
     The previous flags are restored. The autotuner pays only over many files: on the H100 it
-    cost 5.3 s on the first K3 micrograph and saved 0.03 s on each later one (the general
-    model in fp32, ``benchmarks/denoise_startup.py``; docs/performance.md).
+    cost 5.2–5.3 s on the first K3 micrograph and saved 0.02–0.03 s on each later one (the
+    general model in fp32, two runs of ``benchmarks/denoise_startup.py``; docs/performance.md).
     """
     if dev.type != "cuda":
         yield

@@ -135,8 +135,9 @@ FP32_MOST_PIXELS = 16 * 1024 * 1024
 """Most pixels a batch of :func:`choose_batch_size` holds for an fp32 or tf32 PyTorch step on
 CUDA. On the H100 the seed net's fp32 step on 1024² patches ran 320 patches/s at batch 8 and 16,
 and 115 and 183 at 32 and 64, with cuDNN's autotuner on or off (``benchmarks/bench_step.py``,
-2026-12-07): cuDNN's algorithms for larger tensors are slower per patch. fp16 and bf16 steps do
-not fall off (754 to 847 patches/s from batch 16 to 64) and are not capped."""
+2026-12-07), and with TF32 convolutions 421 at 16 against 223 and 312 at 32 and 64
+(``bench_kernels_train.py``): cuDNN's algorithms for larger tensors are slower per patch. fp16
+and bf16 steps do not fall off (754 to 847 patches/s from batch 16 to 64) and are not capped."""
 
 
 def most_batch(side: int, precision: str, fused: bool, most: int = 64) -> int:
