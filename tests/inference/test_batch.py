@@ -135,7 +135,7 @@ def test_names_defaults_and_estimates(tmp_path):
 
 def test_cudnn_autotuner_only_for_runs_long_enough_to_pay_it_back(tmp_path, weights,
                                                                    monkeypatch):
-    """5.3 s on the first K3 micrograph buys 0.03 s on each later one (H100): off for short runs."""
+    """5.2 s on the first K3 micrograph buys 0.02-0.03 s on each later one (H100): off if short."""
     from napari_cryoden.inference import batch, loops
 
     seen: list[bool] = []
