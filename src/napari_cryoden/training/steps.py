@@ -137,7 +137,8 @@ CUDA. On the H100 the seed net's fp32 step on 1024² patches ran 320 patches/s a
 and 115 and 183 at 32 and 64, with cuDNN's autotuner on or off (``benchmarks/bench_step.py``,
 2026-12-07), and with TF32 convolutions 421 at 16 against 223 and 312 at 32 and 64
 (``bench_kernels_train.py``): cuDNN's algorithms for larger tensors are slower per patch. fp16
-and bf16 steps do not fall off (754 to 847 patches/s from batch 16 to 64) and are not capped."""
+and bf16 steps do not fall off (fp16 754 to 847 patches/s, bf16 725 to 734, from batch 16 to 64;
+2026-11-24) and are not capped."""
 
 
 def most_batch(side: int, precision: str, fused: bool, most: int = 64) -> int:
