@@ -24,8 +24,9 @@ ran before it had ``--precision``), so a reduced-precision pipeline is reported 
 the pipeline's own gain (same precision) and the gain of the whole job.
 
 It prints files/s and MB/s (input bytes) for each, the pipeline's ratio to sequential and its
-fraction of the bound, and ``--rss`` samples the process's peak resident memory (psutil, every
-10 ms) during the pipeline. ``--json`` writes everything, with the device's name.
+fraction of the bound, and the process's peak resident memory during the pipeline (psutil,
+sampled every 10 ms; 0 when psutil is missing). ``--json`` writes everything, with the
+device's name.
 """
 
 from __future__ import annotations
