@@ -46,7 +46,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _disk import evict  # noqa: E402
 
-from napari_cryoden.inference.batch import AUTOTUNE_MIN_FILES, denoise_files  # noqa: E402
+from napari_cryoden.inference.batch import (  # noqa: E402
+    AUTOTUNE_MIN_FILES,
+    autotune_for,
+    denoise_files,
+)
 from napari_cryoden.inference.denoiser import denoise, denoise_file  # noqa: E402
 from napari_cryoden.inference.load import load_denoiser  # noqa: E402
 from napari_cryoden.io.images import read_image, write_mrc  # noqa: E402
@@ -168,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     denoiser = load_denoiser(resolve_model(args.model), args.device)
     # cuDNN's autotuner as `cryoden denoise` sets it for this many files, in every way timed:
     # the model alone, the sequential loop and the pipeline compute alike (and write equal pixels)
-    autotune = {"auto": args.n >= AUTOTUNE_MIN_FILES, "on": True, "off": False}[args.autotune]
+    autotune = autotune_for(args.n, {"auto": None, "on": True, "off": False}[args.autotune])
     options: dict[str, Any] = {"precision": args.precision, "autotune": autotune}
     report: dict[str, Any] = {"n": args.n, "shape": shape, "input_mb": mb,
                               "model": args.model, "device": str(denoiser.device),

@@ -296,7 +296,7 @@ def cryoden_run(store_dir: Path, precision: str, batch: int, max_steps: int, epo
     window = _steady(times, info["batch"])
     start, end = window.pop("start"), window.pop("end")
     per_patch = 2 * PATCH * PATCH * len(store.arrays)
-    depth = _packed_ring.ring_depth(_packed_ring.batch_bytes(store, info["batch"]))
+    depth = _packed_ring.depth_for(store, info["batch"])
     return {**window, "gpu_busy": busy.fraction(start, end), **info,
             "steps": len(times), "val_loss": val, "bytes_per_patch": per_patch,
             "ring": depth}

@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "torch": torch.__version__,
-        "ring": _packed_ring.ring_depth(_packed_ring.batch_bytes(store, info.get("batch", 1))),
+        "ring": _packed_ring.depth_for(store, info.get("batch", 1)),
         "reader_threads": args.reader_threads, "pinned": not args.unpinned,
         "steps": steps_done,
         "seconds": time.perf_counter() - start, **info, "phases": phases,

@@ -22,7 +22,7 @@ import torch
 from ..errors import InputError
 from .packed import PackedStore
 
-__all__ = ["RING", "RING_BYTES", "RING_MOST", "Ring", "batch_bytes", "ring_depth"]
+__all__ = ["RING", "RING_BYTES", "RING_MOST", "Ring", "batch_bytes", "depth_for", "ring_depth"]
 
 RING_MOST = 4
 """The most whole-batch host buffers: one being copied while three are read."""
@@ -78,7 +78,7 @@ class Ring:
     def __init__(self, store: PackedStore, batch_size: int, n_threads: int, pinned: bool) -> None:
         self._store, self._arrays = store, store.arrays
         # batches in flight: the stream submits at most this many ahead
-        self.depth = ring_depth(batch_bytes(store, batch_size))
+        self.depth = depth_for(store, batch_size)
         self._slots = [_Slot(self._arrays, batch_size, store.patch_size, pinned)
                        for _ in range(self.depth)]
         self._tasks: queue.SimpleQueue[tuple[_Slot, int, int] | None] = queue.SimpleQueue()
@@ -184,6 +184,11 @@ class Ring:
 def batch_bytes(store: PackedStore, batch_size: int) -> int:
     """Host bytes of one whole-batch buffer: every array's patches and 16 bytes per patch."""
     return batch_size * (len(store.arrays) * store.patch_bytes + 16)
+
+
+def depth_for(store: PackedStore, batch_size: int) -> int:
+    """Return the buffers a :class:`Ring` over ``store`` holds for ``batch_size``."""
+    return ring_depth(batch_bytes(store, batch_size))
 
 
 def _read_into(file: io.FileIO, buffer: memoryview, offset: int) -> None:

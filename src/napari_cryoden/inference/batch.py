@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from .load import Denoiser
     from .pipeline import Stages
 
-__all__ = ["AUTOTUNE_MIN_FILES", "FileResult", "FolderJob", "check_outputs",
+__all__ = ["AUTOTUNE_MIN_FILES", "FileResult", "FolderJob", "autotune_for", "check_outputs",
            "default_output_folder", "denoise_files", "existing_outputs", "micrographs_in",
            "output_path", "plan_outputs", "remaining_seconds", "run_folder_job", "star_job"]
 
@@ -44,6 +44,14 @@ TileProgress = Callable[[int, int], None]
 #: fp32, K3 micrographs; two runs of ``benchmarks/denoise_startup.py``) it cost 5.2–5.3 s on the
 #: first file and saved 0.02–0.03 s on each later one: it pays back after 180–260 files.
 AUTOTUNE_MIN_FILES = 200
+
+
+def autotune_for(n_files: int, autotune: bool | None = None) -> bool:
+    """Return whether a run of ``n_files`` uses cuDNN's autotuner.
+
+    ``autotune`` when given; else on from :data:`AUTOTUNE_MIN_FILES` files, where it pays back.
+    """
+    return n_files >= AUTOTUNE_MIN_FILES if autotune is None else autotune
 
 
 @dataclass(frozen=True)
@@ -299,7 +307,7 @@ def denoise_files(denoiser: Denoiser, files: Sequence[Path], out_dir: str | os.P
         else:
             waiting[index] = replace(result, status="skipped")
     scale = {"working": working, "bin_factor": bin_factor, "pixel_size": pixel_size}
-    options["autotune"] = len(todo) >= AUTOTUNE_MIN_FILES if autotune is None else autotune
+    options["autotune"] = autotune_for(len(todo), autotune)
     stages = _stages(denoiser, tiles, scale, options, out_dtype)
     following = 0
     try:
