@@ -4,8 +4,8 @@ Usage::
 
     python benchmarks/topaz_compare.py [--test-n 6] [--train-n 4] [--size 1024]
         [--noise-sigmas 0 0.6 1.0] [--data DIR --train-data DIR] [--model NAME=PATH ...]
-        [--topaz-python PATH] [--smooth PX ...] [--out benchmarks/results/topaz] [--figure PNG]
-        [--time-4096]
+        [--topaz-python PATH] [--smooth PX ...] [--smooth-keep PX:SHARE ...]
+        [--out benchmarks/results/topaz] [--figure PNG] [--time-4096]
 
 Data: ``--test-n`` held-out cartoon micrographs (contrast ×``--contrast-scale``, ``--dose``,
 8-frame movies whose even and odd sums are each denoised on their own) per noise condition: the
@@ -20,7 +20,8 @@ its truth); Topaz ``unet`` (run by benchmarks/_topaz.py in its own Python); our 
 ``general-fast`` and the first releases ``general-v1``, ``general-fast-v1``; any
 ``--model NAME=PATH``; for each ``--smooth PX``, ``general`` then a Gaussian of σ PX pixels
 (``cryoden.denoise(..., smooth=PX)``, ``cryoden denoise --smooth PX``; the halves alike); for
-each ``--truth-smooth PX``, the noise-free truth itself blurred by σ PX (its even and odd halves
+each ``--smooth-keep PX:SHARE``, the same keeping SHARE of the detail finer than that Gaussian
+(``--smooth PX --keep-detail SHARE``); for each ``--truth-smooth PX``, the noise-free truth itself blurred by σ PX (its even and odd halves
 too): the best that any "denoise, then blur by σ PX" could score. ``--rows TEXT ...`` runs only
 the rows whose label contains one of the texts (e.g. ``--rows truth`` with ``--truth-smooth``).
 
@@ -90,12 +91,13 @@ def topaz_method(python: Path) -> Method:
     return run
 
 
-def ours(spec: str, smooth: float = 0.0) -> Method:
+def ours(spec: str, smooth: float = 0.0, keep_detail: float = 0.0) -> Method:
     """One of our models (a shipped name or a .safetensors file), on the CPU."""
     import napari_cryoden as cryoden
 
     model = cryoden.load_model(spec, device="cpu")
-    return by_image(lambda x: cryoden.denoise(x, model, device="cpu", smooth=smooth))
+    return by_image(lambda x: cryoden.denoise(x, model, device="cpu", smooth=smooth,
+                                              keep_detail=keep_detail))
 
 
 def methods(args: argparse.Namespace, sigma_fit: float | None) -> dict[str, Method]:
@@ -111,6 +113,9 @@ def methods(args: argparse.Namespace, sigma_fit: float | None) -> dict[str, Meth
     for sigma in args.smooth:
         rows[f"ours: `general`, then σ {sigma:g} px (`--smooth {sigma:g}`)"] = ours(
             "general", sigma)
+    for sigma, keep in args.smooth_keep:
+        rows[f"ours: `general`, then σ {sigma:g} px keeping {keep:g} of the finer detail "
+             f"(`--smooth {sigma:g} --keep-detail {keep:g}`)"] = ours("general", sigma, keep)
     for sigma in args.truth_smooth:
         rows[f"the truth, then σ {sigma:g} px"] = _truth_blurred(sigma)
     if args.rows:
@@ -217,6 +222,15 @@ def _crop_at_particle(m: Micrograph, n: int = 160) -> list[int]:
     return [int(np.clip(y - n // 2, 0, ny - n)), int(np.clip(x - n // 2, 0, nx - n)), n]
 
 
+def _sigma_keep(text: str) -> tuple[float, float]:
+    """``PX:SHARE`` as ``(σ, share)``."""
+    try:
+        sigma, keep = (float(part) for part in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not PX:SHARE (e.g. 12:0.4)") from None
+    return sigma, keep
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--test-n", type=int, default=6)
@@ -233,6 +247,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--topaz-python", dest="topaz", type=Path, default=None)
     p.add_argument("--smooth", type=float, nargs="*", default=[], metavar="PX",
                    help="also score general followed by a Gaussian of each σ (px)")
+    p.add_argument("--smooth-keep", type=_sigma_keep, nargs="*", default=[],
+                   metavar="PX:SHARE", help="also score general then a Gaussian of σ PX keeping "
+                   "SHARE of the finer detail (`cryoden denoise --smooth PX --keep-detail SHARE`)")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/topaz")
     p.add_argument("--figure", type=Path, default=ROOT / "docs/images/topaz_compare_crop.png")
     p.add_argument("--crop", type=int, nargs=3, default=None, metavar=("Y", "X", "N"),

@@ -10,7 +10,8 @@ It writes the simulated 2048² micrograph with 20 hot pixels of
 denoises it with the model the panel starts with (the shipped ``general``) on the CPU, hot pixels
 clipped at 5 σ (under *Advanced*, opened). It saves ``guide_denoise_1366.png`` (the Denoise panel
 alone in a 1366×768 window, Smoothing off) and ``guide_denoise_1920.png`` (1920×1080, Train
-docked below it, Smoothing 3.5 px: the flatter look for picking), each after the
+docked below it, Smoothing 12 px keeping 0.4 of the finer detail: the flatter look for
+picking), each after the
 ``"<name> denoised"`` layer has appeared, and prints the time of each run.
 """
 
@@ -27,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from screenshot_contrast import hot_pixel_micrograph  # noqa: E402
 from screenshots import MAX_BYTES, settle, wait_for  # noqa: E402
 
-SHOTS = {(1366, 768): ("guide_denoise_1366.png", 0.0),
-         (1920, 1080): ("guide_denoise_1920.png", 3.5)}  # file, Smoothing (σ px)
+SHOTS = {(1366, 768): ("guide_denoise_1366.png", (0.0, 0.0)),
+         (1920, 1080): ("guide_denoise_1920.png", (12.0, 0.4))}  # file, (Smoothing σ px, kept)
 CUTOFF = 5.0  # σ: Topaz's --pixel-cutoff for counting data
 
 
@@ -47,7 +48,8 @@ def save_small(image: np.ndarray, path: Path) -> str:
     return "over the size limit"
 
 
-def shoot(micrograph: Path, size: tuple[int, int], out: Path, smooth: float) -> str:
+def shoot(micrograph: Path, size: tuple[int, int], out: Path,
+          smooth: tuple[float, float]) -> str:
     """Open ``micrograph``, denoise it in a ``size`` window, save ``out``; return the status."""
     import napari
 
@@ -66,7 +68,7 @@ def shoot(micrograph: Path, size: tuple[int, int], out: Path, smooth: float) -> 
         viewer.window.add_dock_widget(TrainWidget(viewer), name="Train")
     panel.device.value = "cpu"
     panel.pixel_cutoff.value = CUTOFF
-    panel.smooth.value = smooth
+    panel.smooth.value, panel.keep_detail.value = smooth
     settle(2000)  # the panel's warm-up import of torch ends
     wait_for(panel.finished, panel.denoise_button.native.click, timeout_s=600)
     viewer.reset_view()

@@ -1,4 +1,5 @@
-"""``smooth``: a Gaussian after denoising, the same in the API, the CLI, a job and a box."""
+"""``smooth`` (and ``keep_detail``): a Gaussian after denoising, perhaps only in part, the same
+in the API, the CLI, a job and a box."""
 
 from __future__ import annotations
 
@@ -14,7 +15,13 @@ from napari_cryoden.errors import InputError
 from napari_cryoden.inference import denoiser
 from napari_cryoden.inference.job import DenoiseJob, run_job
 from napari_cryoden.inference.region import Box
-from napari_cryoden.inference.smoothing import check_smooth, smooth_margin, smoothed
+from napari_cryoden.inference.smoothing import (
+    Smoothing,
+    as_smoothing,
+    check_smooth,
+    smooth_margin,
+    smoothed,
+)
 from napari_cryoden.io.images import read_image, write_mrc
 from napari_cryoden.models.checkpoint import load_checkpoint
 
@@ -37,6 +44,41 @@ def test_smoothed_is_scipy_s_gaussian_per_slice_and_zero_is_the_input() -> None:
     assert smooth_margin(1.5) == 6 and smooth_margin(0.0) == 0
 
 
+def test_keeping_detail_blends_the_blur_with_the_input() -> None:
+    """``blurred + keep · (input − blurred)``: 0 is the plain blur, 1 the input untouched."""
+    image = np.random.default_rng(1).normal(size=(60, 70)).astype(np.float32)
+    blurred = ndimage.gaussian_filter(image, 8.0)
+    np.testing.assert_allclose(smoothed(image, Smoothing(8.0, 0.5)),
+                               blurred + 0.5 * (image - blurred), atol=1e-6)
+    np.testing.assert_allclose(smoothed(image, Smoothing(8.0, 0.0)), blurred, atol=1e-6)
+    assert smoothed(image, Smoothing(8.0, 1.0)) is image
+    assert not Smoothing(8.0, 1.0) and not Smoothing() and Smoothing(8.0, 0.5)
+    # the kept share leaves less of a fine pattern's amplitude removed, the coarse kept alike
+    fine = np.cos(np.arange(70) * np.pi / 2)[None, :].repeat(60, 0).astype(np.float32)
+    assert np.abs(smoothed(fine, Smoothing(4.0, 0.5))[20:40, 20:50]).max() == pytest.approx(
+        0.5, abs=1e-3)
+    assert smooth_margin(Smoothing(8.0, 0.5)) == 32
+    assert Smoothing(8.0, 0.5).describe() == "a Gaussian of σ 8 px keeping 0.5 of the finer detail"
+    assert Smoothing(3.5).describe() == "a Gaussian of σ 3.5 px"
+
+
+@pytest.mark.parametrize(("sigma", "keep", "says"), [
+    (2.0, -0.1, r"^keep_detail -0.1 must be a number from 0 \(a plain blur\) to 1"),
+    (2.0, 1.5, r"^keep_detail 1.5 must be a number from 0"),
+    (2.0, float("nan"), r"^keep_detail nan must be a number from 0"),
+    (2.0, "half", r"^keep_detail 'half' must be a number from 0"),
+    (0.0, 0.5, r"^keep_detail 0.5 keeps part of the detail that the Gaussian of smooth removes: "
+               r"give smooth > 0 too$"),
+])
+def test_a_bad_share_is_one_line_naming_it(sigma: float, keep: object, says: str) -> None:
+    with pytest.raises(InputError, match=says) as info:
+        as_smoothing(sigma, keep)  # type: ignore[arg-type]
+    assert "\n" not in str(info.value)
+    with pytest.raises(InputError, match="keep_detail"):
+        cryoden.denoise(_micrograph(), "general-fast", device="cpu", smooth=sigma,
+                        keep_detail=keep)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("bad", [-1, float("nan"), float("inf"), "wide"])
 def test_a_bad_sigma_is_one_line_naming_it(bad: object) -> None:
     with pytest.raises(InputError, match=r"^smooth .* must be a number of pixels >= 0") as info:
@@ -52,17 +94,23 @@ def test_the_api_blurs_its_output_and_zero_changes_nothing(weights: Path) -> Non
     np.testing.assert_array_equal(cryoden.denoise(image, weights, device="cpu", smooth=0), plain)
     np.testing.assert_allclose(cryoden.denoise(image, weights, device="cpu", smooth=2.0),
                                ndimage.gaussian_filter(plain, 2.0), atol=1e-5)
+    blurred = ndimage.gaussian_filter(plain, 6.0)
+    np.testing.assert_allclose(
+        cryoden.denoise(image, weights, device="cpu", smooth=6.0, keep_detail=0.25),
+        blurred + 0.25 * (plain - blurred), atol=1e-5)
 
 
-@pytest.mark.parametrize(("bin_factor", "atol"), [(1.0, 1e-4), (1.5, 1e-2)])
+@pytest.mark.parametrize(("bin_factor", "atol", "keep"),
+                         [(1.0, 1e-4, 0.0), (1.5, 1e-2, 0.0), (1.0, 1e-4, 0.5)])
 def test_a_box_job_equals_the_crop_of_the_smoothed_whole_image(weights: Path, bin_factor: float,
-                                                              atol: float) -> None:
+                                                              atol: float, keep: float) -> None:
     """Exact at the recorded pixel size; binned, as close as a binned box is without smoothing
     (a box is Fourier-binned with a margin, not cut from the binned whole image)."""
-    image, sigma = _micrograph(), 2.0
+    image, sigma = _micrograph(), Smoothing(2.0, keep)
     whole = run_job(DenoiseJob(weights, "cpu", image, bin_factor=bin_factor, smooth=sigma)).data
     unsmoothed = run_job(DenoiseJob(weights, "cpu", image, bin_factor=bin_factor)).data
-    np.testing.assert_allclose(whole, ndimage.gaussian_filter(unsmoothed, sigma), atol=1e-5)
+    blurred = ndimage.gaussian_filter(unsmoothed, 2.0)
+    np.testing.assert_allclose(whole, blurred + keep * (unsmoothed - blurred), atol=1e-5)
     # inside, and touching the image's edge (where the whole image's blur reflects too)
     for box in (Box(30, 60, 40, 80), Box(0, 25, 90, 112)):
         part = run_job(DenoiseJob(weights, "cpu", image, box, bin_factor=bin_factor,
@@ -89,4 +137,31 @@ def test_cryoden_denoise_smooth_writes_the_blurred_output(weights: Path, tmp_pat
     with pytest.raises(SystemExit):  # argparse's one-line usage error
         main(["denoise", str(tmp_path / "in"), "--out", str(tmp_path / "x"), "--smooth", "-1"])
     assert "--smooth '-1' must be a number of pixels >= 0" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_cryoden_denoise_keep_detail_writes_the_blend(weights: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    image = _micrograph()
+    (tmp_path / "in").mkdir()
+    write_mrc(tmp_path / "in" / "mic.mrc", image, 1.5)
+    assert main(["denoise", str(weights), str(tmp_path / "in"), "--out", str(tmp_path / "plain"),
+                 "--device", "cpu"]) == 0
+    assert main(["denoise", str(weights), str(tmp_path / "in"), "--out", str(tmp_path / "flat"),
+                 "--device", "cpu", "--smooth", "8", "--keep-detail", "0.5"]) == 0
+    assert "then a Gaussian of σ 8 px keeping 0.5 of the finer detail" in capsys.readouterr().out
+    plain = np.asarray(read_image(tmp_path / "plain" / "mic.mrc")[0])
+    flat = np.asarray(read_image(tmp_path / "flat" / "mic.mrc")[0])
+    blurred = ndimage.gaussian_filter(plain, 8.0)
+    np.testing.assert_allclose(flat, blurred + 0.5 * (plain - blurred), atol=1e-5)
+    with pytest.raises(SystemExit):  # argparse's one-line usage error
+        main(["denoise", str(tmp_path / "in"), "--out", str(tmp_path / "x"), "--smooth", "8",
+              "--keep-detail", "2"])
+    assert "--keep-detail '2' must be a number from 0 (a plain blur) to 1" in (
+        capsys.readouterr().err)
+    assert main(["denoise", str(weights), str(tmp_path / "in"), "--out", str(tmp_path / "x"),
+                 "--keep-detail", "0.5"]) != 0  # a share of no Gaussian: refused, not ignored
+    err = capsys.readouterr().err
+    assert "--keep-detail 0.5 keeps part of the detail that the Gaussian of --smooth removes" in err
+    assert len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "x").exists()

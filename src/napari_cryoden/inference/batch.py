@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from ..io.star import MicrographStar
     from .load import Denoiser
     from .pipeline import Stages
+    from .smoothing import Smoothing
 
 __all__ = ["AUTOTUNE_MIN_FILES", "FileResult", "FolderJob", "autotune_for", "check_outputs",
            "default_output_folder", "denoise_files", "existing_outputs", "micrographs_in",
@@ -115,8 +116,9 @@ class FolderJob:
     when every file has its output (:func:`~napari_cryoden.io.star.write_denoised_star`)."""
     out_dtype: str = "float32"
     """``"float32"`` or ``"float16"`` (MRC mode 12) outputs."""
-    smooth: float = 0.0
-    """σ px of a Gaussian after denoising (:mod:`~napari_cryoden.inference.smoothing`); 0: off."""
+    smooth: float | Smoothing = 0.0
+    """σ px of a Gaussian after denoising, or a
+    :class:`~napari_cryoden.inference.smoothing.Smoothing`; 0: off."""
 
     def planned_outputs(self) -> list[Path]:
         """Each file's output path."""
@@ -282,7 +284,8 @@ def denoise_files(denoiser: Denoiser, files: Sequence[Path], out_dir: str | os.P
     **options
         Further keyword arguments of :func:`~napari_cryoden.inference.denoiser.denoise`
         (``pixel_cutoff``, ``precision``, ``tile_size``...), and ``smooth`` (σ px of a
-        Gaussian after denoising, :mod:`.smoothing`), which the writer threads apply.
+        Gaussian after denoising, or a :class:`.smoothing.Smoothing`), which the writer threads
+        apply.
 
     Raises
     ------
@@ -366,10 +369,10 @@ def _stages(denoiser: Denoiser, tiles: TileProgress, scale: dict[str, Any],
     from .denoiser import denoise
     from .pipeline import Stages
     from .scale import denoise_binned, plan_file
-    from .smoothing import check_smooth, smoothed
+    from .smoothing import as_smoothing, smoothed
 
     options = dict(options)
-    sigma = check_smooth(options.pop("smooth", 0.0))
+    smoothing = as_smoothing(options.pop("smooth", 0.0))
 
     def read(result: FileResult) -> tuple[Any, Any, float]:
         plan = plan_file(result.source, denoiser.checkpoint.pixel_size_range, **scale)
@@ -387,7 +390,7 @@ def _stages(denoiser: Denoiser, tiles: TileProgress, scale: dict[str, Any],
     def write(result: FileResult, item: tuple[Any, Any, float]) -> FileResult:
         plan, data, pixel_size = item
         result.output.parent.mkdir(parents=True, exist_ok=True)
-        write_mrc(result.output, smoothed(data, sigma), pixel_size, dtype=out_dtype)
+        write_mrc(result.output, smoothed(data, smoothing), pixel_size, dtype=out_dtype)
         note = f" ({plan.note})" if plan.note else ""
         return replace(result, scale=plan.describe() + note)
 

@@ -143,7 +143,7 @@ def denoise_file(model: nn.Module, src: str | os.PathLike[str], dst: str | os.Pa
     """Denoise a micrograph or stack file (MRC or TIFF) into an MRC file with the same pixel size.
 
     ``options`` are the keyword arguments of :func:`denoise`, and ``smooth`` (σ px of a
-    Gaussian after denoising, :mod:`~napari_cryoden.inference.smoothing`). With
+    Gaussian after denoising, or a :class:`~napari_cryoden.inference.smoothing.Smoothing`). With
     ``bin_factor`` > 1 the micrograph is denoised Fourier-binned by that factor and padded back
     (:func:`~napari_cryoden.inference.scale.denoise_binned`): the output keeps the input's
     shape and pixel size. Returns the path written.

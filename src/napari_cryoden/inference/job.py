@@ -25,7 +25,7 @@ from ..io.intensity import clip_hot_pixels
 from .cache import cpu_threads, use_denoiser
 from .region import Box
 from .scale import denoise_binned
-from .smoothing import smooth_margin, smoothed
+from .smoothing import Smoothing, smooth_margin, smoothed
 
 if TYPE_CHECKING:
     import torch
@@ -49,9 +49,10 @@ class DenoiseJob:
     (:func:`~napari_cryoden.inference.cache.cpu_threads`). ``bin_factor`` > 1 denoises the image
     Fourier-binned by it and pads the result back (:mod:`.scale`); a region is then binned with
     a margin of :data:`REGION_MARGIN` binned pixels around it, clipped to the image.
-    ``smooth`` > 0 blurs the result by a Gaussian of that σ in the image's pixels
-    (:mod:`~napari_cryoden.inference.smoothing`); a region is then denoised with a margin of the
-    kernel's radius, so its pixels equal the same crop of a whole-image run.
+    ``smooth`` > 0 blurs the result by a Gaussian of that σ in the image's pixels, or as a
+    :class:`~napari_cryoden.inference.smoothing.Smoothing` says (keeping part of the finer
+    detail); a region is then denoised with a margin of the kernel's radius, so its pixels
+    equal the same crop of a whole-image run.
     """
 
     weights: Path
@@ -63,7 +64,7 @@ class DenoiseJob:
     pixel_cutoff: float | None = None
     threads: int | None = None
     bin_factor: float = 1.0
-    smooth: float = 0.0
+    smooth: float | Smoothing = 0.0
 
 
 @dataclass(frozen=True)

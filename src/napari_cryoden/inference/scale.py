@@ -32,6 +32,7 @@ import numpy as np
 from ..errors import InputError
 from ..io.intensity import clip_hot_pixels
 from ..io.resample import binned_shape, fourier_crop, fourier_pad
+from .smoothing import Smoothing
 
 __all__ = ["AUTO", "ScalePlan", "denoise_binned", "plan_file", "plan_scale"]
 
@@ -151,7 +152,7 @@ def _auto(pixel_size: float | None, model_range: tuple[float, float] | None) -> 
 
 
 def denoise_binned(run: Callable[..., np.ndarray], image: Any, factor: float, *,
-                   pixel_cutoff: float | None = None, smooth: float = 0.0,
+                   pixel_cutoff: float | None = None, smooth: float | Smoothing = 0.0,
                    **options: Any) -> np.ndarray:
     """Run ``run(image, **options)`` on ``image`` binned by ``factor``, then bin the result back.
 
@@ -169,7 +170,7 @@ def denoise_binned(run: Callable[..., np.ndarray], image: Any, factor: float, *,
         binning so that a hot pixel does not ring through the cropped spectrum.
     smooth
         σ in pixels of ``image`` of a Gaussian applied to the result, after the binning is
-        undone (:mod:`.smoothing`); 0 is off.
+        undone, or a :class:`~.smoothing.Smoothing`; 0 is off.
     **options
         Passed to ``run``.
 

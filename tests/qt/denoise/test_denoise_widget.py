@@ -239,6 +239,28 @@ def test_smoothing_blurs_the_layer_and_a_rectangle_matches_the_whole(make_napari
     np.testing.assert_allclose(boxed.data[inside], whole[inside], atol=1e-4)
 
 
+def test_detail_kept_appears_with_smoothing_and_keeps_that_share(make_napari_viewer, qtbot,
+                                                                 weights, micrograph):
+    """The row shows only once there is a Gaussian to keep detail of; the layer is the blend."""
+    from scipy import ndimage
+
+    viewer, widget = setup(make_napari_viewer, micrograph, weights)
+    assert widget.keep_detail.native.isHidden()  # σ 0: nothing to keep a share of
+    widget.smooth.value = 6.0
+    assert not widget.keep_detail.native.isHidden() and widget.keep_detail.value == 0
+    widget.keep_detail.value = 0.5
+    layer = click_denoise(qtbot, widget)
+    plain = reference(weights, micrograph)
+    blurred = ndimage.gaussian_filter(plain, 6.0)
+    np.testing.assert_allclose(layer.data, blurred + 0.5 * (plain - blurred), atol=1e-5)
+    assert layer.metadata["smooth_sigma_px"] == 6.0
+    assert layer.metadata["smooth_keep_detail"] == 0.5
+    widget.smooth.value = 0.0  # the row hides, and its value no longer applies
+    assert widget.keep_detail.native.isHidden()
+    viewer.layers.remove(layer)
+    np.testing.assert_allclose(click_denoise(qtbot, widget).data, plain, atol=1e-5)
+
+
 def test_field_of_view_changes_only_visible_pixels(make_napari_viewer, qtbot, weights,
                                                    micrograph):
     viewer, widget = setup(make_napari_viewer, micrograph, weights)

@@ -237,11 +237,12 @@ def test_smoothing_set_in_the_panel_reaches_the_files_as_cli_smooth(make_napari_
                                                                      weights, tmp_path):
     inputs = write_micrographs(tmp_path / "in", 2)
     viewer, panel, section = open_section(make_napari_viewer, qtbot, weights, tmp_path / "in")
-    panel.smooth.value = 2.5  # the panel's Smoothing row, above
+    panel.smooth.value = 2.5  # the panel's Smoothing and Detail kept rows, above
+    panel.keep_detail.value = 0.5
     results = run(qtbot, section)
     assert [r.status for r in results] == ["done"] * 2
     assert main(["denoise", str(weights), str(tmp_path / "in"), "--out", str(tmp_path / "cli"),
-                 "--device", "cpu", "--smooth", "2.5"]) == 0
+                 "--device", "cpu", "--smooth", "2.5", "--keep-detail", "0.5"]) == 0
     for src in inputs:
         with mrcfile.open(tmp_path / "in" / "denoised" / src.name) as mrc, \
                 mrcfile.open(tmp_path / "cli" / src.name) as cli:

@@ -42,6 +42,7 @@ from napari_cryoden.inference.batch import (
     run_folder_job,
     star_job,
 )
+from napari_cryoden.inference.smoothing import Smoothing
 
 if TYPE_CHECKING:
     import napari
@@ -227,9 +228,10 @@ class FolderDenoise(Container):
         return {RECORDED: (None, 1.0), BIN: (None, value),
                 WORKING: (value, None)}.get(choice, ("auto", None))
 
-    def _smooth(self) -> float:
-        """The panel's Smoothing σ in px (0: off)."""
-        return float(getattr(getattr(self.panel, "smooth", None), "value", 0.0) or 0.0)
+    def _smooth(self) -> Smoothing:
+        """The panel's Smoothing and Detail kept (off at σ 0)."""
+        smoothing = getattr(self.panel, "smoothing", None)
+        return smoothing() if callable(smoothing) else Smoothing()
 
     def _pixel_cutoff(self) -> float | None:
         widget = getattr(self.panel, "pixel_cutoff", None)

@@ -27,6 +27,7 @@ from napari_cryoden.errors import Cancelled, InputError
 from napari_cryoden.inference.job import DenoiseJob, DenoiseResult, run_job
 from napari_cryoden.inference.region import Box
 from napari_cryoden.inference.scale import ScalePlan
+from napari_cryoden.inference.smoothing import Smoothing, as_smoothing
 
 if TYPE_CHECKING:
     import napari
@@ -73,6 +74,7 @@ class Running:
     device: ComboBox
     pixel_cutoff: FloatSpinBox
     smooth: FloatSpinBox
+    keep_detail: FloatSpinBox
     denoise_button: PushButton
     progress: ProgressBar
     status: Label
@@ -154,7 +156,7 @@ class Running:
         metadata = {"source_layer": source.name, "model": str(job.weights),
                     "pixel_size": plan.pixel_size if plan else None,
                     "working_pixel_size": plan.working_pixel_size if plan else None,
-                    "bin_factor": job.bin_factor, "smooth_sigma_px": job.smooth}
+                    "bin_factor": job.bin_factor, **as_smoothing(job.smooth).record()}
         try:
             layer = write_denoised(self.viewer, source, result.data, job.box, job.z, metadata,
                                    finished.limits)
@@ -188,6 +190,11 @@ class Running:
         self.denoise_button.enabled, self.denoise_button.text = True, "Denoise"
 
     # ---- the job --------------------------------------------------------------------------------
+    def smoothing(self) -> Smoothing:
+        """The Smoothing and Detail kept rows as one :class:`Smoothing` (off at σ 0)."""
+        sigma = float(self.smooth.value)
+        return Smoothing(sigma, float(self.keep_detail.value) if sigma else 0.0)
+
     def _make_job(self) -> tuple[DenoiseJob, Image] | None:
         layer = self.image.value
         if layer is None or layer not in self.viewer.layers:
@@ -208,7 +215,7 @@ class Running:
         cutoff, factor = float(self.pixel_cutoff.value) or None, self._plan.factor
         job = DenoiseJob(weights, self.device.value, layer.data, None, layer.name,
                          pixel_cutoff=cutoff, threads=spare_cores(), bin_factor=factor,
-                         smooth=float(self.smooth.value))
+                         smooth=self.smoothing())
         box = self._region(layer)
         if box is None:
             return job, layer
