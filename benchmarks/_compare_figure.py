@@ -17,11 +17,13 @@ SHORT = {"noisy": "noisy", "Gaussian, σ fitted on training micrographs": "Gauss
 
 
 def short(name: str) -> str:
-    """A column title, e.g. ``ours: `general`, then σ 3.5 px (...)`` → ``general + σ 3.5 px``."""
+    """A column title, e.g. ``ours: `general`, then σ 3.5 px (...)`` → ``general + σ 3.5 px``,
+    ``... σ 8 px keeping 0.5 of the finer detail (...)`` → ``general + σ 8 px, keep 0.5``."""
     if name in SHORT:
         return SHORT[name]
     text = name.replace("ours: ", "").replace("`", "").split(" (")[0]
-    return text.replace(", then ", " + ")
+    return text.replace(", then ", " + ").replace(" keeping ", ", keep ").replace(
+        " of the finer detail", "")
 
 
 def crop_figure(crops: dict[str, dict[str, np.ndarray]], path: Path, where: list[int]) -> None:

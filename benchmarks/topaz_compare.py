@@ -21,9 +21,10 @@ its truth); Topaz ``unet`` (run by benchmarks/_topaz.py in its own Python); our 
 ``--model NAME=PATH``; for each ``--smooth PX``, ``general`` then a Gaussian of σ PX pixels
 (``cryoden.denoise(..., smooth=PX)``, ``cryoden denoise --smooth PX``; the halves alike); for
 each ``--smooth-keep PX:SHARE``, the same keeping SHARE of the detail finer than that Gaussian
-(``--smooth PX --keep-detail SHARE``); for each ``--truth-smooth PX``, the noise-free truth itself blurred by σ PX (its even and odd halves
-too): the best that any "denoise, then blur by σ PX" could score. ``--rows TEXT ...`` runs only
-the rows whose label contains one of the texts (e.g. ``--rows truth`` with ``--truth-smooth``).
+(``--smooth PX --keep-detail SHARE``); for each ``--truth-smooth PX``, the noise-free truth
+itself blurred by σ PX (its even and odd halves too): the best that any "denoise, then blur by σ
+PX" could score. ``--rows TEXT ...`` runs only the rows whose label contains one of the texts
+(e.g. ``--rows truth`` with ``--truth-smooth``).
 
 Columns, for every row alike: PSNR against the truth of the whole micrograph (data range 1, the
 simulator's truth lies in [0, 1]; each method's output as it comes — ours and Topaz both return

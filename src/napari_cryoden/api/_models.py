@@ -140,15 +140,15 @@ def denoise(image: np.ndarray, model: ModelSpec = "general", *, device: str = "a
         micrograph's mean are first set to the mean (hot pixels; Topaz's ``--pixel-cutoff``).
     smooth
         Off (0) by default. Otherwise σ in pixels of a Gaussian applied to each denoised slice:
-        a smoother background, as Topaz's output, at a cost in fidelity (σ 3.5 px on the
-        physics-grade test set: PSNR against the truth 38.1 → 31.7 dB, region-pair SNR 0.2 →
+        a smoother background, as Topaz's output, at a cost in fidelity (σ 3.5 px on the first
+        physics-grade test set: PSNR against the truth 38.1 → 31.6 dB, region-pair SNR 0.1 →
         2.9 dB; docs/quality.md).
     keep_detail
         With ``smooth``: the share (0 to 1) of the detail finer than the Gaussian that is kept,
         ``blurred + keep_detail · (denoised − blurred)``; 0, the default, is a plain blur. A
-        wide Gaussian keeping half the detail flattens the background at less cost in
-        fidelity than a narrow one alone (σ 8 px keeping 0.5 on the same test set: PSNR 34.2
-        dB, region-pair SNR 2.6 dB, Topaz's; docs/quality.md).
+        wide Gaussian keeping part of the detail flattens the background for less of the truth
+        lost (σ 12 px keeping 0.4 on the same set: PSNR 33.0 dB, region-pair SNR 3.3 dB, both
+        above σ 3.5 px alone and above Topaz's ``unet``; docs/quality.md).
 
     Returns
     -------

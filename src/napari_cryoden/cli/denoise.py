@@ -68,16 +68,16 @@ def add_denoise(p: argparse.ArgumentParser) -> None:
     p.add_argument("--smooth", type=_smooth_arg, default=0.0, metavar="PX",
                    help="after denoising, blur by a Gaussian of this σ in pixels of the "
                         "micrograph: a flatter background, as Topaz's output, for picking, at "
-                        "a cost in fidelity (3.5 px: above Topaz in region-pair SNR, PSNR and "
-                        "var_B/var_S on our test set, 6.5 dB below the default in PSNR; "
-                        "docs/quality.md). Default 0: off, the model's output")
+                        "a cost in fidelity (12 px with --keep-detail 0.4: above Topaz in "
+                        "region-pair SNR, PSNR and var_B/var_S on our two test sets, 3.9-5.1 "
+                        "dB below the default in PSNR; docs/quality.md). Default 0: off, the "
+                        "model's output")
     p.add_argument("--keep-detail", type=_keep_arg, default=0.0, metavar="FRACTION",
                    help="with --smooth: keep this share (0-1) of the detail finer than the "
-                        "Gaussian, blurred + FRACTION x (denoised - blurred). A wide Gaussian "
-                        "keeping half flattens the background for less fidelity than a narrow "
-                        "one (--smooth 8 --keep-detail 0.5: Topaz's region-pair SNR, 3.8 dB "
-                        "above Topaz in PSNR on our test set; docs/quality.md). Default 0: a "
-                        "plain blur")
+                        "Gaussian, blurred + FRACTION x (denoised - blurred): a flat background "
+                        "for less of the truth lost than a plain blur (--smooth 12 "
+                        "--keep-detail 0.4 scored more region-pair SNR than --smooth 3.5 at "
+                        "1.1-1.4 dB more PSNR; docs/quality.md). Default 0: a plain blur")
     add_scale_flags(p)
     p.add_argument("--out-dtype", choices=("float32", "float16"), default="float32",
                    help="float32 MRC (default) or float16 (MRC mode 12, the mode of RELION's "

@@ -115,16 +115,16 @@ class DenoiseWidget(ScaleChoice, Running, RawFolders, WeightFiles, Sections, Con
                 "Off at 0: the model's output, faithful to the noise-free image. Otherwise the "
                 "denoised image is blurred by a Gaussian of this σ in pixels: a flatter "
                 "background, as Topaz's output, for picking by eye, at a cost in fidelity. "
-                "3.5 px scored above Topaz in region-pair SNR, PSNR and var_B/var_S on our "
-                "physics-grade test set, 6.5 dB below 0 in PSNR (docs/quality.md). Also used by "
-                "'Denoise files'."))
+                "12 px keeping 0.4 of the detail (Detail kept, below) scored above Topaz in "
+                "region-pair SNR, PSNR and var_B/var_S on our two physics-grade test sets, "
+                "3.9-5.1 dB below 0 in PSNR (docs/quality.md). Also used by 'Denoise files'."))
         self.keep_detail = FloatSpinBox(
             label="Detail kept", value=0.0, min=0.0, max=1.0, step=0.1, tooltip=(
                 "With Smoothing: the share of the detail finer than the Gaussian that is kept "
                 "(blurred + share × (denoised − blurred)); 0 is a plain blur. A wide Gaussian "
-                "keeping half the detail flattens the background for less fidelity than a "
-                "narrow one: σ 8 px keeping 0.5 matched Topaz's region-pair SNR 3.8 dB above "
-                "Topaz in PSNR on our test set (docs/quality.md)."))
+                "keeping part of the detail flattens the background for less of the truth "
+                "lost: 12 px keeping 0.4 scored more region-pair SNR than 3.5 px alone at "
+                "1.1-1.4 dB more PSNR (docs/quality.md)."))
         self.device = ComboBox(label="Device", choices=DEVICES, value="auto", tooltip=(
             "Where the model runs: auto (cuda > mps > cpu), cpu, cuda or mps."))
         self.pixel_cutoff = FloatSpinBox(
