@@ -119,20 +119,25 @@ def test_a_box_job_equals_the_crop_of_the_smoothed_whole_image(weights: Path, bi
         np.testing.assert_allclose(part, whole[box.y0:box.y1, box.x0:box.x1], atol=atol)
 
 
+def _plain_and_smoothed(weights: Path, folder: Path, *flags: str
+                        ) -> tuple[np.ndarray, np.ndarray, float]:
+    """``cryoden denoise`` of one micrograph at 1.5 Å/px, without and with ``flags``: the two
+    outputs and the second's pixel size."""
+    (folder / "in").mkdir()
+    write_mrc(folder / "in" / "mic.mrc", _micrograph(), 1.5)
+    for out, extra in (("plain", ()), ("smoothed", flags)):
+        assert main(["denoise", str(weights), str(folder / "in"), "--out", str(folder / out),
+                     "--device", "cpu", *extra]) == 0
+    plain = np.asarray(read_image(folder / "plain" / "mic.mrc")[0])
+    smoothed_image, pixel = read_image(folder / "smoothed" / "mic.mrc")
+    return plain, np.asarray(smoothed_image), pixel
+
+
 def test_cryoden_denoise_smooth_writes_the_blurred_output(weights: Path, tmp_path: Path,
                                                          capsys: pytest.CaptureFixture) -> None:
-    image = _micrograph()
-    (tmp_path / "in").mkdir()
-    write_mrc(tmp_path / "in" / "mic.mrc", image, 1.5)
-    assert main(["denoise", str(weights), str(tmp_path / "in"), "--out", str(tmp_path / "plain"),
-                 "--device", "cpu"]) == 0
-    assert main(["denoise", str(weights), str(tmp_path / "in"), "--out", str(tmp_path / "soft"),
-                 "--device", "cpu", "--smooth", "2.5"]) == 0
+    plain, soft, pixel = _plain_and_smoothed(weights, tmp_path, "--smooth", "2.5")
     assert "then a Gaussian of σ 2.5 px" in capsys.readouterr().out
-    plain, pixel = read_image(tmp_path / "plain" / "mic.mrc")
-    soft, _ = read_image(tmp_path / "soft" / "mic.mrc")
-    np.testing.assert_allclose(np.asarray(soft), ndimage.gaussian_filter(np.asarray(plain), 2.5),
-                               atol=1e-5)
+    np.testing.assert_allclose(soft, ndimage.gaussian_filter(plain, 2.5), atol=1e-5)
     assert pixel == pytest.approx(1.5)
     with pytest.raises(SystemExit):  # argparse's one-line usage error
         main(["denoise", str(tmp_path / "in"), "--out", str(tmp_path / "x"), "--smooth", "-1"])
@@ -142,16 +147,9 @@ def test_cryoden_denoise_smooth_writes_the_blurred_output(weights: Path, tmp_pat
 
 def test_cryoden_denoise_keep_detail_writes_the_blend(weights: Path, tmp_path: Path,
                                                      capsys: pytest.CaptureFixture) -> None:
-    image = _micrograph()
-    (tmp_path / "in").mkdir()
-    write_mrc(tmp_path / "in" / "mic.mrc", image, 1.5)
-    assert main(["denoise", str(weights), str(tmp_path / "in"), "--out", str(tmp_path / "plain"),
-                 "--device", "cpu"]) == 0
-    assert main(["denoise", str(weights), str(tmp_path / "in"), "--out", str(tmp_path / "flat"),
-                 "--device", "cpu", "--smooth", "8", "--keep-detail", "0.5"]) == 0
+    plain, flat, _ = _plain_and_smoothed(weights, tmp_path, "--smooth", "8", "--keep-detail",
+                                         "0.5")
     assert "then a Gaussian of σ 8 px keeping 0.5 of the finer detail" in capsys.readouterr().out
-    plain = np.asarray(read_image(tmp_path / "plain" / "mic.mrc")[0])
-    flat = np.asarray(read_image(tmp_path / "flat" / "mic.mrc")[0])
     blurred = ndimage.gaussian_filter(plain, 8.0)
     np.testing.assert_allclose(flat, blurred + 0.5 * (plain - blurred), atol=1e-5)
     with pytest.raises(SystemExit):  # argparse's one-line usage error
