@@ -53,7 +53,7 @@ def test_keeping_detail_blends_the_blur_with_the_input() -> None:
     np.testing.assert_allclose(smoothed(image, Smoothing(8.0, 0.0)), blurred, atol=1e-6)
     assert smoothed(image, Smoothing(8.0, 1.0)) is image
     assert not Smoothing(8.0, 1.0) and not Smoothing() and Smoothing(8.0, 0.5)
-    # the kept share leaves less of a fine pattern's amplitude removed, the coarse kept alike
+    # a pattern far finer than the Gaussian keeps just that share of its amplitude
     fine = np.cos(np.arange(70) * np.pi / 2)[None, :].repeat(60, 0).astype(np.float32)
     assert np.abs(smoothed(fine, Smoothing(4.0, 0.5))[20:40, 20:50]).max() == pytest.approx(
         0.5, abs=1e-3)
