@@ -157,3 +157,23 @@ def test_opening_train_keeps_the_window_responsive(make_napari_viewer: Any, qtbo
     print(f"opening Train: {opening}; opening its Advanced section: {advanced}")
     assert opening.longest < MAX_GAP_S, f"opening Train: {opening}"
     assert advanced.longest < MAX_GAP_S, f"opening Advanced: {advanced}"
+
+
+def test_opening_inspect_shortens_the_interpreter_s_switch_interval(make_napari_viewer: Any
+                                                                    ) -> None:
+    """The panel's workers draw figures in Python: the UI thread gets the GIL back within 1 ms
+    (quiet_gc.short_gil_turns), and a shorter interval set elsewhere is kept."""
+    import sys
+
+    from napari_cryoden._qt.quiet_gc import SWITCH_INTERVAL_S, short_gil_turns
+
+    before = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.005)  # CPython's default
+        InspectWidget(make_napari_viewer())
+        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL_S)
+        sys.setswitchinterval(0.0005)
+        short_gil_turns()
+        assert sys.getswitchinterval() == pytest.approx(0.0005)
+    finally:
+        sys.setswitchinterval(before)
