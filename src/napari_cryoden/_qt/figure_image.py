@@ -20,6 +20,7 @@ from qtpy.QtCore import QSize, Qt, QTimer, Signal
 from qtpy.QtWidgets import QLabel, QSizePolicy
 
 from napari_cryoden._qt.canvas import apply_colours, theme_colours
+from napari_cryoden._qt.quiet_gc import short_gil_turns
 
 if TYPE_CHECKING:
     import napari
@@ -80,6 +81,7 @@ class FigureImage(QLabel):
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
         self.setMinimumSize(200, 150)
         self.show_placeholder(placeholder)
+        short_gil_turns()  # the workers draw in Python: the window's repaints must not wait
 
     def show_placeholder(self, text: str) -> None:
         """Show ``text`` instead of a figure."""

@@ -51,7 +51,7 @@ from napari_cryoden._qt.inspect.truthless_jobs import (
     run_inspect,
 )
 from napari_cryoden._qt.inspect.truthless_panel import truthless_summary
-from napari_cryoden._qt.quiet_gc import freeze_long_lived, short_gil_turns
+from napari_cryoden._qt.quiet_gc import freeze_long_lived
 from napari_cryoden.evaluation.inspection import PatchAnalysis, analyse, metric_map
 
 if TYPE_CHECKING:
@@ -95,7 +95,6 @@ class InspectWidget(InspectChoices):
         self.destroyed.connect(lambda *_: MODELS.changed.disconnect(callback, missing_ok=True))
         self._refresh_choices()
         freeze_long_lived()
-        short_gil_turns()  # a worker's figure must not hold up the window's paints
 
     def _layout(self) -> None:
         self.scroll_area = scrolling_panel(

@@ -15,14 +15,15 @@ viewer's objects, say). Frozen objects are still freed by reference counting; on
 cycles among them that become garbage later stay in memory (a few, in a session).
 
 :func:`short_gil_turns` is the other half. While a worker runs Python (matplotlib building and
-drawing a figure, an analysis), the UI thread must win the GIL back each time it has let go of
-it, and it lets go often while napari repaints (every OpenGL call through ctypes, every blocking
-Qt call); each win waits up to the interpreter's switch interval, 5 ms by default, and a paint
-adds those waits up. At 1 ms, the Inspect panel's row-click test on this project's 2-core
-machine under Xvfb had its longest UI-thread gap fall from 43–105 ms (mean 73, one run over
-100 ms) to 38–68 ms (mean 55) over 10 runs each, and Analyse's from 29–95 to 26–62 ms
-(2026-12-07, ``tests/qt/test_panel_gaps.py -k row_click``). The cost is more frequent hand-overs
-between Python threads, small next to a figure's draw.
+drawing a figure, an analysis), the UI thread must win the GIL back each time it has let go of it,
+and it lets go often while napari repaints (every OpenGL call through ctypes, every blocking Qt
+call); each win waits up to the interpreter's switch interval, 5 ms by default, and a paint adds
+those waits up. Every :class:`~napari_cryoden._qt.figure_image.FigureImage` (the figures of Inspect
+and Weights, drawn in workers) shortens it when it is made. At 1 ms, the Inspect panel's row-click
+test on this project's 2-core machine under Xvfb had its longest UI-thread gap fall from 43–105 ms
+(mean 73, one run over 100 ms) to 38–68 ms (mean 55) over 10 runs each, and Analyse's from 29–95 to
+26–62 ms (2026-12-07, ``tests/qt/test_panel_gaps.py -k row_click``). The cost is more frequent
+hand-overs between Python threads, small next to a figure's draw.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from qtpy.QtWidgets import QFileDialog, QSizePolicy, QVBoxLayout, QWidget
 from napari_cryoden._qt._models import MODELS
 from napari_cryoden._qt.canvas import apply_theme
 from napari_cryoden._qt.figure_image import FigureImage
-from napari_cryoden._qt.quiet_gc import freeze_long_lived, short_gil_turns
+from napari_cryoden._qt.quiet_gc import freeze_long_lived
 from napari_cryoden._qt.scroll import vertical_scroll_area
 from napari_cryoden.config.presets import is_default
 
@@ -113,7 +113,6 @@ class WeightsWidget(QWidget):
         MODELS.changed.connect(callback)
         self.destroyed.connect(lambda *_: MODELS.changed.disconnect(callback, missing_ok=True))
         freeze_long_lived()
-        short_gil_turns()  # a worker's figure must not hold up the window's paints
         if MODELS.registered():  # the latest model of the session; shipped ones on request
             self.model_choice.value = MODELS.registered()[-1]
 

@@ -120,8 +120,8 @@ class PackedStream(ShardedCounts):
     @property
     def host_bytes(self) -> int:
         """Host memory of the read buffers, independent of the store's size."""
-        return (_packed_ring.depth_for(self.store, self._batch_size)
-                * _packed_ring.batch_bytes(self.store, self._batch_size))
+        one = _packed_ring.batch_bytes(self.store, self._batch_size)
+        return _packed_ring.ring_depth(one) * one
 
 
     def _plan(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
