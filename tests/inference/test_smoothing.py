@@ -92,25 +92,82 @@ def test_the_api_blurs_its_output_and_zero_changes_nothing(weights: Path) -> Non
     image = _micrograph()
     plain = cryoden.denoise(image, weights, device="cpu")
     np.testing.assert_array_equal(cryoden.denoise(image, weights, device="cpu", smooth=0), plain)
-    np.testing.assert_allclose(cryoden.denoise(image, weights, device="cpu", smooth=2.0),
+    np.testing.assert_allclose(cryoden.denoise(image, weights, device="cpu", smooth=2.0,
+                                               smooth_where="everywhere"),
                                ndimage.gaussian_filter(plain, 2.0), atol=1e-5)
     blurred = ndimage.gaussian_filter(plain, 6.0)
     np.testing.assert_allclose(
-        cryoden.denoise(image, weights, device="cpu", smooth=6.0, keep_detail=0.25),
+        cryoden.denoise(image, weights, device="cpu", smooth=6.0, keep_detail=0.25,
+                        smooth_where="everywhere"),
         blurred + 0.25 * (plain - blurred), atol=1e-5)
+    # by default only on the background
+    np.testing.assert_allclose(cryoden.denoise(image, weights, device="cpu", smooth=6.0),
+                               _background_only(plain, 6.0), atol=1e-5)
+    with pytest.raises(InputError, match=r"^smooth_where 'ice' must be one of: background, "
+                                         r"everywhere$"):
+        cryoden.denoise(image, weights, device="cpu", smooth=6.0, smooth_where="ice")
 
 
-@pytest.mark.parametrize(("bin_factor", "atol", "keep"),
-                         [(1.0, 1e-4, 0.0), (1.5, 1e-2, 0.0), (1.0, 1e-4, 0.5)])
+def _background_only(image: np.ndarray, sigma: float, keep: float = 0.0) -> np.ndarray:
+    """The docstring's formula, written out again: ``blurred + w · detail``, ``w = keep + (1 −
+    keep) · r²/(1 + r²)``, ``r`` = the detail's energy (its square blurred by σ 8 px) over 10 ×
+    its median over a 4 × 4 grid of central boxes of up to 64² px."""
+    image = np.asarray(image, np.float64)
+    blurred = ndimage.gaussian_filter(image, sigma)
+    detail = image - blurred
+    energy = ndimage.gaussian_filter(detail ** 2, 8.0)
+    ny, nx = image.shape
+    hy, hx = min(64, ny // 4), min(64, nx // 4)
+    samples = [energy[int((i + 0.5) * ny / 4) - hy // 2:][:hy,
+                      int((j + 0.5) * nx / 4) - hx // 2:][:, :hx]
+               for i in range(4) for j in range(4)]
+    r2 = (energy / (10 * np.median(np.concatenate([b.ravel() for b in samples])))) ** 2
+    return blurred + (keep + (1 - keep) * r2 / (1 + r2)) * detail
+
+
+def test_background_only_keeps_a_particle_and_flattens_the_ice_around_it() -> None:
+    """What a user sees: strong detail (a particle) is kept, weak detail (ice) is smoothed."""
+    rng = np.random.default_rng(3)
+    ice = rng.normal(0.0, 0.05, (256, 256)).astype(np.float32)
+    particle = np.zeros_like(ice)
+    particle[100:140, 110:150] = rng.normal(0.0, 1.0, (40, 40))  # textured, 20× the ice
+    image = ice + particle
+    out = smoothed(image, Smoothing(16.0, 0.0, "background"))
+    np.testing.assert_allclose(out, _background_only(image, 16.0), atol=1e-5)
+    inside, far = (slice(108, 132), slice(118, 142)), (slice(10, 60), slice(10, 60))
+    assert np.corrcoef(out[inside].ravel(), image[inside].ravel())[0, 1] > 0.95  # kept
+    assert out[far].std() < 0.2 * image[far].std()  # the ice: flattened
+    everywhere = smoothed(image, Smoothing(16.0, 0.0, "everywhere"))
+    assert np.corrcoef(everywhere[inside].ravel(), image[inside].ravel())[0, 1] < 0.5
+    # keep_detail is the least share kept: the ice keeps about half of its detail
+    half = smoothed(image, Smoothing(16.0, 0.5, "background"))
+    np.testing.assert_allclose(half, _background_only(image, 16.0, 0.5), atol=1e-5)
+    assert 0.4 < half[far].std() / image[far].std() < 0.6
+    assert smooth_margin(Smoothing(16.0, 0.0, "background")) == 64 + 32
+    assert Smoothing(16.0, 0.0, "background").describe() == (
+        "a Gaussian of σ 16 px on the background")
+    # a blank micrograph (no detail at all) stays as it is, without warnings or NaN
+    blank = np.full((64, 64), 3.0, np.float32)
+    np.testing.assert_allclose(smoothed(blank, Smoothing(16.0, 0.0, "background")), blank)
+
+
+@pytest.mark.parametrize(("bin_factor", "atol", "keep", "where"),
+                         [(1.0, 1e-4, 0.0, "everywhere"), (1.5, 1e-2, 0.0, "everywhere"),
+                          (1.0, 1e-4, 0.5, "everywhere"), (1.0, 1e-4, 0.0, "background"),
+                          (1.0, 1e-4, 0.3, "background")])
 def test_a_box_job_equals_the_crop_of_the_smoothed_whole_image(weights: Path, bin_factor: float,
-                                                              atol: float, keep: float) -> None:
+                                                              atol: float, keep: float,
+                                                              where: str) -> None:
     """Exact at the recorded pixel size; binned, as close as a binned box is without smoothing
-    (a box is Fourier-binned with a margin, not cut from the binned whole image)."""
-    image, sigma = _micrograph(), Smoothing(2.0, keep)
+    (a box is Fourier-binned with a margin, not cut from the binned whole image). On the
+    background only, a box takes the whole micrograph's threshold (its sample boxes)."""
+    image, sigma = _micrograph(), Smoothing(2.0, keep, where)
     whole = run_job(DenoiseJob(weights, "cpu", image, bin_factor=bin_factor, smooth=sigma)).data
     unsmoothed = run_job(DenoiseJob(weights, "cpu", image, bin_factor=bin_factor)).data
     blurred = ndimage.gaussian_filter(unsmoothed, 2.0)
-    np.testing.assert_allclose(whole, blurred + keep * (unsmoothed - blurred), atol=1e-5)
+    expected = (blurred + keep * (unsmoothed - blurred) if where == "everywhere"
+                else _background_only(unsmoothed, 2.0, keep))
+    np.testing.assert_allclose(whole, expected, atol=1e-5)
     # inside, and touching the image's edge (where the whole image's blur reflects too)
     for box in (Box(30, 60, 40, 80), Box(0, 25, 90, 112)):
         part = run_job(DenoiseJob(weights, "cpu", image, box, bin_factor=bin_factor,
@@ -125,7 +182,7 @@ def _plain_and_smoothed(weights: Path, folder: Path, *flags: str
     outputs and the second's pixel size."""
     (folder / "in").mkdir()
     write_mrc(folder / "in" / "mic.mrc", _micrograph(), 1.5)
-    for out, extra in (("plain", ()), ("smoothed", flags)):
+    for out, extra in (("plain", ("--smooth", "0")), ("smoothed", flags)):
         assert main(["denoise", str(weights), str(folder / "in"), "--out", str(folder / out),
                      "--device", "cpu", *extra]) == 0
     plain = np.asarray(read_image(folder / "plain" / "mic.mrc")[0])
@@ -135,7 +192,8 @@ def _plain_and_smoothed(weights: Path, folder: Path, *flags: str
 
 def test_cryoden_denoise_smooth_writes_the_blurred_output(weights: Path, tmp_path: Path,
                                                          capsys: pytest.CaptureFixture) -> None:
-    plain, soft, pixel = _plain_and_smoothed(weights, tmp_path, "--smooth", "2.5")
+    plain, soft, pixel = _plain_and_smoothed(weights, tmp_path, "--smooth", "2.5",
+                                             "--smooth-where", "everywhere")
     assert "then a Gaussian of σ 2.5 px" in capsys.readouterr().out
     np.testing.assert_allclose(soft, ndimage.gaussian_filter(plain, 2.5), atol=1e-5)
     assert pixel == pytest.approx(1.5)
@@ -148,7 +206,7 @@ def test_cryoden_denoise_smooth_writes_the_blurred_output(weights: Path, tmp_pat
 def test_cryoden_denoise_keep_detail_writes_the_blend(weights: Path, tmp_path: Path,
                                                      capsys: pytest.CaptureFixture) -> None:
     plain, flat, _ = _plain_and_smoothed(weights, tmp_path, "--smooth", "8", "--keep-detail",
-                                         "0.5")
+                                         "0.5", "--smooth-where", "everywhere")
     assert "then a Gaussian of σ 8 px keeping 0.5 of the finer detail" in capsys.readouterr().out
     blurred = ndimage.gaussian_filter(plain, 8.0)
     np.testing.assert_allclose(flat, blurred + 0.5 * (plain - blurred), atol=1e-5)
@@ -158,8 +216,23 @@ def test_cryoden_denoise_keep_detail_writes_the_blend(weights: Path, tmp_path: P
     assert "--keep-detail '2' must be a number from 0 (a plain blur) to 1" in (
         capsys.readouterr().err)
     assert main(["denoise", str(weights), str(tmp_path / "in"), "--out", str(tmp_path / "x"),
-                 "--keep-detail", "0.5"]) != 0  # a share of no Gaussian: refused, not ignored
+                 "--smooth", "0", "--keep-detail", "0.5"]) != 0  # a share of no Gaussian
     err = capsys.readouterr().err
     assert "--keep-detail 0.5 keeps part of the detail that the Gaussian of --smooth removes" in err
     assert len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "x").exists()
+
+
+def test_cryoden_denoise_flattens_the_background_by_default(weights: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    """The default of ``cryoden denoise``: σ 16 px on the background; ``--smooth 0``: the
+    model's output as it is (the helper's first run)."""
+    plain, flat, _ = _plain_and_smoothed(weights, tmp_path)
+    out = capsys.readouterr().out
+    assert "then a Gaussian of σ 16 px on the background" in out
+    np.testing.assert_allclose(flat, _background_only(plain, 16.0), atol=1e-5)
+    assert not np.allclose(flat, plain, atol=1e-3)
+    with pytest.raises(SystemExit):  # argparse's one-line usage error
+        main(["denoise", str(tmp_path / "in"), "--out", str(tmp_path / "x"),
+              "--smooth-where", "ice"])
+    assert "invalid choice: 'ice'" in capsys.readouterr().err

@@ -16,6 +16,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,13 @@ from ..io.intensity import clip_hot_pixels
 from .cache import cpu_threads, use_denoiser
 from .region import Box
 from .scale import denoise_binned
-from .smoothing import Smoothing, smooth_margin, smoothed
+from .smoothing import (
+    Smoothing,
+    as_smoothing,
+    sampled_threshold,
+    smooth_margin,
+    smoothed,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -51,8 +58,10 @@ class DenoiseJob:
     a margin of :data:`REGION_MARGIN` binned pixels around it, clipped to the image.
     ``smooth`` > 0 blurs the result by a Gaussian of that σ in the image's pixels, or as a
     :class:`~napari_cryoden.inference.smoothing.Smoothing` says (keeping part of the finer
-    detail); a region is then denoised with a margin of the kernel's radius, so its pixels
-    equal the same crop of a whole-image run.
+    detail, or only on the background); a region is then denoised with a margin of the
+    kernel's radius, and for a background-only smoothing the sample boxes of the whole slice
+    are denoised too (:func:`~napari_cryoden.inference.smoothing.sampled_threshold`), so its
+    pixels equal the same crop of a whole-image run.
     """
 
     weights: Path
@@ -108,13 +117,20 @@ def run_job(job: DenoiseJob, progress: Callable[[int, int], None] | None = None,
             data = denoise_binned(denoiser.denoise, np.asarray(image), job.bin_factor,
                                   smooth=job.smooth, **options)
             return DenoiseResult(job, data, time.perf_counter() - start)
-        outer = _grown(job.box, smooth_margin(job.smooth), np.shape(image))
-        if job.bin_factor == 1:
-            data = denoiser.denoise_region(image, outer, **options)
-        else:
-            data = _binned_region(denoiser.denoise, image, outer, job.bin_factor, options)
-        data = smoothed(data, job.smooth)[job.box.y0 - outer.y0:job.box.y1 - outer.y0,
-                                          job.box.x0 - outer.x0:job.box.x1 - outer.x0]
+        def denoise_box(box: Box, **extra: Any) -> np.ndarray:
+            if job.bin_factor == 1:
+                return denoiser.denoise_region(image, box, **extra)
+            return _binned_region(denoiser.denoise, image, box, job.bin_factor, extra)
+
+        smoothing = as_smoothing(job.smooth)
+        threshold = None
+        if smoothing and smoothing.where == "background":  # the whole micrograph's
+            threshold = sampled_threshold(partial(denoise_box, name=job.name),
+                                          np.shape(image), smoothing)
+        outer = _grown(job.box, smooth_margin(smoothing), np.shape(image))
+        data = smoothed(denoise_box(outer, **options), smoothing, threshold)
+        data = data[job.box.y0 - outer.y0:job.box.y1 - outer.y0,
+                    job.box.x0 - outer.x0:job.box.x1 - outer.x0]
         return DenoiseResult(job, np.ascontiguousarray(data), time.perf_counter() - start)
 
 
