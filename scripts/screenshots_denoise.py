@@ -9,9 +9,9 @@ It writes the simulated 2048² micrograph with 20 hot pixels of
 (``viewer.open(path, plugin="napari-cryoden")``, so its contrast ignores the hot pixels), and
 denoises it with the model the panel starts with (the shipped ``general``) on the CPU, hot pixels
 clipped at 5 σ (under *Advanced*, opened). It saves ``guide_denoise_1366.png`` (the Denoise panel
-alone in a 1366×768 window, Smoothing off) and ``guide_denoise_1920.png`` (1920×1080, Train
-docked below it, Smoothing 12 px keeping 0.4 of the finer detail: the flatter look for
-picking), each after the
+alone in a 1366×768 window, its default rows: Smoothing 16 px on the background) and
+``guide_denoise_1920.png`` (1920×1080, Train docked below it, Smoothing 0: the model's output as
+it is), each after the
 ``"<name> denoised"`` layer has appeared, and prints the time of each run.
 """
 
@@ -28,8 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from screenshot_contrast import hot_pixel_micrograph  # noqa: E402
 from screenshots import MAX_BYTES, settle, wait_for  # noqa: E402
 
-SHOTS = {(1366, 768): ("guide_denoise_1366.png", (0.0, 0.0)),
-         (1920, 1080): ("guide_denoise_1920.png", (12.0, 0.4))}  # file, (Smoothing σ px, kept)
+SHOTS = {(1366, 768): ("guide_denoise_1366.png", (16.0, "background", 0.0)),
+         (1920, 1080): ("guide_denoise_1920.png", (0.0, "background", 0.0))}
+"""file, (Smoothing σ px, Smooth where, Detail kept)"""
 CUTOFF = 5.0  # σ: Topaz's --pixel-cutoff for counting data
 
 
@@ -49,7 +50,7 @@ def save_small(image: np.ndarray, path: Path) -> str:
 
 
 def shoot(micrograph: Path, size: tuple[int, int], out: Path,
-          smooth: tuple[float, float]) -> str:
+          smooth: tuple[float, str, float]) -> str:
     """Open ``micrograph``, denoise it in a ``size`` window, save ``out``; return the status."""
     import napari
 
@@ -68,7 +69,7 @@ def shoot(micrograph: Path, size: tuple[int, int], out: Path,
         viewer.window.add_dock_widget(TrainWidget(viewer), name="Train")
     panel.device.value = "cpu"
     panel.pixel_cutoff.value = CUTOFF
-    panel.smooth.value, panel.keep_detail.value = smooth
+    panel.smooth.value, panel.smooth_where.value, panel.keep_detail.value = smooth
     settle(2000)  # the panel's warm-up import of torch ends
     wait_for(panel.finished, panel.denoise_button.native.click, timeout_s=600)
     viewer.reset_view()

@@ -27,6 +27,7 @@ from napari_cryoden._qt.denoise.widget import (  # noqa: E402
 )
 from napari_cryoden.config.sections import Config  # noqa: E402
 from napari_cryoden.inference.denoiser import denoise  # noqa: E402
+from napari_cryoden.inference.smoothing import FLAT_BACKGROUND, Smoothing, smoothed  # noqa: E402
 from napari_cryoden.models.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from napari_cryoden.models.nets import build_model  # noqa: E402
 
@@ -65,9 +66,11 @@ def notes() -> Iterator[list]:
     notification_manager.notification_ready.disconnect(seen.append)
 
 
-def reference(weights: Path, image: np.ndarray) -> np.ndarray:
+def reference(weights: Path, image: np.ndarray,
+              smoothing: Smoothing = FLAT_BACKGROUND) -> np.ndarray:
+    """What the panel gives with its default rows: the model's output, background flattened."""
     model, checkpoint = load_checkpoint(weights)
-    return denoise(model, image, normalization=checkpoint.normalization)
+    return smoothed(denoise(model, image, normalization=checkpoint.normalization), smoothing)
 
 
 def setup(make_napari_viewer, image: np.ndarray, weights: Path | None = None):
@@ -137,7 +140,8 @@ def test_the_shipped_general_model_denoises_before_anything_is_trained(make_napa
     layer = click_denoise(qtbot, widget)
     assert layer.data.shape == micrograph.shape
     model, ckpt = load_checkpoint(shipped_path("general"))
-    expected = denoise(model, micrograph, normalization=ckpt.normalization)
+    expected = smoothed(denoise(model, micrograph, normalization=ckpt.normalization),
+                        FLAT_BACKGROUND)  # the default look: background flattened
     np.testing.assert_allclose(layer.data, expected, atol=1e-5)
     assert ckpt.config.model.preset == "unet-small"
 
@@ -217,17 +221,17 @@ def test_rectangle_region_changes_only_the_rectangle(make_napari_viewer, qtbot, 
     assert np.all(layer.data[inside] != micrograph[inside])
 
 
-def test_smoothing_blurs_the_layer_and_a_rectangle_matches_the_whole(make_napari_viewer, qtbot,
-                                                                     weights, micrograph):
-    from scipy import ndimage
-
+def test_the_default_flattens_the_background_and_a_rectangle_matches_the_whole(
+        make_napari_viewer, qtbot, weights, micrograph):
+    """σ 16 px on the background by default; a rectangle gets the whole run's pixels (its
+    threshold is the whole micrograph's)."""
     viewer, widget = setup(make_napari_viewer, micrograph, weights)
-    assert widget.smooth.value == 0  # off unless asked: the model's output
-    widget.smooth.value = 2.0
     layer = click_denoise(qtbot, widget)
-    whole = ndimage.gaussian_filter(reference(weights, micrograph), 2.0)
+    whole = reference(weights, micrograph)
     np.testing.assert_allclose(layer.data, whole, atol=1e-5)
-    assert layer.metadata["smooth_sigma_px"] == 2.0
+    assert not np.allclose(layer.data, reference(weights, micrograph, Smoothing()), atol=1e-3)
+    assert (layer.metadata["smooth_sigma_px"], layer.metadata["smooth_where"]) == (
+        16.0, "background")
     corners = np.array([[30, 40], [30, 100], [90, 100], [90, 40]]) * np.array(SCALE) \
         + np.array(TRANSLATE)
     shapes = viewer.add_shapes([corners], shape_type="rectangle", name="roi")
@@ -241,22 +245,27 @@ def test_smoothing_blurs_the_layer_and_a_rectangle_matches_the_whole(make_napari
 
 def test_detail_kept_appears_with_smoothing_and_keeps_that_share(make_napari_viewer, qtbot,
                                                                  weights, micrograph):
-    """The row shows only once there is a Gaussian to keep detail of; the layer is the blend."""
+    """The rows show only while there is a Gaussian to place and keep detail of; everywhere,
+    the layer is the blend; at σ 0 it is the model's output as it is."""
     from scipy import ndimage
 
     viewer, widget = setup(make_napari_viewer, micrograph, weights)
-    assert widget.keep_detail.native.isHidden()  # σ 0: nothing to keep a share of
-    widget.smooth.value = 6.0
+    # the default: σ 16 px on the background, no share kept
     assert not widget.keep_detail.native.isHidden() and widget.keep_detail.value == 0
+    assert not widget.smooth_where.native.isHidden()
+    assert (widget.smooth.value, widget.smooth_where.value) == (16.0, "background")
+    widget.smooth.value = 6.0
+    widget.smooth_where.value = "everywhere"
     widget.keep_detail.value = 0.5
     layer = click_denoise(qtbot, widget)
-    plain = reference(weights, micrograph)
+    plain = reference(weights, micrograph, Smoothing())
     blurred = ndimage.gaussian_filter(plain, 6.0)
     np.testing.assert_allclose(layer.data, blurred + 0.5 * (plain - blurred), atol=1e-5)
     assert layer.metadata["smooth_sigma_px"] == 6.0
     assert layer.metadata["smooth_keep_detail"] == 0.5
-    widget.smooth.value = 0.0  # the row hides, and its value no longer applies
-    assert widget.keep_detail.native.isHidden()
+    assert layer.metadata["smooth_where"] == "everywhere"
+    widget.smooth.value = 0.0  # the rows hide, and their values no longer apply
+    assert widget.keep_detail.native.isHidden() and widget.smooth_where.native.isHidden()
     viewer.layers.remove(layer)
     np.testing.assert_allclose(click_denoise(qtbot, widget).data, plain, atol=1e-5)
 
@@ -393,6 +402,7 @@ def test_a_fortran_raw_folder_denoises_like_the_original_model(make_napari_viewe
     label = load_raw(qtbot, widget, tmp_path / "fortran_run", "fortran")
     assert label == "fortran_run (raw, fortran)" and chosen(widget) == label
     assert MODELS.get(label).suffix == ".safetensors"
+    widget.smooth.value = 0.0  # the model's output, to compare the weights
     layer = click_denoise(qtbot, widget)
     np.testing.assert_allclose(layer.data, denoise(model, micrograph, normalization="none"),
                                atol=1e-5)

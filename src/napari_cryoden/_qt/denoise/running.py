@@ -74,6 +74,7 @@ class Running:
     device: ComboBox
     pixel_cutoff: FloatSpinBox
     smooth: FloatSpinBox
+    smooth_where: ComboBox
     keep_detail: FloatSpinBox
     denoise_button: PushButton
     progress: ProgressBar
@@ -191,9 +192,12 @@ class Running:
 
     # ---- the job --------------------------------------------------------------------------------
     def smoothing(self) -> Smoothing:
-        """The Smoothing and Detail kept rows as one :class:`Smoothing` (off at σ 0)."""
+        """The Smoothing, Smooth where and Detail kept rows as one :class:`Smoothing` (off at
+        σ 0)."""
         sigma = float(self.smooth.value)
-        return Smoothing(sigma, float(self.keep_detail.value) if sigma else 0.0)
+        if not sigma:
+            return Smoothing()
+        return Smoothing(sigma, float(self.keep_detail.value), str(self.smooth_where.value))
 
     def _make_job(self) -> tuple[DenoiseJob, Image] | None:
         layer = self.image.value
