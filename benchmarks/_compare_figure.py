@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -40,7 +41,7 @@ def crop_figure(crops: dict[str, dict[str, np.ndarray]], path: Path, where: list
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:
-                ax.set_title(short(name), fontsize=7)
+                ax.set_title(textwrap.fill(short(name), 22), fontsize=7)
         row[0].set_ylabel(condition, fontsize=7)
     fig.tight_layout(pad=0.3)
     path.parent.mkdir(parents=True, exist_ok=True)

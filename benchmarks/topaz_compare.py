@@ -18,10 +18,12 @@ Rows: the noisy input (even + odd); a Gaussian whose σ is fitted on ``--train-n
 training micrographs (the mean of their best σ); the oracle Gaussian (σ chosen per micrograph on
 its truth); Topaz ``unet`` (run by benchmarks/_topaz.py in its own Python); our ``general`` and
 ``general-fast`` and the first releases ``general-v1``, ``general-fast-v1``; any
-``--model NAME=PATH``; for each ``--smooth PX``, ``general`` then a Gaussian of σ PX pixels
-(``cryoden.denoise(..., smooth=PX)``, ``cryoden denoise --smooth PX``; the halves alike); for
-each ``--smooth-keep PX:SHARE``, the same keeping SHARE of the detail finer than that Gaussian
-(``--smooth PX --keep-detail SHARE``); for each ``--truth-smooth PX``, the noise-free truth
+``--model NAME=PATH``; ``general`` with the default look of ``cryoden denoise`` (σ 16 px on
+the background only, ``FLAT_BACKGROUND``); for each ``--smooth PX``, ``general`` then a
+Gaussian of σ PX pixels over the whole image (``cryoden denoise --smooth PX --smooth-where
+everywhere``; the halves alike); for each ``--smooth-keep PX:SHARE``, the same keeping SHARE of
+the detail finer than that Gaussian (``--smooth PX --keep-detail SHARE --smooth-where
+everywhere``); for each ``--truth-smooth PX``, the noise-free truth
 itself blurred by σ PX (its even and odd halves too): the best that any "denoise, then blur by σ
 PX" could score. ``--rows TEXT ...`` runs only the rows whose label contains one of the texts
 (e.g. ``--rows truth`` with ``--truth-smooth``).
@@ -63,6 +65,7 @@ from _topaz_timing import time_4096  # noqa: E402
 from napari_cryoden.evaluation.baselines import best_gaussian, gaussian_baseline  # noqa: E402
 from napari_cryoden.evaluation.region_snr import region_pairs, region_snr  # noqa: E402
 from napari_cryoden.evaluation.split_frame import patch_moments, pool_split_frame  # noqa: E402
+from napari_cryoden.inference.smoothing import FLAT_BACKGROUND  # noqa: E402
 from napari_cryoden.simulation.params import SimulationParams  # noqa: E402
 
 Outputs = list[tuple[np.ndarray, np.ndarray, np.ndarray]]  # denoised (noisy, even, odd) each
@@ -92,13 +95,14 @@ def topaz_method(python: Path) -> Method:
     return run
 
 
-def ours(spec: str, smooth: float = 0.0, keep_detail: float = 0.0) -> Method:
+def ours(spec: str, smooth: float = 0.0, keep_detail: float = 0.0,
+         where: str = "everywhere") -> Method:
     """One of our models (a shipped name or a .safetensors file), on the CPU."""
     import napari_cryoden as cryoden
 
     model = cryoden.load_model(spec, device="cpu")
     return by_image(lambda x: cryoden.denoise(x, model, device="cpu", smooth=smooth,
-                                              keep_detail=keep_detail))
+                                              keep_detail=keep_detail, smooth_where=where))
 
 
 def methods(args: argparse.Namespace, sigma_fit: float | None) -> dict[str, Method]:
@@ -111,12 +115,17 @@ def methods(args: argparse.Namespace, sigma_fit: float | None) -> dict[str, Meth
     shipped = ("general", "general-fast", "general-v1", "general-fast-v1")
     for name, spec in [*((n, n) for n in shipped), *(text.split("=", 1) for text in args.model)]:
         rows[f"ours: `{name}`"] = ours(spec)
+    flat = FLAT_BACKGROUND
+    rows[f"ours: `general`, background flattened (the default of `cryoden denoise`: σ "
+         f"{flat.sigma:g} px on the background)"] = ours("general", flat.sigma, flat.keep,
+                                                         flat.where)
     for sigma in args.smooth:
-        rows[f"ours: `general`, then σ {sigma:g} px (`--smooth {sigma:g}`)"] = ours(
-            "general", sigma)
+        rows[f"ours: `general`, then σ {sigma:g} px everywhere (`--smooth {sigma:g} "
+             "--smooth-where everywhere`)"] = ours("general", sigma)
     for sigma, keep in args.smooth_keep:
-        rows[f"ours: `general`, then σ {sigma:g} px keeping {keep:g} of the finer detail "
-             f"(`--smooth {sigma:g} --keep-detail {keep:g}`)"] = ours("general", sigma, keep)
+        rows[f"ours: `general`, then σ {sigma:g} px everywhere keeping {keep:g} of the finer "
+             f"detail (`--smooth {sigma:g} --keep-detail {keep:g} --smooth-where everywhere`)"
+             ] = ours("general", sigma, keep)
     for sigma in args.truth_smooth:
         rows[f"the truth, then σ {sigma:g} px"] = _truth_blurred(sigma)
     if args.rows:
