@@ -1,4 +1,4 @@
-"""The grid that chose the default look (σ 16 px on the background), rerunnable on any folder.
+"""The grid that chose `--smooth 16` (σ 16 px on the background), rerunnable on any folder.
 
 Usage::
 
@@ -16,7 +16,7 @@ PSNR against the truth, region-pair SNR over the simulated picks and var_B/var_S
 benchmarks/topaz_compare.py. The shipped combination (16, 0, 8, 10, 2, sampled) is checked
 against ``smoothed(..., FLAT_BACKGROUND)`` before the grid runs.
 
-The rule used for the default (docs/quality.md): the largest mean gain in region-pair SNR over
+The rule used for `--smooth 16` (docs/quality.md): the largest mean gain in region-pair SNR over
 ``general`` whose PSNR loss stays within 1 dB on every set.
 """
 

@@ -17,16 +17,16 @@ simulator's; the fitted Gaussian then needs ``--train-data DIR`` of the same lay
 Rows: the noisy input (even + odd); a Gaussian whose σ is fitted on ``--train-n`` separate
 training micrographs (the mean of their best σ); the oracle Gaussian (σ chosen per micrograph on
 its truth); Topaz ``unet`` (run by benchmarks/_topaz.py in its own Python); our ``general`` and
-``general-fast`` and the first releases ``general-v1``, ``general-fast-v1``; any
-``--model NAME=PATH``; ``general`` with the default look of ``cryoden denoise`` (σ 16 px on
-the background only, ``FLAT_BACKGROUND``); for each ``--smooth PX``, ``general`` then a
+``general-fast`` and the first releases ``general-v1``, ``general-fast-v1``; any ``--model
+NAME=PATH``; ``general`` with its background flattened (``cryoden denoise --smooth 16``: σ 16 px
+on the background only, ``FLAT_BACKGROUND``); for each ``--smooth PX``, ``general`` then a
 Gaussian of σ PX pixels over the whole image (``cryoden denoise --smooth PX --smooth-where
 everywhere``; the halves alike); for each ``--smooth-keep PX:SHARE``, the same keeping SHARE of
 the detail finer than that Gaussian (``--smooth PX --keep-detail SHARE --smooth-where
-everywhere``); for each ``--truth-smooth PX``, the noise-free truth
-itself blurred by σ PX (its even and odd halves too): the best that any "denoise, then blur by σ
-PX" could score. ``--rows TEXT ...`` runs only the rows whose label contains one of the texts
-(e.g. ``--rows truth`` with ``--truth-smooth``).
+everywhere``); for each ``--truth-smooth PX``, the noise-free truth itself blurred by σ PX (its
+even and odd halves too): the best that any "denoise, then blur by σ PX" could score. ``--rows
+TEXT ...`` runs only the rows whose label contains one of the texts (e.g. ``--rows truth`` with
+``--truth-smooth``).
 
 Columns, for every row alike: PSNR against the truth of the whole micrograph (data range 1, the
 simulator's truth lies in [0, 1]; each method's output as it comes — ours and Topaz both return
@@ -116,7 +116,7 @@ def methods(args: argparse.Namespace, sigma_fit: float | None) -> dict[str, Meth
     for name, spec in [*((n, n) for n in shipped), *(text.split("=", 1) for text in args.model)]:
         rows[f"ours: `{name}`"] = ours(spec)
     flat = FLAT_BACKGROUND
-    rows[f"ours: `general`, background flattened (the default of `cryoden denoise`: σ "
+    rows[f"ours: `general`, background flattened (`--smooth {flat.sigma:g}`: σ "
          f"{flat.sigma:g} px on the background)"] = ours("general", flat.sigma, flat.keep,
                                                          flat.where)
     for sigma in args.smooth:

@@ -182,7 +182,7 @@ def _plain_and_smoothed(weights: Path, folder: Path, *flags: str
     outputs and the second's pixel size."""
     (folder / "in").mkdir()
     write_mrc(folder / "in" / "mic.mrc", _micrograph(), 1.5)
-    for out, extra in (("plain", ("--smooth", "0")), ("smoothed", flags)):
+    for out, extra in (("plain", ()), ("smoothed", flags)):
         assert main(["denoise", str(weights), str(folder / "in"), "--out", str(folder / out),
                      "--device", "cpu", *extra]) == 0
     plain = np.asarray(read_image(folder / "plain" / "mic.mrc")[0])
@@ -216,18 +216,18 @@ def test_cryoden_denoise_keep_detail_writes_the_blend(weights: Path, tmp_path: P
     assert "--keep-detail '2' must be a number from 0 (a plain blur) to 1" in (
         capsys.readouterr().err)
     assert main(["denoise", str(weights), str(tmp_path / "in"), "--out", str(tmp_path / "x"),
-                 "--smooth", "0", "--keep-detail", "0.5"]) != 0  # a share of no Gaussian
+                 "--keep-detail", "0.5"]) != 0  # a share of no Gaussian: refused, not ignored
     err = capsys.readouterr().err
     assert "--keep-detail 0.5 keeps part of the detail that the Gaussian of --smooth removes" in err
     assert len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "x").exists()
 
 
-def test_cryoden_denoise_flattens_the_background_by_default(weights: Path, tmp_path: Path,
-                                                          capsys: pytest.CaptureFixture) -> None:
-    """The default of ``cryoden denoise``: σ 16 px on the background; ``--smooth 0``: the
-    model's output as it is (the helper's first run)."""
-    plain, flat, _ = _plain_and_smoothed(weights, tmp_path)
+def test_cryoden_denoise_smooth_16_flattens_the_background_only(weights: Path, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture
+                                                                ) -> None:
+    """Off by default (the helper's first run); ``--smooth 16`` alone smooths the background."""
+    plain, flat, _ = _plain_and_smoothed(weights, tmp_path, "--smooth", "16")
     out = capsys.readouterr().out
     assert "then a Gaussian of σ 16 px on the background" in out
     np.testing.assert_allclose(flat, _background_only(plain, 16.0), atol=1e-5)

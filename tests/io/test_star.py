@@ -12,7 +12,6 @@ import starfile
 from napari_cryoden.cli.main import main
 from napari_cryoden.errors import InputError
 from napari_cryoden.inference.denoiser import denoise
-from napari_cryoden.inference.smoothing import FLAT_BACKGROUND, smoothed
 from napari_cryoden.io.images import read_image, write_mrc
 from napari_cryoden.io.star import denoised_paths, read_micrograph_star, write_denoised_star
 from napari_cryoden.models.checkpoint import load_checkpoint
@@ -103,9 +102,8 @@ def test_cli_denoises_the_list_keeps_the_tree_and_writes_the_star(
     net, checkpoint = load_checkpoint(resolve_model("general-fast"))
     for name, new in zip(original["micrographs"]["rlnMicrographName"], names, strict=True):
         image, pixel = read_image(tmp_path / new)
-        expected = smoothed(denoise(net, read_image(tmp_path / name)[0],
-                                    normalization=checkpoint.normalization),
-                            FLAT_BACKGROUND)  # the default look
+        expected = denoise(net, read_image(tmp_path / name)[0],
+                           normalization=checkpoint.normalization)
         np.testing.assert_allclose(image, expected, rtol=1e-5, atol=1e-5)
         assert pixel == pytest.approx(1.77, abs=1e-3)
 
