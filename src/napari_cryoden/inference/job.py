@@ -78,11 +78,21 @@ class DenoiseJob:
 
 @dataclass(frozen=True)
 class DenoiseResult:
-    """The denoised image (or the pixels of ``job.box``) and how long the model ran."""
+    """The denoised image (or the pixels of ``job.box``) and how long the model ran.
+
+    ``unsmoothed`` is the model's own output when the job smoothed a whole image (what judges
+    the weights, e.g. the scramble guards, must see); None otherwise (then ``data`` is it).
+    """
 
     job: DenoiseJob
     data: np.ndarray
     seconds: float
+    unsmoothed: np.ndarray | None = None
+
+    @property
+    def model_output(self) -> np.ndarray:
+        """The model's output before any smoothing (``data`` when there was none)."""
+        return self.data if self.unsmoothed is None else self.unsmoothed
 
 
 def run_job(job: DenoiseJob, progress: Callable[[int, int], None] | None = None,
@@ -114,9 +124,10 @@ def run_job(job: DenoiseJob, progress: Callable[[int, int], None] | None = None,
             image = clip_hot_pixels(np.asarray(image), job.pixel_cutoff)
         options: dict[str, Any] = {"name": job.name, "progress": progress}
         if job.box is None:
-            data = denoise_binned(denoiser.denoise, np.asarray(image), job.bin_factor,
-                                  smooth=job.smooth, **options)
-            return DenoiseResult(job, data, time.perf_counter() - start)
+            raw = denoise_binned(denoiser.denoise, np.asarray(image), job.bin_factor, **options)
+            data = smoothed(raw, job.smooth)  # after any binning is undone, as denoise_binned
+            return DenoiseResult(job, data, time.perf_counter() - start,
+                                 None if data is raw else raw)
         def denoise_box(box: Box, **extra: Any) -> np.ndarray:
             if job.bin_factor == 1:
                 return denoiser.denoise_region(image, box, **extra)

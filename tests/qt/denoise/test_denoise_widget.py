@@ -435,6 +435,33 @@ def test_seed_legacy_on_an_oihw_folder_warns_when_clean_is_set(make_napari_viewe
     assert any("worse than the identity" in w for w in warned)
 
 
+def test_smoothing_is_not_blamed_on_the_weights(make_napari_viewer, qtbot, tmp_path, warned):
+    """A real denoiser with a wide Gaussian chosen: the layer is smoothed (worse than the noisy
+    input against the clean one here), but the scramble guards judge the model's own output,
+    so nothing says "Check the weights"."""
+    from scipy import ndimage
+
+    from napari_cryoden.interop.raw import write_raw
+
+    rng = np.random.default_rng(2)
+    yy, xx = np.mgrid[:128, :128]
+    clean = (0.5 + 0.2 * np.sin(2 * np.pi * yy / 16) * np.sin(2 * np.pi * xx / 16)).astype(
+        np.float32)  # detail a Gaussian of σ 8 px erases
+    noisy = (clean + rng.normal(0, 0.05, clean.shape)).astype(np.float32)
+    write_raw(smoothing_model(), tmp_path / "run", layout="oihw")
+    viewer, widget = setup(make_napari_viewer, noisy)
+    viewer.add_image(clean, name="reference")
+    widget.clean.value = viewer.layers["reference"]
+    load_raw(qtbot, widget, tmp_path / "run", "oihw")
+    widget.smooth.value, widget.smooth_where.value = 8.0, "everywhere"
+    layer = click_denoise(qtbot, widget)
+    plain = denoise(smoothing_model(), noisy, normalization="none")
+    np.testing.assert_allclose(layer.data, ndimage.gaussian_filter(plain, 8.0), atol=1e-5)
+    assert np.mean((layer.data - clean) ** 2) > np.mean((noisy - clean) ** 2)  # as the user chose
+    assert np.mean((plain - clean) ** 2) < np.mean((noisy - clean) ** 2)  # the model denoises
+    assert warned == []
+
+
 def test_the_sidecar_sets_the_layout(make_napari_viewer, qtbot, tmp_path, weights, micrograph):
     from napari_cryoden.interop.raw import export_raw
 

@@ -53,7 +53,8 @@ def work(job: DenoiseJob, clean: Any, control: RunControl) -> Finished:
     if clean is not None and np.shape(clean) == result.data.shape:
         from napari_cryoden.evaluation.guards import image_warnings
 
-        warnings = image_warnings(result.data, np.asarray(clean, np.float32),
+        # the weights are judged by the model's output, not by a smoothing the user chose
+        warnings = image_warnings(result.model_output, np.asarray(clean, np.float32),
                                   np.asarray(job.image))
     control.progress(1, 1)  # a last chance to cancel: nothing is written after it
     return Finished(result, robust_contrast_limits(result.data), warnings)
