@@ -143,9 +143,8 @@ def denoise(image: np.ndarray, model: ModelSpec = "general", *, device: str = "a
     smooth
         Off (0) by default, as in the CLI and the panel: the model's output, as faithful to
         the noise-free image as it can be. Otherwise σ in pixels of a Gaussian applied to each
-        denoised slice, by default
-        only where the denoised image has little detail (``smooth_where``): a flat background,
-        as Topaz's output, with particles kept; or a
+        denoised slice, by default only where the denoised image has little detail
+        (``smooth_where``): a flat background, as Topaz's output, with particles kept; or a
         :class:`~napari_cryoden.inference.smoothing.Smoothing`. σ 16 px on the background
         (``FLAT_BACKGROUND``): on our two held-out physics-grade sets 0.6–1.0 dB less PSNR
         against the truth than the model alone, 4.7–4.8 dB more region-pair SNR, above

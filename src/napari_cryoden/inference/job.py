@@ -138,27 +138,14 @@ def run_job(job: DenoiseJob, progress: Callable[[int, int], None] | None = None,
         if smoothing and smoothing.where == "background":  # the whole micrograph's
             threshold = sampled_threshold(partial(denoise_box, name=job.name),
                                           np.shape(image), smoothing)
-        outer = _grown(job.box, smooth_margin(smoothing), np.shape(image))
-        data = smoothed(denoise_box(outer, **options), smoothing, threshold)
-        data = data[job.box.y0 - outer.y0:job.box.y1 - outer.y0,
-                    job.box.x0 - outer.x0:job.box.x1 - outer.x0]
+        outer = job.box.grown(smooth_margin(smoothing), np.shape(image))
+        data = smoothed(denoise_box(outer, **options), smoothing, threshold)[job.box.within(outer)]
         return DenoiseResult(job, np.ascontiguousarray(data), time.perf_counter() - start)
-
-
-def _grown(box: Box, margin: int, shape: tuple[int, ...]) -> Box:
-    """``box`` with ``margin`` pixels more on each side, clipped to an image of ``shape``."""
-    ny, nx = shape[-2:]
-    return Box(max(box.y0 - margin, 0), min(box.y1 + margin, ny),
-               max(box.x0 - margin, 0), min(box.x1 + margin, nx))
 
 
 def _binned_region(run: Callable[..., np.ndarray], image: Any, box: Box, factor: float,
                    options: dict[str, Any]) -> np.ndarray:
     """Denoise ``box`` of a 2D image binned by ``factor``, with a margin for the model's view."""
-    margin = math.ceil(REGION_MARGIN * factor)
-    ny, nx = np.shape(image)
-    y0, x0 = max(box.y0 - margin, 0), max(box.x0 - margin, 0)
-    y1, x1 = min(box.y1 + margin, ny), min(box.x1 + margin, nx)
-    around = np.asarray(image[y0:y1, x0:x1])
-    data = denoise_binned(run, around, factor, **options)
-    return data[box.y0 - y0:box.y1 - y0, box.x0 - x0:box.x1 - x0]
+    outer = box.grown(math.ceil(REGION_MARGIN * factor), np.shape(image))
+    data = denoise_binned(run, np.asarray(image[outer.slices]), factor, **options)
+    return data[box.within(outer)]

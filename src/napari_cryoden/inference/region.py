@@ -38,6 +38,25 @@ class Box:
         """The box's (height, width) in pixels."""
         return (self.y1 - self.y0, self.x1 - self.x0)
 
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        """The box as ``(rows, columns)`` slices of the image."""
+        return slice(self.y0, self.y1), slice(self.x0, self.x1)
+
+    def grown(self, margin: int, shape: tuple[int, ...]) -> Box:
+        """Return the box with ``margin`` pixels more on each side, clipped to an image.
+
+        ``shape`` is the image's (its last two axes are the box's).
+        """
+        ny, nx = shape[-2:]
+        return Box(max(self.y0 - margin, 0), min(self.y1 + margin, ny),
+                   max(self.x0 - margin, 0), min(self.x1 + margin, nx))
+
+    def within(self, outer: Box) -> tuple[slice, slice]:
+        """Return where the box's pixels lie in an array of ``outer``'s (a box around it)."""
+        return (slice(self.y0 - outer.y0, self.y1 - outer.y0),
+                slice(self.x0 - outer.x0, self.x1 - outer.x0))
+
 
 def denoise_region(model: nn.Module, image: Any, box: Box, *, normalization: str,
                    device: str | torch.device = "cpu",
@@ -74,11 +93,8 @@ def denoise_region(model: nn.Module, image: Any, box: Box, *, normalization: str
     from .denoiser import denoise, receptive_radius  # torch: only when a region is denoised
 
     normalizer = fit_normalizer(np.asarray(image), normalization, name)
-    margin = receptive_radius(model)
-    ny, nx = np.shape(image)
-    y0, x0 = max(box.y0 - margin, 0), max(box.x0 - margin, 0)
-    y1, x1 = min(box.y1 + margin, ny), min(box.x1 + margin, nx)
-    crop = normalizer.apply(np.asarray(image[y0:y1, x0:x1], dtype=np.float32))
+    outer = box.grown(receptive_radius(model), np.shape(image))
+    crop = normalizer.apply(np.asarray(image[outer.slices], dtype=np.float32))
     out = denoise(model, crop, normalization="none", device=device, progress=progress, name=name)
-    inner = out[box.y0 - y0:box.y1 - y0, box.x0 - x0:box.x1 - x0]
+    inner = out[box.within(outer)]
     return np.asarray(normalizer.invert(inner), dtype=np.float32)

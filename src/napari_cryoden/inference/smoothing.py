@@ -257,14 +257,11 @@ def sampled_threshold(denoise_box: Callable[[Box], np.ndarray], shape: tuple[int
     :func:`smooth_margin` (clipped to the micrograph) by ``denoise_box(box)``, which must give
     the pixels of a whole-image run; the result equals the threshold of the whole image.
     """
-    ny, nx = shape[-2:]
     margin, energies = smooth_margin(smooth), []
     for box in sample_boxes(shape):
-        outer = Box(max(box.y0 - margin, 0), min(box.y1 + margin, ny),
-                    max(box.x0 - margin, 0), min(box.x1 + margin, nx))
+        outer = box.grown(margin, shape)
         energy = _detail(np.asarray(denoise_box(outer), np.float32), smooth.sigma)[2]
-        energies.append(energy[box.y0 - outer.y0:box.y1 - outer.y0,
-                               box.x0 - outer.x0:box.x1 - outer.x0])
+        energies.append(energy[box.within(outer)])
     return _threshold(energies)
 
 
@@ -272,7 +269,7 @@ def _flatten_background(image: np.ndarray, smooth: Smoothing,
                         threshold: float | None) -> np.ndarray:
     blurred, detail, energy = _detail(image, smooth.sigma)
     if threshold is None:
-        threshold = _threshold([energy[b.y0:b.y1, b.x0:b.x1] for b in sample_boxes(image.shape)])
+        threshold = _threshold([energy[box.slices] for box in sample_boxes(image.shape)])
     with np.errstate(divide="ignore", over="ignore"):
         r2 = np.square(energy / np.float32(threshold)) if threshold > 0 else np.where(
             energy > 0, np.float32(np.inf), np.float32(0))

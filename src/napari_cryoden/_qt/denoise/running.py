@@ -10,7 +10,7 @@ denoiser, so that the first click does not wait for them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -56,6 +56,7 @@ def work(job: DenoiseJob, clean: Any, control: RunControl) -> Finished:
         # the weights are judged by the model's output, not by a smoothing the user chose
         warnings = image_warnings(result.model_output, np.asarray(clean, np.float32),
                                   np.asarray(job.image))
+    result = replace(result, unsmoothed=None)  # judged: the layer needs only the data
     control.progress(1, 1)  # a last chance to cancel: nothing is written after it
     return Finished(result, robust_contrast_limits(result.data), warnings)
 
