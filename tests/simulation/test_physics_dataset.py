@@ -70,8 +70,23 @@ def test_binning_scales_the_sums_and_the_picks(tmp_path: Path) -> None:
     assert data.shape == (48, 64) and pixel == 8.0
 
 
+def test_particle_density_crowds_the_micrograph(tmp_path: Path) -> None:
+    """``--particle-density``: the crowded micrographs of docs/quality.md (60 per 10⁶ Å²)."""
+    counts = {}
+    for density in ("10", "100"):
+        out = tmp_path / density
+        assert main(["simulate", str(out), "--physics", *FAST, "--particle-density",
+                     density]) == 0
+        record = json.loads((out / "simulation.json").read_text())
+        assert record["params"]["specimen"]["particle_density"] == float(density)
+        counts[density] = sum(m["particles"] for m in record["micrographs"])
+    assert counts["100"] > 3 * max(counts["10"], 1), counts
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--detector", "k3"], "--detector: only with --physics"),
+    (["--particle-density", "60"], "--particle-density: only with --physics"),
+    (["--physics", "--particle-density", "-1"], "particle_density must be > 0"),
     (["--physics", "--contrast-scale", "3"], "cartoon simulator"),
     (["--physics", "--structures", "nonesuch"], "nonesuch"),
 ])

@@ -30,6 +30,9 @@ def add_physics_flags(p: argparse.ArgumentParser) -> None:
                    help="plain sums instead of dose-weighted ones")
     g.add_argument("--structures", default=None, metavar="NAME[,NAME]",
                    help="atomic models to place (default: the whole library)")
+    g.add_argument("--particle-density", type=float, default=None, metavar="N",
+                   help="mean particles per 10⁶ Å² (default 10; about 60 fills a micrograph "
+                        "with particles, as a crowded grid)")
     g.add_argument("--device", default="cpu",
                    help="where ttsim3d, projections and the CTF run: cpu (default), cuda")
     g.add_argument("--workers", type=int, default=1,
@@ -59,6 +62,8 @@ def physics_params(args: argparse.Namespace) -> Any:
 
     specimen: dict[str, Any] = {"pixel_size": _span(args.pixel_size),
                                 "defocus": _span(args.defocus)}
+    if args.particle_density is not None:
+        specimen["particle_density"] = args.particle_density
     if args.structures:
         names = tuple(s.strip() for s in args.structures.split(",") if s.strip())
         specimen.update(structures=names, weights=(1.0,) * len(names))
@@ -110,7 +115,9 @@ def check_no_physics_flags(args: argparse.Namespace) -> None:
     """Refuse flags of the physics-grade mode given without ``--physics``."""
     given = [flag for flag, value in (("--shape", args.shape), ("--detector", args.detector),
                                       ("--binning", args.binning),
-                                      ("--structures", args.structures)) if value is not None]
+                                      ("--structures", args.structures),
+                                      ("--particle-density", args.particle_density))
+             if value is not None]
     given += ["--no-dose-weighting"] if args.no_dose_weighting else []
     given += ["--workers"] if args.workers != 1 else []
     given += ["--device"] if args.device != "cpu" else []
