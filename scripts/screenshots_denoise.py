@@ -9,9 +9,9 @@ It writes the simulated 2048² micrograph with 20 hot pixels of
 (``viewer.open(path, plugin="napari-cryoden")``, so its contrast ignores the hot pixels), and
 denoises it with the model the panel starts with (the shipped ``general``) on the CPU, hot pixels
 clipped at 5 σ (under *Advanced*, opened). It saves ``guide_denoise_1366.png`` (the Denoise panel
-alone in a 1366×768 window, Smoothing 16 px on the background: the flat look) and
-``guide_denoise_1920.png`` (1920×1080, Train docked below it, Smoothing 0, the default: the
-model's output as it is), each after the
+alone in a 1366×768 window, its default rows: Smoothing 16 px on the background) and
+``guide_denoise_1920.png`` (1920×1080, Train docked below it, Smoothing 0: the model's output as
+it is), each after the
 ``"<name> denoised"`` layer has appeared, and prints the time of each run.
 """
 

@@ -114,7 +114,7 @@ def test_smoothing_general_trades_fidelity_for_a_flatter_background(shots: Shots
     Gaussian of the same σ, and costs PSNR against the truth (docs/quality.md has the same on
     12 held-out micrographs, beside Topaz). σ 8 px keeping half the finer detail
     (``--keep-detail 0.5``) flattens the background too, for less of the truth lost than σ 3.5
-    px alone. σ 16 px on the background only (``FLAT_BACKGROUND``) flattens more than σ 3.5 px
+    px alone. The default look, σ 16 px on the background only, flattens more than σ 3.5 px
     everywhere and stays within 1.5 dB of ``general``'s PSNR: the particles keep their detail.
     """
     import napari_cryoden as cryoden
@@ -149,7 +149,7 @@ def test_smoothing_general_trades_fidelity_for_a_flatter_background(shots: Shots
     assert soft[0] < plain[0], scores  # and it costs fidelity: off by default
     assert flat[1] > plain[1] + 0.5, scores  # keeping half the detail: flatter too (+1.0)
     assert flat[0] > soft[0] + 2.0, scores  # for less fidelity lost (+3.9 dB over σ 3.5 px)
-    # σ 16 px on the background (seen: +2.5 dB over general, +0.7 over σ 3.5 px, 0.7 dB lost)
+    # the default look (seen: +2.5 dB over general, +0.7 over σ 3.5 px, 0.7 dB of PSNR lost)
     assert background[1] > plain[1] + 1.5, scores
     assert background[1] > soft[1], scores
     assert background[0] > plain[0] - 1.5, scores

@@ -102,26 +102,30 @@ def test_the_api_blurs_its_output_and_zero_changes_nothing(weights: Path) -> Non
         blurred + 0.25 * (plain - blurred), atol=1e-5)
     # by default only on the background
     np.testing.assert_allclose(cryoden.denoise(image, weights, device="cpu", smooth=6.0),
-                               _background_only(plain, 6.0), atol=1e-5)
+                               _background_only(plain, 6.0, source=image), atol=1e-5)
     with pytest.raises(InputError, match=r"^smooth_where 'ice' must be one of: background, "
                                          r"everywhere$"):
         cryoden.denoise(image, weights, device="cpu", smooth=6.0, smooth_where="ice")
 
 
-def _background_only(image: np.ndarray, sigma: float, keep: float = 0.0) -> np.ndarray:
+def _background_only(image: np.ndarray, sigma: float, keep: float = 0.0, *,
+                     source: np.ndarray) -> np.ndarray:
     """The docstring's formula, written out again: ``blurred + w · detail``, ``w = keep + (1 −
     keep) · r²/(1 + r²)``, ``r`` = the detail's energy (its square blurred by σ 8 px) over 10 ×
-    its median over a 4 × 4 grid of central boxes of up to 64² px."""
-    image = np.asarray(image, np.float64)
+    the background's: its median over a 4 × 4 grid of central boxes of up to 64² px, at most
+    0.05 × (1.4826 × the median absolute deviation of ``source`` − ``image`` there)²."""
+    image, source = np.asarray(image, np.float64), np.asarray(source, np.float64)
     blurred = ndimage.gaussian_filter(image, sigma)
     detail = image - blurred
     energy = ndimage.gaussian_filter(detail ** 2, 8.0)
     ny, nx = image.shape
     hy, hx = min(64, ny // 4), min(64, nx // 4)
-    samples = [energy[int((i + 0.5) * ny / 4) - hy // 2:][:hy,
-                      int((j + 0.5) * nx / 4) - hx // 2:][:, :hx]
+    corners = [(int((i + 0.5) * ny / 4) - hy // 2, int((j + 0.5) * nx / 4) - hx // 2)
                for i in range(4) for j in range(4)]
-    r2 = (energy / (10 * np.median(np.concatenate([b.ravel() for b in samples])))) ** 2
+    median = np.median(np.concatenate([energy[y:y + hy, x:x + hx].ravel() for y, x in corners]))
+    residual = np.concatenate([(source - image)[y:y + hy, x:x + hx].ravel() for y, x in corners])
+    noise = (1.4826 * np.median(np.abs(residual - np.median(residual)))) ** 2
+    r2 = (energy / (10 * min(median, 0.05 * noise))) ** 2
     return blurred + (keep + (1 - keep) * r2 / (1 + r2)) * detail
 
 
@@ -132,23 +136,51 @@ def test_background_only_keeps_a_particle_and_flattens_the_ice_around_it() -> No
     particle = np.zeros_like(ice)
     particle[100:140, 110:150] = rng.normal(0.0, 1.0, (40, 40))  # textured, 20× the ice
     image = ice + particle
-    out = smoothed(image, Smoothing(16.0, 0.0, "background"))
-    np.testing.assert_allclose(out, _background_only(image, 16.0), atol=1e-5)
+    noisy = image + rng.normal(0.0, 0.5, image.shape).astype(np.float32)  # what the model saw
+    out = smoothed(image, Smoothing(16.0, 0.0, "background"), source=noisy)
+    np.testing.assert_allclose(out, _background_only(image, 16.0, source=noisy), atol=1e-5)
     inside, far = (slice(108, 132), slice(118, 142)), (slice(10, 60), slice(10, 60))
     assert np.corrcoef(out[inside].ravel(), image[inside].ravel())[0, 1] > 0.95  # kept
     assert out[far].std() < 0.2 * image[far].std()  # the ice: flattened
     everywhere = smoothed(image, Smoothing(16.0, 0.0, "everywhere"))
     assert np.corrcoef(everywhere[inside].ravel(), image[inside].ravel())[0, 1] < 0.5
     # keep_detail is the least share kept: the ice keeps about half of its detail
-    half = smoothed(image, Smoothing(16.0, 0.5, "background"))
-    np.testing.assert_allclose(half, _background_only(image, 16.0, 0.5), atol=1e-5)
+    half = smoothed(image, Smoothing(16.0, 0.5, "background"), source=noisy)
+    np.testing.assert_allclose(half, _background_only(image, 16.0, 0.5, source=noisy),
+                               atol=1e-5)
     assert 0.4 < half[far].std() / image[far].std() < 0.6
     assert smooth_margin(Smoothing(16.0, 0.0, "background")) == 64 + 32
     assert Smoothing(16.0, 0.0, "background").describe() == (
         "a Gaussian of σ 16 px on the background")
     # a blank micrograph (no detail at all) stays as it is, without warnings or NaN
     blank = np.full((64, 64), 3.0, np.float32)
-    np.testing.assert_allclose(smoothed(blank, Smoothing(16.0, 0.0, "background")), blank)
+    np.testing.assert_allclose(smoothed(blank, Smoothing(16.0, 0.0, "background"),
+                                        source=blank), blank)
+    with pytest.raises(ValueError, match="needs the image the model was given"):
+        smoothed(image, Smoothing(16.0, 0.0, "background"))
+
+
+def test_background_only_keeps_the_particles_where_detail_is_everywhere() -> None:
+    """The plugin's cartoon sample: its "ice" has a texture as strong as the particles' detail,
+    so the median detail is far above what noise leaves. Without the cap the threshold lay
+    above the particles and they were blurred with the ice (13.5 dB against the noise-free
+    sample); capped by the noise of noisy − clean, the flattened truth stays the truth."""
+    from napari_cryoden._sample_data import make_synthetic_micrograph
+
+    layers = {meta["name"]: np.asarray(data, np.float32)
+              for data, meta, *_ in make_synthetic_micrograph()}
+    clean, noisy = layers["clean (simulated)"], layers["noisy (simulated)"]
+    flat = smoothed(clean, Smoothing(16.0, 0.0, "background"), source=noisy)
+    np.testing.assert_allclose(flat, _background_only(clean, 16.0, source=noisy), atol=1e-4)
+    psnr = 10 * np.log10(np.ptp(clean) ** 2 / np.mean((flat - clean) ** 2))
+    assert psnr > 35.0, psnr
+    # structure everywhere (a crowd of strong particles), its detail energy ~6× the threshold
+    # that the noise sets (10 × 0.05 × 0.1²); by the median alone it would all be "ice"
+    rng = np.random.default_rng(4)
+    crowd = 2 * ndimage.gaussian_filter(rng.normal(0.0, 1.0, (256, 256)), 3.0).astype(np.float32)
+    kept = smoothed(crowd, Smoothing(16.0, 0.0, "background"),
+                    source=crowd + rng.normal(0.0, 0.1, crowd.shape).astype(np.float32))
+    assert np.corrcoef(kept.ravel(), crowd.ravel())[0, 1] > 0.99
 
 
 @pytest.mark.parametrize(("bin_factor", "atol", "keep", "where"),
@@ -166,7 +198,7 @@ def test_a_box_job_equals_the_crop_of_the_smoothed_whole_image(weights: Path, bi
     unsmoothed = run_job(DenoiseJob(weights, "cpu", image, bin_factor=bin_factor)).data
     blurred = ndimage.gaussian_filter(unsmoothed, 2.0)
     expected = (blurred + keep * (unsmoothed - blurred) if where == "everywhere"
-                else _background_only(unsmoothed, 2.0, keep))
+                else _background_only(unsmoothed, 2.0, keep, source=image))
     np.testing.assert_allclose(whole, expected, atol=1e-5)
     # inside, and touching the image's edge (where the whole image's blur reflects too)
     for box in (Box(30, 60, 40, 80), Box(0, 25, 90, 112)):
@@ -182,7 +214,7 @@ def _plain_and_smoothed(weights: Path, folder: Path, *flags: str
     outputs and the second's pixel size."""
     (folder / "in").mkdir()
     write_mrc(folder / "in" / "mic.mrc", _micrograph(), 1.5)
-    for out, extra in (("plain", ()), ("smoothed", flags)):
+    for out, extra in (("plain", ("--smooth", "0")), ("smoothed", flags)):
         assert main(["denoise", str(weights), str(folder / "in"), "--out", str(folder / out),
                      "--device", "cpu", *extra]) == 0
     plain = np.asarray(read_image(folder / "plain" / "mic.mrc")[0])
@@ -216,21 +248,22 @@ def test_cryoden_denoise_keep_detail_writes_the_blend(weights: Path, tmp_path: P
     assert "--keep-detail '2' must be a number from 0 (a plain blur) to 1" in (
         capsys.readouterr().err)
     assert main(["denoise", str(weights), str(tmp_path / "in"), "--out", str(tmp_path / "x"),
-                 "--keep-detail", "0.5"]) != 0  # a share of no Gaussian: refused, not ignored
+                 "--smooth", "0", "--keep-detail", "0.5"]) != 0  # a share of no Gaussian
     err = capsys.readouterr().err
     assert "--keep-detail 0.5 keeps part of the detail that the Gaussian of --smooth removes" in err
     assert len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "x").exists()
 
 
-def test_cryoden_denoise_smooth_16_flattens_the_background_only(weights: Path, tmp_path: Path,
-                                                                capsys: pytest.CaptureFixture
-                                                                ) -> None:
-    """Off by default (the helper's first run); ``--smooth 16`` alone smooths the background."""
-    plain, flat, _ = _plain_and_smoothed(weights, tmp_path, "--smooth", "16")
+def test_cryoden_denoise_flattens_the_background_by_default(weights: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    """The default of ``cryoden denoise``: σ 16 px on the background; ``--smooth 0``: the
+    model's output as it is (the helper's first run)."""
+    plain, flat, _ = _plain_and_smoothed(weights, tmp_path)
     out = capsys.readouterr().out
     assert "then a Gaussian of σ 16 px on the background" in out
-    np.testing.assert_allclose(flat, _background_only(plain, 16.0), atol=1e-5)
+    np.testing.assert_allclose(flat, _background_only(plain, 16.0, source=_micrograph()),
+                               atol=1e-5)
     assert not np.allclose(flat, plain, atol=1e-3)
     with pytest.raises(SystemExit):  # argparse's one-line usage error
         main(["denoise", str(tmp_path / "in"), "--out", str(tmp_path / "x"),

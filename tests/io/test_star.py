@@ -12,6 +12,7 @@ import starfile
 from napari_cryoden.cli.main import main
 from napari_cryoden.errors import InputError
 from napari_cryoden.inference.denoiser import denoise
+from napari_cryoden.inference.smoothing import FLAT_BACKGROUND, smoothed
 from napari_cryoden.io.images import read_image, write_mrc
 from napari_cryoden.io.star import denoised_paths, read_micrograph_star, write_denoised_star
 from napari_cryoden.models.checkpoint import load_checkpoint
@@ -102,8 +103,9 @@ def test_cli_denoises_the_list_keeps_the_tree_and_writes_the_star(
     net, checkpoint = load_checkpoint(resolve_model("general-fast"))
     for name, new in zip(original["micrographs"]["rlnMicrographName"], names, strict=True):
         image, pixel = read_image(tmp_path / new)
-        expected = denoise(net, read_image(tmp_path / name)[0],
-                           normalization=checkpoint.normalization)
+        source = read_image(tmp_path / name)[0]
+        expected = smoothed(denoise(net, source, normalization=checkpoint.normalization),
+                            FLAT_BACKGROUND, source=source)  # the default look
         np.testing.assert_allclose(image, expected, rtol=1e-5, atol=1e-5)
         assert pixel == pytest.approx(1.77, abs=1e-3)
 

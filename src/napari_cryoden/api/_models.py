@@ -141,15 +141,15 @@ def denoise(image: np.ndarray, model: ModelSpec = "general", *, device: str = "a
         Off by default. If given, pixels at least this many standard deviations from each
         micrograph's mean are first set to the mean (hot pixels; Topaz's ``--pixel-cutoff``).
     smooth
-        Off (0) by default, as in the CLI and the panel: the model's output, as faithful to
-        the noise-free image as it can be. Otherwise σ in pixels of a Gaussian applied to each
-        denoised slice, by default only where the denoised image has little detail
-        (``smooth_where``): a flat background, as Topaz's output, with particles kept; or a
-        :class:`~napari_cryoden.inference.smoothing.Smoothing`. σ 16 px on the background
-        (``FLAT_BACKGROUND``): on our two held-out physics-grade sets 0.6–1.0 dB less PSNR
-        against the truth than the model alone, 4.7–4.8 dB more region-pair SNR, above
-        Topaz's ``unet`` on both; it blurs particles too where the background's own texture
-        is strong (docs/quality.md).
+        Off (0) by default here: the model's output, as faithful to the noise-free image as
+        it can be. Otherwise σ in pixels of a Gaussian applied to each denoised slice, by
+        default only where the denoised image has little detail (``smooth_where``): a flat
+        background, as Topaz's output, with particles kept; or a
+        :class:`~napari_cryoden.inference.smoothing.Smoothing`. ``cryoden denoise`` and the
+        Denoise panel use ``FLAT_BACKGROUND`` (σ 16 px on the background) by default: on our
+        two held-out physics-grade sets 0.6–1.0 dB less PSNR against the truth than the model
+        alone, 4.7–4.8 dB more region-pair SNR, above Topaz's ``unet`` on both
+        (docs/quality.md).
     keep_detail
         With ``smooth``: the share (0 to 1) of the detail finer than the Gaussian that is kept
         where it is smoothed, ``blurred + keep_detail · (denoised − blurred)``; None: 0 (a
@@ -179,7 +179,7 @@ def denoise(image: np.ndarray, model: ModelSpec = "general", *, device: str = "a
     loaded = as_model(model, device)
     return smoothed(run(loaded.net, image, **loaded.options(), precision=precision,
                         tile_size=tile_size, batch_size=batch_size, pixel_cutoff=pixel_cutoff),
-                    smoothing)
+                    smoothing, source=image)
 
 
 def denoise_file(path: str | os.PathLike[str], out: str | os.PathLike[str],

@@ -66,15 +66,15 @@ def add_denoise(p: argparse.ArgumentParser) -> None:
                    help="before denoising, set pixels at least SIGMA standard deviations from "
                         "each micrograph's mean to the mean (hot pixels of counting cameras; "
                         "as Topaz's --pixel-cutoff; default: off)")
-    p.add_argument("--smooth", type=_smooth_arg, default=0.0, metavar="PX",
+    p.add_argument("--smooth", type=_smooth_arg, default=FLAT_BACKGROUND.sigma, metavar="PX",
                    help="after denoising, smooth by a Gaussian of this σ in pixels of the "
                         "micrograph, by default only on the background (--smooth-where): a "
                         "flat background, as Topaz's output, with particles and carbon edges "
-                        f"kept. --smooth {FLAT_BACKGROUND.sigma:g}: on our two held-out "
+                        f"kept. Default {FLAT_BACKGROUND.sigma:g}: on our two held-out "
                         "physics-grade sets 0.6-1.0 dB less PSNR against the truth than the "
-                        "model alone and 4.7-4.8 dB more region-pair SNR, above Topaz on both; "
-                        "it also blurs particles where the background's own texture is strong "
-                        "(docs/quality.md). Default 0: off, the model's output as it is")
+                        "model alone and 4.7-4.8 dB more region-pair SNR, above Topaz on both "
+                        "(docs/quality.md); on crowded ones 1.8 dB less PSNR. 0: off, the "
+                        "model's output as it is")
     p.add_argument("--smooth-where", choices=WHERE, default=FLAT_BACKGROUND.where,
                    help="background (default): smooth where the denoised micrograph has "
                         "little detail, keep it where it is strong (particles, edges); "

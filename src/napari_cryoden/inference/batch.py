@@ -365,7 +365,10 @@ def _stages(denoiser: Denoiser, tiles: TileProgress, scale: dict[str, Any],
     """
     from functools import partial
 
+    import numpy as np
+
     from ..io.images import read_image, write_mrc
+    from ..io.intensity import clip_hot_pixels
     from .denoiser import denoise
     from .pipeline import Stages
     from .scale import denoise_binned, plan_file
@@ -379,18 +382,22 @@ def _stages(denoiser: Denoiser, tiles: TileProgress, scale: dict[str, Any],
         image, pixel_size = read_image(result.source)
         return plan, image, pixel_size
 
-    def compute(result: FileResult, item: tuple[Any, Any, float]) -> tuple[Any, Any, float]:
+    def compute(result: FileResult, item: tuple[Any, Any, float]
+                ) -> tuple[Any, Any, float, Any]:
         plan, image, pixel_size = item
         tiles(0, 1)
         run = partial(denoise, denoiser.net, name=str(result.source))
         data = denoise_binned(run, image, plan.factor, **denoiser.options(), progress=tiles,
                               **options)
-        return plan, data, pixel_size
+        return plan, data, pixel_size, image  # the image: the background smoothing's noise
 
-    def write(result: FileResult, item: tuple[Any, Any, float]) -> FileResult:
-        plan, data, pixel_size = item
+    def write(result: FileResult, item: tuple[Any, Any, float, Any]) -> FileResult:
+        plan, data, pixel_size, image = item
+        if smoothing and options.get("pixel_cutoff") is not None:  # what the model saw
+            image = clip_hot_pixels(np.asarray(image), options["pixel_cutoff"])
         result.output.parent.mkdir(parents=True, exist_ok=True)
-        write_mrc(result.output, smoothed(data, smoothing), pixel_size, dtype=out_dtype)
+        write_mrc(result.output, smoothed(data, smoothing, source=image), pixel_size,
+                  dtype=out_dtype)
         note = f" ({plan.note})" if plan.note else ""
         return replace(result, scale=plan.describe() + note)
 

@@ -125,7 +125,8 @@ def run_job(job: DenoiseJob, progress: Callable[[int, int], None] | None = None,
         options: dict[str, Any] = {"name": job.name, "progress": progress}
         if job.box is None:
             raw = denoise_binned(denoiser.denoise, np.asarray(image), job.bin_factor, **options)
-            data = smoothed(raw, job.smooth)  # after any binning is undone, as denoise_binned
+            # after any binning is undone, as denoise_binned
+            data = smoothed(raw, job.smooth, source=image)
             return DenoiseResult(job, data, time.perf_counter() - start,
                                  None if data is raw else raw)
         def denoise_box(box: Box, **extra: Any) -> np.ndarray:
@@ -136,8 +137,8 @@ def run_job(job: DenoiseJob, progress: Callable[[int, int], None] | None = None,
         smoothing = as_smoothing(job.smooth)
         threshold = None
         if smoothing and smoothing.where == "background":  # the whole micrograph's
-            threshold = sampled_threshold(partial(denoise_box, name=job.name),
-                                          np.shape(image), smoothing)
+            threshold = sampled_threshold(partial(denoise_box, name=job.name), image,
+                                          smoothing)
         outer = job.box.grown(smooth_margin(smoothing), np.shape(image))
         data = smoothed(denoise_box(outer, **options), smoothing, threshold)[job.box.within(outer)]
         return DenoiseResult(job, np.ascontiguousarray(data), time.perf_counter() - start)

@@ -183,8 +183,11 @@ def denoise_binned(run: Callable[..., np.ndarray], image: Any, factor: float, *,
 
     small = binned_shape(np.shape(image), factor)
     if small == np.shape(image):
-        return smoothed(run(image, pixel_cutoff=pixel_cutoff, **options), smooth)
+        denoised = run(image, pixel_cutoff=pixel_cutoff, **options)
+        if pixel_cutoff is not None and smooth:  # the smoothing's noise: of what the model saw
+            image = clip_hot_pixels(np.asarray(image), pixel_cutoff)
+        return smoothed(denoised, smooth, source=image)
     if pixel_cutoff is not None:
         image = clip_hot_pixels(np.asarray(image), pixel_cutoff)
     denoised = run(fourier_crop(np.asarray(image), (small[-2], small[-1])), **options)
-    return smoothed(fourier_pad(denoised, np.shape(image)[-2:]), smooth)
+    return smoothed(fourier_pad(denoised, np.shape(image)[-2:]), smooth, source=image)

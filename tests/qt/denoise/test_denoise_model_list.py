@@ -21,6 +21,7 @@ from napari_cryoden._qt._models import MODELS, SHIPPED_LABELS  # noqa: E402
 from napari_cryoden._qt.denoise.widget import DenoiseWidget  # noqa: E402
 from napari_cryoden.config.sections import Config  # noqa: E402
 from napari_cryoden.inference.denoiser import denoise  # noqa: E402
+from napari_cryoden.inference.smoothing import FLAT_BACKGROUND, Smoothing, smoothed  # noqa: E402
 from napari_cryoden.models.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from napari_cryoden.models.nets import build_model  # noqa: E402
 
@@ -93,9 +94,12 @@ def click_denoise(qtbot: Any, widget: DenoiseWidget) -> Image:
     return blocker.args[0]
 
 
-def reference(weights: Path, image: np.ndarray) -> np.ndarray:
+def reference(weights: Path, image: np.ndarray,
+              smoothing: Smoothing = FLAT_BACKGROUND) -> np.ndarray:
+    """What the panel gives with its default rows: the model's output, background flattened."""
     model, checkpoint = load_checkpoint(weights)
-    return denoise(model, image, normalization=checkpoint.normalization)
+    return smoothed(denoise(model, image, normalization=checkpoint.normalization), smoothing,
+                    source=image)
 
 
 def test_two_best_files_of_two_runs_are_two_entries_each_with_its_own_weights(

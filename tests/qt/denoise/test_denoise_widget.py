@@ -66,12 +66,12 @@ def notes() -> Iterator[list]:
     notification_manager.notification_ready.disconnect(seen.append)
 
 
-def reference(weights: Path, image: np.ndarray, smoothing: Smoothing | None = None
-              ) -> np.ndarray:
-    """What the panel gives: the model's output, then ``smoothing`` (none by default)."""
+def reference(weights: Path, image: np.ndarray,
+              smoothing: Smoothing = FLAT_BACKGROUND) -> np.ndarray:
+    """What the panel gives with its default rows: the model's output, background flattened."""
     model, checkpoint = load_checkpoint(weights)
-    plain = denoise(model, image, normalization=checkpoint.normalization)
-    return plain if smoothing is None else smoothed(plain, smoothing)
+    return smoothed(denoise(model, image, normalization=checkpoint.normalization), smoothing,
+                    source=image)
 
 
 def setup(make_napari_viewer, image: np.ndarray, weights: Path | None = None):
@@ -141,7 +141,8 @@ def test_the_shipped_general_model_denoises_before_anything_is_trained(make_napa
     layer = click_denoise(qtbot, widget)
     assert layer.data.shape == micrograph.shape
     model, ckpt = load_checkpoint(shipped_path("general"))
-    expected = denoise(model, micrograph, normalization=ckpt.normalization)
+    expected = smoothed(denoise(model, micrograph, normalization=ckpt.normalization),
+                        FLAT_BACKGROUND, source=micrograph)  # the default look
     np.testing.assert_allclose(layer.data, expected, atol=1e-5)
     assert ckpt.config.model.preset == "unet-small"
 
@@ -221,18 +222,15 @@ def test_rectangle_region_changes_only_the_rectangle(make_napari_viewer, qtbot, 
     assert np.all(layer.data[inside] != micrograph[inside])
 
 
-def test_smoothing_16_flattens_the_background_and_a_rectangle_matches_the_whole(
+def test_the_default_flattens_the_background_and_a_rectangle_matches_the_whole(
         make_napari_viewer, qtbot, weights, micrograph):
-    """Off by default; 16 px smooths the background only (the row's default), and a rectangle
-    gets the whole run's pixels (its threshold is the whole micrograph's)."""
+    """σ 16 px on the background by default; a rectangle gets the whole run's pixels (its
+    threshold is the whole micrograph's)."""
     viewer, widget = setup(make_napari_viewer, micrograph, weights)
-    assert widget.smooth.value == 0 and widget.smooth_where.native.isHidden()
-    widget.smooth.value = 16.0
-    assert widget.smooth_where.value == "background"
     layer = click_denoise(qtbot, widget)
-    whole = reference(weights, micrograph, FLAT_BACKGROUND)
+    whole = reference(weights, micrograph)
     np.testing.assert_allclose(layer.data, whole, atol=1e-5)
-    assert not np.allclose(layer.data, reference(weights, micrograph), atol=1e-3)
+    assert not np.allclose(layer.data, reference(weights, micrograph, Smoothing()), atol=1e-3)
     assert (layer.metadata["smooth_sigma_px"], layer.metadata["smooth_where"]) == (
         16.0, "background")
     corners = np.array([[30, 40], [30, 100], [90, 100], [90, 40]]) * np.array(SCALE) \
@@ -253,15 +251,15 @@ def test_detail_kept_appears_with_smoothing_and_keeps_that_share(make_napari_vie
     from scipy import ndimage
 
     viewer, widget = setup(make_napari_viewer, micrograph, weights)
-    assert widget.keep_detail.native.isHidden()  # σ 0: nothing to keep a share of
-    widget.smooth.value = 6.0
+    # the default: σ 16 px on the background, no share kept
     assert not widget.keep_detail.native.isHidden() and widget.keep_detail.value == 0
     assert not widget.smooth_where.native.isHidden()
-    assert widget.smooth_where.value == "background"
+    assert (widget.smooth.value, widget.smooth_where.value) == (16.0, "background")
+    widget.smooth.value = 6.0
     widget.smooth_where.value = "everywhere"
     widget.keep_detail.value = 0.5
     layer = click_denoise(qtbot, widget)
-    plain = reference(weights, micrograph)
+    plain = reference(weights, micrograph, Smoothing())
     blurred = ndimage.gaussian_filter(plain, 6.0)
     np.testing.assert_allclose(layer.data, blurred + 0.5 * (plain - blurred), atol=1e-5)
     assert layer.metadata["smooth_sigma_px"] == 6.0
@@ -270,7 +268,6 @@ def test_detail_kept_appears_with_smoothing_and_keeps_that_share(make_napari_vie
     widget.smooth.value = 0.0  # the rows hide, and their values no longer apply
     assert widget.keep_detail.native.isHidden() and widget.smooth_where.native.isHidden()
     viewer.layers.remove(layer)
-    np.testing.assert_allclose(click_denoise(qtbot, widget).data, plain, atol=1e-5)
     np.testing.assert_allclose(click_denoise(qtbot, widget).data, plain, atol=1e-5)
 
 
@@ -406,6 +403,7 @@ def test_a_fortran_raw_folder_denoises_like_the_original_model(make_napari_viewe
     label = load_raw(qtbot, widget, tmp_path / "fortran_run", "fortran")
     assert label == "fortran_run (raw, fortran)" and chosen(widget) == label
     assert MODELS.get(label).suffix == ".safetensors"
+    widget.smooth.value = 0.0  # the model's output, to compare the weights
     layer = click_denoise(qtbot, widget)
     np.testing.assert_allclose(layer.data, denoise(model, micrograph, normalization="none"),
                                atol=1e-5)

@@ -89,7 +89,7 @@ class DenoiseWidget(ScaleChoice, Running, RawFolders, WeightFiles, Sections, Con
         self.advanced: Container[Any] = Container(labels=True, widgets=[
             self.scale_choice, self.scale_value, self.device, self.pixel_cutoff,
             self.raw_layout, self.raw_button])
-        self.shapes.visible = self.smooth_where.visible = self.keep_detail.visible = False
+        self.shapes.visible = False
         self._lay_out(self.main)  # a scroll area: rows up front, then the collapsed sections
         self.advanced_section = self.add_section(collapsible("Advanced", self.advanced, (
             "The working pixel size, where the model runs, the hot-pixel clip, and importing "
@@ -112,15 +112,16 @@ class DenoiseWidget(ScaleChoice, Running, RawFolders, WeightFiles, Sections, Con
         self.open_button = PushButton(text="Open weight file…", tooltip=(
             "Choose a .safetensors weight file written by cryoden; it is added to Model."))
         self.smooth = FloatSpinBox(
-            label="Smoothing (σ px)", value=0.0, min=0.0, max=50.0, step=0.5, tooltip=(
-                "Off at 0: the model's output, faithful to the noise-free image. Otherwise a "
-                "Gaussian of this σ in pixels after the model, by default on the background "
+            label="Smoothing (σ px)", value=FLAT_BACKGROUND.sigma, min=0.0, max=50.0, step=0.5,
+            tooltip=(
+                "After the model, a Gaussian of this σ in pixels, by default on the background "
                 "only (Smooth where): a flat background, as Topaz's output, with particles and "
-                "carbon edges kept. 16 px on the background scored 0.6-1.0 dB less PSNR "
-                "against the truth than the model alone and 4.7-4.8 dB more region-pair SNR "
-                "on our two held-out physics-grade sets, above Topaz on both; where the "
-                "background's own texture is strong it blurs particles too (docs/quality.md). "
-                "Also used by 'Denoise files'."))
+                "carbon edges kept. The default, 16 px on the background, scored 0.6-1.0 dB "
+                "less PSNR against the truth than the model alone and 4.7-4.8 dB more "
+                "region-pair SNR on our two held-out physics-grade sets, above Topaz on both; "
+                "1.8 dB less PSNR on crowded ones (docs/quality.md). 0: off, the model's "
+                "output as it is, faithful to the noise-free image. Also used by 'Denoise "
+                "files'."))
         self.smooth_where = ComboBox(
             label="Smooth where", choices=WHERE, value=FLAT_BACKGROUND.where, tooltip=(
                 "background: only where the denoised image has little detail (ice); particles, "
