@@ -296,3 +296,22 @@ def test_the_plot_is_never_a_blank_white_square(make_napari_viewer: Any, qtbot: 
         analyse(qtbot, widget)
     assert widget.canvas.figure._suptitle.get_text().startswith("whole image, 16 patches")
     assert not widget.canvas.pixmap().isNull()
+
+
+def test_a_smoothed_layer_is_said_to_be_scored_as_smoothed(make_napari_viewer: Any,
+                                                          qtbot: Any) -> None:
+    """The Denoise panel flattens the background by default and records it on the layer;
+    Inspect scores the layer as it is and says so, naming the smoothing."""
+    viewer, widget = make_widget(make_napari_viewer)
+    analyse(qtbot, widget)
+    assert "smoothed after the model" not in widget.summary.text()  # no record: nothing said
+    viewer.layers["noisy (denoised)"].metadata.update(
+        smooth_sigma_px=16.0, smooth_where="background", smooth_keep_detail=0.0)
+    analyse(qtbot, widget)
+    text = widget.summary.text()
+    assert "smoothed after the model (a Gaussian of σ 16 px on the background" in text, text
+    assert "Denoise with Smoothing 0 to judge the model alone" in text
+    assert "Checklist:" in text  # the usual summary is still there
+    viewer.layers["noisy (denoised)"].metadata["smooth_sigma_px"] = 0.0  # Smoothing 0
+    analyse(qtbot, widget)
+    assert "smoothed after the model" not in widget.summary.text()

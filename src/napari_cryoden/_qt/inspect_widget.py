@@ -28,7 +28,7 @@ from qtpy.QtWidgets import QGridLayout, QLabel, QVBoxLayout
 
 from napari_cryoden._qt._models import MODELS
 from napari_cryoden._qt.figure_image import FigureImage
-from napari_cryoden._qt.inspect.chips import show_chips, show_guard_warnings
+from napari_cryoden._qt.inspect.chips import show_chips, show_guard_warnings, smoothing_note
 from napari_cryoden._qt.inspect.choices import layer_array
 from napari_cryoden._qt.inspect.choosing import MAP_METRICS, InspectChoices
 from napari_cryoden._qt.inspect.jobs import (
@@ -78,6 +78,7 @@ class InspectWidget(InspectChoices):
         self._plot_index: int | None = None  # the patch plotted; None: the whole image
         self._worker: Any = None
         self._failure: str | None = None
+        self._smoothing_note = ""  # the analysed layer's Smoothing, said under the summary
         self._build_form()
         self.table = build_table(self._on_row_selected)
         self.summary = QLabel("Choose the images and press Analyse.")
@@ -115,6 +116,7 @@ class InspectWidget(InspectChoices):
             self._show_problem(str(exc))
             return
         self._clean_layer = self.clean.value
+        self._smoothing_note = smoothing_note(getattr(self.denoised.value, "metadata", None))
         self._start_worker(job)
 
     def _job(self) -> InspectJob:
@@ -179,7 +181,8 @@ class InspectWidget(InspectChoices):
         fill_table(self.table, analysis)
         extra = truthless.checklist() if truthless is not None else []
         show_chips(self.chips, analysis.checklist + extra)
-        self.summary.setText(analysis.summary_text() + truthless_summary(extra))
+        self.summary.setText(analysis.summary_text() + truthless_summary(extra)
+                             + self._smoothing_note)
         show_guard_warnings(self.summary, warnings or [])
         self.update_metric_map()
         self._plot_index = None
@@ -193,7 +196,7 @@ class InspectWidget(InspectChoices):
         items = truthless.checklist()
         show_chips(self.chips, items)
         self.summary.setText("No clean image: items 1–10 not judged (they need one)."
-                             + truthless_summary(items))
+                             + truthless_summary(items) + self._smoothing_note)
         self.update_metric_map()
         self.canvas.show_placeholder("")
         for part in (self.table, self.canvas, self.map_row.native):  # all need a clean image

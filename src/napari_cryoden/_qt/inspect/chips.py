@@ -10,7 +10,7 @@ from typing import Any
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QGridLayout, QLabel
 
-__all__ = ["show_chips", "show_guard_warnings", "warnings_html"]
+__all__ = ["show_chips", "show_guard_warnings", "smoothing_note", "warnings_html"]
 
 _VERDICT = {True: ("✓", "#2e7d32"), False: ("✗", "#c62828"), None: ("–", "#616161")}
 SHORT = {1: "loss smooth", 2: "val ≈ train loss", 3: "test ≈ val MSE", 4: "correlation",
@@ -67,6 +67,28 @@ def _format_value(value: Any) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k} {_format_value(v)}" for k, v in value.items() if v is not None)
     return "–" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def smoothing_note(metadata: Any) -> str:
+    """Say that a denoised layer was smoothed after the model, from its metadata ("" if not).
+
+    The Denoise panel records its Smoothing on the layer (``smooth_sigma_px``,
+    ``smooth_where``, ``smooth_keep_detail``); Inspect scores the layer as it is, so its user is
+    told that the scores are of the smoothed look, not of the model alone.
+    """
+    from napari_cryoden.inference.smoothing import Smoothing
+
+    try:
+        sigma = float((metadata or {}).get("smooth_sigma_px") or 0.0)
+        smoothing = Smoothing(sigma, float(metadata.get("smooth_keep_detail") or 0.0),
+                              str(metadata.get("smooth_where") or "everywhere"))
+    except (AttributeError, TypeError, ValueError):
+        return ""
+    if not smoothing:
+        return ""
+    return (f"\nThis denoised layer was smoothed after the model ({smoothing.describe()}, "
+            "recorded on the layer): the scores are of that look. Denoise with Smoothing 0 to "
+            "judge the model alone.")
 
 
 def warnings_html(warnings: Sequence[str], summary: str) -> str:
