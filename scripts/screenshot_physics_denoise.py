@@ -8,7 +8,8 @@ It re-simulates held-out micrograph 0 of docs/quality.md's physics-grade test se
 simulate test --physics --n 12 --size 1024 --seed 401 --pixel-size 1:2.5 --frames 20:40``: a
 Falcon 4EC sum at 1.65 Å/px, 55 e/Å², bilinear drift correction), adds 20 hot pixels, opens it
 with File ▸ Open's reader, and denoises it in the Denoise panel twice, hot pixels clipped at 5 σ:
-with ``general-v1 (shipped, first release)`` and with the default ``general (shipped)``. The
+with ``general-v1 (shipped, first release)`` and with the default ``general (shipped)``, both
+with Smoothing 0 (the models' own outputs). The
 viewer shows the three side by side (grid mode) at 1366×768: ``guide_denoise_physics_1366.png``.
 """
 
@@ -61,6 +62,7 @@ def main() -> int:
         panel.advanced_section.expand(animate=False)
         panel.device.value = "cpu"
         panel.pixel_cutoff.value = 5.0
+        panel.smooth.value = 0.0  # the models' own outputs: the comparison is of the models
         settle(2000)
         from napari_cryoden.models.pretrained import shipped_path
 
