@@ -23,9 +23,11 @@ that look knowingly:
   :data:`NOISE_SHARE` of the input's noise variance there (the robust variance of input −
   output). Particles, carbon edges and their fringes, whose detail is strong, keep it; flat
   ice is smoothed. The cap is what a denoiser leaves of the noise: on the tuning sets the
-  median was 0.3–3.7 % of the noise variance; where it is more, the median lies on structure,
-  not on left-over noise (a crowded micrograph, the cartoon sample's textured "ice" at 235 %),
-  and the threshold comes from the noise instead, so particles are kept.
+  median was 0.35–3.7 % of the noise variance; where it is more, the median lies on structure,
+  not on left-over noise (the cartoon sample's textured "ice": 235 %; one of six crowded
+  physics-grade micrographs), and the threshold comes from the noise instead, so strong
+  structure is kept. Weak particles crowded over most of the sample boxes are not protected
+  by it (docs/quality.md, "Crowded micrographs").
   :data:`FLAT_BACKGROUND` (σ 16 px), the default of ``cryoden denoise`` and the Denoise
   panel, was chosen on two tuning sets of physics-grade micrographs and then scored on the
   two held-out sets of docs/quality.md: 0.6–1.0 dB less PSNR against the truth than
