@@ -365,8 +365,6 @@ def _stages(denoiser: Denoiser, tiles: TileProgress, scale: dict[str, Any],
     """
     from functools import partial
 
-    import numpy as np
-
     from ..io.images import read_image, write_mrc
     from ..io.intensity import clip_hot_pixels
     from .denoiser import denoise
@@ -376,6 +374,7 @@ def _stages(denoiser: Denoiser, tiles: TileProgress, scale: dict[str, Any],
 
     options = dict(options)
     smoothing = as_smoothing(options.pop("smooth", 0.0))
+    cutoff = options.pop("pixel_cutoff", None)  # clipped once: what the model and smoothing see
 
     def read(result: FileResult) -> tuple[Any, Any, float]:
         plan = plan_file(result.source, denoiser.checkpoint.pixel_size_range, **scale)
@@ -386,6 +385,8 @@ def _stages(denoiser: Denoiser, tiles: TileProgress, scale: dict[str, Any],
                 ) -> tuple[Any, Any, float, Any]:
         plan, image, pixel_size = item
         tiles(0, 1)
+        if cutoff is not None:
+            image = clip_hot_pixels(image, cutoff)
         run = partial(denoise, denoiser.net, name=str(result.source))
         data = denoise_binned(run, image, plan.factor, **denoiser.options(), progress=tiles,
                               **options)
@@ -393,8 +394,6 @@ def _stages(denoiser: Denoiser, tiles: TileProgress, scale: dict[str, Any],
 
     def write(result: FileResult, item: tuple[Any, Any, float, Any]) -> FileResult:
         plan, data, pixel_size, image = item
-        if smoothing and options.get("pixel_cutoff") is not None:  # what the model saw
-            image = clip_hot_pixels(np.asarray(image), options["pixel_cutoff"])
         result.output.parent.mkdir(parents=True, exist_ok=True)
         write_mrc(result.output, smoothed(data, smoothing, source=image), pixel_size,
                   dtype=out_dtype)

@@ -159,15 +159,16 @@ def denoise_binned(run: Callable[..., np.ndarray], image: Any, factor: float, *,
     Parameters
     ----------
     run
-        A denoiser: ``run(image, pixel_cutoff=..., **options)`` returns an array of the shape
-        it was given (e.g. :meth:`~napari_cryoden.inference.load.Denoiser.denoise`).
+        A denoiser: ``run(image, **options)`` returns an array of the shape it was given
+        (e.g. :meth:`~napari_cryoden.inference.load.Denoiser.denoise`).
     image
         ``(ny, nx)`` or ``(n, ny, nx)``.
     factor
         Binning factor >= 1; at 1 ``run`` sees the image itself.
     pixel_cutoff
-        Hot-pixel clip (:func:`~napari_cryoden.io.intensity.clip_hot_pixels`), done before
-        binning so that a hot pixel does not ring through the cropped spectrum.
+        Hot-pixel clip (:func:`~napari_cryoden.io.intensity.clip_hot_pixels`), done once,
+        first: before binning, so that a hot pixel does not ring through the cropped spectrum,
+        and the clipped image is what the smoothing measures the noise against.
     smooth
         σ in pixels of ``image`` of a Gaussian applied to the result, after the binning is
         undone, or a :class:`~.smoothing.Smoothing`; 0 is off.
@@ -181,13 +182,10 @@ def denoise_binned(run: Callable[..., np.ndarray], image: Any, factor: float, *,
     """
     from .smoothing import smoothed
 
-    small = binned_shape(np.shape(image), factor)
-    if small == np.shape(image):
-        denoised = run(image, pixel_cutoff=pixel_cutoff, **options)
-        if pixel_cutoff is not None and smooth:  # the smoothing's noise: of what the model saw
-            image = clip_hot_pixels(np.asarray(image), pixel_cutoff)
-        return smoothed(denoised, smooth, source=image)
     if pixel_cutoff is not None:
         image = clip_hot_pixels(np.asarray(image), pixel_cutoff)
+    small = binned_shape(np.shape(image), factor)
+    if small == np.shape(image):
+        return smoothed(run(image, **options), smooth, source=image)
     denoised = run(fourier_crop(np.asarray(image), (small[-2], small[-1])), **options)
     return smoothed(fourier_pad(denoised, np.shape(image)[-2:]), smooth, source=image)
