@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..data.normalize import fit_normalizer
 from ..io.intensity import clip_hot_pixels
 from .cache import cpu_threads, use_denoiser
 from .region import Box
@@ -129,9 +130,13 @@ def run_job(job: DenoiseJob, progress: Callable[[int, int], None] | None = None,
             data = smoothed(raw, job.smooth, source=image)
             return DenoiseResult(job, data, time.perf_counter() - start,
                                  None if data is raw else raw)
+        normalizer = None  # fitted once on the whole image for the box and its sample boxes
+        if job.bin_factor == 1:
+            normalizer = fit_normalizer(np.asarray(image), denoiser.normalization, job.name)
+
         def denoise_box(box: Box, **extra: Any) -> np.ndarray:
-            if job.bin_factor == 1:
-                return denoiser.denoise_region(image, box, **extra)
+            if normalizer is not None:
+                return denoiser.denoise_region(image, box, normalizer=normalizer, **extra)
             return _binned_region(denoiser.denoise, image, box, job.bin_factor, extra)
 
         smoothing = as_smoothing(job.smooth)

@@ -88,7 +88,8 @@ class Denoiser:
         box
             The pixels to denoise.
         **options
-            ``progress`` and ``name`` of :func:`~napari_cryoden.inference.region.denoise_region`.
+            ``progress``, ``name`` and ``normalizer`` of
+            :func:`~napari_cryoden.inference.region.denoise_region`.
 
         Returns
         -------

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..data.normalize import fit_normalizer
+from ..data.normalize import Normalizer, fit_normalizer
 
 if TYPE_CHECKING:
     import torch
@@ -61,7 +61,8 @@ class Box:
 def denoise_region(model: nn.Module, image: Any, box: Box, *, normalization: str,
                    device: str | torch.device = "cpu",
                    progress: Callable[[int, int], None] | None = None,
-                   name: str | None = None) -> np.ndarray:
+                   name: str | None = None,
+                   normalizer: Normalizer | None = None) -> np.ndarray:
     """Denoise the pixels ``box`` of a 2D ``image`` exactly as a whole-image run would.
 
     The normaliser is fitted on the whole image; the box is read with a margin of the model's
@@ -84,6 +85,9 @@ def denoise_region(model: nn.Module, image: Any, box: Box, *, normalization: str
         Called as ``progress(done_tiles, total_tiles)`` after each batch of tiles.
     name
         The micrograph's name, for error messages.
+    normalizer
+        ``fit_normalizer(image, normalization)``, fitted once by a caller that denoises several
+        boxes of the same image; None: fitted here.
 
     Returns
     -------
@@ -92,7 +96,8 @@ def denoise_region(model: nn.Module, image: Any, box: Box, *, normalization: str
     """
     from .denoiser import denoise, receptive_radius  # torch: only when a region is denoised
 
-    normalizer = fit_normalizer(np.asarray(image), normalization, name)
+    if normalizer is None:
+        normalizer = fit_normalizer(np.asarray(image), normalization, name)
     outer = box.grown(receptive_radius(model), np.shape(image))
     crop = normalizer.apply(np.asarray(image[outer.slices], dtype=np.float32))
     out = denoise(model, crop, normalization="none", device=device, progress=progress, name=name)
